@@ -1,0 +1,1 @@
+"""lonescale-sync: keeps CRM contacts enriched through LoneScale."""

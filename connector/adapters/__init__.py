@@ -1,0 +1,1 @@
+"""CRM adapters: the only modules that import a CRM SDK."""

@@ -1,0 +1,338 @@
+"""The TOML configuration: validated at start, every problem reported at once with its key path; frozen after.
+
+Secrets never sit in the file: it names environment variables (`api_key_env = "LONESCALE_API_KEY"`), and the
+values are read into `Secret`s that mask themselves in every repr and log line.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from connector.errors import ConfigError
+from connector.models import EnrichmentType, is_absolute_http_url
+from connector.redact import Secret
+
+_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
+_CRON_FIELDS = (
+    ("minute", 0, 59),
+    ("hour", 0, 23),
+    ("day of month", 1, 31),
+    ("month", 1, 12),
+    ("day of week", 0, 7),
+)
+
+
+def parse_duration(text: str) -> timedelta:
+    """'90d', '1h30m', '15m', '45s' → timedelta."""
+    match = _DURATION.match(text)
+    if not text.strip() or not match or not any(match.groups()):
+        raise ValueError(f"{text!r} is not a duration such as '15m', '1h30m' or '90d'")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def check_cron(expression: str) -> None:
+    """A standard five-field crontab line ('*/15 * * * *'); raises ValueError naming the bad field."""
+    parts = expression.split()
+    if len(parts) != 5:
+        raise ValueError(f"{expression!r} is neither 'every <duration>' nor a five-field cron expression")
+    for part, (name, low, high) in zip(parts, _CRON_FIELDS, strict=True):
+        for item in part.split(","):
+            base, _, step = item.partition("/")
+            if step and not step.isdigit():
+                raise ValueError(f"cron {name} step {step!r} is not a number")
+            if base == "*":
+                continue
+            bounds = base.split("-")
+            if len(bounds) > 2 or not all(b.isdigit() and low <= int(b) <= high for b in bounds):
+                raise ValueError(f"cron {name} {item!r} is outside {low}-{high}")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _http_url(value: str) -> str:
+    if not is_absolute_http_url(value):
+        raise ValueError(f"{value!r} is not an absolute http(s) URL")
+    return value.rstrip("/")
+
+
+class LoneScaleSettings(_Section):
+    base_url: str = "https://public-api.lonescale.com"
+    api_key_env: str = "LONESCALE_API_KEY"
+    enrichment_type: list[EnrichmentType] = Field(
+        default_factory=lambda: [EnrichmentType.EMAIL], min_length=1
+    )
+    detect_job_change: bool = False
+    batch_size: int = Field(default=100, ge=1, le=1000)
+    timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _http_url(value)
+
+    @field_validator("enrichment_type")
+    @classmethod
+    def _unique(cls, value: list[EnrichmentType]) -> list[EnrichmentType]:
+        if len(set(value)) != len(value):
+            raise ValueError("each enrichment type may appear once (the API requires uniqueItems)")
+        return value
+
+    @model_validator(mode="after")
+    def _job_change_needs_profile(self) -> LoneScaleSettings:
+        if self.detect_job_change and EnrichmentType.PROFILE not in self.enrichment_type:
+            raise ValueError(
+                "detect_job_change needs 'profile' in enrichment_type (LoneScale ignores it otherwise)"
+            )
+        return self
+
+
+class WebhookSettings(_Section):
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None
+    max_body_bytes: int = Field(default=5_000_000, ge=1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, value: str) -> str:
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(f"{value!r} is not 'host:port'")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class StoreSettings(_Section):
+    url: str = "sqlite:///lonescale-sync.db"
+
+
+class HubSpotSettings(_Section):
+    base_url: str = "https://api.hubapi.com"
+    access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        return _http_url(value)
+
+
+class SalesforceSettings(_Section):
+    object: Literal["Contact", "Lead"] = "Contact"
+    instance_url: str
+    auth: Literal["client_credentials", "jwt"] = "client_credentials"
+    login_url: str | None = None  # default: instance_url (client credentials must use the My Domain host)
+    client_id_env: str = "SALESFORCE_CLIENT_ID"
+    client_secret_env: str | None = "SALESFORCE_CLIENT_SECRET"
+    username: str | None = None
+    private_key_path: Path | None = None
+    api_version: str = "62.0"
+
+    @field_validator("instance_url", "login_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else _http_url(value)
+
+    @field_validator("api_version")
+    @classmethod
+    def _version(cls, value: str) -> str:
+        if not re.fullmatch(r"\d{2,3}\.0", value):
+            raise ValueError(f"{value!r} is not an API version such as '62.0' (no leading 'v')")
+        return value
+
+    @model_validator(mode="after")
+    def _jwt_fields(self) -> SalesforceSettings:
+        if self.auth == "jwt" and not (self.username and self.private_key_path):
+            raise ValueError("auth = 'jwt' needs username and private_key_path")
+        return self
+
+
+class InstanceSettings(_Section):
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
+    crm: Literal["salesforce", "hubspot"]
+    mapping: Path
+    schedule: str = "every 15m"
+    start_date: datetime | None = None
+    lookback: str = "5m"
+    settle: str = "1m"
+    hubspot: HubSpotSettings | None = None
+    salesforce: SalesforceSettings | None = None
+
+    @field_validator("schedule")
+    @classmethod
+    def _schedule(cls, value: str) -> str:
+        if value.startswith("every "):
+            parse_duration(value.removeprefix("every "))
+        else:
+            check_cron(value)
+        return value
+
+    @field_validator("lookback", "settle")
+    @classmethod
+    def _durations(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
+    @field_validator("start_date")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+    @model_validator(mode="after")
+    def _crm_section(self) -> InstanceSettings:
+        if self.crm == "salesforce" and self.salesforce is None:
+            raise ValueError(
+                "crm = 'salesforce' needs an [instances.salesforce] table (instance_url at least)"
+            )
+        if self.crm == "hubspot" and self.salesforce is not None:
+            raise ValueError("crm = 'hubspot' cannot take an [instances.salesforce] table")
+        if self.crm == "salesforce" and self.hubspot is not None:
+            raise ValueError("crm = 'salesforce' cannot take an [instances.hubspot] table")
+        return self
+
+    @property
+    def hubspot_settings(self) -> HubSpotSettings:
+        return self.hubspot or HubSpotSettings()
+
+
+class Settings(_Section):
+    lonescale: LoneScaleSettings = Field(default_factory=LoneScaleSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    instances: list[InstanceSettings] = Field(min_length=1)
+
+    @field_validator("instances")
+    @classmethod
+    def _unique_names(cls, value: list[InstanceSettings]) -> list[InstanceSettings]:
+        names = [instance.name for instance in value]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"instance names must be unique; repeated: {', '.join(duplicates)}")
+        return value
+
+
+class Config:
+    """Validated settings plus the secrets they name, read once from the environment."""
+
+    def __init__(self, settings: Settings, secrets: Mapping[str, Secret], path: Path | None):
+        self.settings = settings
+        self.secrets = dict(secrets)
+        self.path = path
+
+    def secret(self, env: str) -> Secret:
+        return self.secrets[env]
+
+    def __repr__(self) -> str:
+        return f"Config(path={self.path}, instances={[i.name for i in self.settings.instances]})"
+
+
+def key_path(location: tuple[str | int, ...]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def pydantic_problems(error: ValidationError) -> list[str]:
+    problems = []
+    for item in error.errors():
+        location = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key (a typo?)"
+        elif item["type"] == "missing":
+            message = "required key is missing"
+        problems.append(f"{key_path(location)}: {message}")
+    return problems
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _environment_problems(
+    raw: dict[str, Any], env: Mapping[str, str], base: Path
+) -> tuple[list[str], dict[str, Secret]]:
+    """Variables that are not set and files that do not exist, read from the raw file so they are reported
+    beside schema errors rather than after them."""
+    problems: list[str] = []
+    secrets: dict[str, Secret] = {}
+
+    def need(path: str, name: Any) -> None:
+        if not isinstance(name, str) or not name:
+            return
+        value = env.get(name)
+        if not value:
+            problems.append(f"{path}: environment variable {name} is not set")
+        else:
+            secrets[name] = Secret(value, env=name)
+
+    def exists(path: str, value: Any) -> None:
+        if isinstance(value, str) and value:
+            file = Path(value) if Path(value).is_absolute() else base / value
+            if not file.is_file():
+                problems.append(f"{path}: file {file} does not exist")
+
+    defaults = LoneScaleSettings.model_fields["api_key_env"].default
+    need("lonescale.api_key_env", _table(raw.get("lonescale")).get("api_key_env", defaults))
+    instances = raw.get("instances")
+    for index, item in enumerate(instances if isinstance(instances, list) else []):
+        prefix, instance = f"instances[{index}]", _table(item)
+        exists(f"{prefix}.mapping", instance.get("mapping"))
+        if instance.get("crm") == "hubspot":
+            token_env = _table(instance.get("hubspot")).get(
+                "access_token_env", HubSpotSettings.model_fields["access_token_env"].default
+            )
+            need(f"{prefix}.hubspot.access_token_env", token_env)
+        elif instance.get("crm") == "salesforce":
+            sf = _table(instance.get("salesforce"))
+            fields = SalesforceSettings.model_fields
+            need(
+                f"{prefix}.salesforce.client_id_env", sf.get("client_id_env", fields["client_id_env"].default)
+            )
+            if sf.get("auth", "client_credentials") == "client_credentials":
+                secret_env = sf.get("client_secret_env", fields["client_secret_env"].default)
+                need(f"{prefix}.salesforce.client_secret_env", secret_env)
+            else:
+                exists(f"{prefix}.salesforce.private_key_path", sf.get("private_key_path"))
+    return problems, secrets
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read, validate and freeze the configuration; raises ConfigError listing every problem found."""
+    env = os.environ if env is None else env
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError([f"file {path} does not exist"], source=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=str(path)) from None
+    problems, secrets = _environment_problems(raw, env, path.parent)
+    try:
+        settings = Settings.model_validate(raw)
+    except ValidationError as exc:
+        problems = pydantic_problems(exc) + problems
+    if problems:
+        raise ConfigError(problems, source=str(path))
+    return Config(settings, secrets, path)

@@ -1,0 +1,250 @@
+"""The LoneScale client (httpx): trigger enrichment, poll a run, read credits; and the tolerant payload parser.
+
+The API leaves a lot undocumented (lonescale-api.md §8): the start response may be an object or a string,
+webhooks may carry one contact or a whole job, in camelCase or the legacy snake_case, with `custom` where it
+pleases. Everything that comes in is normalised here; nothing past this module sees a raw payload.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
+from connector.models import Contact, EnrichmentResult, EnrichmentType
+from connector.redact import Secret
+
+# camelCase (current) → our names; the legacy shape is handled apart (lonescale-api.md §4.3, §4.4).
+_CURRENT = {
+    "email": "email", "emailStatus": "email_status", "phone": "phone", "phoneType": "phone_type",
+    "phoneCountryCode": "phone_country_code", "linkedinUrl": "linkedin_url", "firstName": "first_name",
+    "lastName": "last_name", "fullName": "full_name", "jobTitle": "job_title", "companyName": "company_name",
+    "companyDomain": "company_domain", "companyLinkedinUrl": "company_linkedin_url",
+    "companyIndustry": "company_industry", "companyEmployeeCount": "company_employee_count",
+    "companyEmployeeRange": "company_employee_range", "companyCountry": "company_country",
+    "companyCity": "company_city",
+}  # fmt: skip
+_LEGACY = {
+    "most_probable_email": "email", "most_probable_email_status": "email_status",
+    "most_probable_phone": "phone", "most_probable_phone_type": "phone_type",
+    "most_probable_phone_country_code": "phone_country_code", "firstname": "first_name", "lastname": "last_name",
+}  # fmt: skip
+_ENVELOPE_KEYS = ("contacts", "results", "data")
+
+
+class PayloadError(ValueError):
+    """A webhook or poll body that is not any shape LoneScale documents."""
+
+
+@dataclass(frozen=True)
+class Payload:
+    job_id: str | None
+    results: list[EnrichmentResult]
+
+
+def _nonblank(value: Any) -> bool:
+    return value is not None and value not in ("", [])
+
+
+def _table(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _legacy_profile(item: Mapping[str, Any], values: dict[str, Any]) -> None:
+    profile = item.get("profile")
+    if not isinstance(profile, Mapping):
+        return
+    position = _table(profile.get("position"))
+    company = _table(position.get("company"))
+    for key, value in (
+        ("linkedin_url", profile.get("linkedin_url")),
+        ("first_name", profile.get("firstname")),
+        ("last_name", profile.get("lastname")),
+        ("job_title", position.get("title")),
+        ("company_name", company.get("name")),
+        ("company_domain", company.get("domain")),
+        ("company_linkedin_url", company.get("linkedin_url")),
+    ):
+        if _nonblank(value):
+            values.setdefault(key, value)
+
+
+def parse_result(
+    item: Mapping[str, Any], envelope_custom: Mapping[str, Any] | None = None
+) -> EnrichmentResult:
+    values: dict[str, Any] = {}
+    for source, target in (*_CURRENT.items(), *_LEGACY.items()):
+        if _nonblank(item.get(source)):
+            values.setdefault(target, item[source])
+    _legacy_profile(item, values)
+    if "email" not in values and _nonblank(item.get("predicted_email")):
+        # A pattern-built guess, free and unverified: keep it marked so `only_if` rules can refuse it.
+        values["email"], values["email_status"] = item["predicted_email"], "predicted"
+    custom = _table(item.get("custom")) or _table(envelope_custom)
+    contact_id = custom.get("contact_id") or custom.get("id")
+    job_change = item.get("jobChangeDetected", item.get("job_change_detected"))
+    found = item.get("status") != "failed" and any(k not in ("first_name", "last_name") for k in values)
+    return EnrichmentResult(
+        contact_id=str(contact_id) if contact_id is not None else None,
+        found=found,
+        values=values,
+        job_change_detected=job_change if isinstance(job_change, bool) else None,
+        raw=dict(item),
+    )
+
+
+def parse_payload(body: bytes | str | Any) -> Payload:
+    """Any documented delivery: one contact, `{"contacts": [...]}` (with or without a job id), or a list."""
+    data = json.loads(body) if isinstance(body, bytes | str) else body
+    job_id: str | None = None
+    envelope_custom: Mapping[str, Any] | None = None
+    items: Iterable[Any]
+    if isinstance(data, list):
+        items = data
+    elif isinstance(data, Mapping):
+        key = next((k for k in _ENVELOPE_KEYS if isinstance(data.get(k), list)), None)
+        if key is None:
+            items = [data]
+        else:
+            items = data[key]
+            job_id = str(data["id"]) if data.get("id") is not None else None
+            envelope_custom = data.get("custom") if isinstance(data.get("custom"), Mapping) else None
+    else:
+        raise PayloadError(f"expected a JSON object or array, got {type(data).__name__}")
+    results = []
+    for index, item in enumerate(items):
+        if not isinstance(item, Mapping):
+            raise PayloadError(f"contact {index} is {type(item).__name__}, not an object")
+        results.append(parse_result(item, envelope_custom))
+    if not results:
+        raise PayloadError("no contacts in the payload")
+    return Payload(job_id, results)
+
+
+# --------------------------------------------------------------------------- the HTTP client
+
+
+class TriggerUncertain(RetriableError):
+    """The trigger POST timed out after it was sent: LoneScale may have started the job. Never re-post blindly."""
+
+
+@dataclass(frozen=True)
+class Credits:
+    enrichment: float
+    contact: float
+
+
+@dataclass(frozen=True)
+class Run:
+    status: str  # processing | finished (anything else is passed through as LoneScale said it)
+    results: list[EnrichmentResult]
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:200]
+    if isinstance(body, Mapping):
+        message = body.get("message")
+        return "; ".join(map(str, message)) if isinstance(message, list) else str(message or body)
+    return str(body)[:200]
+
+
+def raise_for_status(response: httpx.Response, what: str) -> None:
+    """Turn a LoneScale error into one the caller can act on (errors look NestJS-like: lonescale-api.md §4.6)."""
+    status = response.status_code
+    if status < 400:
+        return
+    message = _message(response)
+    if status == 401:
+        raise AuthError(
+            f"LoneScale refused the API key ({message}): check the variable named by lonescale.api_key_env"
+        )
+    if status == 403:
+        raise QuotaExhausted(f"LoneScale: {message} — top up credits, or lower the run's budget")
+    if status == 429:
+        retry_after = response.headers.get("retry-after")
+        raise RateLimited(f"LoneScale rate limit: {message}", float(retry_after) if retry_after else 60.0)
+    if status >= 500:
+        raise RetriableError(f"LoneScale {what} failed with {status}: {message}")
+    raise RequestRejected(
+        f"LoneScale refused {what} ({status} {message}): a contact or option does not fit its schema", status
+    )
+
+
+class LoneScaleClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: Secret,
+        *,
+        timeout: float = 30.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self._http = httpx.Client(
+            base_url=base_url,
+            headers={"x-api-key": api_key.reveal(), "user-agent": "lonescale-sync"},
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def trigger(
+        self,
+        contacts: Sequence[Contact],
+        enrichment_types: Sequence[EnrichmentType],
+        webhook_url: str,
+        *,
+        detect_job_change: bool = False,
+    ) -> str:
+        """Start an async enrichment; returns LoneScale's job id. Raises TriggerUncertain on a read timeout."""
+        body: dict[str, Any] = {
+            "enrichment_type": [t.value for t in enrichment_types],
+            "contacts": [c.to_request() for c in contacts],
+            "webhook_url": webhook_url,
+        }
+        if detect_job_change:
+            body["detect_job_change"] = True
+        try:
+            response = self._http.post("/trigger/enrich", json=body)
+        except (httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
+            raise TriggerUncertain(f"LoneScale did not answer the trigger in time ({exc!r})") from exc
+        except httpx.TransportError as exc:  # nothing reached LoneScale: safe to try again
+            raise RetriableError(f"cannot reach LoneScale: {exc!r}") from exc
+        raise_for_status(response, "the enrichment request")
+        started = response.json()
+        if isinstance(started, Mapping) and started.get("id") is not None:
+            return str(started["id"])
+        if isinstance(started, str) and started:
+            return started
+        raise RequestRejected(f"LoneScale answered the trigger without a job id: {started!r}")
+
+    def run(self, job_id: str) -> Run:
+        """`GET /trigger/run/{id}` (seen only in the CLI's debug trace: lonescale-api.md §2)."""
+        response = self._get(f"/trigger/run/{job_id}", "the run status")
+        body = response.json()
+        contacts = body.get("contacts") if isinstance(body, Mapping) else None
+        results = parse_payload({"contacts": contacts}).results if contacts else []
+        return Run(status=str(body.get("status", "unknown")), results=results)
+
+    def credits(self) -> Credits:
+        """`GET /users` answers an array of users, each with `plan` (lonescale-api.md §5)."""
+        body = self._get("/users", "the credit balance").json()
+        user = body[0] if isinstance(body, list) and body else body
+        plan = user.get("plan", {}) if isinstance(user, Mapping) else {}
+        return Credits(float(plan.get("enrichmentCredits", 0)), float(plan.get("contactCredits", 0)))
+
+    def _get(self, path: str, what: str) -> httpx.Response:
+        try:
+            response = self._http.get(path)
+        except httpx.TransportError as exc:
+            raise RetriableError(f"cannot reach LoneScale for {what}: {exc!r}") from exc
+        raise_for_status(response, what)
+        return response

@@ -1,0 +1,261 @@
+"""Declarative mappings (`mappings/*.toml`): CRM record → LoneScale Contact, and result → CRM fields by policy.
+
+No expressions: a Contact field names a CRM field (or a list to try in order), optionally through a named
+transform from `connector.transforms`. Each write-back rule names a result field, a CRM field and a policy.
+"""
+
+from __future__ import annotations
+
+import enum
+import tomllib
+from collections.abc import Mapping as MappingType
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from connector.config import pydantic_problems
+from connector.errors import ConfigError
+from connector.models import (
+    Contact,
+    ContactCustom,
+    CrmRecord,
+    EnrichmentResult,
+    is_absolute_http_url,
+    is_valid_email,
+)
+from connector.transforms import TRANSFORMS
+
+ContactField = Literal[
+    "firstname", "lastname", "email", "job_title", "linkedin_url", "domain", "company_name"
+]
+# Result fields as `connector.lonescale.parse_payload` names them, whichever casing LoneScale used.
+ResultField = Literal[
+    "email", "email_status", "phone", "phone_type", "phone_country_code", "linkedin_url", "first_name",
+    "last_name", "full_name", "job_title", "company_name", "company_domain", "company_linkedin_url",
+    "company_industry", "company_employee_count", "company_employee_range", "company_country", "company_city",
+]  # fmt: skip
+
+
+class WritePolicy(enum.StrEnum):
+    FILL_EMPTY = "fill_empty"  # write only where the CRM field is empty at write time
+    OVERWRITE = "overwrite"
+    OVERWRITE_IF_UNCHANGED = "overwrite_if_unchanged"  # yield to anyone who edited the field since our pull
+    NEVER = "never"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _known_transform(value: str | None) -> str | None:
+    if value is not None and value not in TRANSFORMS:
+        raise ValueError(f"unknown transform {value!r}; known: {', '.join(sorted(TRANSFORMS))}")
+    return value
+
+
+class Source(_Strict):
+    field: str = Field(min_length=1)
+    transform: str | None = None
+
+    _transform = field_validator("transform")(_known_transform)
+
+    def read(self, record: CrmRecord) -> Any:
+        value = record.get(self.field)
+        return TRANSFORMS[self.transform](value) if self.transform else value
+
+
+class WriteRule(_Strict):
+    result: ResultField
+    field: str = Field(min_length=1)
+    policy: WritePolicy = WritePolicy.FILL_EMPTY
+    transform: str | None = None
+    only_if: dict[ResultField, list[str]] = Field(default_factory=dict)
+
+    _transform = field_validator("transform")(_known_transform)
+
+
+class StatusFields(_Strict):
+    """Fields the connector owns on each record; always written, so people can filter on them in the CRM."""
+
+    status: str | None = None  # "enriched" | "not_found"
+    enriched_at: str | None = None
+    job_change: str | None = None
+    job_change_at: str | None = None
+
+
+class Mapping(_Strict):
+    schema_version: Literal[1]
+    crm: Literal["salesforce", "hubspot"]
+    object: str
+    changed_field: str
+    to_contact: dict[ContactField, Source | list[Source]]
+    write_back: list[WriteRule] = Field(default_factory=list)
+    status: StatusFields = Field(default_factory=StatusFields)
+
+    @field_validator("to_contact", mode="before")
+    @classmethod
+    def _short_form(cls, value: Any) -> Any:
+        """`email = "Email"` is short for `email = { field = "Email" }`."""
+        if not isinstance(value, dict):
+            return value
+
+        def expand(item: Any) -> Any:
+            return {"field": item} if isinstance(item, str) else item
+
+        return {k: [expand(i) for i in v] if isinstance(v, list) else expand(v) for k, v in value.items()}
+
+    @field_validator("to_contact")
+    @classmethod
+    def _names_required(cls, value: dict[str, Any]) -> dict[str, Any]:
+        missing = [name for name in ("firstname", "lastname") if name not in value]
+        if missing:
+            raise ValueError(f"LoneScale requires {' and '.join(missing)}: map them")
+        return value
+
+    def sources(self, name: str) -> list[Source]:
+        source = self.to_contact.get(name)  # type: ignore[call-overload]
+        return [] if source is None else source if isinstance(source, list) else [source]
+
+    def read_fields(self) -> list[str]:
+        """Every CRM field a pull must fetch: inputs, write-back targets (their values at pull time), status."""
+        names = [s.field for name in self.to_contact for s in self.sources(name)]
+        names += [rule.field for rule in self.write_back]
+        names += [f for f in (self.status.status, self.status.enriched_at, self.status.job_change) if f]
+        return list(dict.fromkeys(names))
+
+    def write_fields(self) -> list[str]:
+        names = [rule.field for rule in self.write_back if rule.policy is not WritePolicy.NEVER]
+        names += [f for f in self.status.model_dump().values() if f]
+        return list(dict.fromkeys(names))
+
+
+def load_mapping(path: Path) -> Mapping:
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        return Mapping.model_validate(raw)
+    except FileNotFoundError:
+        raise ConfigError([f"file {path} does not exist"], source=str(path)) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], source=str(path)) from None
+    except ValidationError as exc:
+        raise ConfigError(pydantic_problems(exc), source=str(path)) from None
+
+
+# --------------------------------------------------------------------------- CRM record → Contact
+
+
+@dataclass(frozen=True)
+class Skip:
+    """A record that cannot be sent, and why (counted per run, never silently dropped)."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Mapped:
+    contact: Contact
+    dropped: tuple[str, ...] = ()  # fields left out because LoneScale's schema would reject their value
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def to_contact(mapping: Mapping, record: CrmRecord) -> Mapped | Skip:
+    values: dict[str, str] = {}
+    for name in mapping.to_contact:
+        for source in mapping.sources(name):
+            value = source.read(record)
+            if not _blank(value):
+                values[name] = str(value).strip()
+                break
+    for name in ("firstname", "lastname"):
+        if name not in values:
+            return Skip(f"no {name}")
+    dropped = []
+    if "email" in values and not is_valid_email(values["email"]):
+        dropped.append("email")
+        del values["email"]
+    if "linkedin_url" in values and not is_absolute_http_url(values["linkedin_url"]):
+        dropped.append("linkedin_url")
+        del values["linkedin_url"]
+    if not any(k in values for k in ("email", "linkedin_url", "domain", "company_name")):
+        return Skip("nothing to match on")
+    contact = Contact(**values, custom=ContactCustom(contact_id=record.ref.id))
+    return Mapped(contact, tuple(dropped))
+
+
+# --------------------------------------------------------------------------- result → CRM writes
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One field's verdict for one record: written or not, and why. Dry runs print these as they are."""
+
+    field: str
+    current: Any
+    proposed: Any
+    write: bool
+    reason: str
+
+
+def _same(left: Any, right: Any) -> bool:
+    return str(left).strip().casefold() == str(right).strip().casefold()
+
+
+def decide(rule: WriteRule, result: EnrichmentResult, current: Any, pulled: Any) -> Decision:
+    """Apply one rule. `current` is the CRM value read just before writing; `pulled` the value at pull time."""
+    proposed = result.values.get(rule.result)
+    if rule.transform and not _blank(proposed):
+        proposed = TRANSFORMS[rule.transform](proposed)
+
+    def verdict(write: bool, reason: str) -> Decision:
+        return Decision(rule.field, current, proposed, write, reason)
+
+    if rule.policy is WritePolicy.NEVER:
+        return verdict(False, "policy never")
+    if _blank(proposed):
+        return verdict(False, "no value found")
+    for key, allowed in rule.only_if.items():
+        if str(result.values.get(key)) not in allowed:
+            return verdict(False, f"{key} is {result.values.get(key)!r}, not one of {allowed}")
+    if not _blank(current) and _same(current, proposed):
+        return verdict(False, "already equal")
+    if rule.policy is WritePolicy.FILL_EMPTY and not _blank(current):
+        return verdict(False, "fill_empty: the field already has a value")
+    if rule.policy is WritePolicy.OVERWRITE_IF_UNCHANGED and not (
+        (_blank(current) and _blank(pulled))
+        or (not _blank(current) and not _blank(pulled) and _same(current, pulled))
+    ):
+        return verdict(False, "overwrite_if_unchanged: edited since it was pulled")
+    return verdict(True, "empty field filled" if _blank(current) else f"{rule.policy.value}")
+
+
+def plan_writes(
+    mapping: Mapping,
+    result: EnrichmentResult,
+    current: MappingType[str, Any],
+    pulled: MappingType[str, Any],
+    now: datetime,
+) -> list[Decision]:
+    """Every field decision for one record, status fields included (those are ours: always written)."""
+    decisions = [
+        decide(rule, result, current.get(rule.field), pulled.get(rule.field)) for rule in mapping.write_back
+    ]
+    status = mapping.status
+    owned: dict[str | None, Any] = {
+        status.status: "enriched" if result.found else "not_found",
+        status.enriched_at: now,
+    }
+    if result.job_change_detected:
+        # LoneScale's `false` means "same company OR not enough data" (lonescale-api.md §6): it is never
+        # written, so it cannot erase a change flagged earlier.
+        owned[status.job_change] = True
+        owned[status.job_change_at] = now
+    for name, value in owned.items():
+        if name:
+            decisions.append(Decision(name, current.get(name), value, True, "status field"))
+    return decisions

@@ -1,0 +1,152 @@
+"""The typed values that cross every boundary: CRM records, LoneScale contacts and results, writes."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+# The seed's `format: email` / `format: uri` (../shared/seed/enrich-contacts.md). One invalid value gets the
+# whole request a 400, so we only send values that pass a check at least as strict as a JSON-Schema validator.
+_EMAIL = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
+)
+
+
+def is_valid_email(value: str) -> bool:
+    return bool(_EMAIL.match(value)) and ".." not in value and len(value) <= 254
+
+
+def is_absolute_http_url(value: str) -> bool:
+    try:
+        parts = urlsplit(value)
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value
+
+
+class EnrichmentType(enum.StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    PROFILE = "profile"
+
+
+class ContactCustom(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    contact_id: str
+
+
+class Contact(BaseModel):
+    """A LoneScale `Contact` exactly as the seed schema allows (`additionalProperties: false`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    firstname: str = Field(min_length=1)
+    lastname: str = Field(min_length=1)
+    email: str | None = None
+    job_title: str | None = None
+    linkedin_url: str | None = None
+    domain: str | None = None
+    company_name: str | None = None
+    custom: ContactCustom
+
+    @field_validator("email")
+    @classmethod
+    def _email_format(cls, value: str | None) -> str | None:
+        if value is not None and not is_valid_email(value):
+            raise ValueError("not an email address LoneScale would accept")
+        return value
+
+    @field_validator("linkedin_url")
+    @classmethod
+    def _uri_format(cls, value: str | None) -> str | None:
+        if value is not None and not is_absolute_http_url(value):
+            raise ValueError("not an absolute http(s) URL")
+        return value
+
+    def to_request(self) -> dict[str, Any]:
+        """The JSON object sent in `contacts[]`: unset fields omitted, never sent as null."""
+        return self.model_dump(exclude_none=True)
+
+
+@dataclass(frozen=True, order=True)
+class RecordRef:
+    """A CRM record: which instance, which object, which id."""
+
+    instance: str
+    object: str
+    id: str
+
+
+@dataclass(frozen=True)
+class CrmRecord:
+    """One pulled record: its fields by CRM name (relationship fields dotted, `Account.Name`)."""
+
+    ref: RecordRef
+    changed_at: datetime
+    fields: Mapping[str, Any]
+
+    def get(self, name: str) -> Any:
+        return self.fields.get(name)
+
+
+@dataclass(frozen=True)
+class FieldInfo:
+    """What a CRM says of one field: enough to check a mapping before the first write."""
+
+    name: str
+    type: str
+    writable: bool
+    length: int | None = None
+    nillable: bool = True
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    """Values to write on one record, with what we believe they were (for the journal)."""
+
+    ref: RecordRef
+    values: Mapping[str, Any]
+    previous: Mapping[str, Any] = field(default_factory=dict)
+
+
+class WriteOutcome(enum.StrEnum):
+    WRITTEN = "written"
+    REJECTED = "rejected"  # the CRM refused this record; its reason is kept
+    RETRY = "retry"  # transient (row lock, rate limit): may be written on a later pass
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    ref: RecordRef
+    outcome: WriteOutcome
+    reason: str | None = None
+    code: str | None = None
+
+
+class JobStatus(enum.StrEnum):
+    PENDING = "pending"  # stored, not yet posted to LoneScale
+    SENT = "sent"  # LoneScale accepted it; waiting for results
+    UNCERTAIN = "uncertain"  # the trigger POST timed out: resolve by polling, never by re-posting
+    RECEIVED = "received"  # results arrived for every contact
+    APPLIED = "applied"
+    EXPIRED = "expired"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class EnrichmentResult:
+    """One contact's result, normalised from whichever payload shape LoneScale used."""
+
+    contact_id: str | None
+    found: bool
+    values: Mapping[str, Any]
+    job_change_detected: bool | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)

@@ -1,0 +1,52 @@
+"""A small client for the emulators' admin routes (`/__sandbox/...`), used by tests, the demo and benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+
+class SandboxControl:
+    def __init__(self, base_url: str, timeout: float = 10.0):
+        self._http = httpx.Client(base_url=base_url, timeout=timeout)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def calls(self) -> list[dict[str, Any]]:
+        response = self._http.get("/__sandbox/stats")
+        response.raise_for_status()
+        calls: list[dict[str, Any]] = response.json()["calls"]
+        return calls
+
+    def count(self, method: str | None = None, route: str | None = None, status: int | None = None) -> int:
+        """Calls so far, filtered by any of method, route template and status."""
+        return sum(
+            call["count"]
+            for call in self.calls()
+            if (method is None or call["method"] == method)
+            and (route is None or call["route"] == route)
+            and (status is None or call["status"] == status)
+        )
+
+    def clear_stats(self) -> None:
+        self._http.delete("/__sandbox/stats").raise_for_status()
+
+    def reset(self, **settings: Any) -> None:
+        """Back to the seeded data and default behaviour; `contacts=` / `seed=` change the data set."""
+        self._http.post("/__sandbox/reset", json=settings).raise_for_status()
+
+    def configure(self, **behaviour: Any) -> dict[str, Any]:
+        response = self._http.post("/__sandbox/behaviour", json=behaviour)
+        if response.status_code != 200:
+            raise ValueError(f"sandbox refused behaviour {behaviour}: {response.text}")
+        result: dict[str, Any] = response.json()
+        return result
+
+    def seed(self, records: list[dict[str, Any]]) -> list[str]:
+        response = self._http.post("/__sandbox/records", json={"records": records})
+        if response.status_code != 200:
+            raise ValueError(f"sandbox refused records: {response.text}")
+        ids: list[str] = response.json()["ids"]
+        return ids

@@ -1,0 +1,302 @@
+"""What every emulator shares: a real HTTP server per app, call statistics, admin routes, deterministic chance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from pydantic import BaseModel, ConfigDict, ValidationError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ADMIN_PREFIX = "/__sandbox"
+
+
+# --------------------------------------------------------------------------- deterministic chance
+
+
+def chance(seed: int, *parts: object) -> float:
+    """A number in [0, 1) fixed by the seed and the parts, so failure shares repeat run after run."""
+    key = json.dumps([seed, *[str(p) for p in parts]]).encode()
+    digest = hashlib.blake2b(key, digest_size=8).digest()
+    return int.from_bytes(digest, "big") / 2**64
+
+
+def happens(share: float, seed: int, *parts: object) -> bool:
+    """True for about `share` of the distinct `parts`, always the same ones for a given seed."""
+    return share > 0 and chance(seed, *parts) < share
+
+
+# --------------------------------------------------------------------------- rate limits
+
+
+class RollingWindow:
+    """A rolling-window request counter, as HubSpot's TEN_SECONDLY_ROLLING and search limits behave."""
+
+    def __init__(self, limit: int, window_seconds: float, clock: Callable[[], float] = time.monotonic):
+        self.limit = limit
+        self.window_seconds = window_seconds
+        self._clock = clock
+        self._hits: deque[float] = deque()
+
+    def _expire(self, now: float) -> None:
+        while self._hits and self._hits[0] <= now - self.window_seconds:
+            self._hits.popleft()
+
+    def hit(self) -> bool:
+        """Count one request; False when the window is already full (the request is then not counted)."""
+        now = self._clock()
+        self._expire(now)
+        if len(self._hits) >= self.limit:
+            return False
+        self._hits.append(now)
+        return True
+
+    def remaining(self) -> int:
+        self._expire(self._clock())
+        return max(0, self.limit - len(self._hits))
+
+    def seconds_until_free(self) -> float:
+        now = self._clock()
+        self._expire(now)
+        if len(self._hits) < self.limit:
+            return 0.0
+        return max(0.0, self._hits[0] + self.window_seconds - now)
+
+    def clear(self) -> None:
+        self._hits.clear()
+
+
+# --------------------------------------------------------------------------- call statistics
+
+
+@dataclass
+class CallStats:
+    """Calls counted by (method, route template, status): what benchmarks and tests compare against minimums."""
+
+    counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, method: str, route: str, status: int) -> None:
+        with self.lock:
+            self.counts[(method, route, status)] += 1
+
+    def snapshot(self) -> list[dict[str, Any]]:
+        with self.lock:
+            items = sorted(self.counts.items())
+        return [
+            {"method": method, "route": route, "status": status, "count": count}
+            for (method, route, status), count in items
+        ]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.counts.clear()
+
+
+class StatsMiddleware:
+    """Counts every API call by the real API's path template; admin routes are not counted."""
+
+    def __init__(self, app: ASGIApp, stats: CallStats):
+        self.app = app
+        self.stats = stats
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
+            await self.app(scope, receive, send)
+            return
+        status = 500
+
+        async def send_and_watch(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_and_watch)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "(unmatched)"
+            self.stats.record(scope["method"], template, status)
+
+
+# --------------------------------------------------------------------------- emulator base
+
+
+class Behaviour(BaseModel):
+    """Base of each emulator's tunables; unknown keys are refused so a typo in a test fails loudly."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Emulator:
+    """One emulated API: its state, its behaviour, its statistics, and the admin routes to steer it.
+
+    Subclasses implement `api_routes()`, `reset_data()` and `seed_records()`; state changes happen on the
+    server's event loop thread, so handlers that do not await mid-update need no lock.
+    """
+
+    behaviour_model: type[Behaviour] = Behaviour
+
+    def __init__(self, *, contacts: int = 200, seed: int = 1, realistic: bool = True):
+        self.contacts = contacts
+        self.seed = seed
+        self.realistic = realistic
+        self.stats = CallStats()
+        self.started_cpu = time.process_time()
+        self.behaviour = self.default_behaviour()
+        self.reset_data()
+
+    # -- to implement ------------------------------------------------------------------------------
+    def api_routes(self) -> list[BaseRoute]:
+        raise NotImplementedError
+
+    def reset_data(self) -> None:
+        """Rebuild the seeded data set from (contacts, seed)."""
+        raise NotImplementedError
+
+    def seed_records(self, records: list[dict[str, Any]]) -> list[str]:
+        """Add or replace records from a test; returns their ids."""
+        raise NotImplementedError
+
+    def default_behaviour(self) -> Behaviour:
+        """Realistic limits by default; `realistic=False` relaxes them."""
+        return self.behaviour_model()
+
+    def on_behaviour_changed(self) -> None:
+        """Hook for emulators whose rate limiters depend on behaviour values."""
+
+    # -- admin -------------------------------------------------------------------------------------
+    def admin_routes(self) -> list[BaseRoute]:
+        async def stats(request: Request) -> Response:
+            return JSONResponse(
+                {
+                    "calls": self.stats.snapshot(),
+                    "process_cpu_seconds": round(time.process_time() - self.started_cpu, 4),
+                    "pid": os.getpid(),
+                }
+            )
+
+        async def clear_stats(request: Request) -> Response:
+            self.stats.clear()
+            return Response(status_code=204)
+
+        async def reset(request: Request) -> Response:
+            body = await _json_or_empty(request)
+            self.contacts = int(body.get("contacts", self.contacts))
+            self.seed = int(body.get("seed", self.seed))
+            self.behaviour = self.default_behaviour()
+            self.on_behaviour_changed()
+            self.reset_data()
+            self.stats.clear()
+            return Response(status_code=204)
+
+        async def behaviour(request: Request) -> Response:
+            if request.method == "POST":
+                body = await _json_or_empty(request)
+                try:
+                    merged = {**self.behaviour.model_dump(), **body}
+                    self.behaviour = self.behaviour_model.model_validate(merged)
+                except ValidationError as exc:
+                    return JSONResponse({"error": json.loads(exc.json())}, status_code=400)
+                self.on_behaviour_changed()
+            return JSONResponse(self.behaviour.model_dump(mode="json"))
+
+        async def records(request: Request) -> Response:
+            body = await _json_or_empty(request)
+            items = body.get("records")
+            if not isinstance(items, list):
+                return JSONResponse({"error": "body must be {'records': [...]}"}, status_code=400)
+            try:
+                ids = self.seed_records(items)
+            except (KeyError, ValueError, TypeError) as exc:
+                return JSONResponse({"error": f"bad record: {exc!r}"}, status_code=400)
+            return JSONResponse({"ids": ids})
+
+        return [
+            Route(f"{ADMIN_PREFIX}/stats", stats, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/stats", clear_stats, methods=["DELETE"]),
+            Route(f"{ADMIN_PREFIX}/reset", reset, methods=["POST"]),
+            Route(f"{ADMIN_PREFIX}/behaviour", behaviour, methods=["GET", "POST"]),
+            Route(f"{ADMIN_PREFIX}/records", records, methods=["POST"]),
+        ]
+
+    def asgi_app(self) -> ASGIApp:
+        app = Starlette(routes=[*self.admin_routes(), *self.api_routes()])
+        return StatsMiddleware(app, self.stats)
+
+
+async def _json_or_empty(request: Request) -> dict[str, Any]:
+    raw = await request.body()
+    if not raw:
+        return {}
+    value = json.loads(raw)
+    if not isinstance(value, dict):
+        raise ValueError("expected a JSON object")
+    return value
+
+
+def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
+    """Compact JSON with exact status and headers; every emulator answers through this."""
+    body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()
+    return Response(body, status_code=status, headers=dict(headers or {}), media_type="application/json")
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+# --------------------------------------------------------------------------- a real server per app
+
+
+class ServedApp:
+    """Serves an ASGI app with uvicorn on 127.0.0.1 in a background thread; port 0 lets the OS choose."""
+
+    def __init__(self, app: ASGIApp, *, port: int = 0, name: str = "sandbox"):
+        # uvicorn's asyncio server sets TCP_NODELAY, so small responses are not held back by Nagle.
+        config = uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=30,
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, name=f"{name}-server", daemon=True)
+        self.name = name
+        self.port = port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 10.0) -> str:
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not self._server.started:
+            if not self._thread.is_alive():
+                raise RuntimeError(f"the {self.name} server failed to start (port {self.port} in use?)")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the {self.name} server did not start within {timeout} s")
+            time.sleep(0.01)
+        sockets = self._server.servers[0].sockets
+        self.port = sockets[0].getsockname()[1]
+        return self.base_url
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._server.should_exit = True
+        if self._thread.ident is not None:  # never started (a sibling failed first): nothing to join
+            self._thread.join(timeout)

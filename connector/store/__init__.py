@@ -1,0 +1,363 @@
+"""Durable state: what was pulled, sent, received and written. SQLite by default, any SQLAlchemy URL works."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, RowMapping, func, select, update
+
+from connector.models import JobStatus
+from connector.store import schema
+from connector.store.dialect import insert_ignoring_duplicates, make_engine
+from connector.store.migrations import migrate
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes even for timezone-aware columns; everything we store is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+@dataclass(frozen=True)
+class Cursor:
+    changed_at: datetime
+    last_id: str
+
+
+@dataclass(frozen=True)
+class Job:
+    id: str
+    instance: str
+    run_id: int
+    token_sha256: str
+    lonescale_id: str | None
+    status: JobStatus
+    enrichment_types: list[str]
+    contact_count: int
+    created_at: datetime
+    sent_at: datetime | None
+    deadline: datetime | None
+    reason: str | None
+
+
+@dataclass(frozen=True)
+class JobContact:
+    job_id: str
+    record_id: str
+    object: str
+    sent: dict[str, Any]
+    pulled: dict[str, Any]
+    status: str = "waiting"
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    job_id: str
+    body: bytes
+    received_at: datetime
+
+
+@dataclass(frozen=True)
+class JournalEntry:
+    run_id: int
+    job_id: str | None
+    instance: str
+    record_id: str
+    field: str
+    old_value: Any
+    new_value: Any
+    outcome: str
+    reason: str | None = None
+    written_at: datetime | None = None
+
+
+class Store:
+    def __init__(self, url: str):
+        self.engine: Engine = make_engine(url)
+        migrate(self.engine)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # -- runs ------------------------------------------------------------------------------------------
+    def start_run(self, instance: str, kind: str) -> int:
+        with self.engine.begin() as db:
+            result = db.execute(
+                schema.runs.insert().values(
+                    instance=instance, kind=kind, status="running", started_at=_now(), counts={}
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish_run(
+        self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None
+    ) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(status=status, finished_at=_now(), counts=dict(counts), error=error)
+            )
+
+    def runs(self, instance: str, limit: int = 20) -> list[dict[str, Any]]:
+        query = (
+            select(schema.runs)
+            .where(schema.runs.c.instance == instance)
+            .order_by(schema.runs.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [dict(row._mapping) for row in db.execute(query)]
+
+    # -- cursors ---------------------------------------------------------------------------------------
+    def cursor(self, instance: str) -> Cursor | None:
+        with self.engine.connect() as db:
+            row = db.execute(select(schema.cursors).where(schema.cursors.c.instance == instance)).first()
+        if row is None:
+            return None
+        return Cursor(_aware(row.changed_at), row.last_id)  # type: ignore[arg-type]
+
+    def set_cursor(self, instance: str, cursor: Cursor) -> None:
+        values = {"changed_at": cursor.changed_at, "last_id": cursor.last_id, "updated_at": _now()}
+        with self.engine.begin() as db:
+            changed = db.execute(
+                update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)
+            ).rowcount
+            if not changed:
+                db.execute(schema.cursors.insert().values(instance=instance, **values))
+
+    # -- jobs ------------------------------------------------------------------------------------------
+    def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
+        """The job and its contacts, in one transaction, before LoneScale is called."""
+        with self.engine.begin() as db:
+            db.execute(
+                schema.jobs.insert().values(
+                    id=job.id,
+                    instance=job.instance,
+                    run_id=job.run_id,
+                    token_sha256=job.token_sha256,
+                    lonescale_id=job.lonescale_id,
+                    status=job.status.value,
+                    enrichment_types=job.enrichment_types,
+                    contact_count=job.contact_count,
+                    created_at=job.created_at,
+                    sent_at=job.sent_at,
+                    deadline=job.deadline,
+                    updated_at=_now(),
+                    reason=job.reason,
+                )
+            )
+            if contacts:
+                db.execute(
+                    schema.job_contacts.insert(),
+                    [
+                        {
+                            "job_id": c.job_id,
+                            "record_id": c.record_id,
+                            "object": c.object,
+                            "sent": c.sent,
+                            "pulled": c.pulled,
+                            "status": c.status,
+                            "reason": c.reason,
+                        }
+                        for c in contacts
+                    ],
+                )
+
+    def update_job(self, job_id: str, status: JobStatus, **values: Any) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                update(schema.jobs)
+                .where(schema.jobs.c.id == job_id)
+                .values(status=status.value, updated_at=_now(), **values)
+            )
+
+    def job(self, job_id: str) -> Job | None:
+        with self.engine.connect() as db:
+            row = db.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).first()
+        return None if row is None else self._job(row._mapping)
+
+    def jobs(self, instance: str | None = None, statuses: Iterable[JobStatus] = ()) -> list[Job]:
+        query = select(schema.jobs).order_by(schema.jobs.c.created_at)
+        if instance is not None:
+            query = query.where(schema.jobs.c.instance == instance)
+        wanted = [s.value for s in statuses]
+        if wanted:
+            query = query.where(schema.jobs.c.status.in_(wanted))
+        with self.engine.connect() as db:
+            return [self._job(row._mapping) for row in db.execute(query)]
+
+    def job_counts(self, instance: str) -> dict[str, int]:
+        query = (
+            select(schema.jobs.c.status, func.count())
+            .where(schema.jobs.c.instance == instance)
+            .group_by(schema.jobs.c.status)
+        )
+        with self.engine.connect() as db:
+            return {status: int(count) for status, count in db.execute(query)}
+
+    @staticmethod
+    def _job(row: RowMapping) -> Job:
+        return Job(
+            id=row["id"],
+            instance=row["instance"],
+            run_id=row["run_id"],
+            token_sha256=row["token_sha256"],
+            lonescale_id=row["lonescale_id"],
+            status=JobStatus(row["status"]),
+            enrichment_types=list(row["enrichment_types"]),
+            contact_count=row["contact_count"],
+            created_at=_aware(row["created_at"]),  # type: ignore[arg-type]
+            sent_at=_aware(row["sent_at"]),
+            deadline=_aware(row["deadline"]),
+            reason=row["reason"],
+        )
+
+    def job_contacts(self, job_id: str) -> list[JobContact]:
+        query = select(schema.job_contacts).where(schema.job_contacts.c.job_id == job_id)
+        with self.engine.connect() as db:
+            return [
+                JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
+                for r in db.execute(query)
+            ]
+
+    def mark_job_contacts(
+        self, job_id: str, record_ids: Iterable[str], status: str, reason: str | None = None
+    ) -> None:
+        ids = list(record_ids)
+        if not ids:
+            return
+        with self.engine.begin() as db:
+            db.execute(
+                update(schema.job_contacts)
+                .where(schema.job_contacts.c.job_id == job_id, schema.job_contacts.c.record_id.in_(ids))
+                .values(status=status, reason=reason)
+            )
+
+    # -- inbox -----------------------------------------------------------------------------------------
+    def store_delivery(self, job_id: str, body: bytes) -> bool:
+        """Keep a webhook body durably; False when this exact body was already stored (a duplicate delivery)."""
+        statement = (
+            insert_ignoring_duplicates(self.engine, schema.inbox)
+            .values(job_id=job_id, body_sha256=sha256(body), body=body, received_at=_now(), status="new")
+            .returning(schema.inbox.c.id)  # rowcount is unreliable under ON CONFLICT on PostgreSQL
+        )
+        with self.engine.begin() as db:
+            return db.execute(statement).first() is not None
+
+    def new_deliveries(self, limit: int = 100) -> list[Delivery]:
+        query = (
+            select(schema.inbox.c.id, schema.inbox.c.job_id, schema.inbox.c.body, schema.inbox.c.received_at)
+            .where(schema.inbox.c.status == "new")
+            .order_by(schema.inbox.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
+
+    def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
+        with self.engine.begin() as db:
+            db.execute(
+                update(schema.inbox)
+                .where(schema.inbox.c.id == delivery_id)
+                .values(status=status, error=error)
+            )
+
+    # -- record state and journal ----------------------------------------------------------------------
+    def record_states(self, instance: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        table = schema.record_state
+        query = select(table).where(table.c.instance == instance, table.c.record_id.in_(list(record_ids)))
+        with self.engine.connect() as db:
+            return {r.record_id: dict(r._mapping) for r in db.execute(query)}
+
+    def remember_sent(self, instance: str, sent: Mapping[str, Mapping[str, Any]]) -> None:
+        self._upsert_state(
+            instance, {rid: {"last_sent": dict(c), "last_sent_at": _now()} for rid, c in sent.items()}
+        )
+
+    def remember_written(self, instance: str, written: Mapping[str, Mapping[str, Any]]) -> None:
+        states = self.record_states(instance, list(written))
+        merged = {
+            rid: {"written": {**(states.get(rid, {}).get("written") or {}), **w}}
+            for rid, w in written.items()
+        }
+        self._upsert_state(instance, merged)
+
+    def _upsert_state(self, instance: str, values: Mapping[str, Mapping[str, Any]]) -> None:
+        table = schema.record_state
+        with self.engine.begin() as db:
+            for record_id, fields in values.items():
+                changed = db.execute(
+                    update(table)
+                    .where(table.c.instance == instance, table.c.record_id == record_id)
+                    .values(updated_at=_now(), **fields)
+                ).rowcount
+                if not changed:
+                    db.execute(
+                        table.insert().values(
+                            instance=instance,
+                            record_id=record_id,
+                            updated_at=_now(),
+                            **{"written": {}, **fields},
+                        )
+                    )
+
+    def journal(self, entries: Sequence[JournalEntry]) -> None:
+        if not entries:
+            return
+        with self.engine.begin() as db:
+            db.execute(
+                schema.write_journal.insert(),
+                [
+                    {
+                        "run_id": e.run_id,
+                        "job_id": e.job_id,
+                        "instance": e.instance,
+                        "record_id": e.record_id,
+                        "field": e.field,
+                        "old_value": e.old_value,
+                        "new_value": e.new_value,
+                        "outcome": e.outcome,
+                        "reason": e.reason,
+                        "written_at": e.written_at or _now(),
+                    }
+                    for e in entries
+                ],
+            )
+
+    def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
+        table = schema.write_journal
+        query = (
+            select(table)
+            .where(table.c.instance == instance, table.c.record_id == record_id)
+            .order_by(table.c.id)
+        )
+        with self.engine.connect() as db:
+            return [
+                JournalEntry(
+                    r.run_id,
+                    r.job_id,
+                    r.instance,
+                    r.record_id,
+                    r.field,
+                    r.old_value,
+                    r.new_value,
+                    r.outcome,
+                    r.reason,
+                    _aware(r.written_at),
+                )
+                for r in db.execute(query)
+            ]

@@ -1,0 +1,131 @@
+"""The store's tables (SQLAlchemy Core, portable types only): one place that says what we keep."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+metadata = MetaData()
+ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
+WHEN = DateTime(timezone=True)
+
+schema_migrations = Table(
+    "schema_migrations",
+    metadata,
+    Column("version", Integer, primary_key=True, autoincrement=False),
+    Column("description", String(200), nullable=False),
+    Column("applied_at", WHEN, nullable=False),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("instance", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),  # sync | apply | rollback | replay
+    Column("status", String(32), nullable=False),  # running | succeeded | failed | stopped
+    Column("started_at", WHEN, nullable=False),
+    Column("finished_at", WHEN),
+    Column("counts", JSON, nullable=False, default=dict),  # pulled, sent, skipped by reason, written…
+    Column("error", Text),
+    Index("ix_runs_instance_started", "instance", "started_at"),
+)
+
+# Where the next pull starts: the last (changed_at, id) fully stored for this instance.
+cursors = Table(
+    "cursors",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("changed_at", WHEN, nullable=False),
+    Column("last_id", String(64), nullable=False),
+    Column("updated_at", WHEN, nullable=False),
+)
+
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),  # ours, a UUID: exists before LoneScale is called
+    Column("instance", String(64), nullable=False),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("token_sha256", String(64), nullable=False),  # the webhook URL's token, hashed
+    Column("lonescale_id", String(128)),
+    Column("status", String(16), nullable=False),  # connector.models.JobStatus
+    Column("enrichment_types", JSON, nullable=False),
+    Column("contact_count", Integer, nullable=False),
+    Column("created_at", WHEN, nullable=False),
+    Column("sent_at", WHEN),
+    Column("deadline", WHEN),
+    Column("updated_at", WHEN, nullable=False),
+    Column("reason", Text),
+    Index("ix_jobs_instance_status", "instance", "status"),
+)
+
+job_contacts = Table(
+    "job_contacts",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id"), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("object", String(64), nullable=False),
+    Column("sent", JSON, nullable=False),  # the Contact exactly as sent
+    Column("pulled", JSON, nullable=False),  # write-back fields as they were at pull time
+    Column("status", String(16), nullable=False),  # waiting | received | applied | rejected | not_found
+    Column("reason", Text),
+)
+
+# Every webhook body, stored before the 2xx; (job, sha256) makes duplicate deliveries a no-op.
+inbox = Table(
+    "inbox",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("job_id", String(36), nullable=False),
+    Column("body_sha256", String(64), nullable=False),
+    Column("body", LargeBinary, nullable=False),
+    Column("received_at", WHEN, nullable=False),
+    Column("status", String(16), nullable=False),  # new | applied | invalid | uncorrelated
+    Column("error", Text),
+    UniqueConstraint("job_id", "body_sha256", name="uq_inbox_delivery"),
+    Index("ix_inbox_status", "status"),
+)
+
+# Per record: what we last sent and last wrote, so our own write-back is not mistaken for a person's change.
+record_state = Table(
+    "record_state",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("record_id", String(64), primary_key=True),
+    Column("last_sent", JSON),
+    Column("last_sent_at", WHEN),
+    Column("written", JSON, nullable=False, default=dict),  # field → value we last wrote
+    Column("updated_at", WHEN, nullable=False),
+)
+
+write_journal = Table(
+    "write_journal",
+    metadata,
+    Column("id", ID, primary_key=True, autoincrement=True),
+    Column("run_id", ID, ForeignKey("runs.id"), nullable=False),
+    Column("job_id", String(36)),
+    Column("instance", String(64), nullable=False),
+    Column("record_id", String(64), nullable=False),
+    Column("field", String(128), nullable=False),
+    Column("old_value", JSON),
+    Column("new_value", JSON),
+    Column("outcome", String(16), nullable=False),  # written | rejected
+    Column("reason", Text),
+    Column("written_at", WHEN, nullable=False),
+    Index("ix_journal_record", "instance", "record_id"),
+    Index("ix_journal_run", "run_id"),
+)

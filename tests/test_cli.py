@@ -1,0 +1,96 @@
+"""The command line as a user meets it: help, the sandbox command, the demo."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import httpx
+from click.testing import CliRunner
+
+from connector.cli import main
+
+EXPECTED_KEYS = [
+    "hubspot", "salesforce", "lonescale", "lonescale_api_key", "hubspot_token",
+    "salesforce_client_id", "salesforce_client_secret", "salesforce_username", "salesforce_private_key_path",
+]  # fmt: skip
+
+
+def test_help_names_every_command_and_what_it_does() -> None:
+    result = CliRunner().invoke(main, ["--help"])
+    assert result.exit_code == 0
+    assert "sandbox" in result.output and "demo" in result.output
+    sandbox_help = CliRunner().invoke(main, ["sandbox", "--help"])
+    for option in (
+        "--contacts",
+        "--seed",
+        "--hubspot-port",
+        "--salesforce-port",
+        "--lonescale-port",
+        "--relaxed",
+    ):
+        assert option in sandbox_help.output
+
+
+def test_sandbox_command_prints_urls_and_credentials_then_serves_until_terminated() -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "sandbox", "--contacts", "1000", "--seed", "3"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = [process.stdout.readline().strip() for _ in EXPECTED_KEYS]
+        values = dict(line.split("=", 1) for line in lines)
+        assert list(values) == EXPECTED_KEYS
+        for name in ("hubspot", "salesforce", "lonescale"):
+            assert values[name].startswith("http://127.0.0.1:")
+            assert httpx.get(f"{values[name]}/__sandbox/stats", timeout=5).status_code == 200
+        listed = httpx.post(
+            f"{values['hubspot']}/crm/v3/objects/contacts/search",
+            json={"limit": 1},
+            headers={"Authorization": f"Bearer {values['hubspot_token']}"},
+            timeout=5,
+        )
+        assert listed.json()["total"] == 1000
+        users = httpx.get(f"{values['lonescale']}/users", headers={"x-api-key": values["lonescale_api_key"]})
+        assert users.status_code == 200
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_sandbox_command_says_so_when_a_port_is_taken() -> None:
+    first = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "sandbox", "--contacts", "10"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert first.stdout is not None
+        port = first.stdout.readline().strip().rsplit(":", 1)[1]
+        second = subprocess.run(
+            [sys.executable, "-m", "connector.cli", "sandbox", "--hubspot-port", port],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+        assert second.returncode != 0
+        assert "hubspot" in second.stderr and port in second.stderr
+    finally:
+        first.send_signal(signal.SIGTERM)
+        first.wait(timeout=15)
+
+
+def test_demo_runs_the_smoke_scenario_on_the_sandbox_and_exits_zero() -> None:
+    result = CliRunner().invoke(main, ["demo", "--contacts", "60"])
+    assert result.exit_code == 0, result.output
+    assert "demo ok" in result.output
+    assert "Salesforce" in result.output and "HubSpot" in result.output

@@ -1,0 +1,201 @@
+"""Configuration: every problem reported at once with its key path; secrets only from the environment."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from connector.config import check_cron, load_config, parse_duration
+from connector.errors import ConfigError
+from connector.redact import RedactingFilter, Secret
+
+ENV = {"LONESCALE_API_KEY": "ls_live_abcdef123456", "HS_TOKEN": "pat-na1-secret-token", "SF_ID": "id-1234", "SF_SECRET": "sf-secret-9876"}  # fmt: skip
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    (tmp_path / "mappings").mkdir(exist_ok=True)
+    (tmp_path / "mappings" / "hubspot.toml").write_text("schema_version = 1\n")
+    path = tmp_path / "config.toml"
+    path.write_text(text)
+    return path
+
+
+GOOD = """
+[lonescale]
+api_key_env = "LONESCALE_API_KEY"
+enrichment_type = ["email", "profile"]
+detect_job_change = true
+
+[webhook]
+listen = "0.0.0.0:8080"
+public_url = "https://sync.example.com/"
+
+[[instances]]
+name = "acme-hubspot"
+crm = "hubspot"
+mapping = "mappings/hubspot.toml"
+schedule = "*/15 * * * *"
+start_date = 2026-01-01T00:00:00Z
+
+[instances.hubspot]
+access_token_env = "HS_TOKEN"
+
+[[instances]]
+name = "acme-sf"
+crm = "salesforce"
+mapping = "mappings/hubspot.toml"
+
+[instances.salesforce]
+instance_url = "https://acme.my.salesforce.com"
+client_id_env = "SF_ID"
+client_secret_env = "SF_SECRET"
+"""
+
+
+def test_a_valid_file_loads_with_defaults_filled_in(tmp_path: Path) -> None:
+    config = load_config(write(tmp_path, GOOD), env=ENV)
+    hubspot, salesforce = config.settings.instances
+    assert config.settings.lonescale.base_url == "https://public-api.lonescale.com"
+    assert config.settings.webhook.public_url == "https://sync.example.com"
+    assert (config.settings.webhook.host, config.settings.webhook.port) == ("0.0.0.0", 8080)
+    assert config.settings.store.url == "sqlite:///lonescale-sync.db"
+    assert hubspot.hubspot_settings.base_url == "https://api.hubapi.com"
+    assert salesforce.schedule == "every 15m"
+    assert salesforce.salesforce is not None and salesforce.salesforce.object == "Contact"
+    assert config.secret("HS_TOKEN").reveal() == "pat-na1-secret-token"
+
+
+def test_every_problem_is_reported_at_once_with_its_key_path(tmp_path: Path) -> None:
+    bad = """
+[lonescale]
+enrichment_type = ["email", "fax", "email"]
+batch_sise = 50
+
+[webhook]
+listen = "8080"
+
+[[instances]]
+name = "acme"
+crm = "hubspot"
+mapping = "mappings/missing.toml"
+schedule = "every fortnight"
+
+[[instances]]
+crm = "pipedrive"
+mapping = "mappings/hubspot.toml"
+
+[[instances]]
+name = "sf"
+crm = "salesforce"
+mapping = "mappings/hubspot.toml"
+
+[instances.salesforce]
+instance_url = "acme.my.salesforce.com"
+auth = "jwt"
+"""
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bad), env={})
+    problems = "\n".join(caught.value.problems)
+    for expected in (
+        "lonescale.enrichment_type[1]:",
+        "lonescale.batch_sise: unknown key",
+        "webhook.listen: '8080' is not 'host:port'",
+        "instances[0].schedule:",
+        "instances[0].mapping: file",
+        "instances[1].name: required key is missing",
+        "instances[1].crm:",
+        "instances[2].salesforce.instance_url: 'acme.my.salesforce.com' is not an absolute http(s) URL",
+        "lonescale.api_key_env: environment variable LONESCALE_API_KEY is not set",
+        "instances[0].hubspot.access_token_env: environment variable HUBSPOT_ACCESS_TOKEN is not set",
+        "instances[2].salesforce.client_id_env: environment variable SALESFORCE_CLIENT_ID is not set",
+    ):
+        assert expected in problems, f"missing {expected!r} in:\n{problems}"
+    assert str(caught.value).count("\n  - ") == len(caught.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("fragment", "message"),
+    [
+        (
+            '[lonescale]\nenrichment_type = ["email"]\ndetect_job_change = true\n',
+            "detect_job_change needs 'profile'",
+        ),
+        ('[lonescale]\nenrichment_type = ["email", "email"]\n', "each enrichment type may appear once"),
+        ("[lonescale]\nenrichment_type = []\n", "lonescale.enrichment_type"),
+    ],
+)
+def test_lonescale_settings_follow_the_api_rules(tmp_path: Path, fragment: str, message: str) -> None:
+    text = fragment + "[webhook]" + GOOD.split("[webhook]", 1)[1]
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), env=ENV)
+
+
+def test_jwt_auth_needs_a_username_and_a_key_file(tmp_path: Path) -> None:
+    text = GOOD.replace(
+        'client_secret_env = "SF_SECRET"', 'auth = "jwt"\nusername = "u@x.com"\nprivate_key_path = "k.pem"'
+    )
+    with pytest.raises(
+        ConfigError, match=r"instances\[1\].salesforce.private_key_path: file .*k.pem does not exist"
+    ):
+        load_config(write(tmp_path, text), env=ENV)
+    (tmp_path / "k.pem").write_text("key")
+    assert load_config(write(tmp_path, text), env=ENV).settings.instances[1].salesforce is not None
+
+
+def test_instance_names_are_unique(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="repeated: acme"):
+        load_config(
+            write(tmp_path, GOOD.replace('"acme-hubspot"', '"acme"').replace('"acme-sf"', '"acme"')), env=ENV
+        )
+
+
+def test_a_crm_needs_its_own_table(tmp_path: Path) -> None:
+    text = GOOD.replace('crm = "salesforce"', 'crm = "hubspot"')
+    with pytest.raises(ConfigError, match=r"instances\[1\]: .*cannot take an \[instances.salesforce\]"):
+        load_config(write(tmp_path, text), env=ENV)
+
+
+def test_broken_toml_and_missing_files_say_so(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml", env=ENV)
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(write(tmp_path, "[lonescale\n"), env=ENV)
+
+
+def test_secrets_never_show_in_repr_or_logs(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    config = load_config(write(tmp_path, GOOD), env=ENV)
+    secret = config.secret("LONESCALE_API_KEY")
+    assert "ls_live_abcdef123456" not in repr(secret) + str(secret) + repr(config) + repr(config.secrets)
+    logger = logging.getLogger("test.redaction")
+    logger.addFilter(RedactingFilter())
+    with caplog.at_level(logging.INFO, logger="test.redaction"):
+        logger.info("calling with x-api-key=%s and token %s", secret.reveal(), "pat-na1-secret-token")
+    assert "ls_live_abcdef123456" not in caplog.text and "pat-na1-secret-token" not in caplog.text
+    assert "x-api-key=***" in caplog.text
+    assert Secret("abcd1234", env="X") == Secret("abcd1234")
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("15m", 900), ("1h30m", 5400), ("90d", 90 * 86400), ("45s", 45)]
+)
+def test_durations_read_as_people_write_them(text: str, seconds: int) -> None:
+    assert parse_duration(text).total_seconds() == seconds
+
+
+@pytest.mark.parametrize("text", ["", "15", "fortnight", "15 minutes"])
+def test_unreadable_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="is not a duration"):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("expression", ["*/15 * * * *", "0 6 * * 1-5", "30 2 1,15 * 0"])
+def test_standard_cron_lines_pass(expression: str) -> None:
+    check_cron(expression)
+
+
+@pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "* 24 * * *", "*/x * * * *"])
+def test_bad_cron_lines_are_refused(expression: str) -> None:
+    with pytest.raises(ValueError, match=r"cron|five-field"):
+        check_cron(expression)

@@ -1,0 +1,234 @@
+"""Mappings: CRM records become schema-valid Contacts; results become writes only where the policy allows."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.errors import ConfigError
+from connector.mapping import (
+    Mapped,
+    Mapping,
+    Skip,
+    WritePolicy,
+    WriteRule,
+    decide,
+    load_mapping,
+    plan_writes,
+    to_contact,
+)
+from connector.models import CrmRecord, EnrichmentResult, RecordRef
+
+NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+
+MAPPING = Mapping.model_validate(
+    {
+        "schema_version": 1,
+        "crm": "salesforce",
+        "object": "Contact",
+        "changed_field": "SystemModstamp",
+        "to_contact": {
+            "firstname": "FirstName",
+            "lastname": "LastName",
+            "email": "Email",
+            "job_title": "Title",
+            "company_name": "Account.Name",
+            "linkedin_url": {"field": "LinkedIn_URL__c", "transform": "linkedin_url"},
+            "domain": [
+                {"field": "Account.Website", "transform": "domain_from_url"},
+                {"field": "Email", "transform": "domain_from_email"},
+            ],
+        },
+        "write_back": [
+            {"result": "email", "field": "Email", "only_if": {"email_status": ["valid", "catch_all"]}},
+            {"result": "phone", "field": "Phone", "policy": "overwrite"},
+            {"result": "job_title", "field": "Title", "policy": "overwrite_if_unchanged"},
+            {"result": "company_name", "field": "Department", "policy": "never"},
+        ],
+        "status": {
+            "status": "Enrichment_Status__c",
+            "enriched_at": "Last_Enriched__c",
+            "job_change": "Job_Change_Detected__c",
+        },
+    }
+)
+
+
+def record(**fields: Any) -> CrmRecord:
+    return CrmRecord(RecordRef("acme", "Contact", "003A"), NOW, fields)
+
+
+def test_a_record_maps_to_a_contact_carrying_its_crm_id() -> None:
+    mapped = to_contact(
+        MAPPING,
+        record(
+            FirstName=" Zoë ", LastName="Lefèvre", Email="zoe@gmail.com", **{"Account.Website": "www.acme.fr"}
+        ),
+    )
+    assert isinstance(mapped, Mapped)
+    assert mapped.contact.to_request() == {
+        "firstname": "Zoë",
+        "lastname": "Lefèvre",
+        "email": "zoe@gmail.com",
+        "domain": "acme.fr",
+        "custom": {"contact_id": "003A"},
+    }
+
+
+def test_the_domain_falls_back_to_a_business_email_but_not_a_personal_one() -> None:
+    business = to_contact(MAPPING, record(FirstName="A", LastName="B", Email="a@globex.com"))
+    personal = to_contact(MAPPING, record(FirstName="A", LastName="B", Email="a@gmail.com"))
+    assert isinstance(business, Mapped) and business.contact.domain == "globex.com"
+    assert isinstance(personal, Mapped) and personal.contact.domain is None
+
+
+def test_records_without_names_or_anything_to_match_on_are_skipped_with_a_reason() -> None:
+    assert to_contact(MAPPING, record(LastName="B", Email="a@b.com")) == Skip("no firstname")
+    assert to_contact(MAPPING, record(FirstName="A", LastName="  ", Email="a@b.com")) == Skip("no lastname")
+    assert to_contact(MAPPING, record(FirstName="A", LastName="B")) == Skip("nothing to match on")
+
+
+def test_values_the_schema_would_reject_are_left_out_not_sent() -> None:
+    mapped = to_contact(
+        MAPPING,
+        record(
+            FirstName="A",
+            LastName="B",
+            Email="not-an-email",
+            LinkedIn_URL__c="linkedin.com/in/ab",
+            **{"Account.Name": "Acme"},
+        ),
+    )
+    assert isinstance(mapped, Mapped)
+    assert mapped.dropped == ("email",)
+    assert mapped.contact.email is None
+    assert mapped.contact.linkedin_url == "https://www.linkedin.com/in/ab/"
+
+
+def result(found: bool = True, job_change: bool | None = None, **values: Any) -> EnrichmentResult:
+    return EnrichmentResult(contact_id="003A", found=found, values=values, job_change_detected=job_change)
+
+
+def rule(policy: str, **extra: Any) -> WriteRule:
+    return WriteRule.model_validate({"result": "email", "field": "Email", "policy": policy, **extra})
+
+
+def test_fill_empty_keeps_a_value_a_person_typed() -> None:
+    decision = decide(rule("fill_empty"), result(email="new@acme.com"), current="typed@acme.com", pulled=None)
+    assert not decision.write and "already has a value" in decision.reason
+    assert decide(rule("fill_empty"), result(email="new@acme.com"), current="", pulled="").write
+
+
+def test_a_blank_result_never_writes_whatever_the_policy() -> None:
+    for policy in WritePolicy:
+        assert not decide(rule(policy.value), result(email="  "), current=None, pulled=None).write
+
+
+def test_an_equal_value_is_not_written_again() -> None:
+    decision = decide(rule("overwrite"), result(email="Jane@Acme.com"), current="jane@acme.com ", pulled=None)
+    assert not decision.write and decision.reason == "already equal"
+
+
+def test_overwrite_replaces_a_different_value() -> None:
+    assert decide(rule("overwrite"), result(email="b@x.com"), current="a@x.com", pulled="a@x.com").write
+
+
+def test_overwrite_if_unchanged_yields_to_an_edit_made_after_the_pull() -> None:
+    edited = decide(
+        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="human@x.com", pulled="a@x.com"
+    )
+    untouched = decide(
+        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="a@x.com", pulled="a@x.com"
+    )
+    filled_since = decide(
+        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="human@x.com", pulled=None
+    )
+    assert (edited.write, untouched.write, filled_since.write) == (False, True, False)
+    assert "edited since it was pulled" in edited.reason
+
+
+def test_only_if_gates_on_other_result_fields() -> None:
+    gated = rule("fill_empty", only_if={"email_status": ["valid"]})
+    assert not decide(gated, result(email="a@x.com", email_status="catch_all"), None, None).write
+    assert decide(gated, result(email="a@x.com", email_status="valid"), None, None).write
+
+
+def test_plan_writes_applies_every_rule_and_stamps_status_fields() -> None:
+    decisions = plan_writes(
+        MAPPING,
+        result(
+            email="a@x.com",
+            email_status="valid",
+            phone="+14155552671",
+            job_title="CTO",
+            company_name="Globex",
+            job_change=True,
+        ),
+        current={"Email": None, "Phone": "+1 000", "Title": "Edited by a human"},
+        pulled={"Title": "CEO"},
+        now=NOW,
+    )
+    verdicts = {d.field: (d.write, d.proposed) for d in decisions}
+    assert verdicts == {
+        "Email": (True, "a@x.com"),
+        "Phone": (True, "+14155552671"),
+        "Title": (False, "CTO"),
+        "Department": (False, "Globex"),
+        "Enrichment_Status__c": (True, "enriched"),
+        "Last_Enriched__c": (True, NOW),
+        "Job_Change_Detected__c": (True, True),
+    }
+
+
+def test_a_false_job_change_is_unknown_and_never_written() -> None:
+    decisions = plan_writes(MAPPING, result(found=False, job_change=False), current={}, pulled={}, now=NOW)
+    assert {d.field for d in decisions} == {
+        "Email",
+        "Phone",
+        "Title",
+        "Department",
+        "Enrichment_Status__c",
+        "Last_Enriched__c",
+    }
+    assert next(d for d in decisions if d.field == "Enrichment_Status__c").proposed == "not_found"
+
+
+def test_read_fields_cover_inputs_targets_and_status() -> None:
+    fields = MAPPING.read_fields()
+    for name in ("FirstName", "Account.Website", "Email", "Phone", "Department", "Enrichment_Status__c"):
+        assert name in fields
+    assert len(fields) == len(set(fields))
+    assert "Department" not in MAPPING.write_fields()
+
+
+def test_a_broken_mapping_file_lists_every_problem(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+schema_version = 2
+crm = "pipedrive"
+object = "Contact"
+changed_field = "SystemModstamp"
+[to_contact]
+lastname = "LastName"
+domain = { field = "Website", transform = "domain_from_vibes" }
+[[write_back]]
+result = "emails"
+field = "Email"
+policy = "sometimes"
+"""
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    text = "\n".join(caught.value.problems)
+    for expected in (
+        "schema_version",
+        "crm",
+        "unknown transform 'domain_from_vibes'",
+        "write_back[0].result",
+        "write_back[0].policy",
+    ):
+        assert expected in text, text

@@ -1,0 +1,197 @@
+"""The store on SQLite and, when LONESCALE_SYNC_TEST_POSTGRES_URL names one, on PostgreSQL too."""
+
+from __future__ import annotations
+
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from connector.models import JobStatus
+from connector.store import Cursor, Job, JobContact, JournalEntry, Store
+from connector.store.migrations import MIGRATIONS, current_version, migrate
+
+POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
+T0 = datetime(2026, 11, 1, 9, 30, 15, 123000, tzinfo=UTC)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES:
+        pytest.skip("set LONESCALE_SYNC_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
+    schema = f"t_{uuid.uuid4().hex[:12]}"  # a schema per test: tests never see each other's rows
+    admin = create_engine(POSTGRES)
+    with admin.begin() as db:
+        db.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES else "?"
+    yield f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as db:
+        db.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()
+
+
+@pytest.fixture
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store(store_url)
+    yield opened
+    opened.close()
+
+
+def make_job(store: Store, job_id: str = "job-1", instance: str = "acme") -> Job:
+    run_id = store.start_run(instance, "sync")
+    job = Job(
+        job_id, instance, run_id, "ab" * 32, None, JobStatus.PENDING, ["email"], 2, T0, None, None, None
+    )
+    store.create_job(
+        job,
+        [
+            JobContact(
+                job_id, "003A", "Contact", {"firstname": "Zoë", "lastname": "Lefèvre"}, {"Email": None}
+            ),
+            JobContact(job_id, "003B", "Contact", {"firstname": "A", "lastname": "B"}, {"Email": "a@b.com"}),
+        ],
+    )
+    return job
+
+
+def test_migrations_run_once_and_are_recorded(store_url: str) -> None:
+    first = Store(store_url)
+    assert current_version(first.engine) == len(MIGRATIONS)
+    assert migrate(first.engine) == []
+    first.close()
+    again = Store(store_url)
+    assert current_version(again.engine) == len(MIGRATIONS)
+    again.close()
+
+
+def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
+    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
+    with store.engine.connect() as db:
+        assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    store.close()
+
+
+def test_a_run_records_its_counts_and_outcome(store: Store) -> None:
+    run_id = store.start_run("acme", "sync")
+    store.finish_run(run_id, "succeeded", {"pulled": 10, "skipped": {"no lastname": 2}})
+    (run,) = store.runs("acme")
+    assert (run["id"], run["status"], run["counts"]) == (
+        run_id,
+        "succeeded",
+        {"pulled": 10, "skipped": {"no lastname": 2}},
+    )
+    assert run["finished_at"] is not None
+
+
+def test_cursors_keep_milliseconds_and_time_zone(store: Store) -> None:
+    assert store.cursor("acme") is None
+    store.set_cursor("acme", Cursor(T0, "003A"))
+    store.set_cursor("acme", Cursor(T0 + timedelta(milliseconds=1), "003B"))
+    assert store.cursor("acme") == Cursor(T0 + timedelta(milliseconds=1), "003B")
+    assert store.cursor("other") is None
+
+
+def test_a_job_and_its_contacts_are_stored_together_then_move_through_states(store: Store) -> None:
+    make_job(store)
+    stored = store.job("job-1")
+    assert stored is not None and stored.status is JobStatus.PENDING and stored.created_at == T0
+    store.update_job("job-1", JobStatus.SENT, lonescale_id="ls-42", sent_at=T0)
+    sent = store.job("job-1")
+    assert sent is not None and (sent.status, sent.lonescale_id, sent.sent_at) == (
+        JobStatus.SENT,
+        "ls-42",
+        T0,
+    )
+    contacts = {c.record_id: c for c in store.job_contacts("job-1")}
+    assert contacts["003A"].sent == {"firstname": "Zoë", "lastname": "Lefèvre"}
+    assert contacts["003B"].pulled == {"Email": "a@b.com"}
+    store.mark_job_contacts(
+        "job-1", ["003A"], "rejected", "INVALID_EMAIL_ADDRESS: Email: invalid email address"
+    )
+    assert {c.record_id: c.status for c in store.job_contacts("job-1")} == {
+        "003A": "rejected",
+        "003B": "waiting",
+    }
+    assert store.job_counts("acme") == {"sent": 1}
+    assert [j.id for j in store.jobs("acme", [JobStatus.SENT])] == ["job-1"]
+    assert store.jobs("acme", [JobStatus.PENDING]) == []
+
+
+def test_a_duplicate_delivery_is_stored_once(store: Store) -> None:
+    make_job(store)
+    assert store.store_delivery("job-1", b'{"email": "a@x.com"}') is True
+    assert store.store_delivery("job-1", b'{"email": "a@x.com"}') is False
+    assert store.store_delivery("job-1", b'{"email": "b@x.com"}') is True
+    deliveries = store.new_deliveries()
+    assert [d.body for d in deliveries] == [b'{"email": "a@x.com"}', b'{"email": "b@x.com"}']
+    store.mark_delivery(deliveries[0].id, "applied")
+    assert [d.body for d in store.new_deliveries()] == [b'{"email": "b@x.com"}']
+
+
+def test_record_state_remembers_what_we_sent_and_merges_what_we_wrote(store: Store) -> None:
+    store.remember_sent("acme", {"003A": {"firstname": "A", "lastname": "B"}})
+    store.remember_written("acme", {"003A": {"Email": "a@x.com"}})
+    store.remember_written("acme", {"003A": {"Phone": "+1415"}, "003B": {"Title": "CTO"}})
+    states = store.record_states("acme", ["003A", "003B", "003C"])
+    assert states["003A"]["last_sent"] == {"firstname": "A", "lastname": "B"}
+    assert states["003A"]["written"] == {"Email": "a@x.com", "Phone": "+1415"}
+    assert states["003B"]["written"] == {"Title": "CTO"} and states["003B"]["last_sent"] is None
+    assert "003C" not in states
+
+
+def test_the_journal_keeps_old_and_new_values_per_field(store: Store) -> None:
+    run_id = store.start_run("acme", "apply")
+    store.journal(
+        [
+            JournalEntry(run_id, "job-1", "acme", "003A", "Email", None, "a@x.com", "written", written_at=T0),
+            JournalEntry(
+                run_id,
+                "job-1",
+                "acme",
+                "003A",
+                "Job_Change_Detected__c",
+                False,
+                True,
+                "written",
+                written_at=T0,
+            ),
+            JournalEntry(
+                run_id, "job-1", "acme", "003A", "Title", "CEO", "x" * 200, "rejected", "STRING_TOO_LONG", T0
+            ),
+        ]
+    )
+    entries = store.journal_for("acme", "003A")
+    assert [(e.field, e.old_value, e.new_value, e.outcome) for e in entries] == [
+        ("Email", None, "a@x.com", "written"),
+        ("Job_Change_Detected__c", False, True, "written"),
+        ("Title", "CEO", "x" * 200, "rejected"),
+    ]
+    assert entries[2].reason == "STRING_TOO_LONG" and entries[0].written_at == T0
+
+
+def test_concurrent_writers_do_not_lose_deliveries(store: Store) -> None:
+    make_job(store)
+    errors: list[BaseException] = []
+
+    def deliver(worker: int) -> None:
+        try:
+            for n in range(25):
+                store.store_delivery("job-1", f'{{"w": {worker}, "n": {n}}}'.encode())
+        except BaseException as exc:  # pragma: no cover - the assertion below reports it
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(w,)) for w in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert len(store.new_deliveries(limit=1000)) == 100
