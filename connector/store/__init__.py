@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, RowMapping, func, select, update
+from sqlalchemy import Connection, Engine, RowMapping, func, select, update
 
 from connector.models import JobStatus
 from connector.store import schema
-from connector.store.dialect import insert_ignoring_duplicates, make_engine
+from connector.store.dialect import insert_ignoring_duplicates, make_engine, write_lock
 from connector.store.migrations import migrate
 
 
@@ -87,14 +88,20 @@ class JournalEntry:
 class Store:
     def __init__(self, url: str):
         self.engine: Engine = make_engine(url)
+        self._write_lock = write_lock(self.engine)
         migrate(self.engine)
+
+    @contextmanager
+    def _writing(self) -> Iterator[Connection]:
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
 
     def close(self) -> None:
         self.engine.dispose()
 
     # -- runs ------------------------------------------------------------------------------------------
     def start_run(self, instance: str, kind: str) -> int:
-        with self.engine.begin() as db:
+        with self._writing() as db:
             result = db.execute(
                 schema.runs.insert().values(
                     instance=instance, kind=kind, status="running", started_at=_now(), counts={}
@@ -105,7 +112,7 @@ class Store:
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None
     ) -> None:
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 update(schema.runs)
                 .where(schema.runs.c.id == run_id)
@@ -132,7 +139,7 @@ class Store:
 
     def set_cursor(self, instance: str, cursor: Cursor) -> None:
         values = {"changed_at": cursor.changed_at, "last_id": cursor.last_id, "updated_at": _now()}
-        with self.engine.begin() as db:
+        with self._writing() as db:
             changed = db.execute(
                 update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)
             ).rowcount
@@ -142,7 +149,7 @@ class Store:
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
         """The job and its contacts, in one transaction, before LoneScale is called."""
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 schema.jobs.insert().values(
                     id=job.id,
@@ -178,7 +185,7 @@ class Store:
                 )
 
     def update_job(self, job_id: str, status: JobStatus, **values: Any) -> None:
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 update(schema.jobs)
                 .where(schema.jobs.c.id == job_id)
@@ -240,7 +247,7 @@ class Store:
         ids = list(record_ids)
         if not ids:
             return
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 update(schema.job_contacts)
                 .where(schema.job_contacts.c.job_id == job_id, schema.job_contacts.c.record_id.in_(ids))
@@ -248,14 +255,24 @@ class Store:
             )
 
     # -- inbox -----------------------------------------------------------------------------------------
-    def store_delivery(self, job_id: str, body: bytes) -> bool:
-        """Keep a webhook body durably; False when this exact body was already stored (a duplicate delivery)."""
+    def store_delivery(self, job_id: str, body: bytes, status: str = "new", error: str | None = None) -> bool:
+        """Keep a webhook body durably; False when this exact body was already stored (a duplicate delivery).
+
+        Bodies we cannot use are kept too, with status `invalid` and the reason, for a person to inspect.
+        """
         statement = (
             insert_ignoring_duplicates(self.engine, schema.inbox)
-            .values(job_id=job_id, body_sha256=sha256(body), body=body, received_at=_now(), status="new")
+            .values(
+                job_id=job_id,
+                body_sha256=sha256(body),
+                body=body,
+                received_at=_now(),
+                status=status,
+                error=error,
+            )
             .returning(schema.inbox.c.id)  # rowcount is unreliable under ON CONFLICT on PostgreSQL
         )
-        with self.engine.begin() as db:
+        with self._writing() as db:
             return db.execute(statement).first() is not None
 
     def new_deliveries(self, limit: int = 100) -> list[Delivery]:
@@ -268,8 +285,13 @@ class Store:
         with self.engine.connect() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
+    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
+        query = select(schema.inbox).where(schema.inbox.c.job_id == job_id).order_by(schema.inbox.c.id)
+        with self.engine.connect() as db:
+            return [dict(row._mapping) for row in db.execute(query)]
+
     def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 update(schema.inbox)
                 .where(schema.inbox.c.id == delivery_id)
@@ -298,7 +320,7 @@ class Store:
 
     def _upsert_state(self, instance: str, values: Mapping[str, Mapping[str, Any]]) -> None:
         table = schema.record_state
-        with self.engine.begin() as db:
+        with self._writing() as db:
             for record_id, fields in values.items():
                 changed = db.execute(
                     update(table)
@@ -318,7 +340,7 @@ class Store:
     def journal(self, entries: Sequence[JournalEntry]) -> None:
         if not entries:
             return
-        with self.engine.begin() as db:
+        with self._writing() as db:
             db.execute(
                 schema.write_journal.insert(),
                 [

@@ -1,0 +1,122 @@
+"""The webhook over a real socket: stored before the 2xx, duplicates ignored, bad input refused and kept."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import text
+
+from connector.models import JobStatus
+from connector.sandbox.kit import ServedApp
+from connector.store import Job, Store, sha256
+from connector.webhook import create_app
+
+HTTP = httpx.Client(timeout=10)  # one client: building one per call costs ~50 ms (its SSL context)
+RESULT = {"email": "zoe@acme.fr", "emailStatus": "valid", "custom": {"contact_id": "003A"}}
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[tuple[str, Store, str]]:
+    store = Store(f"sqlite:///{tmp_path / 'hook.db'}")
+    token = secrets.token_urlsafe(24)
+    run_id = store.start_run("acme", "sync")
+    now = datetime.now(UTC)
+    store.create_job(
+        Job(
+            "job-1", "acme", run_id, sha256(token), "ls-1", JobStatus.SENT, ["email"], 1, now, now, None, None
+        ),
+        [],
+    )
+    server = ServedApp(create_app(store, max_body_bytes=4096), name="webhook")
+    url = server.start()
+    yield url, store, token
+    server.stop()
+    store.close()
+
+
+def post(url: str, token: str, body: bytes | str, job: str = "job-1", **kwargs: object) -> httpx.Response:
+    data = body.encode() if isinstance(body, str) else body
+    return HTTP.post(f"{url}/webhooks/lonescale/{job}", params={"token": token}, content=data, **kwargs)  # type: ignore[arg-type]
+
+
+def test_a_delivery_is_stored_before_it_is_acknowledged(served: tuple[str, Store, str]) -> None:
+    url, store, token = served
+    response = post(url, token, json.dumps(RESULT))
+    assert response.status_code == 200 and response.json()["message"] == "stored"
+    (delivery,) = store.new_deliveries()
+    assert json.loads(delivery.body) == RESULT and delivery.job_id == "job-1"
+
+
+def test_a_duplicate_delivery_is_acknowledged_and_ignored(served: tuple[str, Store, str]) -> None:
+    url, store, token = served
+    assert post(url, token, json.dumps(RESULT)).json()["message"] == "stored"
+    again = post(url, token, json.dumps(RESULT))
+    assert again.status_code == 200 and again.json()["message"] == "duplicate"
+    assert len(store.deliveries("job-1")) == 1
+
+
+@pytest.mark.parametrize("job", ["job-1", "job-404"])
+@pytest.mark.parametrize("token", ["", "wrong-token"])
+def test_a_wrong_token_or_unknown_job_gets_the_same_401_and_nothing_is_stored(
+    served: tuple[str, Store, str], job: str, token: str
+) -> None:
+    url, store, _ = served
+    response = post(url, token, json.dumps(RESULT), job=job)
+    assert response.status_code == 401 and response.json()["message"] == "unknown job or wrong token"
+    assert store.deliveries("job-1") == []
+
+
+def test_an_oversized_body_is_refused_whether_or_not_it_declares_its_length(
+    served: tuple[str, Store, str],
+) -> None:
+    url, store, token = served
+    big = json.dumps({"contacts": [RESULT] * 200})
+    assert post(url, token, big).status_code == 413
+
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit must hold while streaming
+        for _ in range(100):
+            yield b" " * 100
+
+    response = HTTP.post(f"{url}/webhooks/lonescale/job-1", params={"token": token}, content=chunks())
+    assert response.status_code == 413
+    assert store.deliveries("job-1") == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status"), [("not json", 400), ("42", 422), ('{"contacts": [1]}', 422), ("[]", 422)]
+)
+def test_an_unusable_body_is_refused_and_kept_for_inspection(
+    served: tuple[str, Store, str], body: str, status: int
+) -> None:
+    url, store, token = served
+    assert post(url, token, body).status_code == status
+    (kept,) = store.deliveries("job-1")
+    assert kept["status"] == "invalid" and kept["body"] == body.encode() and kept["error"]
+    assert store.new_deliveries() == []
+    assert post(url, token, json.dumps(RESULT)).status_code == 200  # and the server keeps serving
+
+
+def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) -> None:
+    url, store, token = served
+    bodies = [json.dumps({**RESULT, "custom": {"contact_id": f"003{n}"}}) for n in range(60)]
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        statuses = list(pool.map(lambda b: post(url, token, b).status_code, bodies))
+    assert statuses == [200] * 60
+    assert len(store.new_deliveries(limit=100)) == 60
+
+
+def test_healthz_answers_only_while_the_store_answers(served: tuple[str, Store, str]) -> None:
+    url, store, _ = served
+    assert HTTP.get(f"{url}/healthz").json() == {"status": "ok", "message": "ok"}
+    with store.engine.begin() as db:
+        db.execute(text("DROP TABLE job_contacts"))
+        db.execute(text("DROP TABLE jobs"))
+    broken = HTTP.get(f"{url}/healthz")
+    assert broken.status_code == 503 and "store unavailable" in broken.json()["message"]
