@@ -41,11 +41,14 @@ class RetryPolicy:
         return min(self.max_delay, self.base_delay * 2.0 ** (attempt - 1)) * jitter
 
 
+DEFAULT_POLICY = RetryPolicy()
+
+
 def call_with_retry(
     operation: Callable[[], T],
     *,
     what: str,
-    policy: RetryPolicy = RetryPolicy(),
+    policy: RetryPolicy = DEFAULT_POLICY,
     refresh_credentials: Callable[[], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,

@@ -1,0 +1,298 @@
+"""HubSpot CRM v3 through hubspot-api-client: incremental search pull, batch reads, batch writes, paced.
+
+Quirks handled here (hubspot-api.md): API objects are bound once (each attribute access builds a new
+connection pool, §1.2); every call carries `_request_timeout` (the SDK sets none, §1.3); SDK retries stay off
+(urllib3 would not retry POST anyway, §1.4); each sub-package raises its own ApiException (§1.7), so errors
+are read by duck typing; batch calls answer 207 without raising (§1.8); search stops at 10,000 results (§2.3).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+import urllib3
+from hubspot import HubSpot
+from hubspot.crm.contacts import (
+    BatchInputSimplePublicObjectBatchInput,
+    BatchReadInputSimplePublicObjectId,
+    PublicObjectSearchRequest,
+    SimplePublicObjectBatchInput,
+    SimplePublicObjectId,
+)
+
+from connector.adapters.base import Window
+from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
+from connector.models import CrmRecord, FieldInfo, FieldUpdate, RecordRef, WriteOutcome, WriteResult
+from connector.retry import DEFAULT_POLICY, Pacer, RetryPolicy, call_with_retry
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+OBJECT = "contacts"
+CHANGED = "lastmodifieddate"
+SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
+SEARCH_CAP = 10_000  # paging past the 10,000th result of one query is a 400
+BATCH = 100  # batch read/update maximum (§2.4)
+
+
+def _millis(moment: datetime) -> str:
+    return str(int(moment.timestamp() * 1000))
+
+
+def _parse_time(value: str) -> datetime:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def to_hubspot_value(value: Any) -> str:
+    """HubSpot properties are strings: booleans 'true'/'false', datetimes ISO-8601 in UTC, None clears."""
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return str(value)
+
+
+class HubSpotAdapter:
+    def __init__(
+        self,
+        name: str,
+        access_token: str,
+        *,
+        base_url: str = "https://api.hubapi.com",
+        requests_per_10s: int = 100,
+        searches_per_second: int = 4,
+        timeout: tuple[float, float] = (5.0, 60.0),
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
+    ):
+        self.name = name
+        # retry=False turns urllib3's own retries off, even its Retry-After retries of GETs: one loop, ours.
+        no_retries = urllib3.Retry(total=False, respect_retry_after_header=False)
+        client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=no_retries)
+        contacts = client.crm.contacts
+        self._search, self._batch, self._basic = contacts.search_api, contacts.batch_api, contacts.basic_api
+        self._properties = client.crm.properties.core_api
+        self._timeout = timeout
+        self._policy = retry_policy
+        # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
+        self._pace = Pacer(max(1, requests_per_10s - 5), 10.0)
+        self._pace_search = Pacer(searches_per_second, 1.0)
+        self.calls = 0
+
+    def close(self) -> None:
+        """The SDK's pools close with the process; nothing to release early."""
+
+    # -- calls -----------------------------------------------------------------------------------------
+    def _call(self, what: str, operation: Callable[[], T], *, search: bool = False) -> T:
+        def attempt() -> T:
+            (self._pace_search if search else self._pace).acquire()
+            self.calls += 1
+            try:
+                return operation()
+            except (
+                urllib3.exceptions.HTTPError
+            ) as exc:  # refused, reset, timed out: the SDK does not wrap these
+                raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
+            except Exception as exc:
+                raise self._translate(what, exc, search) from exc
+
+        return call_with_retry(attempt, what=f"HubSpot {what}", policy=self._policy)
+
+    def _translate(self, what: str, exc: Exception, search: bool) -> Exception:
+        status = getattr(exc, "status", None)
+        if not isinstance(status, int):
+            return exc
+        try:
+            body = json.loads(getattr(exc, "body", None) or "{}")
+        except ValueError:
+            body = {}
+        message = body.get("message") or getattr(exc, "reason", "") or str(exc)
+        if status == 401:
+            return AuthError(
+                f"HubSpot refused the access token ({message}): check instances.hubspot.access_token_env"
+            )
+        if status == 429:
+            policy = body.get("policyName")
+            if policy == "DAILY":
+                return QuotaExhausted(f"HubSpot daily API limit reached: {message}")
+            headers = getattr(exc, "headers", None) or {}
+            retry_after = headers.get("Retry-After")
+            # No Retry-After is documented: wait the policy's window (hubspot-api.md §2.5, §6.3).
+            wait = float(retry_after) if retry_after else (1.0 if search else 10.0)
+            if not search:
+                self._pace.penalise(wait)
+            return RateLimited(f"HubSpot {what}: {message}", retry_after=wait, policy=policy)
+        if status >= 500 or status == 0:
+            return RetriableError(f"HubSpot {what} failed with {status}: {message}")
+        return RequestRejected(f"HubSpot {what} refused ({status}): {message}", status)
+
+    # -- the seam --------------------------------------------------------------------------------------
+    def check(self) -> None:
+        self._call(
+            "access check",
+            lambda: self._basic.get_page(limit=1, archived=False, _request_timeout=self._timeout),
+        )
+
+    def describe(self, fields: Sequence[str]) -> dict[str, FieldInfo]:
+        listing = self._call(
+            "properties",
+            lambda: self._properties.get_all(OBJECT, archived=False, _request_timeout=self._timeout),
+        )
+        wanted = set(fields)
+        described = {}
+        for prop in listing.results:
+            if prop.name in wanted:
+                read_only = bool(prop.modification_metadata and prop.modification_metadata.read_only_value)
+                described[prop.name] = FieldInfo(
+                    prop.name, prop.type, writable=not (read_only or prop.calculated), length=None
+                )
+        return described
+
+    def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
+        """Search pages sorted by lastmodifieddate. Before a query reaches the 10,000-result cap, the next one
+        starts again from the last timestamp seen (GTE), skipping the ids already yielded at that timestamp
+        (hubspot-api.md §2.9). Search takes one sort, so ties keep the API's order; the sync relies only on
+        changed_at order and deduplicates."""
+        properties = list(dict.fromkeys([*fields, CHANGED]))
+        start, skip = window.start, set[str]()
+        while True:
+            last_time, at_last, fetched, after = start, set(skip), 0, None
+            while True:
+                page = self._search_page(start, window.end, properties, after)
+                for item in page.results:
+                    changed = _parse_time(item.properties[CHANGED])
+                    if changed == start and item.id in skip:
+                        continue
+                    if changed != last_time:
+                        last_time, at_last = changed, set()
+                    at_last.add(item.id)
+                    yield CrmRecord(RecordRef(self.name, OBJECT, item.id), changed, dict(item.properties))
+                fetched += len(page.results)
+                after = page.paging.next.after if page.paging and page.paging.next else None
+                if after is None:
+                    return
+                if fetched + SEARCH_PAGE > SEARCH_CAP:
+                    break
+            if last_time == start:
+                # 10,000 records share one millisecond (a bulk import): walk that millisecond by id instead.
+                yield from self._pull_one_timestamp(start, properties, at_last)
+                start, skip = start + timedelta(milliseconds=1), set()
+            else:
+                start, skip = last_time, at_last
+
+    def _search_page(self, start: datetime, end: datetime, properties: list[str], after: str | None) -> Any:
+        request = PublicObjectSearchRequest(
+            filter_groups=[
+                {
+                    "filters": [
+                        {"propertyName": CHANGED, "operator": "GTE", "value": _millis(start)},
+                        {"propertyName": CHANGED, "operator": "LT", "value": _millis(end)},
+                    ]
+                }
+            ],
+            sorts=[{"propertyName": CHANGED, "direction": "ASCENDING"}],
+            properties=properties,
+            limit=SEARCH_PAGE,
+            after=after,
+        )
+        return self._call(
+            "search",
+            lambda: self._search.do_search(
+                public_object_search_request=request, _request_timeout=self._timeout
+            ),
+            search=True,
+        )
+
+    def _pull_one_timestamp(
+        self, moment: datetime, properties: list[str], skip: set[str]
+    ) -> Iterator[CrmRecord]:
+        last_id = "0"
+        while True:
+            request = PublicObjectSearchRequest(
+                filter_groups=[
+                    {
+                        "filters": [
+                            {"propertyName": CHANGED, "operator": "EQ", "value": _millis(moment)},
+                            {"propertyName": "hs_object_id", "operator": "GT", "value": last_id},
+                        ]
+                    }
+                ],
+                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                properties=properties,
+                limit=SEARCH_PAGE,
+            )
+            page = self._call(
+                "search",
+                lambda r=request: self._search.do_search(
+                    public_object_search_request=r, _request_timeout=self._timeout
+                ),  # type: ignore[misc]
+                search=True,
+            )
+            for item in page.results:
+                last_id = item.id
+                if item.id not in skip:
+                    yield CrmRecord(RecordRef(self.name, OBJECT, item.id), moment, dict(item.properties))
+            if len(page.results) < SEARCH_PAGE:
+                return
+
+    def read_current(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        current: dict[str, Mapping[str, Any]] = {}
+        for start in range(0, len(ids), BATCH):
+            request = BatchReadInputSimplePublicObjectId(
+                inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH]],
+                properties=list(fields),
+            )
+            response = self._call(
+                "batch read",
+                lambda r=request: self._batch.read(  # type: ignore[misc]
+                    batch_read_input_simple_public_object_id=r, archived=False, _request_timeout=self._timeout
+                ),
+            )
+            for item in response.results:  # unknown ids come back in `errors` (207): absent here
+                current[item.id] = dict(item.properties)
+        return current
+
+    def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        results: list[WriteResult] = []
+        for start in range(0, len(updates), BATCH):
+            results += self._write_batch(list(updates[start : start + BATCH]))
+        return results
+
+    def _write_batch(self, updates: list[FieldUpdate]) -> list[WriteResult]:
+        request = BatchInputSimplePublicObjectBatchInput(
+            inputs=[
+                SimplePublicObjectBatchInput(
+                    id=u.ref.id, properties={k: to_hubspot_value(v) for k, v in u.values.items()}
+                )
+                for u in updates
+            ]
+        )
+        try:
+            response = self._call(
+                "batch update",
+                lambda: self._batch.update(
+                    batch_input_simple_public_object_batch_input=request, _request_timeout=self._timeout
+                ),
+            )
+        except RequestRejected as exc:
+            # One invalid value gets the whole batch a 400 with no record id (hubspot-api.md §2.4, §6.5):
+            # split it until the offending records stand alone, so the others are still written.
+            if len(updates) == 1:
+                return [WriteResult(updates[0].ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR")]
+            middle = len(updates) // 2
+            return self._write_batch(updates[:middle]) + self._write_batch(updates[middle:])
+        failed: dict[str, tuple[str, str]] = {}
+        for error in getattr(response, "errors", None) or []:
+            for record_id in (error.context or {}).get("ids", []):
+                failed[record_id] = (error.message, error.category)
+        return [
+            WriteResult(u.ref, WriteOutcome.REJECTED, *failed[u.ref.id])
+            if u.ref.id in failed
+            else WriteResult(u.ref, WriteOutcome.WRITTEN)
+            for u in updates
+        ]

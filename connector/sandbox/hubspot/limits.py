@@ -1,0 +1,118 @@
+"""The emulator's tunables and HubSpot's rate limits: ten-secondly, daily, and search's own per-second limit."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+
+from pydantic import Field
+from starlette.responses import Response
+
+from connector.sandbox.kit import Behaviour, RollingWindow, json_response
+
+PORTAL_ID = 24681357
+
+
+class HubSpotBehaviour(Behaviour):
+    """Realistic by default (a Free/Starter private app, reference §2.5); `realistic=False` lifts the limits."""
+
+    ten_secondly_limit: int | None = Field(default=100, ge=0)  # 190 for Professional/Enterprise; 0/None: off
+    daily_limit: int | None = Field(default=250_000, ge=0)
+    search_per_second: int | None = Field(default=5, ge=0)
+    send_retry_after: bool = False  # HubSpot documents no Retry-After on 429 (reference §6.3)
+    latency_ms: int = Field(default=0, ge=0)
+    server_error_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    server_error_statuses: list[int] = Field(default_factory=lambda: [502, 503])
+    search_visibility_delay_ms: int = Field(default=0, ge=0)  # search is eventually consistent (§2.3)
+
+
+def relaxed() -> HubSpotBehaviour:
+    return HubSpotBehaviour(ten_secondly_limit=None, daily_limit=None, search_per_second=None)
+
+
+class RateLimits:
+    """Counts admitted calls; a refused (429) call consumes nothing, as with HubSpot's rolling windows."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self._clock = clock
+        self.ten_secondly: RollingWindow | None = None
+        self.secondly: RollingWindow | None = None
+        self.daily_limit: int | None = None
+        self.send_retry_after = False
+        self.daily_used = 0
+        self._day = self._today()
+
+    def configure(self, behaviour: HubSpotBehaviour) -> None:
+        ten, search = behaviour.ten_secondly_limit, behaviour.search_per_second
+        self.ten_secondly = RollingWindow(ten, 10.0, self._clock) if ten else None
+        self.secondly = RollingWindow(search, 1.0, self._clock) if search else None
+        self.daily_limit = behaviour.daily_limit or None
+        self.send_retry_after = behaviour.send_retry_after
+
+    def reset(self) -> None:
+        for window in (self.ten_secondly, self.secondly):
+            if window is not None:
+                window.clear()
+        self.daily_used = 0
+        self._day = self._today()
+
+    @staticmethod
+    def _today() -> str:
+        return datetime.now(UTC).strftime("%Y-%m-%d")
+
+    def admit(self, *, search: bool, correlation_id: Callable[[], str]) -> Response | None:
+        """None when the call may proceed (and is counted), else the 429 to answer."""
+        if (
+            self._today() != self._day
+        ):  # the daily limit resets at midnight (UTC here; the portal's zone in life)
+            self._day, self.daily_used = self._today(), 0
+        if self.daily_limit is not None and self.daily_used >= self.daily_limit:
+            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(
+                days=1
+            )
+            wait = (midnight - datetime.now(UTC)).total_seconds()
+            body = self._body("You have reached your daily limit.", "DAILY", correlation_id())
+            body["requestId"] = body["correlationId"]
+            return self._refuse(body, wait, {} if search else self.headers())
+        window = self.secondly if search else self.ten_secondly
+        if window is not None and not window.hit():
+            if search:
+                # Search is exempt from the ten-secondly limit and has its own (reference §2.3, §2.5).
+                body = self._body("You have reached your secondly limit.", "SECONDLY", correlation_id())
+                return self._refuse(body, window.seconds_until_free(), {})
+            message = "You have reached your ten_secondly_rolling limit."
+            body = self._body(message, "TEN_SECONDLY_ROLLING", correlation_id())
+            body["groupName"] = f"publicapi:private-app-api-calls-ten-secondly:{PORTAL_ID}"
+            return self._refuse(body, window.seconds_until_free(), self.headers())
+        self.daily_used += 1
+        return None
+
+    def headers(self) -> dict[str, str]:
+        """The rate-limit headers of non-search responses (a third-party summary says search sends none)."""
+        headers: dict[str, str] = {}
+        if self.daily_limit is not None:
+            headers["X-HubSpot-RateLimit-Daily"] = str(self.daily_limit)
+            headers["X-HubSpot-RateLimit-Daily-Remaining"] = str(max(0, self.daily_limit - self.daily_used))
+        if self.ten_secondly is not None:
+            headers["X-HubSpot-RateLimit-Interval-Milliseconds"] = "10000"
+            headers["X-HubSpot-RateLimit-Max"] = str(self.ten_secondly.limit)
+            headers["X-HubSpot-RateLimit-Remaining"] = str(self.ten_secondly.remaining())
+        return headers
+
+    @staticmethod
+    def _body(message: str, policy: str, correlation_id: str) -> dict[str, str]:
+        return {
+            "status": "error",
+            "message": message,
+            "errorType": "RATE_LIMIT",
+            "correlationId": correlation_id,
+            "policyName": policy,
+        }
+
+    def _refuse(self, body: dict[str, str], wait_seconds: float, headers: dict[str, str]) -> Response:
+        headers = {**headers, "X-HubSpot-Correlation-Id": body["correlationId"]}
+        if self.send_retry_after:
+            headers["Retry-After"] = str(max(1, math.ceil(wait_seconds)))
+        return json_response(body, status=429, headers=headers)
