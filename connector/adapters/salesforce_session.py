@@ -36,8 +36,9 @@ class TimeoutAndReroute(HTTPAdapter):
     def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:  # type: ignore[override]
         parts = urlsplit(request.url or "")
         netloc = self.reroute.get(parts.netloc, parts.netloc)
-        if netloc in self.plain_http or parts.netloc in self.reroute:
-            request.url = urlunsplit(("http", netloc, parts.path, parts.query, parts.fragment))
+        scheme = "http" if netloc in self.plain_http else parts.scheme
+        if (scheme, netloc) != (parts.scheme, parts.netloc):
+            request.url = urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment))
         if kwargs.get("timeout") is None:
             kwargs["timeout"] = self.timeout
         return super().send(request, **kwargs)

@@ -1,0 +1,1 @@
+"""The salesforce emulator."""

@@ -1,0 +1,266 @@
+"""Record writes: value checks driven by describe (lengths, types, emails), and the sObject Collections update."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from datetime import UTC, date, datetime
+from typing import Any
+
+from connector.sandbox.salesforce import ids
+from connector.sandbox.salesforce.errors import NOT_FOUND_MESSAGE, RecordError, SalesforceError
+from connector.sandbox.salesforce.schema import FieldSpec, SObjectSpec, sobject
+from connector.sandbox.salesforce.store import Record, Store, full_name
+
+MAX_COLLECTION_RECORDS = 200
+_EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
+ROLLED_BACK = RecordError(
+    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+)
+
+
+def check_values(
+    spec: SObjectSpec, values: Mapping[str, Any], store: Store, *, creating: bool
+) -> dict[str, Any]:
+    """Validated changes by canonical field name; the first problem found raises a RecordError."""
+    resolved: list[tuple[FieldSpec, Any]] = []
+    for key, value in values.items():
+        if key == "attributes" or (key.lower() == "id" and not creating):
+            continue
+        field = spec.field(key)
+        if field is None:
+            raise RecordError(
+                "INVALID_FIELD", f"No such column '{key}' on sobject of type {spec.name}", [key]
+            )
+        resolved.append((field, value))
+    locked = [field.name for field, _ in resolved if not (field.createable if creating else field.updateable)]
+    if locked:
+        raise RecordError(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            f"Unable to create/update fields: {', '.join(locked)}. Please check the security settings of this "
+            "field and verify that it is read/write for your profile or permission set.",
+            locked,
+        )
+    return {field.name: convert(field, value, store) for field, value in resolved}
+
+
+def convert(field: FieldSpec, value: Any, store: Store) -> Any:
+    if field.is_text and value == "":
+        value = None  # Salesforce stores an empty text value as null
+    if value is None:
+        if field.type == "boolean":
+            return False
+        if not field.nillable:
+            raise RecordError(
+                "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{field.name}]", [field.name]
+            )
+        return None
+    if field.is_text:
+        return _text(field, value)
+    if field.type in ("reference", "id"):
+        return _reference(field, value, store)
+    converted = _SCALARS[field.type](value)
+    if converted is None:
+        raise RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{field.label}: value not of required type: {value}",
+            [field.name],
+        )
+    return converted
+
+
+def _text(field: FieldSpec, value: Any) -> str:
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise RecordError(
+            "INVALID_TYPE_ON_FIELD_IN_RECORD",
+            f"{field.label}: value not of required type: {value}",
+            [field.name],
+        )
+    text = str(value)
+    if len(text) > field.length:
+        raise RecordError(
+            "STRING_TOO_LONG",
+            f"{field.label}: data value too large: {text} (max length={field.length})",
+            [field.name],
+        )
+    if field.type == "email" and not _EMAIL.fullmatch(text):
+        raise RecordError(
+            "INVALID_EMAIL_ADDRESS", f"{field.label}: invalid email address: {text}", [field.name]
+        )
+    if field.restricted and text not in field.picklist:
+        raise RecordError(
+            "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+            f"{field.label}: bad value for restricted picklist field: {text}",
+            [field.name],
+        )
+    return text
+
+
+def _reference(field: FieldSpec, value: Any, store: Store) -> str:
+    target = sobject(field.reference_to or "")
+    prefix = target.key_prefix if target else "005"
+    normal = ids.normalize(value)
+    if normal is None or not normal.startswith(prefix):
+        raise RecordError("MALFORMED_ID", f"{field.label}: id value of incorrect type: {value}", [field.name])
+    if target is not None:
+        found = store.table(target).get(normal)
+        if found is None or found["IsDeleted"]:
+            raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field.name])
+    return normal
+
+
+def _boolean(value: Any) -> bool | None:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    return None
+
+
+def parse_datetime(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    text = value.strip().replace("Z", "+00:00")
+    if re.search(r"[+-]\d{4}$", text):
+        text = text[:-2] + ":" + text[-2:]
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    parsed = parsed.astimezone(UTC)
+    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+
+
+def _date(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(value) if isinstance(value, str) else None
+    except ValueError:
+        return None
+
+
+def _integer(value: Any) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or float(value) != int(value):
+        return None
+    return int(value)
+
+
+def _number(value: Any) -> float | None:
+    return None if isinstance(value, bool) or not isinstance(value, int | float) else float(value)
+
+
+_SCALARS: dict[str, Callable[[Any], Any]] = {
+    "boolean": _boolean,
+    "datetime": parse_datetime,
+    "date": _date,
+    "int": _integer,
+    "currency": _number,
+    "double": _number,
+}
+
+
+def apply(
+    store: Store, spec: SObjectSpec, record_id: str, changes: dict[str, Any], stamp: datetime, user: str
+) -> None:
+    """Write validated changes; every write moves SystemModstamp and LastModifiedDate (salesforce-api.md §2.6)."""
+    table = store.table(spec)
+    record = table.records[record_id]
+    merged = {**changes, "SystemModstamp": stamp, "LastModifiedDate": stamp, "LastModifiedById": user}
+    if "FirstName" in changes or "LastName" in changes:
+        merged["Name"] = full_name({**record, **changes})
+    table.change(record_id, merged)
+
+
+def target_record(spec: SObjectSpec, raw_id: Any, store: Store) -> str:
+    """The 18-character id of an updatable record, or the per-record error Salesforce gives."""
+    if raw_id is None or raw_id == "":
+        raise RecordError("MISSING_ARGUMENT", "Id not specified in an update call")
+    record_id = ids.normalize(raw_id)
+    if record_id is None or not record_id.startswith(spec.key_prefix):
+        raise RecordError("MALFORMED_ID", f"{spec.label} ID: id value of incorrect type: {raw_id}", ["Id"])
+    record = store.table(spec).get(record_id)
+    if record is None:
+        raise RecordError("NOT_FOUND", NOT_FOUND_MESSAGE)
+    if record["IsDeleted"]:
+        raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
+    return record_id
+
+
+def collection_specs(records: Any) -> list[SObjectSpec]:
+    """Request-level checks of a collections body: a bad body fails the whole call with 400."""
+    if not isinstance(records, list) or not records:
+        raise SalesforceError(400, "INVALID_FIELD", "records must be a non-empty array")
+    if len(records) > MAX_COLLECTION_RECORDS:
+        raise SalesforceError(
+            400,
+            "EXCEEDED_ID_LIMIT",
+            f"record limit reached. cannot submit more than {MAX_COLLECTION_RECORDS} records into this call",
+        )
+    specs = []
+    for item in records:
+        kind = item.get("attributes", {}).get("type") if isinstance(item, dict) else None
+        if not isinstance(kind, str):
+            raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.")
+        spec = sobject(kind)
+        if spec is None:
+            raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{kind}' is not supported.")
+        specs.append(spec)
+    return specs
+
+
+def update_collection(
+    store: Store,
+    records: list[dict[str, Any]],
+    specs: list[SObjectSpec],
+    all_or_none: bool,
+    is_locked: Callable[[str], bool],
+    stamp: datetime,
+    user: str,
+) -> list[dict[str, Any]]:
+    """Per-record SaveResults in request order; with allOrNone one failure rolls every record back."""
+    planned: list[tuple[SObjectSpec, str, dict[str, Any]] | RecordError] = []
+    for item, spec in zip(records, specs, strict=True):
+        try:
+            raw_id = item.get("id", item.get("Id"))
+            record_id = target_record(spec, raw_id, store)
+            changes = check_values(
+                spec, {k: v for k, v in item.items() if k.lower() != "id"}, store, creating=False
+            )
+            if is_locked(record_id):
+                raise RecordError(
+                    "UNABLE_TO_LOCK_ROW",
+                    f"unable to obtain exclusive access to this record or 1 records: {record_id}",
+                )
+            planned.append((spec, record_id, changes))
+        except RecordError as error:
+            planned.append(error)
+    failed = any(isinstance(entry, RecordError) for entry in planned)
+    results: list[dict[str, Any]] = []
+    for entry in planned:
+        if isinstance(entry, RecordError):
+            results.append({"success": False, "errors": [entry.as_save_error()]})
+        elif all_or_none and failed:
+            results.append({"success": False, "errors": [ROLLED_BACK.as_save_error()]})
+        else:
+            spec, record_id, changes = entry
+            apply(store, spec, record_id, changes, stamp, user)
+            results.append({"id": record_id, "success": True, "errors": []})
+    return results
+
+
+def create(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: datetime, user: str) -> Record:
+    changes = check_values(spec, values, store, creating=True)
+    record = store.blank(spec, stamp, user)
+    record.update(changes)
+    missing = [name for name in spec.required if record.get(name) is None]
+    if missing:
+        raise RecordError(
+            "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
+        )
+    record["Id"] = store.new_id(spec)
+    if spec.field("LastName") is not None:
+        record["Name"] = full_name(record)
+    store.table(spec).put(record)
+    return record

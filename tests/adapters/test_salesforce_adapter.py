@@ -1,0 +1,115 @@
+"""The Salesforce adapter through simple-salesforce against the Salesforce emulator."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
+from connector.errors import QuotaExhausted
+from connector.models import FieldUpdate, RecordRef, WriteOutcome
+from connector.sandbox import credentials
+from tests.adapters.contract import EVERYTHING, AdapterContract
+from tests.conftest import SANDBOX_CONTACTS, Served
+
+CLIENT = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
+
+
+def make(
+    served: Served, creds: SalesforceCredentials = CLIENT, object_name: str = "Contact"
+) -> SalesforceAdapter:
+    # The sandbox URL as both instance and login URL: plain HTTP on 127.0.0.1, no library patching.
+    return SalesforceAdapter("acme-sf", creds, instance_url=served.url, object_name=object_name)
+
+
+@pytest.fixture
+def adapter(salesforce_sandbox: Served) -> SalesforceAdapter:
+    return make(salesforce_sandbox)
+
+
+@pytest.fixture
+def refused_adapter(salesforce_sandbox: Served) -> SalesforceAdapter:
+    return make(salesforce_sandbox, SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, "wrong-secret"))
+
+
+class TestSalesforceAdapter(AdapterContract):
+    email_field = "Email"
+    title_field = "Title"
+    readonly_field = "SystemModstamp"
+    total_records = SANDBOX_CONTACTS
+    unknown_id = "003000000000000AAA"
+
+    def ref(self, adapter: SalesforceAdapter, record_id: str) -> RecordRef:  # type: ignore[override]
+        return RecordRef(adapter.name, "Contact", record_id)
+
+
+def test_jwt_bearer_login_pulls_the_same_records(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    jwt = SalesforceCredentials(
+        credentials.SALESFORCE_CLIENT_ID,
+        username=credentials.SALESFORCE_USERNAME,
+        private_key_path=Path(jwt_private_key_path[0]),
+    )
+    records = list(make(salesforce_sandbox, jwt).pull_changed(EVERYTHING, ["Email"]))
+    assert len(records) == SANDBOX_CONTACTS
+
+
+def test_relationship_fields_arrive_dotted_and_describe_follows_the_lookup(
+    adapter: SalesforceAdapter,
+) -> None:
+    records = list(adapter.pull_changed(EVERYTHING, ["Account.Name", "Account.Website"]))
+    with_account = [r for r in records if r.get("Account.Name")]
+    without = [r for r in records if r.get("Account.Name") is None]
+    assert with_account and without, "the seed has contacts with and without an account"
+    described = adapter.describe(["Account.Website", "Account.Nope"])
+    assert set(described) == {"Account.Website"} and not described["Account.Website"].writable
+
+
+def test_a_pull_pages_through_more_than_one_query_batch(
+    salesforce_sandbox: Served, adapter: SalesforceAdapter
+) -> None:
+    salesforce_sandbox.control.reset(contacts=4500)
+    ids = [r.ref.id for r in adapter.pull_changed(EVERYTHING, ["Email"])]
+    assert len(ids) == len(set(ids)) == 4500
+    assert salesforce_sandbox.control.count(route="/services/data/{version}/query/{locator}") == 2
+
+
+def test_locked_rows_are_retried_until_written(
+    salesforce_sandbox: Served, adapter: SalesforceAdapter
+) -> None:
+    salesforce_sandbox.control.configure(lock_row_share=0.3)
+    ids = [r.ref.id for r in adapter.pull_changed(EVERYTHING, ["Title"])][:200]
+    results = adapter.write_back(
+        [FieldUpdate(RecordRef("acme-sf", "Contact", i), {"Title": "Lock test"}) for i in ids]
+    )
+    written = sum(r.outcome is WriteOutcome.WRITTEN for r in results)
+    assert written > 190, "a lock clears on retry; only records locked three times in a row remain"
+    assert all(r.outcome in (WriteOutcome.WRITTEN, WriteOutcome.RETRY) for r in results)
+    assert all(r.code == "UNABLE_TO_LOCK_ROW" for r in results if r.outcome is WriteOutcome.RETRY)
+
+
+def test_an_expired_session_is_renewed_without_losing_the_call(
+    salesforce_sandbox: Served, adapter: SalesforceAdapter
+) -> None:
+    adapter.check()
+    salesforce_sandbox.control.configure(expire_tokens=True)
+    assert len(list(adapter.pull_changed(EVERYTHING, ["Email"]))) == SANDBOX_CONTACTS
+    assert salesforce_sandbox.control.count(route="/services/oauth2/token") == 2
+
+
+def test_the_daily_limit_stops_the_instance_and_usage_is_visible(
+    salesforce_sandbox: Served, adapter: SalesforceAdapter
+) -> None:
+    adapter.check()
+    assert adapter.api_usage is not None and adapter.api_usage[1] == 100_000
+    salesforce_sandbox.control.configure(daily_api_limit=adapter.api_usage[0])
+    with pytest.raises(QuotaExhausted, match="REQUEST_LIMIT_EXCEEDED"):
+        adapter.check()
+
+
+def test_leads_are_pulled_without_converted_ones(salesforce_sandbox: Served) -> None:
+    leads = make(salesforce_sandbox, object_name="Lead")
+    records = list(leads.pull_changed(EVERYTHING, ["Company", "IsConverted"]))
+    assert records and all(r.ref.object == "Lead" and r.get("IsConverted") is False for r in records)
