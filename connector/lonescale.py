@@ -14,7 +14,14 @@ from typing import Any
 
 import httpx
 
-from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
+from connector.errors import (
+    AuthError,
+    ConnectorError,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    RetriableError,
+)
 from connector.models import Contact, EnrichmentResult, EnrichmentType
 from connector.redact import Secret
 
@@ -128,8 +135,9 @@ def parse_payload(body: bytes | str | Any) -> Payload:
 # --------------------------------------------------------------------------- the HTTP client
 
 
-class TriggerUncertain(RetriableError):
-    """The trigger POST timed out after it was sent: LoneScale may have started the job. Never re-post blindly."""
+class TriggerUncertain(ConnectorError):
+    """The trigger POST timed out after it was sent: LoneScale may have started the job, and may bill it.
+    Deliberately not retriable: the job is resolved by polling, never by posting again (design.md §6)."""
 
 
 @dataclass(frozen=True)

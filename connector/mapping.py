@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import tomllib
-from collections.abc import Mapping as MappingType
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -80,17 +80,21 @@ class WriteRule(_Strict):
 class StatusFields(_Strict):
     """Fields the connector owns on each record; always written, so people can filter on them in the CRM."""
 
-    status: str | None = None  # "enriched" | "not_found"
+    status: str | None = None
     enriched_at: str | None = None
     job_change: str | None = None
     job_change_at: str | None = None
+    enriched_value: str = "enriched"  # what `status` says when LoneScale found something (a picklist label)
+    not_found_value: str = "not_found"
 
 
-class Mapping(_Strict):
+class FieldMapping(_Strict):
     schema_version: Literal[1]
     crm: Literal["salesforce", "hubspot"]
     object: str
     changed_field: str
+    # Placeholders people type where a field is required (Salesforce LastName): read as empty, never sent.
+    blank_values: list[str] = Field(default_factory=list)
     to_contact: dict[ContactField, Source | list[Source]]
     write_back: list[WriteRule] = Field(default_factory=list)
     status: StatusFields = Field(default_factory=StatusFields)
@@ -128,14 +132,24 @@ class Mapping(_Strict):
 
     def write_fields(self) -> list[str]:
         names = [rule.field for rule in self.write_back if rule.policy is not WritePolicy.NEVER]
-        names += [f for f in self.status.model_dump().values() if f]
+        status = self.status
+        names += [
+            f for f in (status.status, status.enriched_at, status.job_change, status.job_change_at) if f
+        ]
         return list(dict.fromkeys(names))
 
+    def is_blank(self, value: Any) -> bool:
+        if _blank(value):
+            return True
+        return isinstance(value, str) and value.strip().casefold() in {
+            b.casefold() for b in self.blank_values
+        }
 
-def load_mapping(path: Path) -> Mapping:
+
+def load_mapping(path: Path) -> FieldMapping:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        return Mapping.model_validate(raw)
+        return FieldMapping.model_validate(raw)
     except FileNotFoundError:
         raise ConfigError([f"file {path} does not exist"], source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
@@ -164,10 +178,13 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def to_contact(mapping: Mapping, record: CrmRecord) -> Mapped | Skip:
+def to_contact(mapping: FieldMapping, record: CrmRecord) -> Mapped | Skip:
     values: dict[str, str] = {}
     for name in mapping.to_contact:
         for source in mapping.sources(name):
+            raw = record.get(source.field)
+            if mapping.is_blank(raw):
+                continue
             value = source.read(record)
             if not _blank(value):
                 values[name] = str(value).strip()
@@ -202,7 +219,7 @@ class Decision:
     reason: str
 
 
-def _same(left: Any, right: Any) -> bool:
+def same_value(left: Any, right: Any) -> bool:
     return str(left).strip().casefold() == str(right).strip().casefold()
 
 
@@ -222,23 +239,23 @@ def decide(rule: WriteRule, result: EnrichmentResult, current: Any, pulled: Any)
     for key, allowed in rule.only_if.items():
         if str(result.values.get(key)) not in allowed:
             return verdict(False, f"{key} is {result.values.get(key)!r}, not one of {allowed}")
-    if not _blank(current) and _same(current, proposed):
+    if not _blank(current) and same_value(current, proposed):
         return verdict(False, "already equal")
     if rule.policy is WritePolicy.FILL_EMPTY and not _blank(current):
         return verdict(False, "fill_empty: the field already has a value")
     if rule.policy is WritePolicy.OVERWRITE_IF_UNCHANGED and not (
         (_blank(current) and _blank(pulled))
-        or (not _blank(current) and not _blank(pulled) and _same(current, pulled))
+        or (not _blank(current) and not _blank(pulled) and same_value(current, pulled))
     ):
         return verdict(False, "overwrite_if_unchanged: edited since it was pulled")
     return verdict(True, "empty field filled" if _blank(current) else f"{rule.policy.value}")
 
 
 def plan_writes(
-    mapping: Mapping,
+    mapping: FieldMapping,
     result: EnrichmentResult,
-    current: MappingType[str, Any],
-    pulled: MappingType[str, Any],
+    current: Mapping[str, Any],
+    pulled: Mapping[str, Any],
     now: datetime,
 ) -> list[Decision]:
     """Every field decision for one record, status fields included (those are ours: always written)."""
@@ -247,7 +264,7 @@ def plan_writes(
     ]
     status = mapping.status
     owned: dict[str | None, Any] = {
-        status.status: "enriched" if result.found else "not_found",
+        status.status: status.enriched_value if result.found else status.not_found_value,
         status.enriched_at: now,
     }
     if result.job_change_detected:

@@ -10,8 +10,8 @@ import pytest
 
 from connector.errors import ConfigError
 from connector.mapping import (
+    FieldMapping,
     Mapped,
-    Mapping,
     Skip,
     WritePolicy,
     WriteRule,
@@ -24,7 +24,7 @@ from connector.models import CrmRecord, EnrichmentResult, RecordRef
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
-MAPPING = Mapping.model_validate(
+MAPPING = FieldMapping.model_validate(
     {
         "schema_version": 1,
         "crm": "salesforce",

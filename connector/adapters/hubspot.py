@@ -153,6 +153,26 @@ class HubSpotAdapter:
                 )
         return described
 
+    def create_property(self, name: str, label: str, kind: str) -> None:
+        """Create one of the connector's own contact properties; `kind` is text, datetime or bool."""
+        shapes: dict[str, dict[str, Any]] = {
+            "text": {"type": "string", "fieldType": "text"},
+            "datetime": {"type": "datetime", "fieldType": "date"},
+            "bool": {
+                "type": "enumeration",
+                "fieldType": "booleancheckbox",
+                "options": [
+                    {"label": "Yes", "value": "true", "displayOrder": 0, "hidden": False},
+                    {"label": "No", "value": "false", "displayOrder": 1, "hidden": False},
+                ],
+            },
+        }
+        body = {"name": name, "label": label, "groupName": "contactinformation", **shapes[kind]}
+        self._call(
+            f"create property {name}",
+            lambda: self._properties.create(OBJECT, property_create=body, _request_timeout=self._timeout),
+        )
+
     def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
         """Search pages sorted by lastmodifieddate. Before a query reaches the 10,000-result cap, the next one
         starts again from the last timestamp seen (GTE), skipping the ids already yielded at that timestamp

@@ -1,0 +1,134 @@
+"""`lonescale-sync check`: a mapping against the live CRM schema, every problem at once, before any write."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from connector.errors import ConnectorError
+from connector.mapping import FieldMapping
+from connector.models import FieldInfo
+from connector.wiring import Instance
+
+# What each result can land in, by the CRM's type names (Salesforce describe, HubSpot properties).
+TEXT = {"string", "textarea", "text"}
+FITS: dict[str, set[str]] = {
+    "email": TEXT | {"email"},
+    "email_status": TEXT | {"picklist", "enumeration"},
+    "phone": TEXT | {"phone"},
+    "phone_type": TEXT | {"picklist", "enumeration"},
+    "linkedin_url": TEXT | {"url"},
+    "company_linkedin_url": TEXT | {"url"},
+    "company_employee_count": TEXT | {"int", "double", "number"},
+}
+STATUS_FITS = {
+    "status": TEXT | {"picklist", "enumeration"},
+    "enriched_at": {"datetime", "date", "string"},
+    "job_change": {"boolean", "bool", "enumeration"},
+    "job_change_at": {"datetime", "date", "string"},
+}
+# Shortest field that holds typical values: shorter ones get values rejected (STRING_TOO_LONG).
+MIN_LENGTH = {"email": 80, "phone": 20, "linkedin_url": 100, "job_title": 60, "company_name": 80}
+
+
+@dataclass(frozen=True)
+class Problem:
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+def _fits(info: FieldInfo, allowed: set[str]) -> bool:
+    return info.type.lower() in allowed
+
+
+def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> list[Problem]:
+    problems: list[Problem] = []
+    for name in mapping.to_contact:
+        for source in mapping.sources(name):
+            if source.field not in described:
+                problems.append(
+                    Problem(f"to_contact.{name}", f"field {source.field!r} does not exist or is not readable")
+                )
+    for index, rule in enumerate(mapping.write_back):
+        where = f"write_back[{index}] ({rule.result} -> {rule.field})"
+        info = described.get(rule.field)
+        if info is None:
+            problems.append(Problem(where, f"field {rule.field!r} does not exist"))
+            continue
+        if rule.policy.value == "never":
+            continue
+        if not info.writable:
+            problems.append(Problem(where, f"field {rule.field!r} is read-only"))
+        allowed = FITS.get(rule.result, TEXT | {"email", "phone", "url", "picklist", "enumeration"})
+        if not _fits(info, allowed):
+            problems.append(
+                Problem(where, f"a {rule.result} value does not fit a field of type {info.type!r}")
+            )
+        minimum = MIN_LENGTH.get(rule.result)
+        if minimum and info.length is not None and info.length < minimum:
+            problems.append(
+                Problem(where, f"field holds {info.length} characters; {rule.result} values need {minimum}")
+            )
+    status = mapping.status
+    for role, allowed in STATUS_FITS.items():
+        field_name = getattr(status, role)
+        if not field_name:
+            continue
+        info = described.get(field_name)
+        if info is None:
+            problems.append(
+                Problem(f"status.{role}", f"field {field_name!r} does not exist: create it first")
+            )
+        elif not info.writable:
+            problems.append(Problem(f"status.{role}", f"field {field_name!r} is read-only"))
+        elif not _fits(info, allowed):
+            problems.append(
+                Problem(
+                    f"status.{role}",
+                    f"field {field_name!r} has type {info.type!r}, expected {sorted(allowed)}",
+                )
+            )
+    return problems
+
+
+def check_instance(instance: Instance) -> list[Problem]:
+    """Authenticate, then check every mapped field; connection or auth failures are problems too."""
+    try:
+        instance.adapter.check()
+        names = [*instance.mapping.read_fields(), *instance.mapping.write_fields()]
+        described = instance.adapter.describe(list(dict.fromkeys(names)))
+    except ConnectorError as exc:
+        return [Problem(instance.name, str(exc))]
+    return [
+        Problem(f"{instance.name} {p.where}", p.message)
+        for p in mapping_problems(instance.mapping, described)
+    ]
+
+
+STATUS_KINDS = {
+    "status": "text",
+    "enriched_at": "datetime",
+    "job_change": "bool",
+    "job_change_at": "datetime",
+}
+
+
+def create_missing_status_fields(instance: Instance) -> list[str]:
+    """Create the connector's own status fields where the CRM lets an API do it (HubSpot properties).
+
+    Salesforce custom fields need Setup (or the Metadata API): they are reported, not created.
+    """
+    status = instance.mapping.status
+    wanted = {getattr(status, role): kind for role, kind in STATUS_KINDS.items() if getattr(status, role)}
+    existing = instance.adapter.describe(list(wanted))
+    missing = {name: kind for name, kind in wanted.items() if name not in existing}
+    create = getattr(instance.adapter, "create_property", None)
+    if create is None:
+        return [f"{instance.name}: create in Setup: {name} ({kind})" for name, kind in missing.items()]
+    done = []
+    for name, kind in missing.items():
+        create(name, name.replace("_", " ").capitalize(), kind)
+        done.append(f"{instance.name}: created property {name} ({kind})")
+    return done

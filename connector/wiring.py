@@ -1,0 +1,83 @@
+"""Builds what a configured instance needs to run: its adapter, its mapping, and the shared clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from connector.adapters.base import CrmAdapter
+from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
+from connector.config import Config, InstanceSettings, parse_duration
+from connector.lonescale import LoneScaleClient
+from connector.mapping import FieldMapping, load_mapping
+from connector.store import Store
+
+
+@dataclass
+class Instance:
+    settings: InstanceSettings
+    mapping: FieldMapping
+    adapter: CrmAdapter
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+
+def _resolve(config: Config, path: Path) -> Path:
+    base = config.path.parent if config.path else Path.cwd()
+    return path if path.is_absolute() else base / path
+
+
+def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
+    if settings.crm == "hubspot":
+        hubspot = settings.hubspot_settings
+        return HubSpotAdapter(
+            settings.name, config.secret(hubspot.access_token_env).reveal(), base_url=hubspot.base_url
+        )
+    sf = settings.salesforce
+    assert sf is not None  # guaranteed by config validation
+    credentials = SalesforceCredentials(
+        client_id=config.secret(sf.client_id_env).reveal(),
+        client_secret=config.secret(sf.client_secret_env).reveal()
+        if sf.auth == "client_credentials" and sf.client_secret_env
+        else None,
+        username=sf.username,
+        private_key_path=_resolve(config, sf.private_key_path)
+        if sf.auth == "jwt" and sf.private_key_path
+        else None,
+    )
+    return SalesforceAdapter(
+        settings.name,
+        credentials,
+        instance_url=sf.instance_url,
+        login_url=sf.login_url,
+        object_name=sf.object,
+        api_version=sf.api_version,
+    )
+
+
+def build_instance(config: Config, settings: InstanceSettings) -> Instance:
+    mapping = load_mapping(_resolve(config, settings.mapping))
+    return Instance(settings, mapping, build_adapter(config, settings))
+
+
+def build_lonescale(config: Config) -> LoneScaleClient:
+    settings = config.settings.lonescale
+    return LoneScaleClient(
+        settings.base_url, config.secret(settings.api_key_env), timeout=settings.timeout_seconds
+    )
+
+
+def build_store(config: Config) -> Store:
+    url = config.settings.store.url
+    if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and config.path is not None:
+        # A relative SQLite path is relative to the config file, not to wherever the daemon was started.
+        url = f"sqlite:///{config.path.parent / url.removeprefix('sqlite:///')}"
+    return Store(url)
+
+
+def durations(settings: InstanceSettings) -> tuple[float, float]:
+    """(lookback, settle) in seconds."""
+    return parse_duration(settings.lookback).total_seconds(), parse_duration(settings.settle).total_seconds()
