@@ -44,6 +44,12 @@ class SandboxControl:
         result: dict[str, Any] = response.json()
         return result
 
+    def admin(self, path: str, **params: Any) -> Any:
+        """An emulator-specific admin view, e.g. LoneScale's `deliveries` or `jobs`."""
+        response = self._http.get(f"/__sandbox/{path}", params=params)
+        response.raise_for_status()
+        return response.json()
+
     def seed(self, records: list[dict[str, Any]]) -> list[str]:
         response = self._http.post("/__sandbox/records", json={"records": records})
         if response.status_code != 200:

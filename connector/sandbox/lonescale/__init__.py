@@ -1,0 +1,1 @@
+"""The LoneScale API emulator: validation, deterministic fake enrichment, webhook delivery (README.md)."""

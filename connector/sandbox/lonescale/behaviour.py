@@ -1,0 +1,59 @@
+"""The LoneScale emulator's tunables: one switch per thing the public docs leave unknown (reference §7, §8)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from connector.sandbox.kit import Behaviour
+
+Delivery = Literal["per_contact", "per_job"]
+Casing = Literal["camel", "legacy"]
+StartShape = Literal["object", "string"]
+
+
+class LoneScaleBehaviour(Behaviour):
+    """Realistic defaults; each undocumented choice (reference §8) can be flipped by a test."""
+
+    # -- the async start (§4.1): `{"id", "status"}` per the CLI trace, or a plain JSON string like sourcing's.
+    start_response: StartShape = "object"
+
+    # -- timing: most jobs finish in under 60 s (§5); the results are ready, then the webhook follows.
+    webhook_delay_seconds: float = Field(default=2.0, ge=0)
+    webhook_lag_seconds: float = Field(default=0.0, ge=0)  # extra wait after the results are pollable
+
+    # -- delivery shape (§4.3, §8.3-8.5): one bare EnrichPayload per contact, or one per-job envelope.
+    delivery: Delivery = "per_contact"
+    casing: Casing = "camel"
+    echo_custom: bool = True
+    deliver_not_found: bool = True  # False: unresolved contacts are left out of webhooks and polling (§8.6)
+
+    # -- delivery faults, deterministic for a seed (§6: nothing documented about retries or ordering).
+    duplicate_deliveries: int = Field(default=0, ge=0, le=10)
+    duplicate_share: float = Field(default=1.0, ge=0, le=1)
+    out_of_order: bool = False
+    webhook_missing_share: float = Field(default=0.0, ge=0, le=1)
+    receiver_timeout_seconds: float = Field(default=10.0, gt=0)
+    delivery_max_attempts: int = Field(default=5, ge=1, le=20)
+    delivery_backoff_seconds: float = Field(default=1.0, ge=0)
+
+    # -- what the waterfall finds, deterministic per input identity and seed.
+    not_found_share: float = Field(default=0.2, ge=0, le=1)
+    email_miss_share: float = Field(default=0.2, ge=0, le=1)
+    phone_miss_share: float = Field(default=0.5, ge=0, le=1)
+    job_change_share: float = Field(default=0.25, ge=0, le=1)
+    job_change_unknown_share: float = Field(default=0.1, ge=0, le=1)  # moved, yet reported false (§6)
+
+    # -- account and limits (§5): no async limit is documented, so each is off by default.
+    enrichment_credits: int = Field(default=10_000, ge=0)
+    contact_credits: int = Field(default=1_000, ge=0)
+    rate_limit_per_minute: int | None = Field(default=None, ge=1)
+    retry_after_header: bool = False  # NestJS's throttler may send one; LoneScale documents none (§4.6)
+    max_contacts_per_request: int | None = Field(default=None, ge=1)
+    max_body_bytes: int | None = Field(default=None, ge=1)  # Express's JSON parser defaults to 100 kB
+
+
+def relaxed_behaviour() -> LoneScaleBehaviour:
+    """`realistic=False`: no waiting, quick retries; what is found stays the same."""
+    return LoneScaleBehaviour(webhook_delay_seconds=0.0, delivery_backoff_seconds=0.05)

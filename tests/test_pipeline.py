@@ -1,0 +1,247 @@
+"""The whole cycle against the sandbox, both CRMs, real SDKs: pull → map → enrich → webhook → write back."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
+from connector.apply import ApplyReport, apply_results
+from connector.checks import create_missing_status_fields
+from connector.config import InstanceSettings, LoneScaleSettings, SalesforceSettings
+from connector.lonescale import LoneScaleClient
+from connector.mapping import FieldMapping, WritePolicy, load_mapping
+from connector.models import EnrichmentType
+from connector.redact import Secret
+from connector.sandbox import credentials
+from connector.sandbox.kit import ServedApp
+from connector.store import Store
+from connector.sync import SyncReport, pull_and_trigger
+from connector.webhook import create_app
+from connector.wiring import Instance
+from tests.conftest import Served
+
+MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+LONESCALE = LoneScaleSettings(
+    enrichment_type=[EnrichmentType.EMAIL, EnrichmentType.PHONE, EnrichmentType.PROFILE]
+)
+
+
+@dataclass
+class Pipeline:
+    store: Store
+    lonescale: LoneScaleClient
+    webhook: ServedApp
+    lonescale_sandbox: Served
+
+    def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE) -> SyncReport:
+        return pull_and_trigger(instance, self.store, self.lonescale, settings, self.webhook.base_url)
+
+    def wait_for_results(self, report: SyncReport, timeout: float = 30.0) -> None:
+        """Until each job has a stored delivery and LoneScale has nothing left to deliver."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            every_job = all(self.store.deliveries(job) for job in report.jobs)
+            if every_job and self.lonescale_sandbox.control.admin("deliveries")["pending_tasks"] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("LoneScale's deliveries did not all arrive")
+
+    def apply(self, *instances: Instance) -> ApplyReport:
+        return apply_results({i.name: i for i in instances}, self.store)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Pipeline]:
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.0, delivery_backoff_seconds=0.2)
+    store = Store(f"sqlite:///{tmp_path / 'sync.db'}")
+    webhook = ServedApp(create_app(store), name="webhook")
+    webhook.start()
+    client = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY))
+    yield Pipeline(store, client, webhook, lonescale_sandbox)
+    client.close()
+    webhook.stop()
+    store.close()
+
+
+def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSettings:
+    return InstanceSettings.model_validate(
+        {"name": name, "crm": crm, "mapping": mapping, "settle": "0s", "lookback": "5m", **extra}
+    )
+
+
+def salesforce_instance(served: Served, mapping: FieldMapping | None = None) -> Instance:
+    creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
+    adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
+    config = settings(
+        "acme-sf", "salesforce", "x.toml", salesforce=SalesforceSettings(instance_url=served.url)
+    )
+    return Instance(config, mapping or load_mapping(MAPPINGS / "salesforce-contact.toml"), adapter)
+
+
+def hubspot_instance(served: Served) -> Instance:
+    adapter = HubSpotAdapter("acme-hs", credentials.HUBSPOT_TOKEN, base_url=served.url)
+    instance = Instance(
+        settings("acme-hs", "hubspot", "x.toml"), load_mapping(MAPPINGS / "hubspot-contacts.toml"), adapter
+    )
+    create_missing_status_fields(instance)
+    return instance
+
+
+def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyReport]:
+    report = pipeline.sync(instance)
+    assert report.status == "succeeded", report.message
+    pipeline.wait_for_results(report)
+    return report, pipeline.apply(instance)
+
+
+def everything(instance: Instance, fields: list[str]) -> dict[str, dict[str, Any]]:
+    from tests.adapters.contract import EVERYTHING
+
+    return {r.ref.id: dict(r.fields) for r in instance.adapter.pull_changed(EVERYTHING, fields)}
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_cycle_fills_empty_fields_keeps_typed_ones_and_the_next_sync_sends_nothing(
+    pipeline: Pipeline, salesforce_sandbox: Served, hubspot_sandbox: Served, crm: str
+) -> None:
+    instance = (
+        salesforce_instance(salesforce_sandbox) if crm == "salesforce" else hubspot_instance(hubspot_sandbox)
+    )
+    email, status = (
+        ("Email", "Enrichment_Status__c") if crm == "salesforce" else ("email", "lonescale_enrichment_status")
+    )
+    before = everything(instance, [email])
+
+    report, applied = cycle(pipeline, instance)
+
+    assert report.pulled == len(before) and report.sent > 0
+    assert report.skipped, "records without a last name or anything to match on are skipped with a reason"
+    assert report.sent + sum(report.skipped.values()) == report.pulled
+    assert applied.records_written > 0 and applied.fields_written > applied.records_written
+    assert applied.records_rejected == 0
+    after = everything(instance, [email, status])
+    typed = {i: v[email] for i, v in before.items() if v[email]}
+    assert typed and all(after[i][email] == value for i, value in typed.items()), (
+        "fill_empty keeps typed values"
+    )
+    filled = [i for i, v in before.items() if not v[email] and after[i][email]]
+    assert filled, "empty emails were filled"
+    assert sum(1 for v in after.values() if v[status]) == report.sent
+
+    again = pipeline.sync(instance)
+    assert again.status == "succeeded" and again.sent == 0, "our own write-back must not bring records back"
+    assert again.pulled >= applied.records_written, "the write-back bumped their modified stamps"
+    assert again.skipped["unchanged since last sent"] >= applied.records_written
+
+
+def test_a_record_the_crm_rejects_keeps_its_reason_and_the_rest_of_its_batch_is_written(
+    pipeline: Pipeline, salesforce_sandbox: Served
+) -> None:
+    instance = salesforce_instance(salesforce_sandbox)
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    salesforce_sandbox.control.configure(lock_row_share=0.6)  # a busy org: rows locked by other jobs
+    applied = pipeline.apply(instance)
+    assert applied.records_rejected > 0 and applied.records_written > applied.records_rejected
+    assert all("UNABLE_TO_LOCK_ROW" in reason for _, reason in applied.rejections)
+    record_id, reason = applied.rejections[0]
+    journal = pipeline.store.journal_for("acme-sf", record_id)
+    assert journal and all(e.outcome == "rejected" and e.reason == reason for e in journal)
+
+
+def test_overwrite_if_unchanged_yields_to_a_person_who_edited_after_the_pull(
+    pipeline: Pipeline, salesforce_sandbox: Served
+) -> None:
+    base = load_mapping(MAPPINGS / "salesforce-contact.toml")
+    rules = [
+        r.model_copy(update={"policy": WritePolicy.OVERWRITE_IF_UNCHANGED}) if r.field == "Title" else r
+        for r in base.write_back
+    ]
+    instance = salesforce_instance(salesforce_sandbox, base.model_copy(update={"write_back": rules}))
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    sent = [c for job in report.jobs for c in pipeline.store.job_contacts(job)]
+    edited, untouched = sent[0].record_id, [c.record_id for c in sent[1:]]
+    token = httpx.post(
+        f"{salesforce_sandbox.url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET),
+    ).json()["access_token"]
+    response = httpx.patch(
+        f"{salesforce_sandbox.url}/services/data/v62.0/sobjects/Contact/{edited}",
+        json={"Title": "Typed by a person"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 204
+
+    applied = pipeline.apply(instance)
+
+    assert applied.kept_by_policy["overwrite_if_unchanged: edited since it was pulled"] >= 1
+    titles = instance.adapter.read_current([edited, *untouched], ["Title"])
+    assert titles[edited]["Title"] == "Typed by a person"
+    assert any(pipeline.store.journal_for("acme-sf", i) for i in untouched)
+
+
+@pytest.mark.parametrize(
+    "delivery",
+    [
+        {"delivery": "per_job"},
+        {"casing": "legacy"},
+        {"echo_custom": False},
+        {"delivery": "per_job", "casing": "legacy", "echo_custom": False},
+        {"out_of_order": True, "duplicate_deliveries": 2},
+    ],
+    ids=["per job", "legacy snake_case", "no custom echo", "all at once", "shuffled and duplicated"],
+)
+def test_every_webhook_shape_and_delivery_mode_is_applied_once(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served, delivery: dict[str, Any]
+) -> None:
+    lonescale_sandbox.control.configure(**delivery)
+    instance = hubspot_instance(hubspot_sandbox)
+    report, applied = cycle(pipeline, instance)
+    assert applied.records_written > 0
+    correlated = applied.records_written + applied.records_rejected
+    if delivery.get("echo_custom", True):
+        assert correlated == report.sent and applied.uncorrelated == 0
+    else:
+        assert correlated > report.sent // 2, "identity matching within the job finds most results"
+    histories = [
+        pipeline.store.journal_for("acme-hs", c.record_id)
+        for j in report.jobs
+        for c in pipeline.store.job_contacts(j)
+    ]
+    for history in histories:
+        fields = [e.field for e in history]
+        assert len(fields) == len(set(fields)), "each field is written once, however often it was delivered"
+
+
+def test_a_restart_between_trigger_and_webhook_loses_nothing(
+    pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served, tmp_path: Path
+) -> None:
+    lonescale_sandbox.control.configure(
+        webhook_delay_seconds=1.0, delivery_backoff_seconds=0.3, delivery_max_attempts=8
+    )
+    instance = salesforce_instance(salesforce_sandbox)
+    report = pipeline.sync(instance)
+    port = pipeline.webhook.port
+    pipeline.webhook.stop()  # the daemon goes down before LoneScale calls back
+    pipeline.store.close()
+
+    store = Store(f"sqlite:///{tmp_path / 'sync.db'}")  # ...and comes back on the same port
+    webhook = ServedApp(create_app(store), port=port, name="webhook-again")
+    webhook.start()
+    try:
+        pipeline.store, pipeline.webhook = store, webhook
+        pipeline.wait_for_results(report)
+        applied = pipeline.apply(instance)
+        assert applied.records_written + applied.records_rejected == report.sent
+    finally:
+        webhook.stop()
