@@ -2,43 +2,224 @@
 
 from __future__ import annotations
 
+import logging
 import signal
+import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from importlib.metadata import version
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
+
+from connector.checks import check_instance, create_missing_status_fields
+from connector.config import Config, load_config
+from connector.errors import ConfigError
+from connector.redact import RedactingFilter
+
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("lonescale-sync.toml"),
+    show_default=True,
+    envvar="LONESCALE_SYNC_CONFIG",
+    help="The TOML configuration (see config.example.toml). Env: LONESCALE_SYNC_CONFIG.",
+)
+EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT = 1, 2, 3
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # secrets never reach a log line, whichever module wrote it
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for noisy in ("urllib3", "httpx", "httpcore", "apscheduler.executors.default", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def read_config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+@contextmanager
+def runtime_for(path: Path) -> Iterator[Any]:
+    from connector.runtime import Runtime
+
+    runtime = Runtime(read_config(path))
+    try:
+        yield runtime
+    finally:
+        runtime.close()
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(version("lonescale-sync"), prog_name="lonescale-sync")
-def main() -> None:
+@click.option("--log-level", default="info", show_default=True,
+              type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))  # fmt: skip
+def main(log_level: str) -> None:
     """Keep Salesforce and HubSpot contacts enriched through LoneScale, safely.
 
     \b
-    Try it locally, nothing to configure:
-      lonescale-sync demo       run the smoke scenario against the embedded sandbox
-      lonescale-sync sandbox    serve local emulators of HubSpot, Salesforce and LoneScale
+    Start here:
+      lonescale-sync demo                     the whole cycle on the embedded sandbox
+      lonescale-sync check --config F         validate config and mappings against your CRMs
+      lonescale-sync sync NAME --config F     one cycle now (add --wait to write results back)
+      lonescale-sync run --config F           the daemon: every instance on its schedule
+      lonescale-sync status --config F        what happened, per instance
     """
+    setup_logging(log_level)
 
 
 @main.command()
-@click.option(
-    "--contacts",
-    default=1000,
-    show_default=True,
-    type=click.IntRange(0, 1_000_000),
-    help="Contacts seeded in each CRM emulator.",
-)
+@CONFIG
+def run(config_path: Path) -> None:
+    """Run the daemon: each instance on its schedule, the webhook server, and the write-back loop.
+
+    Stops cleanly on SIGTERM or Ctrl-C: in-flight writes finish and everything received is stored.
+    """
+    from connector.daemon import run_daemon
+    from connector.runtime import Runtime
+
+    run_daemon(Runtime(read_config(config_path)))
+
+
+@main.command()
+@click.argument("instance")
+@CONFIG
+@click.option("--wait", is_flag=True, help="Also serve the webhook and write results back before returning.")
+@click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(1, 86400),
+              help="With --wait: seconds to wait for LoneScale's results.")  # fmt: skip
+def sync(instance: str, config_path: Path, wait: bool, timeout: float) -> None:
+    """Run one cycle for INSTANCE now: pull changed contacts, send them to LoneScale.
+
+    Exit status: 0 done, 1 failed or stopped (e.g. no credits), 2 bad configuration, 3 timed out.
+    """
+    with runtime_for(config_path) as runtime:
+        if instance not in runtime.instances:
+            raise click.UsageError(
+                f"no instance {instance!r} in {config_path}; known: {', '.join(runtime.instances)}"
+            )
+        if wait:
+            runtime.serve_webhook()
+        report = runtime.sync(instance)
+        skipped = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common()) or "none"
+        click.echo(f"{instance}: {report.status} — pulled {report.pulled}, sent {report.sent} "
+                   f"in {len(report.jobs)} job(s); skipped {skipped}")  # fmt: skip
+        if report.status != "succeeded":
+            click.echo(f"{instance}: {report.message}", err=True)
+            raise SystemExit(EXIT_FAILED)
+        if not wait or not report.jobs:
+            return
+        applied, finished = runtime.wait_and_apply(report.jobs, timeout)
+        click.echo(f"{instance}: wrote {applied.fields_written} field(s) on {applied.records_written} record(s); "
+                   f"{applied.records_rejected} rejected by the CRM")  # fmt: skip
+        for record_id, reason in applied.rejections[:20]:
+            click.echo(f"  rejected {record_id}: {reason}")
+        if applied.failures:
+            click.echo("\n".join(applied.failures), err=True)
+            raise SystemExit(EXIT_FAILED)
+        if not finished:
+            click.echo(f"{instance}: some results had not arrived after {timeout:.0f} s; "
+                       "the daemon (`run`) applies them when they do", err=True)  # fmt: skip
+            raise SystemExit(EXIT_TIMEOUT)
+
+
+def _when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
+
+
+@main.command()
+@CONFIG
+def status(config_path: Path) -> None:
+    """Per instance: last runs, cursor, jobs by state, fields written, skips and failures."""
+    from connector.wiring import build_store
+
+    config = read_config(config_path)
+    store = build_store(config)
+    try:
+        for settings in config.settings.instances:
+            name = settings.name
+            runs = store.runs(name, limit=50)
+            click.echo(f"{name} ({settings.crm}, schedule {settings.schedule})")
+            for kind in ("sync", "apply"):
+                last = next((r for r in runs if r["kind"] == kind), None)
+                if last is None:
+                    click.echo(f"  last {kind}:  never")
+                    continue
+                counts = ", ".join(f"{k} {v}" for k, v in last["counts"].items() if v not in ({}, 0))
+                click.echo(
+                    f"  last {kind}:  {_when(last['started_at'])} {last['status']}"
+                    + (f" — {counts}" if counts else "")
+                )
+            cursor = store.cursor(name)
+            click.echo(
+                f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
+            )
+            jobs = store.job_counts(name)
+            click.echo(
+                "  jobs:        " + (", ".join(f"{state} {n}" for state, n in sorted(jobs.items())) or "none")
+            )
+            journal = store.journal_counts(name)
+            click.echo(
+                f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
+            )
+            for contact in store.contacts_with_status(name, "rejected", limit=5):
+                click.echo(f"  rejected:    {contact.record_id}: {contact.reason}")
+            for failed in [r for r in runs if r["status"] in ("failed", "stopped")][:3]:
+                click.echo(
+                    f"  {failed['status']}:      {_when(failed['started_at'])} {failed['kind']}: {failed['error']}"
+                )
+    finally:
+        store.close()
+
+
+@main.command()
+@CONFIG
+@click.option("--create-missing", is_flag=True,
+              help="Create the connector's own status properties where the CRM allows it (HubSpot).")  # fmt: skip
+def check(config_path: Path, create_missing: bool) -> None:
+    """Validate the config and each mapping against the live CRM schema; list every problem, exit 1 if any."""
+    from connector.wiring import build_instance
+
+    config = read_config(config_path)
+    problems: list[str] = []
+    for settings in config.settings.instances:
+        try:
+            instance = build_instance(config, settings)
+        except ConfigError as exc:
+            problems += [f"{settings.name} mapping {p}" for p in exc.problems]
+            continue
+        if create_missing:
+            for line in create_missing_status_fields(instance):
+                click.echo(line)
+        problems += [str(p) for p in check_instance(instance)]
+        instance.adapter.close()
+    if problems:
+        click.echo(f"{len(problems)} problem(s):", err=True)
+        for problem in problems:
+            click.echo(f"  - {problem}", err=True)
+        raise SystemExit(EXIT_FAILED)
+    click.echo(f"{config_path}: {len(config.settings.instances)} instance(s) ready")
+
+
+@main.command()
+@click.option("--contacts", default=1000, show_default=True, type=click.IntRange(0, 1_000_000),
+              help="Contacts seeded in each CRM emulator.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, type=int, help="Same seed, same data.")
 @click.option("--hubspot-port", default=0, type=click.IntRange(0, 65535), help="0 lets the OS choose.")
 @click.option("--salesforce-port", default=0, type=click.IntRange(0, 65535), help="0 lets the OS choose.")
 @click.option("--lonescale-port", default=0, type=click.IntRange(0, 65535), help="0 lets the OS choose.")
-@click.option(
-    "--relaxed",
-    is_flag=True,
-    help="Turn off rate limits, delays and API quotas (they are on by default, as in the real APIs).",
-)
+@click.option("--relaxed", is_flag=True,
+              help="Turn off rate limits, delays and API quotas (on by default, as in the real APIs).")  # fmt: skip
 def sandbox(
     contacts: int, seed: int, hubspot_port: int, salesforce_port: int, lonescale_port: int, relaxed: bool
 ) -> None:
@@ -71,21 +252,18 @@ def sandbox(
             pass
     finally:
         running.stop()
-    click.echo("# stopped", err=True)
 
 
 @main.command()
-@click.option(
-    "--contacts",
-    default=300,
-    show_default=True,
-    type=click.IntRange(10, 100_000),
-    help="Contacts seeded in each CRM emulator.",
-)
+@click.option("--contacts", default=300, show_default=True, type=click.IntRange(10, 100_000),
+              help="Contacts seeded in each CRM emulator.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, type=int)
 def demo(contacts: int, seed: int) -> None:
-    """Start the embedded sandbox and run a smoke scenario through it; exits 0 when every step worked."""
-    from connector.sandbox.demo import run_demo  # the sandbox is a separate world
+    """A full cycle on the embedded sandbox: a Salesforce and a HubSpot instance, pulled, enriched, written back.
+
+    Nothing to configure and nothing leaves this machine; exits 0 when every step worked.
+    """
+    from connector.demo import run_demo
 
     raise SystemExit(run_demo(contacts=contacts, seed=seed))
 

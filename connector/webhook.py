@@ -75,7 +75,7 @@ def create_app(store: Store, *, max_body_bytes: int = 5_000_000) -> Starlette:
             log.warning("webhook body kept for inspection, not applied (job %s): %s", job_id, exc)
             return answer(422 if isinstance(exc, PayloadError) else 400, f"unusable payload: {exc}")
         fresh = await run_in_threadpool(store.store_delivery, job_id, body)
-        log.info(
+        log.debug(
             "webhook %s: job %s, %d result(s)",
             "stored" if fresh else "duplicate ignored",
             job_id,

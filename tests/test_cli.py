@@ -89,8 +89,15 @@ def test_sandbox_command_says_so_when_a_port_is_taken() -> None:
         first.wait(timeout=15)
 
 
-def test_demo_runs_the_smoke_scenario_on_the_sandbox_and_exits_zero() -> None:
+def test_demo_runs_a_full_cycle_on_both_crms_and_exits_zero() -> None:
     result = CliRunner().invoke(main, ["demo", "--contacts", "60"])
     assert result.exit_code == 0, result.output
-    assert "demo ok" in result.output
-    assert "Salesforce" in result.output and "HubSpot" in result.output
+    assert "demo ok: both CRMs enriched; the second sync sent nothing" in result.output
+    rows = [
+        line.split()
+        for line in result.output.splitlines()
+        if line.strip().startswith(("salesforce ", "hubspot "))
+    ]
+    assert len(rows) == 2
+    for name, pulled, sent, _skipped, _found, written, *_rest, resent in rows:
+        assert (int(pulled), int(resent)) == (60, 0) and int(sent) > 0 and int(written) > 0, name

@@ -21,7 +21,7 @@ from connector.mapping import FieldMapping, WritePolicy, load_mapping
 from connector.models import EnrichmentType
 from connector.redact import Secret
 from connector.sandbox import credentials
-from connector.sandbox.kit import ServedApp
+from connector.serving import ThreadedServer
 from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
@@ -38,7 +38,7 @@ LONESCALE = LoneScaleSettings(
 class Pipeline:
     store: Store
     lonescale: LoneScaleClient
-    webhook: ServedApp
+    webhook: ThreadedServer
     lonescale_sandbox: Served
 
     def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE) -> SyncReport:
@@ -62,7 +62,7 @@ class Pipeline:
 def pipeline(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Pipeline]:
     lonescale_sandbox.control.configure(webhook_delay_seconds=0.0, delivery_backoff_seconds=0.2)
     store = Store(f"sqlite:///{tmp_path / 'sync.db'}")
-    webhook = ServedApp(create_app(store), name="webhook")
+    webhook = ThreadedServer(create_app(store), name="webhook")
     webhook.start()
     client = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY))
     yield Pipeline(store, client, webhook, lonescale_sandbox)
@@ -236,7 +236,7 @@ def test_a_restart_between_trigger_and_webhook_loses_nothing(
     pipeline.store.close()
 
     store = Store(f"sqlite:///{tmp_path / 'sync.db'}")  # ...and comes back on the same port
-    webhook = ServedApp(create_app(store), port=port, name="webhook-again")
+    webhook = ThreadedServer(create_app(store), port=port, name="webhook-again")
     webhook.start()
     try:
         pipeline.store, pipeline.webhook = store, webhook

@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import text
 
 from connector.models import JobStatus
-from connector.sandbox.kit import ServedApp
+from connector.serving import ThreadedServer
 from connector.store import Job, Store, sha256
 from connector.webhook import create_app
 
@@ -34,7 +34,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Store, str]]:
         ),
         [],
     )
-    server = ServedApp(create_app(store, max_body_bytes=4096), name="webhook")
+    server = ThreadedServer(create_app(store, max_body_bytes=4096), name="webhook")
     url = server.start()
     yield url, store, token
     server.stop()

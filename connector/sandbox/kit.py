@@ -12,13 +12,14 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from connector.serving import ThreadedServer
 
 ADMIN_PREFIX = "/__sandbox"
 
@@ -260,43 +261,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 # --------------------------------------------------------------------------- a real server per app
 
 
-class ServedApp:
-    """Serves an ASGI app with uvicorn on 127.0.0.1 in a background thread; port 0 lets the OS choose."""
+class ServedApp(ThreadedServer):
+    """An emulator on a real socket at 127.0.0.1 (the only product module the sandbox uses is this runner)."""
 
     def __init__(self, app: ASGIApp, *, port: int = 0, name: str = "sandbox"):
-        # uvicorn's asyncio server sets TCP_NODELAY, so small responses are not held back by Nagle.
-        config = uvicorn.Config(
-            app,
-            host="127.0.0.1",
-            port=port,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            timeout_keep_alive=30,
-        )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"{name}-server", daemon=True)
-        self.name = name
-        self.port = port
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 10.0) -> str:
-        self._thread.start()
-        deadline = time.monotonic() + timeout
-        while not self._server.started:
-            if not self._thread.is_alive():
-                raise RuntimeError(f"the {self.name} server failed to start (port {self.port} in use?)")
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"the {self.name} server did not start within {timeout} s")
-            time.sleep(0.01)
-        sockets = self._server.servers[0].sockets
-        self.port = sockets[0].getsockname()[1]
-        return self.base_url
-
-    def stop(self, timeout: float = 5.0) -> None:
-        self._server.should_exit = True
-        if self._thread.ident is not None:  # never started (a sibling failed first): nothing to join
-            self._thread.join(timeout)
+        super().__init__(app, host="127.0.0.1", port=port, name=name)

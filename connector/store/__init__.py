@@ -360,6 +360,33 @@ class Store:
                 ],
             )
 
+    def journal_counts(self, instance: str) -> dict[str, int]:
+        """Fields written and fields the CRM rejected, over the instance's whole history."""
+        table = schema.write_journal
+        query = (
+            select(table.c.outcome, func.count())
+            .where(table.c.instance == instance)
+            .group_by(table.c.outcome)
+        )
+        with self.engine.connect() as db:
+            return {outcome: int(count) for outcome, count in db.execute(query)}
+
+    def contacts_with_status(self, instance: str, status: str, limit: int = 20) -> list[JobContact]:
+        """The latest job contacts in one state (e.g. `rejected`, with the CRM's reason)."""
+        contacts, jobs = schema.job_contacts, schema.jobs
+        query = (
+            select(contacts)
+            .join(jobs, jobs.c.id == contacts.c.job_id)
+            .where(jobs.c.instance == instance, contacts.c.status == status)
+            .order_by(jobs.c.created_at.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [
+                JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
+                for r in db.execute(query)
+            ]
+
     def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
         table = schema.write_journal
         query = (

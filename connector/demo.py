@@ -1,0 +1,201 @@
+"""`lonescale-sync demo`: the real pipeline, end to end, against the embedded sandbox.
+
+It writes a throwaway configuration that points a Salesforce and a HubSpot instance at the emulators, then
+runs exactly what `sync --wait` runs, twice: the second pass shows that our own write-back does not send a
+single contact back to LoneScale.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from rich import box
+from rich.console import Console
+from rich.status import Status
+from rich.table import Table
+
+from connector.apply import ApplyReport
+from connector.checks import check_instance, create_missing_status_fields
+from connector.config import load_config
+from connector.runtime import Runtime
+from connector.sandbox.control import SandboxControl
+from connector.sandbox.runner import Sandbox, SandboxEndpoints
+from connector.sync import SyncReport
+
+MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+RESULT_TIMEOUT = 120.0
+
+
+@dataclass
+class Outcome:
+    name: str
+    sync: SyncReport
+    applied: ApplyReport
+    finished: bool
+    second: SyncReport
+    api_calls: int
+
+    @property
+    def ok(self) -> bool:
+        return (
+            self.sync.status == "succeeded"
+            and self.finished
+            and self.applied.fields_written > 0
+            and self.second.status == "succeeded"
+            and self.second.sent == 0
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def demo_config(ep: SandboxEndpoints, directory: Path) -> tuple[Path, dict[str, str]]:
+    port = free_port()
+    text = f"""
+[lonescale]
+base_url = "{ep.lonescale}"
+api_key_env = "DEMO_LONESCALE_API_KEY"
+enrichment_type = ["email", "phone", "profile"]
+detect_job_change = true
+
+[webhook]
+listen = "127.0.0.1:{port}"
+
+[store]
+url = "sqlite:///{directory / "demo.db"}"
+
+[[instances]]
+name = "salesforce"
+crm = "salesforce"
+mapping = "{MAPPINGS / "salesforce-contact.toml"}"
+settle = "0s"
+
+[instances.salesforce]
+object = "Contact"
+instance_url = "{ep.salesforce}"
+auth = "client_credentials"
+client_id_env = "DEMO_SF_CLIENT_ID"
+client_secret_env = "DEMO_SF_CLIENT_SECRET"
+
+[[instances]]
+name = "hubspot"
+crm = "hubspot"
+mapping = "{MAPPINGS / "hubspot-contacts.toml"}"
+settle = "0s"
+
+[instances.hubspot]
+base_url = "{ep.hubspot}"
+access_token_env = "DEMO_HUBSPOT_TOKEN"
+"""
+    path = directory / "demo.toml"
+    path.write_text(text)
+    env = {
+        "DEMO_LONESCALE_API_KEY": ep.lonescale_api_key,
+        "DEMO_SF_CLIENT_ID": ep.salesforce_client_id,
+        "DEMO_SF_CLIENT_SECRET": ep.salesforce_client_secret,
+        "DEMO_HUBSPOT_TOKEN": ep.hubspot_token,
+    }
+    return path, env
+
+
+def summary(outcomes: list[Outcome], credits_used: float) -> Table:
+    table = Table(
+        title="one full cycle per CRM, then a second sync", box=box.SIMPLE_HEAD, collapse_padding=True
+    )
+    columns = [
+        "instance",
+        "pulled",
+        "sent",
+        "skipped",
+        "found",
+        "written",
+        "kept",
+        "rejected",
+        "API calls",
+        "re-sent",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column == "instance" else "right")
+    for o in outcomes:
+        kept = sum(
+            n
+            for reason, n in o.applied.kept_by_policy.items()
+            if reason not in ("no value found", "already equal")
+        )
+        table.add_row(
+            o.name, str(o.sync.pulled), str(o.sync.sent), str(sum(o.sync.skipped.values())),
+            str(o.applied.records_written - o.applied.not_found), str(o.applied.fields_written), str(kept),
+            str(o.applied.records_rejected), str(o.api_calls), str(o.second.sent),
+        )  # fmt: skip
+    table.caption = (
+        "skipped: no name or nothing to match on · found: LoneScale found the person\n"
+        "written: CRM fields · kept: values left alone by their policy · API calls: to the CRM\n"
+        f"re-sent: contacts the 2nd sync sent again · LoneScale credits used: {credits_used:g}"
+    )
+    return table
+
+
+def run_demo(contacts: int = 300, seed: int = 1) -> int:
+    console = Console()
+    if not console.is_terminal:  # a log file or CI: no width to respect, and a truncated table helps nobody
+        console = Console(width=120)
+    logging.getLogger("connector").setLevel(logging.WARNING)  # the progress display says it all
+    with (
+        Sandbox(contacts=contacts, seed=seed) as sandbox,
+        tempfile.TemporaryDirectory(prefix="lonescale-demo-") as tmp,
+    ):
+        ep = sandbox.endpoints
+        console.print(
+            f"[bold]sandbox[/] Salesforce {ep.salesforce} · HubSpot {ep.hubspot} · LoneScale {ep.lonescale}"
+        )
+        path, env = demo_config(ep, Path(tmp))
+        runtime = Runtime(load_config(path, env=env))
+        try:
+            for instance in runtime.instances.values():
+                for line in create_missing_status_fields(instance):
+                    console.print(f"[dim]{line}[/]")
+                problems = check_instance(instance)
+                if problems:
+                    console.print(
+                        f"[red]{instance.name}: {len(problems)} problem(s)[/]",
+                        *map(str, problems),
+                        sep="\n  ",
+                    )
+                    return 1
+            runtime.serve_webhook()
+            before = runtime.lonescale.credits().enrichment
+            outcomes = []
+            for name in runtime.instances:
+                with console.status(f"{name}: pulling") as status:
+
+                    def progress(r: SyncReport, shown: Status = status) -> None:
+                        skipped = sum(r.skipped.values())
+                        shown.update(f"{r.instance}: pulled {r.pulled} · sent {r.sent} · skipped {skipped}")
+
+                    report = runtime.sync(name, progress=progress)
+                    status.update(f"{name}: {report.sent} contacts sent; waiting for LoneScale's webhooks")
+                    applied, finished = runtime.wait_and_apply(report.jobs, RESULT_TIMEOUT)
+                    status.update(f"{name}: second sync")
+                    second = runtime.sync(name)
+                crm = ep.salesforce if runtime.instances[name].settings.crm == "salesforce" else ep.hubspot
+                outcomes.append(Outcome(name, report, applied, finished, second, SandboxControl(crm).count()))
+                written = f"{applied.fields_written} fields written on {applied.records_written} records"
+                console.print(f"[green]✓[/] {name}: {written}")
+                for record_id, reason in applied.rejections[:5]:
+                    console.print(f"  [yellow]rejected by the CRM[/] {record_id}: {reason}")
+            used = before - runtime.lonescale.credits().enrichment
+        finally:
+            runtime.close()
+    console.print(summary(outcomes, used))
+    ok = all(o.ok for o in outcomes)
+    console.print(
+        "[green]demo ok[/]: both CRMs enriched; the second sync sent nothing" if ok else "[red]demo failed[/]"
+    )
+    return 0 if ok else 1

@@ -1,0 +1,110 @@
+"""One deployment at run time: the store, the LoneScale client, each instance, and the webhook server."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+from connector.apply import ApplyReport, apply_results
+from connector.config import Config
+from connector.models import JobStatus
+from connector.serving import ThreadedServer
+from connector.sync import SyncReport, pull_and_trigger
+from connector.webhook import create_app
+from connector.wiring import Instance, build_instance, build_lonescale, build_store
+
+log = logging.getLogger(__name__)
+DONE = {JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED}
+
+
+class Runtime:
+    def __init__(self, config: Config):
+        self.config = config
+        self.store = build_store(config)
+        self.lonescale = build_lonescale(config)
+        self.instances: dict[str, Instance] = {
+            s.name: build_instance(config, s) for s in config.settings.instances
+        }
+        self._server: ThreadedServer | None = None
+        self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
+
+    @property
+    def webhook_base(self) -> str:
+        """What LoneScale calls: the public URL, else (local use) the address we listen on."""
+        settings = self.config.settings.webhook
+        if settings.public_url:
+            return settings.public_url
+        return self._server.base_url if self._server else f"http://{settings.host}:{settings.port}"
+
+    def serve_webhook(self) -> str:
+        settings = self.config.settings.webhook
+        app = create_app(self.store, max_body_bytes=settings.max_body_bytes)
+        self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
+        url = self._server.start()
+        log.info("webhook listening on %s (LoneScale calls %s)", url, self.webhook_base)
+        return url
+
+    def stop_webhook(self) -> None:
+        if self._server is not None:
+            self._server.stop()
+            self._server = None
+
+    def instance(self, name: str) -> Instance:
+        try:
+            return self.instances[name]
+        except KeyError:
+            known = ", ".join(sorted(self.instances))
+            raise KeyError(f"no instance named {name!r} in the config (known: {known})") from None
+
+    def sync(self, name: str, progress: Callable[[SyncReport], None] | None = None) -> SyncReport:
+        settings = self.config.settings
+        report = pull_and_trigger(
+            self.instance(name),
+            self.store,
+            self.lonescale,
+            settings.lonescale,
+            self.webhook_base,
+            progress=progress,
+        )
+        log.info(
+            "%s: sync %s: pulled %d, sent %d in %d job(s), skipped %s",
+            name, report.status, report.pulled, report.sent, len(report.jobs), dict(report.skipped),
+        )  # fmt: skip
+        return report
+
+    def apply(self) -> ApplyReport:
+        with self._apply_lock:
+            report = apply_results(self.instances, self.store)
+        if report.deliveries:
+            log.info(
+                "applied %d delivery(ies): %d record(s) written (%d fields), %d rejected",
+                report.deliveries, report.records_written, report.fields_written, report.records_rejected,
+            )  # fmt: skip
+        return report
+
+    def wait_and_apply(self, jobs: list[str], timeout: float, poll: float = 0.5) -> tuple[ApplyReport, bool]:
+        """Apply results as they arrive until every job is done or `timeout` passes; (total, finished)."""
+        total = ApplyReport()
+        deadline = time.monotonic() + timeout
+        while True:
+            step = self.apply()
+            total.deliveries += step.deliveries
+            total.results += step.results
+            total.duplicates += step.duplicates
+            total.uncorrelated += step.uncorrelated
+            total.absorb(step)
+            states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
+            if all(state in DONE for state in states):
+                return total, True
+            if time.monotonic() >= deadline:
+                return total, False
+            time.sleep(poll)
+
+    def close(self) -> None:
+        self.stop_webhook()
+        for instance in self.instances.values():
+            instance.adapter.close()
+        self.lonescale.close()
+        self.store.close()

@@ -1,0 +1,200 @@
+"""The operator's commands end to end: check, sync --wait, status and the daemon, on the sandbox."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from connector.cli import main
+from connector.config import (
+    HubSpotSettings,
+    InstanceSettings,
+    LoneScaleSettings,
+    SalesforceSettings,
+    StoreSettings,
+    WebhookSettings,
+    load_config,
+)
+from connector.demo import free_port
+from connector.sandbox import credentials
+from connector.store import Store
+from tests.conftest import Served
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {
+    "LS_KEY": credentials.LONESCALE_API_KEY,
+    "SF_ID": credentials.SALESFORCE_CLIENT_ID,
+    "SF_SECRET": credentials.SALESFORCE_CLIENT_SECRET,
+    "HS_TOKEN": credentials.HUBSPOT_TOKEN,
+}
+
+
+def write_config(tmp_path: Path, lonescale: str, salesforce: str, hubspot: str) -> Path:
+    path = tmp_path / "lonescale-sync.toml"
+    path.write_text(f"""
+[lonescale]
+base_url = "{lonescale}"
+api_key_env = "LS_KEY"
+enrichment_type = ["email", "phone", "profile"]
+
+[webhook]
+listen = "127.0.0.1:{free_port()}"
+
+[store]
+url = "sqlite:///state.db"
+
+[[instances]]
+name = "sf"
+crm = "salesforce"
+mapping = "{ROOT / "mappings" / "salesforce-contact.toml"}"
+settle = "0s"
+schedule = "every 1h"
+
+[instances.salesforce]
+instance_url = "{salesforce}"
+client_id_env = "SF_ID"
+client_secret_env = "SF_SECRET"
+
+[[instances]]
+name = "hs"
+crm = "hubspot"
+mapping = "{ROOT / "mappings" / "hubspot-contacts.toml"}"
+settle = "0s"
+
+[instances.hubspot]
+base_url = "{hubspot}"
+access_token_env = "HS_TOKEN"
+""")
+    return path
+
+
+@pytest.fixture
+def config(
+    tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served
+) -> Path:
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.2)
+    return write_config(tmp_path, lonescale_sandbox.url, salesforce_sandbox.url, hubspot_sandbox.url)
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args), env=ENV)
+    return result.exit_code, result.output
+
+
+def test_the_example_config_documents_every_key_and_loads(tmp_path: Path) -> None:
+    text = (ROOT / "config.example.toml").read_text()
+    models = (
+        LoneScaleSettings,
+        WebhookSettings,
+        StoreSettings,
+        InstanceSettings,
+        SalesforceSettings,
+        HubSpotSettings,
+    )
+    for model in models:
+        for key in model.model_fields:
+            if key not in ("hubspot", "salesforce"):
+                assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), (
+                    f"{model.__name__}.{key} is not in the example"
+                )
+    env = {
+        "LONESCALE_API_KEY": "k" * 8,
+        "SALESFORCE_CLIENT_ID": "id",
+        "SALESFORCE_CLIENT_SECRET": "s" * 8,
+        "HUBSPOT_ACCESS_TOKEN": "t" * 8,
+    }
+    config = load_config(ROOT / "config.example.toml", env=env)
+    assert [i.name for i in config.settings.instances] == ["acme-salesforce", "acme-hubspot"]
+
+
+def test_check_lists_every_problem_then_passes_once_status_properties_exist(config: Path) -> None:
+    code, output = cli("check", "--config", str(config))
+    assert code == 1
+    assert "hs status.status: field 'lonescale_enrichment_status' does not exist" in output
+    problems = [line for line in output.splitlines() if line.startswith("  - ")]
+    assert (
+        "  - hs status.enriched_at: field 'lonescale_last_enriched_at' does not exist: create it first"
+        in problems
+    )
+    assert not [p for p in problems if p.startswith("  - sf ")], "the Salesforce org has every mapped field"
+    code, output = cli("check", "--config", str(config), "--create-missing")
+    assert code == 0, output
+    assert "created property lonescale_enrichment_status" in output and "2 instance(s) ready" in output
+
+
+def test_a_config_with_problems_lists_them_all_and_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        '[lonescale]\nenrichment_type = ["fax"]\n[[instances]]\nname = "x"\ncrm = "pipedrive"\nmapping = "m.toml"\n'
+    )
+    code, output = cli("sync", "x", "--config", str(path))
+    assert code == 2
+    for expected in (
+        "lonescale.enrichment_type[0]",
+        "instances[0].crm",
+        "instances[0].mapping: file",
+        "LONESCALE_API_KEY",
+    ):
+        assert expected in output
+
+
+def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: Path) -> None:
+    code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
+    assert code == 0, output
+    assert re.search(r"sf: succeeded — pulled 300, sent \d+ in \d+ job\(s\)", output)
+    assert re.search(r"sf: wrote \d+ field\(s\) on \d+ record\(s\); 0 rejected by the CRM", output)
+
+    code, output = cli("sync", "sf", "--config", str(config))
+    assert code == 0 and "sent 0 in 0 job(s)" in output, "the second sync sends nothing"
+
+    code, output = cli("status", "--config", str(config))
+    assert code == 0
+    section = output.split("hs (hubspot")[0]
+    assert "last sync:" in section and "succeeded" in section and "jobs:        applied" in section
+    assert re.search(r"fields:      written [1-9]\d*, rejected 0", section)
+    assert (
+        "hs (hubspot, schedule every 15m)" in output and "last sync:  never" in output.split("hs (hubspot")[1]
+    )
+
+
+def test_sync_names_the_instances_it_knows(config: Path) -> None:
+    code, output = cli("sync", "nope", "--config", str(config))
+    assert code == 2 and "known: sf, hs" in output
+
+
+def test_the_daemon_syncs_on_schedule_and_stops_cleanly_on_sigterm(config: Path) -> None:
+    cli("check", "--config", str(config), "--create-missing")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "connector.cli", "run", "--config", str(config)],
+        env={**os.environ, **ENV},
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    store = Store(f"sqlite:///{config.parent / 'state.db'}")
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            written = [store.journal_counts(name).get("written", 0) for name in ("sf", "hs")]
+            if all(written):
+                break
+            time.sleep(0.5)
+        assert all(written), f"both instances wrote back: {written}"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+        assert process.stderr is not None
+        log = process.stderr.read()
+        assert "received SIGTERM" in log and "stopped cleanly" in log
+        assert credentials.LONESCALE_API_KEY not in log and credentials.HUBSPOT_TOKEN not in log
+    finally:
+        store.close()
+        if process.poll() is None:
+            process.kill()
+            process.wait()
