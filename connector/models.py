@@ -28,7 +28,13 @@ def is_absolute_http_url(value: str) -> bool:
         parts = urlsplit(value)
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.netloc) and " " not in value
+    # RFC 3986: ASCII only, no whitespace (an IRI with 'é' is not a `format: uri`).
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.netloc)
+        and value.isascii()
+        and not any(c.isspace() for c in value)
+    )
 
 
 class EnrichmentType(enum.StrEnum):

@@ -20,7 +20,7 @@ from typing import Any
 
 from connector.adapters.base import Window
 from connector.config import LoneScaleSettings
-from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected
+from connector.errors import ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, TriggerUncertain
 from connector.mapping import FieldMapping, Mapped, same_value, to_contact
 from connector.models import CrmRecord, JobStatus
@@ -130,11 +130,34 @@ class _Sender:
             self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc))
             self._sent(job_id, contacts)
             return
-        except (QuotaExhausted, AuthError, RequestRejected, ConnectorError) as exc:
+        except RequestRejected as exc:
+            self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
+            if exc.status not in (400, 413):  # refused as malformed or too large: worth splitting
+                raise
+            self._split(batch, contacts, exc)
+            return
+        except ConnectorError as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
             raise
         self.store.update_job(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
         self._sent(job_id, contacts)
+
+    def _split(
+        self, batch: list[tuple[CrmRecord, Mapped]], contacts: list[JobContact], exc: RequestRejected
+    ) -> None:
+        """LoneScale refused the batch (400 or 413: free, and it does not say which contact). Halve it until
+        the contact it refuses stands alone, so one bad contact never holds back the others."""
+        if len(batch) > 1:
+            middle = len(batch) // 2
+            self.send(batch[:middle])
+            self.send(batch[middle:])
+            return
+        (contact,) = contacts
+        self.store.mark_job_contacts(contact.job_id, [contact.record_id], "rejected", str(exc))
+        # Remembered as sent: the same input would be refused again; a person's edit brings it back.
+        self.store.remember_sent(self.instance.name, {contact.record_id: contact.sent})
+        self.report.skipped["refused by LoneScale"] += 1
+        log.warning("%s: LoneScale refused record %s: %s", self.instance.name, contact.record_id, exc)
 
     def _sent(self, job_id: str, contacts: list[JobContact]) -> None:
         self.store.remember_sent(self.instance.name, {c.record_id: c.sent for c in contacts})

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 # Free-mail providers: an address there says nothing about the person's company, so it gives no domain.
 PERSONAL_EMAIL_DOMAINS = frozenset(
@@ -95,7 +95,9 @@ def linkedin_url(value: Any) -> str | None:
     match = _LINKEDIN_PROFILE.match(parts.path)
     if not match:
         return None
-    return f"https://www.linkedin.com/in/{match.group(1).lower()}/"
+    # A slug may hold accents ('josé-garcía'): RFC 3986 wants them percent-encoded, or the URI format fails.
+    slug = quote(unquote(match.group(1)).lower(), safe="-_.~")
+    return f"https://www.linkedin.com/in/{slug}/"
 
 
 def e164(value: Any) -> str | None:

@@ -22,8 +22,8 @@ from connector.models import EnrichmentType
 from connector.redact import Secret
 from connector.sandbox import credentials
 from connector.serving import ThreadedServer
-from connector.store import Store
-from connector.sync import SyncReport, pull_and_trigger
+from connector.store import Cursor, Store
+from connector.sync import EPOCH, SyncReport, pull_and_trigger
 from connector.webhook import create_app
 from connector.wiring import Instance
 from tests.conftest import Served
@@ -245,3 +245,37 @@ def test_a_restart_between_trigger_and_webhook_loses_nothing(
         assert applied.records_written + applied.records_rejected == report.sent
     finally:
         webhook.stop()
+
+
+def test_a_batch_lonescale_refuses_is_split_until_every_contact_goes_through(
+    pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(
+        max_contacts_per_request=30
+    )  # an undocumented limit, met in production
+    report = pipeline.sync(salesforce_instance(salesforce_sandbox))
+    assert report.status == "succeeded"
+    assert report.sent == report.pulled - sum(report.skipped.values()) > 100
+    assert "refused by LoneScale" not in report.skipped
+    accepted = lonescale_sandbox.control.count(route="/trigger/enrich", status=200)
+    assert accepted == len(report.jobs) and all(
+        len(pipeline.store.job_contacts(job)) <= 30 for job in report.jobs
+    )
+
+
+def test_a_contact_lonescale_refuses_alone_is_recorded_with_its_reason_and_not_resent(
+    pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(max_body_bytes=120)  # smaller than any one contact's request
+    instance = salesforce_instance(salesforce_sandbox)
+    report = pipeline.sync(instance)
+    assert report.status == "succeeded" and report.sent == 0
+    refused = report.skipped["refused by LoneScale"]
+    assert refused == report.pulled - sum(
+        n for reason, n in report.skipped.items() if reason != "refused by LoneScale"
+    )
+    pipeline.store.set_cursor(instance.name, Cursor(EPOCH, ""))  # make the next sync read them all again
+    again = pipeline.sync(instance)
+    assert again.sent == 0 and again.skipped["unchanged since last sent"] == refused, (
+        "refused input is not re-sent"
+    )

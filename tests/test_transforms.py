@@ -55,6 +55,14 @@ def test_every_way_of_writing_a_linkedin_profile_gives_one_url(value: str) -> No
     assert linkedin_url(value) == "https://www.linkedin.com/in/jane-doe/"
 
 
+def test_an_accented_slug_is_percent_encoded_into_a_valid_uri() -> None:
+    assert linkedin_url("linkedin.com/in/José-García") == "https://www.linkedin.com/in/jos%C3%A9-garc%C3%ADa/"
+    assert (
+        linkedin_url("https://www.linkedin.com/in/jos%C3%A9-garc%C3%ADa/")
+        == "https://www.linkedin.com/in/jos%C3%A9-garc%C3%ADa/"
+    )
+
+
 @pytest.mark.parametrize(
     "value", ["https://www.linkedin.com/company/acme", "https://evil.com/in/jane", "linkedin", "", None]
 )
