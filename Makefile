@@ -20,8 +20,8 @@ test: $(STAMP) lint typecheck
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check connector tests bench
-	$(BIN)/ruff format --check connector tests bench
+	$(BIN)/ruff check connector tests $(wildcard bench)
+	$(BIN)/ruff format --check connector tests $(wildcard bench)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -39,7 +39,11 @@ class ApplyReport:
     failures: list[str] = field(default_factory=list)
 
     def absorb(self, other: ApplyReport) -> None:
-        """Add one instance's write-back figures to the total."""
+        """Add another report's figures to this one (an instance's to the total, a pass's to a wait)."""
+        self.deliveries += other.deliveries
+        self.results += other.results
+        self.duplicates += other.duplicates
+        self.uncorrelated += other.uncorrelated
         self.not_found += other.not_found
         self.records_written += other.records_written
         self.fields_written += other.fields_written
@@ -157,7 +161,8 @@ def _write(instance: Instance, store: Store, items: Sequence[Pending], run_id: i
         if record_id not in current:
             gone.append(item)
             continue
-        report.not_found += 0 if item.result.found else 1
+        if not item.result.found:
+            report.not_found += 1
         decisions = plan_writes(mapping, item.result, current[record_id], item.contact.pulled, now)
         report.kept_by_policy.update(d.reason for d in decisions if not d.write)
         values = {d.field: d.proposed for d in decisions if d.write}
@@ -166,6 +171,7 @@ def _write(instance: Instance, store: Store, items: Sequence[Pending], run_id: i
     results = instance.adapter.write_back(updates) if updates else []
     journal: list[JournalEntry] = []
     written: dict[str, dict[str, Any]] = {}
+    marks: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)  # (job, status, reason) → records
     for update, outcome in zip(updates, results, strict=True):
         item, before = plans[update.ref.id]
         ok = outcome.outcome is WriteOutcome.WRITTEN
@@ -176,21 +182,28 @@ def _write(instance: Instance, store: Store, items: Sequence[Pending], run_id: i
             written[update.ref.id] = {k: jsonable(v) for k, v in update.values.items()}
             report.records_written += 1
             report.fields_written += len(update.values)
-            store.mark_job_contacts(item.job.id, [update.ref.id], "applied")
+            marks[(item.job.id, "applied", None)].append(update.ref.id)
         else:
             report.records_rejected += 1
             report.rejections.append((update.ref.id, outcome.reason or "rejected"))
-            store.mark_job_contacts(item.job.id, [update.ref.id], "rejected", outcome.reason)
+            marks[(item.job.id, "rejected", outcome.reason)].append(update.ref.id)
     for item in gone:
         report.records_rejected += 1
         report.rejections.append((item.contact.record_id, "the record no longer exists (deleted or merged)"))
-        store.mark_job_contacts(item.job.id, [item.contact.record_id], "rejected", "record no longer exists")
-    for record_id, item in ((i.contact.record_id, i) for i in items if latest[i.contact.record_id] is not i):
-        store.mark_job_contacts(
-            item.job.id, [record_id], "superseded", "a later result for the same record won"
-        )
+        marks[(item.job.id, "rejected", "record no longer exists")].append(item.contact.record_id)
+    for item in items:
+        if latest[item.contact.record_id] is not item:
+            marks[(item.job.id, "superseded", "a later result for the same record won")].append(
+                item.contact.record_id
+            )
     store.journal(journal)
     store.remember_written(instance.name, written)
+    for (
+        job_id,
+        status,
+        reason,
+    ), record_ids in marks.items():  # one update per job and outcome, not per record
+        store.mark_job_contacts(job_id, record_ids, status, reason)
 
 
 def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
@@ -209,7 +222,6 @@ def apply_results(
     """Apply what the inbox holds. A CRM outage leaves deliveries in the inbox for the next pass."""
     report = ApplyReport()
     deliveries = store.new_deliveries(limit)
-    report.deliveries = len(deliveries)
     if not deliveries:
         return report
     drain = _Drain(store, report)

@@ -100,7 +100,6 @@ def parse_result(
         found=found,
         values=values,
         job_change_detected=job_change if isinstance(job_change, bool) else None,
-        raw=dict(item),
     )
 
 

@@ -119,8 +119,8 @@ class FieldMapping(_Strict):
             raise ValueError(f"LoneScale requires {' and '.join(missing)}: map them")
         return value
 
-    def sources(self, name: str) -> list[Source]:
-        source = self.to_contact.get(name)  # type: ignore[call-overload]
+    def sources(self, name: ContactField) -> list[Source]:
+        source = self.to_contact.get(name)
         return [] if source is None else source if isinstance(source, list) else [source]
 
     def read_fields(self) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -116,11 +116,10 @@ class FieldInfo:
 
 @dataclass(frozen=True)
 class FieldUpdate:
-    """Values to write on one record, with what we believe they were (for the journal)."""
+    """Values to write on one record."""
 
     ref: RecordRef
     values: Mapping[str, Any]
-    previous: Mapping[str, Any] = field(default_factory=dict)
 
 
 class WriteOutcome(enum.StrEnum):
@@ -155,4 +154,3 @@ class EnrichmentResult:
     found: bool
     values: Mapping[str, Any]
     job_change_detected: bool | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict)

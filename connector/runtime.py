@@ -89,12 +89,7 @@ class Runtime:
         total = ApplyReport()
         deadline = time.monotonic() + timeout
         while True:
-            step = self.apply()
-            total.deliveries += step.deliveries
-            total.results += step.results
-            total.duplicates += step.duplicates
-            total.uncorrelated += step.uncorrelated
-            total.absorb(step)
+            total.absorb(self.apply())
             states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
             if all(state in DONE for state in states):
                 return total, True

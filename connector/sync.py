@@ -207,7 +207,7 @@ def pull_and_trigger(
                 progress(report)
         if pending:
             sender.send(pending)
-        store.set_cursor(instance.name, Cursor(window.end, ""))  # the whole window is stored
+        store.set_cursor(instance.name, Cursor(window.end))  # the whole window is stored
         report.status = "succeeded"
     except QuotaExhausted as exc:
         report.status, report.message = "stopped", str(exc)

@@ -82,7 +82,6 @@ class HubSpotAdapter:
         # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
         self._pace = Pacer(max(1, requests_per_10s - 5), 10.0)
         self._pace_search = Pacer(searches_per_second, 1.0)
-        self.calls = 0
 
     def close(self) -> None:
         """The SDK's pools close with the process; nothing to release early."""
@@ -91,7 +90,6 @@ class HubSpotAdapter:
     def _call(self, what: str, operation: Callable[[], T], *, search: bool = False) -> T:
         def attempt() -> T:
             (self._pace_search if search else self._pace).acquire()
-            self.calls += 1
             try:
                 return operation()
             except (

@@ -32,8 +32,10 @@ def sha256(data: bytes | str) -> str:
 
 @dataclass(frozen=True)
 class Cursor:
+    """Where the next pull starts. A moment only: records tied on it are re-read through the look-back
+    window and recognised as already sent, so no id tie-break is kept."""
+
     changed_at: datetime
-    last_id: str
 
 
 @dataclass(frozen=True)
@@ -135,10 +137,10 @@ class Store:
             row = db.execute(select(schema.cursors).where(schema.cursors.c.instance == instance)).first()
         if row is None:
             return None
-        return Cursor(_aware(row.changed_at), row.last_id)  # type: ignore[arg-type]
+        return Cursor(_aware(row.changed_at))  # type: ignore[arg-type]
 
     def set_cursor(self, instance: str, cursor: Cursor) -> None:
-        values = {"changed_at": cursor.changed_at, "last_id": cursor.last_id, "updated_at": _now()}
+        values = {"changed_at": cursor.changed_at, "updated_at": _now()}
         with self._writing() as db:
             changed = db.execute(
                 update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)

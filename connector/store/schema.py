@@ -44,13 +44,12 @@ runs = Table(
     Index("ix_runs_instance_started", "instance", "started_at"),
 )
 
-# Where the next pull starts: the last (changed_at, id) fully stored for this instance.
+# Where the next pull starts: the end of the last window fully stored for this instance.
 cursors = Table(
     "cursors",
     metadata,
     Column("instance", String(64), primary_key=True),
     Column("changed_at", WHEN, nullable=False),
-    Column("last_id", String(64), nullable=False),
     Column("updated_at", WHEN, nullable=False),
 )
 

@@ -7,7 +7,6 @@ A subclass provides the fixtures: `adapter`, `refused_adapter` (wrong credential
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -86,7 +85,3 @@ class AdapterContract:
             refused_adapter.check()
 
     unknown_id: str
-
-
-def values_of(records: Any, field: str) -> list[Any]:
-    return [r.get(field) for r in records]

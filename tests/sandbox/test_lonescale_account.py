@@ -4,7 +4,6 @@ polling `GET /trigger/run/{id}`, the optional rate limit and call statistics by 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,13 +18,6 @@ TOO_MANY = {
     "statusCode": 429,
 }
 COSTS = {"profile": 1, "email": 1, "phone": 10}  # the emulator's documented choice
-
-
-@pytest.fixture(scope="module")
-def _client(_lonescale_server: Served) -> Iterator[httpx.Client]:
-    key = _lonescale_server.emulator.api_key
-    with httpx.Client(base_url=_lonescale_server.url, headers={"x-api-key": key}, timeout=5) as client:
-        yield client
 
 
 @pytest.fixture

@@ -105,13 +105,6 @@ def receiver(_receiver_server: Receiver) -> Receiver:
     return _receiver_server
 
 
-@pytest.fixture(scope="module")
-def _client(_lonescale_server: Served) -> Iterator[httpx.Client]:
-    key = _lonescale_server.emulator.api_key
-    with httpx.Client(base_url=_lonescale_server.url, headers={"x-api-key": key}, timeout=5) as client:
-        yield client
-
-
 @pytest.fixture
 def api(lonescale_sandbox: Served, _client: httpx.Client) -> httpx.Client:
     lonescale_sandbox.control.configure(

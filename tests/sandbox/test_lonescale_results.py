@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -40,13 +39,6 @@ PREDICTED_EMAIL_FIELDS = FOUND_EMAIL_FIELDS | {"predicted_email", "email_pattern
 PHONE_FIELDS = {"phone", "phoneType", "phoneCountryCode", "phones"}
 EMAIL_STATUSES = {"valid", "catch_all", "invalid", "unknown", "predicted"}
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
-
-
-@pytest.fixture(scope="module")
-def _client(_lonescale_server: Served) -> Iterator[httpx.Client]:
-    key = _lonescale_server.emulator.api_key
-    with httpx.Client(base_url=_lonescale_server.url, headers={"x-api-key": key}, timeout=5) as client:
-        yield client
 
 
 @pytest.fixture
