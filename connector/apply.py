@@ -112,6 +112,7 @@ class _Drain:
         self.store, self.report = store, report
         self.jobs: dict[str, Job | None] = {}
         self.contacts: dict[str, list[JobContact]] = {}
+        self.lost: dict[int, int] = {}  # delivery id → results that matched no contact
 
     def job(self, job_id: str) -> Job | None:
         if job_id not in self.jobs:
@@ -140,6 +141,7 @@ class _Drain:
             else:
                 pending.append(Pending(job, contact, result, delivery.id))
         if lost:
+            self.lost[delivery.id] = lost
             self.report.uncorrelated += lost
             log.warning(
                 "job %s: %d result(s) matched no contact; kept in the inbox for inspection", job.id, lost
@@ -244,7 +246,10 @@ def apply_results(
             if items:
                 _write(instances[name], store, items, run_id, mine, now())
             for delivery_id in delivered[name]:
-                store.mark_delivery(delivery_id, "applied")
+                lost = drain.lost.get(delivery_id)
+                store.mark_delivery(
+                    delivery_id, "applied", f"{lost} result(s) matched no contact" if lost else None
+                )
             _settle_jobs(store, [i.job.id for i in items])
         except ConnectorError as exc:
             status, error = "failed", str(exc)
