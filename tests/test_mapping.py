@@ -232,3 +232,34 @@ policy = "sometimes"
         "write_back[0].policy",
     ):
         assert expected in text, text
+
+
+def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
+    from connector.checks import mapping_problems
+    from connector.models import FieldInfo
+
+    described = {
+        name: FieldInfo(name, "string", writable=True, length=255)
+        for name in (
+            "FirstName",
+            "LastName",
+            "Email",
+            "Title",
+            "Account.Name",
+            "Account.Website",
+            "LinkedIn_URL__c",
+        )
+    }
+    described["Email"] = FieldInfo("Email", "email", writable=True, length=80)
+    described["Phone"] = FieldInfo("Phone", "phone", writable=True, length=12)
+    described["Title"] = FieldInfo("Title", "string", writable=False, length=128)
+    described["Department"] = FieldInfo("Department", "string", writable=True, length=80)
+    described["Enrichment_Status__c"] = FieldInfo("Enrichment_Status__c", "picklist", writable=True)
+    described["Last_Enriched__c"] = FieldInfo("Last_Enriched__c", "boolean", writable=True)
+    problems = [str(p) for p in mapping_problems(MAPPING, described)]
+    assert problems == [
+        "write_back[1] (phone -> Phone): field holds 12 characters; phone values need 20",
+        "write_back[2] (job_title -> Title): field 'Title' is read-only",
+        "status.enriched_at: field 'Last_Enriched__c' has type 'boolean', expected ['date', 'datetime', 'string']",
+        "status.job_change: field 'Job_Change_Detected__c' does not exist: create it first",
+    ]

@@ -214,7 +214,9 @@ def test_every_webhook_shape_and_delivery_mode_is_applied_once(
     else:
         assert correlated > report.sent // 2, "identity matching within the job finds most results"
         notes = [d["error"] for job in report.jobs for d in pipeline.store.deliveries(job) if d["error"]]
-        assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, "unmatched results are noted"
+        assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, (
+            "unmatched results are noted"
+        )
     histories = [
         pipeline.store.journal_for("acme-hs", c.record_id)
         for j in report.jobs

@@ -50,6 +50,12 @@ class SandboxControl:
         response.raise_for_status()
         return response.json()
 
+    def admin_post(self, path: str, body: dict[str, Any]) -> Any:
+        """An emulator-specific admin action, e.g. LoneScale's `credits`."""
+        response = self._http.post(f"/__sandbox/{path}", json=body)
+        response.raise_for_status()
+        return response.json()
+
     def seed(self, records: list[dict[str, Any]]) -> list[str]:
         response = self._http.post("/__sandbox/records", json={"records": records})
         if response.status_code != 200:

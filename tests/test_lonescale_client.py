@@ -1,0 +1,81 @@
+"""Our LoneScale client against the emulator: what it sends, what it understands, what it says when refused."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected
+from connector.lonescale import LoneScaleClient
+from connector.models import Contact, ContactCustom, EnrichmentType
+from connector.redact import Secret
+from connector.sandbox import credentials
+from tests.conftest import Served
+
+CONTACTS = [
+    Contact(firstname="Zoë", lastname="Lefèvre", domain="acme.fr", custom=ContactCustom(contact_id="003A")),
+    Contact(
+        firstname="John", lastname="Doe", email="john@globex.com", custom=ContactCustom(contact_id="003B")
+    ),
+]
+HOOK = "http://127.0.0.1:9/never-called"
+
+
+@pytest.fixture
+def client(lonescale_sandbox: Served) -> Iterator[LoneScaleClient]:
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.0, delivery_max_attempts=1)
+    made = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY), timeout=5)
+    yield made
+    made.close()
+
+
+def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(client: LoneScaleClient) -> None:
+    job_id = client.trigger(CONTACTS, [EnrichmentType.EMAIL, EnrichmentType.PROFILE], HOOK)
+    deadline = time.monotonic() + 10
+    run = client.run(job_id)
+    while run.status != "finished" and time.monotonic() < deadline:
+        time.sleep(0.05)
+        run = client.run(job_id)
+    assert run.status == "finished"
+    assert sorted(r.contact_id for r in run.results if r.contact_id) == ["003A", "003B"]
+
+
+def test_the_plain_string_start_shape_is_understood(
+    client: LoneScaleClient, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(start_response="string")
+    assert client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+
+
+def test_credits_are_read_from_the_user_array(client: LoneScaleClient) -> None:
+    credits = client.credits()
+    assert credits.enrichment == 10_000 and credits.contact == 1_000
+
+
+def test_a_wrong_key_says_where_the_key_comes_from(lonescale_sandbox: Served) -> None:
+    wrong = LoneScaleClient(lonescale_sandbox.url, Secret("ls_wrong_key"), timeout=5)
+    with pytest.raises(AuthError, match=r"refused the API key \(Invalid API Key\).*lonescale.api_key_env"):
+        wrong.credits()
+    wrong.close()
+
+
+def test_no_credits_is_a_stop_not_a_retry(client: LoneScaleClient, lonescale_sandbox: Served) -> None:
+    lonescale_sandbox.control.admin_post("credits", {"enrichment_credits": 0})
+    with pytest.raises(QuotaExhausted, match="User has no enrichment credits"):
+        client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+
+
+def test_a_rate_limit_carries_a_wait(client: LoneScaleClient, lonescale_sandbox: Served) -> None:
+    lonescale_sandbox.control.configure(rate_limit_per_minute=1)
+    client.credits()
+    with pytest.raises(RateLimited, match="Too Many Requests") as limited:
+        client.credits()
+    assert limited.value.retry_after == 60.0
+
+
+def test_a_request_the_schema_refuses_is_a_rejection_with_its_status(client: LoneScaleClient) -> None:
+    with pytest.raises(RequestRejected, match="does not fit its schema") as refused:
+        client.trigger(CONTACTS, [EnrichmentType.EMAIL], "not a uri")
+    assert refused.value.status == 400
