@@ -74,6 +74,18 @@ class Pending:
     delivery_id: int
 
 
+def found_types(job: Job, result: EnrichmentResult) -> dict[str, bool]:
+    """Per type asked, whether LoneScale found a value: a miss waits the shorter not-found cooldown."""
+    values = result.values
+    hits = {
+        "email": bool(values.get("email"))
+        and values.get("email_status") not in ("predicted", "invalid", "unknown"),
+        "phone": bool(values.get("phone")),
+        "profile": result.found and any(values.get(k) for k in ("job_title", "linkedin_url", "company_name")),
+    }
+    return {kind: hits.get(kind, result.found) for kind in job.enrichment_types}
+
+
 def jsonable(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
@@ -136,7 +148,10 @@ class _Drain:
             contact = correlate(result, self.contacts[job.id])
             if contact is None:
                 lost += 1
-            elif contact.status != "waiting":
+            elif contact.status not in (
+                "waiting",
+                "expired",
+            ):  # a late result is still applied: it was paid for
                 self.report.duplicates += 1  # delivered before (another shape, a retry): written once only
             else:
                 pending.append(Pending(job, contact, result, delivery.id))
@@ -200,6 +215,9 @@ def _write(instance: Instance, store: Store, items: Sequence[Pending], run_id: i
             )
     store.journal(journal)
     store.remember_written(instance.name, written)
+    store.remember_found(
+        instance.name, {rid: found_types(item.job, item.result) for rid, item in latest.items()}
+    )
     for (
         job_id,
         status,

@@ -19,6 +19,7 @@ import click
 from connector.checks import check_instance, create_missing_status_fields
 from connector.config import Config, load_config
 from connector.errors import ConfigError
+from connector.models import JobStatus
 from connector.redact import RedactingFilter
 
 CONFIG = click.option(
@@ -172,6 +173,8 @@ def status(config_path: Path) -> None:
             click.echo(
                 f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
             )
+            for job in store.jobs(name, [JobStatus.EXPIRED])[-3:]:
+                click.echo(f"  expired:     job {job.id} ({job.contact_count} contacts): {job.reason}")
             for contact in store.contacts_with_status(name, "rejected", limit=5):
                 click.echo(f"  rejected:    {contact.record_id}: {contact.reason}")
             for failed in [r for r in runs if r["status"] in ("failed", "stopped")][:3]:

@@ -75,6 +75,14 @@ class LoneScaleSettings(_Section):
     detect_job_change: bool = False
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
+    # LoneScale does not publish its prices (lonescale-api.md §5): these estimates drive projections only.
+    credits_per_type: dict[EnrichmentType, float] = Field(
+        default_factory=lambda: {
+            EnrichmentType.EMAIL: 1.0,
+            EnrichmentType.PHONE: 10.0,
+            EnrichmentType.PROFILE: 1.0,
+        }
+    )
 
     @field_validator("base_url")
     @classmethod
@@ -168,6 +176,35 @@ class SalesforceSettings(_Section):
         return self
 
 
+class BudgetSettings(_Section):
+    """What one instance may spend. Credits are the second thing users fear to lose (what-users-expect.md §2)."""
+
+    # Contacts sent to LoneScale in one run, and in one calendar month (UTC); None = no cap.
+    max_contacts_per_run: int | None = Field(default=1000, ge=1)
+    max_contacts_per_month: int | None = Field(default=None, ge=1)
+    # A contact is sent again for a type only after this long; after a "not found", after `not_found_cooldown`.
+    cooldown: str = "90d"
+    not_found_cooldown: str = "30d"
+    # Send a contact only for the types whose mapped target fields are empty in the CRM.
+    only_missing: bool = True
+
+    @field_validator("cooldown", "not_found_cooldown")
+    @classmethod
+    def _at_least_a_day(cls, value: str) -> str:
+        # A shorter cooldown would re-send every unfound contact on every run: credits burnt in a loop.
+        if parse_duration(value) < timedelta(days=1):
+            raise ValueError(f"{value!r} is shorter than a day")
+        return value
+
+    @property
+    def cooldown_delta(self) -> timedelta:
+        return parse_duration(self.cooldown)
+
+    @property
+    def not_found_delta(self) -> timedelta:
+        return parse_duration(self.not_found_cooldown)
+
+
 class InstanceSettings(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
     crm: Literal["salesforce", "hubspot"]
@@ -176,6 +213,7 @@ class InstanceSettings(_Section):
     start_date: datetime | None = None
     lookback: str = "5m"
     settle: str = "1m"
+    budget: BudgetSettings = Field(default_factory=BudgetSettings)
     hubspot: HubSpotSettings | None = None
     salesforce: SalesforceSettings | None = None
 

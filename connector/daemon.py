@@ -49,6 +49,9 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
     scheduler.add_job(
         runtime.apply, IntervalTrigger(seconds=apply_every, timezone=UTC), id="apply", name="apply"
     )
+    scheduler.add_job(
+        runtime.settle_overdue, IntervalTrigger(minutes=1, timezone=UTC), id="overdue", name="overdue jobs"
+    )
     return scheduler
 
 

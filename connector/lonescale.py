@@ -148,7 +148,7 @@ class Credits:
 @dataclass(frozen=True)
 class Run:
     status: str  # processing | finished (anything else is passed through as LoneScale said it)
-    results: list[EnrichmentResult]
+    contacts: list[Any]  # as LoneScale sent them, to be stored like a webhook delivery
 
 
 def _message(response: httpx.Response) -> str:
@@ -237,9 +237,12 @@ class LoneScaleClient:
         """`GET /trigger/run/{id}` (seen only in the CLI's debug trace: lonescale-api.md §2)."""
         response = self._get(f"/trigger/run/{job_id}", "the run status")
         body = response.json()
-        contacts = body.get("contacts") if isinstance(body, Mapping) else None
-        results = parse_payload({"contacts": contacts}).results if contacts else []
-        return Run(status=str(body.get("status", "unknown")), results=results)
+        if not isinstance(body, Mapping):
+            raise RequestRejected(f"LoneScale answered the run status with {body!r:.100}")
+        contacts = body.get("contacts")
+        return Run(
+            status=str(body.get("status", "unknown")), contacts=contacts if isinstance(contacts, list) else []
+        )
 
     def credits(self) -> Credits:
         """`GET /users` answers an array of users, each with `plan` (lonescale-api.md §5)."""

@@ -23,6 +23,7 @@ from connector.models import (
     ContactCustom,
     CrmRecord,
     EnrichmentResult,
+    EnrichmentType,
     is_absolute_http_url,
     is_valid_email,
 )
@@ -37,6 +38,15 @@ ResultField = Literal[
     "last_name", "full_name", "job_title", "company_name", "company_domain", "company_linkedin_url",
     "company_industry", "company_employee_count", "company_employee_range", "company_country", "company_city",
 ]  # fmt: skip
+
+
+def result_type(result: str) -> EnrichmentType:
+    """Which enrichment type pays for a result field (lonescale-api.md §6: email*, phone*, else profile)."""
+    if result.startswith("email"):
+        return EnrichmentType.EMAIL
+    if result.startswith("phone"):
+        return EnrichmentType.PHONE
+    return EnrichmentType.PROFILE
 
 
 class WritePolicy(enum.StrEnum):
@@ -137,6 +147,14 @@ class FieldMapping(_Strict):
             f for f in (status.status, status.enriched_at, status.job_change, status.job_change_at) if f
         ]
         return list(dict.fromkeys(names))
+
+    def targets(self, kind: EnrichmentType) -> list[str]:
+        """The CRM fields a type's results are written to (rules with policy `never` excluded)."""
+        return [
+            r.field
+            for r in self.write_back
+            if r.policy is not WritePolicy.NEVER and result_type(r.result) is kind
+        ]
 
     def is_blank(self, value: Any) -> bool:
         if _blank(value):

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config
 from connector.models import JobStatus
+from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
@@ -82,6 +83,17 @@ class Runtime:
                 "applied %d delivery(ies): %d record(s) written (%d fields), %d rejected",
                 report.deliveries, report.records_written, report.fields_written, report.records_rejected,
             )  # fmt: skip
+        return report
+
+    def settle_overdue(self) -> OverdueReport:
+        report = settle_overdue(self.store, self.lonescale)
+        if report.polled or report.expired:
+            log.info(
+                "overdue jobs: %d polled, %d recovered, %d expired",
+                report.polled,
+                report.recovered,
+                len(report.expired),
+            )
         return report
 
     def wait_and_apply(self, jobs: list[str], timeout: float, poll: float = 0.5) -> tuple[ApplyReport, bool]:

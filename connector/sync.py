@@ -1,9 +1,11 @@
 """The pull side of a cycle (design.md §4 steps 1-5): pull changed records, map, select, store jobs, trigger.
 
-Nothing is paid twice: a record is sent only if its mapped input changed since we last sent it, ignoring
-values we wrote ourselves (our write-back bumps SystemModstamp / lastmodifieddate and would otherwise bring
-every enriched record back, forever). A job row exists before LoneScale is called, and the cursor moves only
-once the whole window is stored.
+Nothing is paid twice. A contact is sent only for the enrichment types it still needs: the types whose
+target fields are empty (by default) and whose cooldown has passed since we last sent them. Our own
+write-back bumps SystemModstamp / lastmodifieddate and brings records back, but what it filled is no longer
+missing and what it did not find is in cooldown, so they are not sent again. Caps on contacts per run and
+per month, and the credit balance, stop a run cleanly. A job row exists before LoneScale is called; the
+cursor moves only once the whole window is stored.
 """
 
 from __future__ import annotations
@@ -12,18 +14,18 @@ import logging
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from typing import Any
 
 from connector.adapters.base import Window
-from connector.config import LoneScaleSettings
+from connector.config import BudgetSettings, LoneScaleSettings
 from connector.errors import ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, TriggerUncertain
-from connector.mapping import FieldMapping, Mapped, same_value, to_contact
-from connector.models import CrmRecord, JobStatus
+from connector.mapping import FieldMapping, Mapped, to_contact
+from connector.models import CrmRecord, EnrichmentType, JobStatus
 from connector.retry import call_with_retry
 from connector.store import Cursor, Job, JobContact, Store, sha256
 from connector.wiring import Instance, durations
@@ -31,19 +33,24 @@ from connector.wiring import Instance, durations
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 500  # records looked up in the store at once
-JOB_DEADLINE = timedelta(hours=2)  # results normally arrive within a minute (lonescale-api.md §5)
+JOB_DEADLINE = timedelta(hours=1)  # results normally arrive within a minute (lonescale-api.md §5)
+Batch = list[tuple[CrmRecord, Mapped]]
 
 
 @dataclass
 class SyncReport:
     instance: str
     run_id: int
+    dry_run: bool = False
     window: Window | None = None
     pulled: int = 0
     sent: int = 0
     jobs: list[str] = field(default_factory=list)
+    by_types: Counter[str] = field(default_factory=Counter)  # "email+phone" → contacts
     skipped: Counter[str] = field(default_factory=Counter)
     dropped: Counter[str] = field(default_factory=Counter)
+    credits_at_start: float | None = None
+    projected_credits: float = 0.0  # if every type asked for were found (the most it can cost)
     status: str = "running"
     message: str | None = None
 
@@ -52,31 +59,51 @@ class SyncReport:
             "pulled": self.pulled,
             "sent": self.sent,
             "jobs": len(self.jobs),
+            "by_types": dict(self.by_types),
             "skipped": dict(self.skipped),
             "dropped_values": dict(self.dropped),
+            "credits_at_start": self.credits_at_start,
+            "projected_credits": self.projected_credits,
         }
 
 
-def ours_only(mapping: FieldMapping, record: CrmRecord, written: Mapping[str, Any]) -> set[str]:
-    """Contact fields whose source still holds the value we wrote there: changes that were ours, not a person's."""
-    return {
-        name
-        for name in mapping.to_contact
-        for source in mapping.sources(name)
-        if source.field in written and same_value(record.get(source.field), written[source.field])
-    }
+class CapReached(ConnectorError):
+    """A per-run or monthly cap stops the run; the records left wait for the next one."""
 
 
-def unchanged_since_sent(
-    mapping: FieldMapping, record: CrmRecord, contact: Mapping[str, Any], state: Mapping[str, Any] | None
-) -> bool:
-    if not state or not state.get("last_sent"):
-        return False
-    ours = ours_only(mapping, record, state.get("written") or {})
-    last: Mapping[str, Any] = state["last_sent"]
-    return {k: v for k, v in contact.items() if k not in ours} == {
-        k: v for k, v in last.items() if k not in ours
-    }
+def month_start(now: datetime) -> datetime:
+    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+
+
+def select_types(
+    configured: Sequence[EnrichmentType],
+    mapping: FieldMapping,
+    record: CrmRecord,
+    history: Mapping[str, Any],
+    budget: BudgetSettings,
+    now: datetime,
+) -> tuple[list[EnrichmentType], str | None]:
+    """The types this record needs now, or none and why."""
+    chosen, reasons = [], []
+    for kind in configured:
+        targets = mapping.targets(kind)
+        if (
+            budget.only_missing
+            and targets
+            and not any(mapping.is_blank(record.get(name)) for name in targets)
+        ):
+            reasons.append("targets already filled")
+            continue
+        past = history.get(kind.value)
+        if past:
+            wait = budget.not_found_delta if past.get("found") is False else budget.cooldown_delta
+            if now - datetime.fromisoformat(past["sent_at"]) < wait:
+                reasons.append("in cooldown")
+                continue
+        chosen.append(kind)
+    if chosen:
+        return chosen, None
+    return [], "in cooldown" if "in cooldown" in reasons else "targets already filled"
 
 
 def window_for(instance: Instance, store: Store, now: datetime) -> Window:
@@ -96,19 +123,30 @@ def _chunks(records: Iterable[CrmRecord], size: int) -> Iterator[list[CrmRecord]
 
 
 class _Sender:
-    """Stores a job, then posts it; owns what happens when LoneScale says no."""
+    """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps."""
 
     def __init__(self, instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
-                 webhook_base: str, report: SyncReport, now: Callable[[], datetime]):  # fmt: skip
+                 webhook_base: str, report: SyncReport, now: Callable[[], datetime], allowance: float):  # fmt: skip
         self.instance, self.store, self.lonescale, self.settings = instance, store, lonescale, settings
         self.webhook_base, self.report, self.now = webhook_base.rstrip("/"), report, now
+        self.allowance = allowance  # contacts this run may still send (caps), float("inf") when uncapped
 
-    def send(self, batch: list[tuple[CrmRecord, Mapped]]) -> None:
+    def send(self, types: Sequence[EnrichmentType], batch: Batch) -> None:
+        if len(batch) > self.allowance:
+            allowed = int(self.allowance)
+            if allowed:
+                self.send(types, batch[:allowed])
+            raise CapReached(f"cap reached after {self.report.sent} contacts; the rest wait for the next run")
+        label = "+".join(t.value for t in types)
+        self.report.projected_credits += len(batch) * sum(self.settings.credits_per_type[t] for t in types)
+        if self.report.dry_run:
+            self._count(types, len(batch))
+            return
         job_id, token, created = str(uuid.uuid4()), secrets.token_urlsafe(32), self.now()
         write_fields = [rule.field for rule in self.instance.mapping.write_back]
         job = Job(
             job_id, self.instance.name, self.report.run_id, sha256(token), None, JobStatus.PENDING,
-            [t.value for t in self.settings.enrichment_type], len(batch), created, None, created + JOB_DEADLINE, None,
+            [t.value for t in types], len(batch), created, None, created + JOB_DEADLINE, None,
         )  # fmt: skip
         contacts = [
             JobContact(job_id, record.ref.id, record.ref.object, mapped.contact.to_request(),
@@ -120,49 +158,90 @@ class _Sender:
         try:
             lonescale_id = call_with_retry(
                 lambda: self.lonescale.trigger(
-                    [m.contact for _, m in batch], self.settings.enrichment_type, url,
-                    detect_job_change=self.settings.detect_job_change,
+                    [m.contact for _, m in batch], types, url, detect_job_change=self._job_change(types)
                 ),
                 what="LoneScale trigger",
-            )  # fmt: skip
+            )
         except TriggerUncertain as exc:
             # It may have started (and will bill): count it sent, and let polling settle it, never a re-post.
             self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc))
-            self._sent(job_id, contacts)
+            self._sent(job_id, types, contacts)
             return
         except RequestRejected as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
             if exc.status not in (400, 413):  # refused as malformed or too large: worth splitting
                 raise
-            self._split(batch, contacts, exc)
+            self._split(types, batch, contacts, exc)
             return
         except ConnectorError as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
             raise
         self.store.update_job(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
-        self._sent(job_id, contacts)
+        self._sent(job_id, types, contacts)
+        log.debug("%s: job %s sent (%s, %d contacts)", self.instance.name, job_id, label, len(batch))
 
-    def _split(
-        self, batch: list[tuple[CrmRecord, Mapped]], contacts: list[JobContact], exc: RequestRejected
-    ) -> None:
+    def _job_change(self, types: Sequence[EnrichmentType]) -> bool:
+        # LoneScale only honours it with "profile" (lonescale-api.md §6).
+        return self.settings.detect_job_change and EnrichmentType.PROFILE in types
+
+    def _split(self, types: Sequence[EnrichmentType], batch: Batch, contacts: list[JobContact],
+               exc: RequestRejected) -> None:  # fmt: skip
         """LoneScale refused the batch (400 or 413: free, and it does not say which contact). Halve it until
         the contact it refuses stands alone, so one bad contact never holds back the others."""
         if len(batch) > 1:
             middle = len(batch) // 2
-            self.send(batch[:middle])
-            self.send(batch[middle:])
+            self.send(types, batch[:middle])
+            self.send(types, batch[middle:])
             return
         (contact,) = contacts
         self.store.mark_job_contacts(contact.job_id, [contact.record_id], "rejected", str(exc))
-        # Remembered as sent: the same input would be refused again; a person's edit brings it back.
-        self.store.remember_sent(self.instance.name, {contact.record_id: contact.sent})
+        # Its cooldown starts: the same input would be refused again; it is tried once the cooldown passes.
+        self.store.remember_sent(
+            self.instance.name, {contact.record_id: [t.value for t in types]}, self.now()
+        )
         self.report.skipped["refused by LoneScale"] += 1
         log.warning("%s: LoneScale refused record %s: %s", self.instance.name, contact.record_id, exc)
 
-    def _sent(self, job_id: str, contacts: list[JobContact]) -> None:
-        self.store.remember_sent(self.instance.name, {c.record_id: c.sent for c in contacts})
+    def _sent(self, job_id: str, types: Sequence[EnrichmentType], contacts: list[JobContact]) -> None:
+        kinds = [t.value for t in types]
+        self.store.remember_sent(self.instance.name, {c.record_id: kinds for c in contacts}, self.now())
         self.report.jobs.append(job_id)
-        self.report.sent += len(contacts)
+        self._count(types, len(contacts))
+
+    def _count(self, types: Sequence[EnrichmentType], sent: int) -> None:
+        self.report.sent += sent
+        self.report.by_types["+".join(t.value for t in types)] += sent
+        self.allowance -= sent
+
+
+def _triage(
+    instance: Instance,
+    configured: Sequence[EnrichmentType],
+    record: CrmRecord,
+    history: Mapping[str, Any],
+    now: datetime,
+    report: SyncReport,
+) -> tuple[tuple[EnrichmentType, ...], Mapped] | None:
+    """Map one record and choose its types; None (with the reason counted) when it is not to be sent."""
+    outcome = to_contact(instance.mapping, record)
+    if not isinstance(outcome, Mapped):
+        report.skipped[outcome.reason] += 1
+        return None
+    report.dropped.update(outcome.dropped)
+    types, reason = select_types(configured, instance.mapping, record, history, instance.settings.budget, now)
+    if reason:
+        report.skipped[reason] += 1
+        return None
+    return tuple(types), outcome
+
+
+def _allowance(instance: Instance, store: Store, now: datetime) -> float:
+    budget = instance.settings.budget
+    allowance = float(budget.max_contacts_per_run or "inf")
+    if budget.max_contacts_per_month is not None:
+        used = store.contacts_sent_since(instance.name, month_start(now))
+        allowance = min(allowance, max(0, budget.max_contacts_per_month - used))
+    return allowance
 
 
 def pull_and_trigger(
@@ -172,44 +251,52 @@ def pull_and_trigger(
     settings: LoneScaleSettings,
     webhook_base: str,
     *,
+    dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    report = SyncReport(instance.name, store.start_run(instance.name, "sync"))
-    sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now)
-    window = report.window = window_for(instance, store, now())
-    pending: list[tuple[CrmRecord, Mapped]] = []
+    """One cycle's pull side. A dry run reads the CRM and LoneScale's balance and changes nothing anywhere."""
+    report = SyncReport(
+        instance.name, 0 if dry_run else store.start_run(instance.name, "sync"), dry_run=dry_run
+    )
+    started = now()
+    sender = _Sender(
+        instance, store, lonescale, settings, webhook_base, report, now, _allowance(instance, store, started)
+    )
+    window = report.window = window_for(instance, store, started)
+    pending: dict[tuple[EnrichmentType, ...], Batch] = {}
     seen: set[str] = set()
     try:
+        report.credits_at_start = call_with_retry(lonescale.credits, what="LoneScale credits").enrichment
+        if report.credits_at_start <= 0:
+            raise QuotaExhausted("LoneScale has no enrichment credits left: nothing was sent")
+        if sender.allowance <= 0:
+            cap = instance.settings.budget.max_contacts_per_month
+            raise CapReached(f"the monthly cap of {cap} contacts is already reached")
         records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
         for chunk in _chunks(records, CHUNK):
-            states = store.record_states(instance.name, [r.ref.id for r in chunk])
+            histories = store.record_states(instance.name, [r.ref.id for r in chunk])
             for record in chunk:
                 if record.ref.id in seen:
                     continue
                 seen.add(record.ref.id)
                 report.pulled += 1
-                outcome = to_contact(instance.mapping, record)
-                if not isinstance(outcome, Mapped):
-                    report.skipped[outcome.reason] += 1
+                history = (histories.get(record.ref.id) or {}).get("types") or {}
+                triaged = _triage(instance, settings.enrichment_type, record, history, started, report)
+                if triaged is None:
                     continue
-                report.dropped.update(outcome.dropped)
-                if unchanged_since_sent(
-                    instance.mapping, record, outcome.contact.to_request(), states.get(record.ref.id)
-                ):
-                    report.skipped["unchanged since last sent"] += 1
-                    continue
-                pending.append((record, outcome))
-                if len(pending) >= settings.batch_size:
-                    sender.send(pending)
-                    pending = []
+                key, outcome = triaged
+                pending.setdefault(key, []).append((record, outcome))
+                if len(pending[key]) >= settings.batch_size:
+                    sender.send(key, pending.pop(key))
             if progress:
                 progress(report)
-        if pending:
-            sender.send(pending)
-        store.set_cursor(instance.name, Cursor(window.end))  # the whole window is stored
+        for key, batch in pending.items():
+            sender.send(key, batch)
+        if not dry_run:
+            store.set_cursor(instance.name, Cursor(window.end))  # the whole window is stored
         report.status = "succeeded"
-    except QuotaExhausted as exc:
+    except (QuotaExhausted, CapReached) as exc:
         report.status, report.message = "stopped", str(exc)
         log.warning("%s: stopped, cursor kept for the next run: %s", instance.name, exc)
     except ConnectorError as exc:
@@ -218,7 +305,8 @@ def pull_and_trigger(
     finally:
         if report.status == "running":  # an unexpected exception is on its way up
             report.status = "failed"
-        store.finish_run(report.run_id, report.status, report.counts(), report.message)
+        if not dry_run:
+            store.finish_run(report.run_id, report.status, report.counts(), report.message)
         if progress:
             progress(report)
     return report

@@ -97,3 +97,7 @@ def salesforce_sandbox(_salesforce_server: Served) -> Served:
 def lonescale_sandbox(_lonescale_server: Served) -> Served:
     """The LoneScale emulator, reset to realistic defaults and full credits."""
     return _lonescale_server.fresh()
+
+
+# The end-to-end `pipeline` fixture (store + webhook + LoneScale client), shared by several test files.
+from tests.support import pipeline  # noqa: E402, F401

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected
-from connector.lonescale import LoneScaleClient
+from connector.lonescale import LoneScaleClient, parse_payload
 from connector.models import Contact, ContactCustom, EnrichmentType
 from connector.redact import Secret
 from connector.sandbox import credentials
@@ -39,7 +39,8 @@ def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(client: Lo
         time.sleep(0.05)
         run = client.run(job_id)
     assert run.status == "finished"
-    assert sorted(r.contact_id for r in run.results if r.contact_id) == ["003A", "003B"]
+    results = parse_payload({"contacts": run.contacts}).results
+    assert sorted(r.contact_id for r in results if r.contact_id) == ["003A", "003B"]
 
 
 def test_the_plain_string_start_shape_is_understood(

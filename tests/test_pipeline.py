@@ -2,110 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from connector.adapters.hubspot import HubSpotAdapter
-from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
-from connector.apply import ApplyReport, apply_results
-from connector.checks import create_missing_status_fields
-from connector.config import InstanceSettings, LoneScaleSettings, SalesforceSettings
-from connector.lonescale import LoneScaleClient
-from connector.mapping import FieldMapping, WritePolicy, load_mapping
-from connector.models import EnrichmentType
-from connector.redact import Secret
+from connector.mapping import WritePolicy, load_mapping
 from connector.sandbox import credentials
 from connector.serving import ThreadedServer
 from connector.store import Cursor, Store
-from connector.sync import EPOCH, SyncReport, pull_and_trigger
+from connector.sync import EPOCH
 from connector.webhook import create_app
-from connector.wiring import Instance
 from tests.conftest import Served
-
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
-LONESCALE = LoneScaleSettings(
-    enrichment_type=[EnrichmentType.EMAIL, EnrichmentType.PHONE, EnrichmentType.PROFILE]
-)
-
-
-@dataclass
-class Pipeline:
-    store: Store
-    lonescale: LoneScaleClient
-    webhook: ThreadedServer
-    lonescale_sandbox: Served
-
-    def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE) -> SyncReport:
-        return pull_and_trigger(instance, self.store, self.lonescale, settings, self.webhook.base_url)
-
-    def wait_for_results(self, report: SyncReport, timeout: float = 30.0) -> None:
-        """Until each job has a stored delivery and LoneScale has nothing left to deliver."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            every_job = all(self.store.deliveries(job) for job in report.jobs)
-            if every_job and self.lonescale_sandbox.control.admin("deliveries")["pending_tasks"] == 0:
-                return
-            time.sleep(0.05)
-        raise AssertionError("LoneScale's deliveries did not all arrive")
-
-    def apply(self, *instances: Instance) -> ApplyReport:
-        return apply_results({i.name: i for i in instances}, self.store)
-
-
-@pytest.fixture
-def pipeline(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Pipeline]:
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0.0, delivery_backoff_seconds=0.2)
-    store = Store(f"sqlite:///{tmp_path / 'sync.db'}")
-    webhook = ThreadedServer(create_app(store), name="webhook")
-    webhook.start()
-    client = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY))
-    yield Pipeline(store, client, webhook, lonescale_sandbox)
-    client.close()
-    webhook.stop()
-    store.close()
-
-
-def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSettings:
-    return InstanceSettings.model_validate(
-        {"name": name, "crm": crm, "mapping": mapping, "settle": "0s", "lookback": "5m", **extra}
-    )
-
-
-def salesforce_instance(served: Served, mapping: FieldMapping | None = None) -> Instance:
-    creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
-    adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
-    config = settings(
-        "acme-sf", "salesforce", "x.toml", salesforce=SalesforceSettings(instance_url=served.url)
-    )
-    return Instance(config, mapping or load_mapping(MAPPINGS / "salesforce-contact.toml"), adapter)
-
-
-def hubspot_instance(served: Served) -> Instance:
-    adapter = HubSpotAdapter("acme-hs", credentials.HUBSPOT_TOKEN, base_url=served.url)
-    instance = Instance(
-        settings("acme-hs", "hubspot", "x.toml"), load_mapping(MAPPINGS / "hubspot-contacts.toml"), adapter
-    )
-    create_missing_status_fields(instance)
-    return instance
-
-
-def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyReport]:
-    report = pipeline.sync(instance)
-    assert report.status == "succeeded", report.message
-    pipeline.wait_for_results(report)
-    return report, pipeline.apply(instance)
-
-
-def everything(instance: Instance, fields: list[str]) -> dict[str, dict[str, Any]]:
-    from tests.adapters.contract import EVERYTHING
-
-    return {r.ref.id: dict(r.fields) for r in instance.adapter.pull_changed(EVERYTHING, fields)}
+from tests.support import MAPPINGS, Pipeline, cycle, everything, hubspot_instance, salesforce_instance
 
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
@@ -139,7 +49,7 @@ def test_a_cycle_fills_empty_fields_keeps_typed_ones_and_the_next_sync_sends_not
     again = pipeline.sync(instance)
     assert again.status == "succeeded" and again.sent == 0, "our own write-back must not bring records back"
     assert again.pulled >= applied.records_written, "the write-back bumped their modified stamps"
-    assert again.skipped["unchanged since last sent"] >= applied.records_written
+    assert again.skipped["in cooldown"] + again.skipped["targets already filled"] >= applied.records_written
 
 
 def test_a_record_the_crm_rejects_keeps_its_reason_and_the_rest_of_its_batch_is_written(
@@ -212,7 +122,8 @@ def test_every_webhook_shape_and_delivery_mode_is_applied_once(
     if delivery.get("echo_custom", True):
         assert correlated == report.sent and applied.uncorrelated == 0
     else:
-        assert correlated > report.sent // 2, "identity matching within the job finds most results"
+        # Without the echo only identity can match, and a phone-only result carries none: never a guess.
+        assert 0 < correlated < report.sent
         notes = [d["error"] for job in report.jobs for d in pipeline.store.deliveries(job) if d["error"]]
         assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, (
             "unmatched results are noted"
@@ -280,6 +191,4 @@ def test_a_contact_lonescale_refuses_alone_is_recorded_with_its_reason_and_not_r
     )
     pipeline.store.set_cursor(instance.name, Cursor(EPOCH))  # make the next sync read them all again
     again = pipeline.sync(instance)
-    assert again.sent == 0 and again.skipped["unchanged since last sent"] == refused, (
-        "refused input is not re-sent"
-    )
+    assert again.sent == 0 and again.skipped["in cooldown"] == refused, "refused input is not re-sent"

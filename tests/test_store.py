@@ -136,15 +136,29 @@ def test_a_duplicate_delivery_is_stored_once(store: Store) -> None:
     assert [d.body for d in store.new_deliveries()] == [b'{"email": "b@x.com"}']
 
 
-def test_record_state_remembers_what_we_sent_and_merges_what_we_wrote(store: Store) -> None:
-    store.remember_sent("acme", {"003A": {"firstname": "A", "lastname": "B"}})
+def test_record_state_keeps_per_type_sends_and_finds_and_merges_what_we_wrote(store: Store) -> None:
+    store.remember_sent("acme", {"003A": ["email", "phone"]}, T0)
+    store.remember_found("acme", {"003A": {"email": True, "phone": False}})
     store.remember_written("acme", {"003A": {"Email": "a@x.com"}})
     store.remember_written("acme", {"003A": {"Phone": "+1415"}, "003B": {"Title": "CTO"}})
     states = store.record_states("acme", ["003A", "003B", "003C"])
-    assert states["003A"]["last_sent"] == {"firstname": "A", "lastname": "B"}
+    assert states["003A"]["types"] == {
+        "email": {"sent_at": T0.isoformat(), "found": True},
+        "phone": {"sent_at": T0.isoformat(), "found": False},
+    }
     assert states["003A"]["written"] == {"Email": "a@x.com", "Phone": "+1415"}
-    assert states["003B"]["written"] == {"Title": "CTO"} and states["003B"]["last_sent"] is None
+    assert states["003B"]["written"] == {"Title": "CTO"} and states["003B"]["types"] == {}
     assert "003C" not in states
+
+
+def test_contacts_sent_this_month_count_accepted_jobs_only(store: Store) -> None:
+    make_job(store, "job-1")
+    assert store.contacts_sent_since("acme", T0 - timedelta(days=1)) == 0, "a pending job was not sent yet"
+    store.update_job("job-1", JobStatus.SENT)
+    make_job(store, "job-2")
+    store.update_job("job-2", JobStatus.FAILED)
+    assert store.contacts_sent_since("acme", T0 - timedelta(days=1)) == 2
+    assert store.contacts_sent_since("acme", T0 + timedelta(seconds=1)) == 0
 
 
 def test_the_journal_keeps_old_and_new_values_per_field(store: Store) -> None:

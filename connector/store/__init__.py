@@ -52,6 +52,7 @@ class Job:
     sent_at: datetime | None
     deadline: datetime | None
     reason: str | None
+    polls: int = 0
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,7 @@ class Store:
                     created_at=job.created_at,
                     sent_at=job.sent_at,
                     deadline=job.deadline,
+                    polls=job.polls,
                     updated_at=_now(),
                     reason=job.reason,
                 )
@@ -233,6 +235,7 @@ class Store:
             sent_at=_aware(row["sent_at"]),
             deadline=_aware(row["deadline"]),
             reason=row["reason"],
+            polls=row["polls"],
         )
 
     def job_contacts(self, job_id: str) -> list[JobContact]:
@@ -307,16 +310,48 @@ class Store:
         with self.engine.connect() as db:
             return {r.record_id: dict(r._mapping) for r in db.execute(query)}
 
-    def remember_sent(self, instance: str, sent: Mapping[str, Mapping[str, Any]]) -> None:
-        self._upsert_state(
-            instance, {rid: {"last_sent": dict(c), "last_sent_at": _now()} for rid, c in sent.items()}
+    def remember_sent(self, instance: str, sent: Mapping[str, Sequence[str]], at: datetime) -> None:
+        """Record id → the enrichment types just sent for it (their cooldowns start now)."""
+        self._merge_state(instance, "types", {rid: {t: {"sent_at": at.isoformat(), "found": None} for t in types}
+                                              for rid, types in sent.items()})  # fmt: skip
+
+    def remember_found(self, instance: str, found: Mapping[str, Mapping[str, bool]]) -> None:
+        """Record id → type → whether LoneScale found it (a miss waits the shorter not-found cooldown)."""
+        states = self.record_states(instance, list(found))
+        merged = {}
+        for rid, by_type in found.items():
+            types = dict(states.get(rid, {}).get("types") or {})
+            for kind, hit in by_type.items():
+                types[kind] = {**types.get(kind, {"sent_at": _now().isoformat()}), "found": hit}
+            merged[rid] = {"types": types}
+        self._upsert_state(instance, merged)
+
+    def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
+        """Release contacts from cooldown for these types: their job expired without results."""
+        states = self.record_states(instance, list(record_ids))
+        released = {
+            rid: {"types": {k: v for k, v in (state.get("types") or {}).items() if k not in types}}
+            for rid, state in states.items()
+        }
+        self._upsert_state(instance, released)
+
+    def overdue_jobs(self, now: datetime) -> list[Job]:
+        """Jobs still waiting for results past their deadline."""
+        jobs = schema.jobs
+        waiting = [JobStatus.SENT.value, JobStatus.RECEIVED.value, JobStatus.UNCERTAIN.value]
+        query = (
+            select(jobs).where(jobs.c.status.in_(waiting), jobs.c.deadline < now).order_by(jobs.c.deadline)
         )
+        with self.engine.connect() as db:
+            return [self._job(row._mapping) for row in db.execute(query)]
 
     def remember_written(self, instance: str, written: Mapping[str, Mapping[str, Any]]) -> None:
-        states = self.record_states(instance, list(written))
+        self._merge_state(instance, "written", written)
+
+    def _merge_state(self, instance: str, column: str, values: Mapping[str, Mapping[str, Any]]) -> None:
+        states = self.record_states(instance, list(values))
         merged = {
-            rid: {"written": {**(states.get(rid, {}).get("written") or {}), **w}}
-            for rid, w in written.items()
+            rid: {column: {**(states.get(rid, {}).get(column) or {}), **v}} for rid, v in values.items()
         }
         self._upsert_state(instance, merged)
 
@@ -361,6 +396,17 @@ class Store:
                     for e in entries
                 ],
             )
+
+    def contacts_sent_since(self, instance: str, since: datetime) -> int:
+        """Contacts handed to LoneScale since `since` (jobs it refused are not counted): the monthly cap."""
+        jobs = schema.jobs
+        query = select(func.coalesce(func.sum(jobs.c.contact_count), 0)).where(
+            jobs.c.instance == instance,
+            jobs.c.created_at >= since,
+            jobs.c.status.notin_([JobStatus.FAILED.value, JobStatus.PENDING.value]),
+        )
+        with self.engine.connect() as db:
+            return int(db.execute(query).scalar_one())
 
     def journal_counts(self, instance: str) -> dict[str, int]:
         """Fields written and fields the CRM rejected, over the instance's whole history."""

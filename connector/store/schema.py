@@ -67,6 +67,7 @@ jobs = Table(
     Column("created_at", WHEN, nullable=False),
     Column("sent_at", WHEN),
     Column("deadline", WHEN),
+    Column("polls", Integer, nullable=False, default=0),  # times we asked LoneScale after the deadline
     Column("updated_at", WHEN, nullable=False),
     Column("reason", Text),
     Index("ix_jobs_instance_status", "instance", "status"),
@@ -99,14 +100,14 @@ inbox = Table(
     Index("ix_inbox_status", "status"),
 )
 
-# Per record: what we last sent and last wrote, so our own write-back is not mistaken for a person's change.
+# Per record: when each enrichment type was last sent and whether it was found (cooldowns), and what we
+# last wrote (so a rollback can tell our value from a person's edit).
 record_state = Table(
     "record_state",
     metadata,
     Column("instance", String(64), primary_key=True),
     Column("record_id", String(64), primary_key=True),
-    Column("last_sent", JSON),
-    Column("last_sent_at", WHEN),
+    Column("types", JSON, nullable=False, default=dict),  # type → {"sent_at": iso, "found": bool | null}
     Column("written", JSON, nullable=False, default=dict),  # field → value we last wrote
     Column("updated_at", WHEN, nullable=False),
 )

@@ -1,0 +1,106 @@
+"""Shared end-to-end helpers: a store, a webhook server and a LoneScale client against the sandbox."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from connector.adapters.hubspot import HubSpotAdapter
+from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
+from connector.apply import ApplyReport, apply_results
+from connector.checks import create_missing_status_fields
+from connector.config import InstanceSettings, LoneScaleSettings, SalesforceSettings
+from connector.lonescale import LoneScaleClient
+from connector.mapping import FieldMapping, load_mapping
+from connector.models import EnrichmentType
+from connector.redact import Secret
+from connector.sandbox import credentials
+from connector.serving import ThreadedServer
+from connector.store import Store
+from connector.sync import SyncReport, pull_and_trigger
+from connector.webhook import create_app
+from connector.wiring import Instance
+from tests.adapters.contract import EVERYTHING
+from tests.conftest import Served
+
+MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
+LONESCALE = LoneScaleSettings(
+    enrichment_type=[EnrichmentType.EMAIL, EnrichmentType.PHONE, EnrichmentType.PROFILE]
+)
+
+
+@dataclass
+class Pipeline:
+    store: Store
+    lonescale: LoneScaleClient
+    webhook: ThreadedServer
+    lonescale_sandbox: Served
+
+    def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE) -> SyncReport:
+        return pull_and_trigger(instance, self.store, self.lonescale, settings, self.webhook.base_url)
+
+    def wait_for_results(self, report: SyncReport, timeout: float = 30.0) -> None:
+        """Until each job has a stored delivery and LoneScale has nothing left to deliver."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            every_job = all(self.store.deliveries(job) for job in report.jobs)
+            if every_job and self.lonescale_sandbox.control.admin("deliveries")["pending_tasks"] == 0:
+                return
+            time.sleep(0.05)
+        raise AssertionError("LoneScale's deliveries did not all arrive")
+
+    def apply(self, *instances: Instance) -> ApplyReport:
+        return apply_results({i.name: i for i in instances}, self.store)
+
+
+@pytest.fixture
+def pipeline(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Pipeline]:
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.0, delivery_backoff_seconds=0.2)
+    store = Store(f"sqlite:///{tmp_path / 'sync.db'}")
+    webhook = ThreadedServer(create_app(store), name="webhook")
+    webhook.start()
+    client = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY))
+    yield Pipeline(store, client, webhook, lonescale_sandbox)
+    client.close()
+    webhook.stop()
+    store.close()
+
+
+def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSettings:
+    return InstanceSettings.model_validate(
+        {"name": name, "crm": crm, "mapping": mapping, "settle": "0s", "lookback": "5m", **extra}
+    )
+
+
+def salesforce_instance(served: Served, mapping: FieldMapping | None = None) -> Instance:
+    creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
+    adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
+    config = settings(
+        "acme-sf", "salesforce", "x.toml", salesforce=SalesforceSettings(instance_url=served.url)
+    )
+    return Instance(config, mapping or load_mapping(MAPPINGS / "salesforce-contact.toml"), adapter)
+
+
+def hubspot_instance(served: Served) -> Instance:
+    adapter = HubSpotAdapter("acme-hs", credentials.HUBSPOT_TOKEN, base_url=served.url)
+    instance = Instance(
+        settings("acme-hs", "hubspot", "x.toml"), load_mapping(MAPPINGS / "hubspot-contacts.toml"), adapter
+    )
+    create_missing_status_fields(instance)
+    return instance
+
+
+def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyReport]:
+    report = pipeline.sync(instance)
+    assert report.status == "succeeded", report.message
+    pipeline.wait_for_results(report)
+    return report, pipeline.apply(instance)
+
+
+def everything(instance: Instance, fields: list[str]) -> dict[str, dict[str, Any]]:
+    return {r.ref.id: dict(r.fields) for r in instance.adapter.pull_changed(EVERYTHING, fields)}
