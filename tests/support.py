@@ -41,8 +41,10 @@ class Pipeline:
     webhook: ThreadedServer
     lonescale_sandbox: Served
 
-    def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE) -> SyncReport:
-        return pull_and_trigger(instance, self.store, self.lonescale, settings, self.webhook.base_url)
+    def sync(self, instance: Instance, settings: LoneScaleSettings = LONESCALE, **options: Any) -> SyncReport:
+        return pull_and_trigger(
+            instance, self.store, self.lonescale, settings, self.webhook.base_url, **options
+        )
 
     def wait_for_results(self, report: SyncReport, timeout: float = 30.0) -> None:
         """Until each job has a stored delivery and LoneScale has nothing left to deliver."""
@@ -77,11 +79,11 @@ def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSetting
     )
 
 
-def salesforce_instance(served: Served, mapping: FieldMapping | None = None) -> Instance:
+def salesforce_instance(served: Served, mapping: FieldMapping | None = None, **extra: Any) -> Instance:
     creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
     adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
     config = settings(
-        "acme-sf", "salesforce", "x.toml", salesforce=SalesforceSettings(instance_url=served.url)
+        "acme-sf", "salesforce", "x.toml", salesforce=SalesforceSettings(instance_url=served.url), **extra
     )
     return Instance(config, mapping or load_mapping(MAPPINGS / "salesforce-contact.toml"), adapter)
 
