@@ -2,64 +2,22 @@
 
 from __future__ import annotations
 
-import logging
 import signal
-import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import click
 
+from connector import reports
 from connector.checks import check_instance, create_missing_status_fields
-from connector.config import Config, load_config
+from connector.cli_review import COMMANDS
+from connector.cli_support import CONFIG, EXIT_FAILED, EXIT_TIMEOUT, read_config, runtime_for, setup_logging
 from connector.errors import ConfigError
 from connector.models import JobStatus
-from connector.redact import RedactingFilter
-
-CONFIG = click.option(
-    "--config",
-    "config_path",
-    type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("lonescale-sync.toml"),
-    show_default=True,
-    envvar="LONESCALE_SYNC_CONFIG",
-    help="The TOML configuration (see config.example.toml). Env: LONESCALE_SYNC_CONFIG.",
-)
-EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT = 1, 2, 3
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())  # secrets never reach a log line, whichever module wrote it
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    for noisy in ("urllib3", "httpx", "httpcore", "apscheduler.executors.default", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-
-
-def read_config(path: Path) -> Config:
-    try:
-        return load_config(path)
-    except ConfigError as exc:
-        click.echo(str(exc), err=True)
-        raise SystemExit(EXIT_CONFIG) from None
-
-
-@contextmanager
-def runtime_for(path: Path) -> Iterator[Any]:
-    from connector.runtime import Runtime
-
-    runtime = Runtime(read_config(path))
-    try:
-        yield runtime
-    finally:
-        runtime.close()
+from connector.sync import SyncReport
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -99,7 +57,13 @@ def run(config_path: Path) -> None:
 @click.option("--wait", is_flag=True, help="Also serve the webhook and write results back before returning.")
 @click.option("--timeout", default=600.0, show_default=True, type=click.FloatRange(1, 86400),
               help="With --wait: seconds to wait for LoneScale's results.")  # fmt: skip
-def sync(instance: str, config_path: Path, wait: bool, timeout: float) -> None:
+@click.option("--dry-run", is_flag=True,
+              help="Pull and map only: what would be sent, by type, and the credits it could cost.")  # fmt: skip
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False),
+              help="With --dry-run: also write the summary to FILE (.json, else CSV).")  # fmt: skip
+def sync(
+    instance: str, config_path: Path, wait: bool, timeout: float, dry_run: bool, output: Path | None
+) -> None:
     """Run one cycle for INSTANCE now: pull changed contacts, send them to LoneScale.
 
     Exit status: 0 done, 1 failed or stopped (e.g. no credits), 2 bad configuration, 3 timed out.
@@ -109,6 +73,9 @@ def sync(instance: str, config_path: Path, wait: bool, timeout: float) -> None:
             raise click.UsageError(
                 f"no instance {instance!r} in {config_path}; known: {', '.join(runtime.instances)}"
             )
+        if dry_run:
+            _dry_run(runtime.sync(instance, dry_run=True), output)
+            return
         if wait:
             runtime.serve_webhook()
         report = runtime.sync(instance)
@@ -132,6 +99,22 @@ def sync(instance: str, config_path: Path, wait: bool, timeout: float) -> None:
             click.echo(f"{instance}: some results had not arrived after {timeout:.0f} s; "
                        "the daemon (`run`) applies them when they do", err=True)  # fmt: skip
             raise SystemExit(EXIT_TIMEOUT)
+
+
+def _dry_run(report: SyncReport, output: Path | None) -> None:
+    rows = [{"what": f"send for {types}", "contacts": n} for types, n in report.by_types.most_common()]
+    rows += [{"what": f"skip: {reason}", "contacts": n} for reason, n in report.skipped.most_common()]
+    click.echo(
+        f"{report.instance} (dry run, nothing sent or written): pulled {report.pulled}, would send {report.sent}"
+    )
+    for row in rows:
+        click.echo(f"  {row['what']:<40} {row['contacts']:>7}")
+    click.echo(f"  projected credits (if everything is found): {report.projected_credits:g} "
+               f"of {report.credits_at_start:g} left")  # fmt: skip
+    if report.status != "succeeded":
+        click.echo(f"  {report.status}: {report.message}")
+    if output:
+        reports.write(output, [*rows, {"what": "projected credits", "contacts": report.projected_credits}])
 
 
 def _when(value: datetime | None) -> str:
@@ -269,6 +252,10 @@ def demo(contacts: int, seed: int) -> None:
     from connector.demo import run_demo
 
     raise SystemExit(run_demo(contacts=contacts, seed=seed))
+
+
+for _command in COMMANDS:
+    main.add_command(_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -10,7 +10,7 @@ import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -237,7 +237,33 @@ class Decision:
     reason: str
 
 
+def _moment(value: Any) -> datetime | None:
+    """A timestamp, however a CRM writes it ('…T12:00:00.000+0000', '…Z', a datetime), to the millisecond."""
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
+        text = value.strip().replace("Z", "+00:00")
+        if (
+            text[-5:-4] in "+-"
+            and text[-3:-2] != ":"
+            and text[-5:].replace("+", "").replace("-", "").isdigit()
+        ):
+            text = f"{text[:-2]}:{text[-2:]}"  # Salesforce's +0000
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    else:
+        return None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
 def same_value(left: Any, right: Any) -> bool:
+    """Equal as a CRM would store them: case and surrounding spaces aside, timestamps to the millisecond."""
+    moments = _moment(left), _moment(right)
+    if None not in moments:
+        return moments[0] == moments[1]
     return str(left).strip().casefold() == str(right).strip().casefold()
 
 
@@ -276,21 +302,29 @@ def plan_writes(
     pulled: Mapping[str, Any],
     now: datetime,
 ) -> list[Decision]:
-    """Every field decision for one record, status fields included (those are ours: always written)."""
+    """Every field decision for one record, the connector's status fields included.
+
+    Status fields are ours, but say something only when it is news: the status when it changes, the time
+    whenever anything is written, the job-change flag when LoneScale reports a change not yet flagged.
+    A replay or a duplicate that changes nothing writes nothing (and costs no API call).
+    """
     decisions = [
         decide(rule, result, current.get(rule.field), pulled.get(rule.field)) for rule in mapping.write_back
     ]
     status = mapping.status
-    owned: dict[str | None, Any] = {
-        status.status: status.enriched_value if result.found else status.not_found_value,
-        status.enriched_at: now,
-    }
-    if result.job_change_detected:
-        # LoneScale's `false` means "same company OR not enough data" (lonescale-api.md §6): it is never
-        # written, so it cannot erase a change flagged earlier.
-        owned[status.job_change] = True
-        owned[status.job_change_at] = now
-    for name, value in owned.items():
+    owned: list[tuple[str | None, Any, bool]] = []
+    label = status.enriched_value if result.found else status.not_found_value
+    owned.append((status.status, label, not same_value(current.get(status.status or "") or "", label)))
+    # LoneScale's `false` means "same company OR not enough data" (lonescale-api.md §6): it is never
+    # written, so it cannot erase a change flagged earlier.
+    news = bool(result.job_change_detected) and not same_value(
+        current.get(status.job_change or "") or "", True
+    )
+    owned += [(status.job_change, True, news), (status.job_change_at, now, news)]
+    touched = any(d.write for d in decisions) or any(write for name, _, write in owned if name)
+    owned.append((status.enriched_at, now, touched))
+    for name, value, write in owned:
         if name:
-            decisions.append(Decision(name, current.get(name), value, True, "status field"))
+            reason = "status field" if write else "status unchanged"
+            decisions.append(Decision(name, current.get(name), value, write and touched, reason))
     return decisions

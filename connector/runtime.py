@@ -59,7 +59,9 @@ class Runtime:
             known = ", ".join(sorted(self.instances))
             raise KeyError(f"no instance named {name!r} in the config (known: {known})") from None
 
-    def sync(self, name: str, progress: Callable[[SyncReport], None] | None = None) -> SyncReport:
+    def sync(
+        self, name: str, progress: Callable[[SyncReport], None] | None = None, *, dry_run: bool = False
+    ) -> SyncReport:
         settings = self.config.settings
         report = pull_and_trigger(
             self.instance(name),
@@ -68,6 +70,7 @@ class Runtime:
             settings.lonescale,
             self.webhook_base,
             progress=progress,
+            dry_run=dry_run,
         )
         log.info(
             "%s: sync %s: pulled %d, sent %d in %d job(s), skipped %s",

@@ -18,6 +18,7 @@ from connector.mapping import (
     decide,
     load_mapping,
     plan_writes,
+    same_value,
     to_contact,
 )
 from connector.models import CrmRecord, EnrichmentResult, RecordRef
@@ -185,15 +186,17 @@ def test_plan_writes_applies_every_rule_and_stamps_status_fields() -> None:
 
 def test_a_false_job_change_is_unknown_and_never_written() -> None:
     decisions = plan_writes(MAPPING, result(found=False, job_change=False), current={}, pulled={}, now=NOW)
-    assert {d.field for d in decisions} == {
-        "Email",
-        "Phone",
-        "Title",
-        "Department",
-        "Enrichment_Status__c",
-        "Last_Enriched__c",
-    }
+    assert {d.field for d in decisions if d.write} == {"Enrichment_Status__c", "Last_Enriched__c"}
     assert next(d for d in decisions if d.field == "Enrichment_Status__c").proposed == "not_found"
+
+
+def test_a_result_that_changes_nothing_writes_nothing_not_even_a_status() -> None:
+    current = {"Email": "a@x.com", "Phone": "+14155552671", "Title": "CTO", "Enrichment_Status__c": "enriched",
+               "Job_Change_Detected__c": True}  # fmt: skip
+    found = result(
+        email="a@x.com", email_status="valid", phone="+14155552671", job_title="CTO", job_change=True
+    )
+    assert not [d for d in plan_writes(MAPPING, found, current=current, pulled=current, now=NOW) if d.write]
 
 
 def test_read_fields_cover_inputs_targets_and_status() -> None:
@@ -263,3 +266,19 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
         "status.enriched_at: field 'Last_Enriched__c' has type 'boolean', expected ['date', 'datetime', 'string']",
         "status.job_change: field 'Job_Change_Detected__c' does not exist: create it first",
     ]
+
+
+@pytest.mark.parametrize(
+    ("left", "right", "same"),
+    [
+        ("Jane@Acme.com ", "jane@acme.com", True),
+        ("2026-11-26T12:00:00.123+0000", "2026-11-26T12:00:00.123456+00:00", True),
+        ("2026-11-26T12:00:00.123Z", datetime(2026, 11, 26, 12, 0, 0, 123999, tzinfo=UTC), True),
+        ("2026-11-26T13:00:00.000+0100", "2026-11-26T12:00:00Z", True),
+        ("2026-11-26T12:00:00.124Z", "2026-11-26T12:00:00.123Z", False),
+        (True, "true", True),
+        ("CTO", "CEO", False),
+    ],
+)
+def test_values_compare_as_a_crm_stores_them(left: object, right: object, same: bool) -> None:
+    assert same_value(left, right) is same

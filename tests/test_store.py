@@ -136,18 +136,16 @@ def test_a_duplicate_delivery_is_stored_once(store: Store) -> None:
     assert [d.body for d in store.new_deliveries()] == [b'{"email": "b@x.com"}']
 
 
-def test_record_state_keeps_per_type_sends_and_finds_and_merges_what_we_wrote(store: Store) -> None:
-    store.remember_sent("acme", {"003A": ["email", "phone"]}, T0)
+def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(store: Store) -> None:
+    store.remember_sent("acme", {"003A": ["email", "phone"], "003B": ["profile"]}, T0)
     store.remember_found("acme", {"003A": {"email": True, "phone": False}})
-    store.remember_written("acme", {"003A": {"Email": "a@x.com"}})
-    store.remember_written("acme", {"003A": {"Phone": "+1415"}, "003B": {"Title": "CTO"}})
+    store.forget_sent("acme", ["003B"], ["profile"])
     states = store.record_states("acme", ["003A", "003B", "003C"])
     assert states["003A"]["types"] == {
         "email": {"sent_at": T0.isoformat(), "found": True},
         "phone": {"sent_at": T0.isoformat(), "found": False},
     }
-    assert states["003A"]["written"] == {"Email": "a@x.com", "Phone": "+1415"}
-    assert states["003B"]["written"] == {"Title": "CTO"} and states["003B"]["types"] == {}
+    assert states["003B"]["types"] == {}, "released from cooldown"
     assert "003C" not in states
 
 

@@ -345,9 +345,6 @@ class Store:
         with self.engine.connect() as db:
             return [self._job(row._mapping) for row in db.execute(query)]
 
-    def remember_written(self, instance: str, written: Mapping[str, Mapping[str, Any]]) -> None:
-        self._merge_state(instance, "written", written)
-
     def _merge_state(self, instance: str, column: str, values: Mapping[str, Mapping[str, Any]]) -> None:
         states = self.record_states(instance, list(values))
         merged = {
@@ -370,7 +367,7 @@ class Store:
                             instance=instance,
                             record_id=record_id,
                             updated_at=_now(),
-                            **{"written": {}, **fields},
+                            **{"types": {}, **fields},
                         )
                     )
 
@@ -435,26 +432,50 @@ class Store:
                 for r in db.execute(query)
             ]
 
+    def journal_for_run(self, run_id: int) -> list[JournalEntry]:
+        table = schema.write_journal
+        return self._journal(select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+
+    def run(self, run_id: int) -> dict[str, Any] | None:
+        with self.engine.connect() as db:
+            row = db.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def deliveries_matching(self, job_id: str | None = None, since: datetime | None = None) -> list[Delivery]:
+        """Stored deliveries of one job, or received since a moment: what a replay re-applies."""
+        inbox = schema.inbox
+        query = select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at).order_by(inbox.c.id)
+        if job_id is not None:
+            query = query.where(inbox.c.job_id == job_id)
+        if since is not None:
+            query = query.where(inbox.c.received_at >= since)
+        with self.engine.connect() as db:
+            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
+
+    def unusable_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Deliveries kept for inspection: refused at intake, or with results that matched no contact."""
+        inbox = schema.inbox
+        query = (
+            select(inbox.c.id, inbox.c.job_id, inbox.c.status, inbox.c.error, inbox.c.received_at)
+            .where(inbox.c.error.is_not(None))
+            .order_by(inbox.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [dict(r._mapping) for r in db.execute(query)]
+
     def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
         table = schema.write_journal
-        query = (
+        return self._journal(
             select(table)
             .where(table.c.instance == instance, table.c.record_id == record_id)
             .order_by(table.c.id)
         )
+
+    def _journal(self, query: Any) -> list[JournalEntry]:
         with self.engine.connect() as db:
             return [
-                JournalEntry(
-                    r.run_id,
-                    r.job_id,
-                    r.instance,
-                    r.record_id,
-                    r.field,
-                    r.old_value,
-                    r.new_value,
-                    r.outcome,
-                    r.reason,
-                    _aware(r.written_at),
-                )
+                JournalEntry(r.run_id, r.job_id, r.instance, r.record_id, r.field, r.old_value, r.new_value,
+                             r.outcome, r.reason, _aware(r.written_at))
                 for r in db.execute(query)
-            ]
+            ]  # fmt: skip

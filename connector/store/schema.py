@@ -100,15 +100,14 @@ inbox = Table(
     Index("ix_inbox_status", "status"),
 )
 
-# Per record: when each enrichment type was last sent and whether it was found (cooldowns), and what we
-# last wrote (so a rollback can tell our value from a person's edit).
+# Per record: when each enrichment type was last sent and whether it was found, for cooldowns. (What we
+# wrote lives in the write journal.)
 record_state = Table(
     "record_state",
     metadata,
     Column("instance", String(64), primary_key=True),
     Column("record_id", String(64), primary_key=True),
     Column("types", JSON, nullable=False, default=dict),  # type → {"sent_at": iso, "found": bool | null}
-    Column("written", JSON, nullable=False, default=dict),  # field → value we last wrote
     Column("updated_at", WHEN, nullable=False),
 )
 

@@ -1,0 +1,157 @@
+"""The commands that look before they write, and that go back: dry runs, replay, rollback, history, failures."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from connector import reports
+from connector.apply import ApplyReport, apply_results
+from connector.cli_support import CONFIG, EXIT_FAILED, runtime_for
+from connector.review import failures, replay, retry_failed, rollback
+from connector.runtime import Runtime
+
+OUTPUT = click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False, writable=True),
+    help="Also write every row to FILE: JSON for a .json name, CSV otherwise.",
+)
+DRY_RUN = click.option("--dry-run", is_flag=True, help="Show what would be written; write nothing, anywhere.")
+DIFF_COLUMNS = ["instance", "record_id", "field", "current", "proposed", "write", "reason"]
+
+
+def _report(console: Console, title: str, report: ApplyReport, dry_run: bool, output: Path | None) -> None:
+    if dry_run:
+        reports.show(console, f"{title}: fields that would change (dry run)", report.planned, DIFF_COLUMNS)
+        if output:
+            reports.write(output, report.planned)
+            console.print(f"wrote {len(report.planned)} rows to {output}")
+        return
+    console.print(f"{title}: {report.fields_written} field(s) written on {report.records_written} record(s), "
+                  f"{report.records_rejected} rejected, {report.duplicates} already applied")  # fmt: skip
+    for record_id, reason in report.rejections[:20]:
+        console.print(f"  rejected {record_id}: {reason}")
+    if report.failures:
+        console.print("\n".join(report.failures))
+        raise SystemExit(EXIT_FAILED)
+
+
+@click.command("apply")
+@CONFIG
+@DRY_RUN
+@OUTPUT
+def apply_command(config_path: Path, dry_run: bool, output: Path | None) -> None:
+    """Write the results waiting in the inbox back to the CRM (the daemon does this on its own).
+
+    With --dry-run: every field it would write, current → proposed, with the policy's decision and reason.
+    """
+    with runtime_for(config_path) as runtime:
+        report = _apply(runtime, dry_run)
+        _report(Console(), "apply", report, dry_run, output)
+
+
+def _apply(runtime: Runtime, dry_run: bool) -> ApplyReport:
+    return apply_results(runtime.instances, runtime.store, dry_run=dry_run)
+
+
+@click.command("replay")
+@CONFIG
+@click.option("--job", "job_id", help="Replay the results stored for this job.")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+              help="Replay the results received since this moment (UTC).")  # fmt: skip
+@DRY_RUN
+@OUTPUT
+def replay_command(
+    config_path: Path, job_id: str | None, since: datetime | None, dry_run: bool, output: Path | None
+) -> None:
+    """Apply stored results again, without calling LoneScale: after a mapping fix or a CRM outage.
+
+    The write policies judge the CRM as it is now, so values a person typed are still kept.
+    """
+    if job_id is None and since is None:
+        raise click.UsageError("give --job JOB or --since WHEN")
+    with runtime_for(config_path) as runtime:
+        moment = since.replace(tzinfo=UTC) if since else None
+        report = replay(runtime.instances, runtime.store, job_id=job_id, since=moment, dry_run=dry_run)
+        if not report.deliveries and not report.planned:
+            click.echo("no stored results match")
+            return
+        _report(Console(), "replay", report, dry_run, output)
+
+
+@click.command("rollback")
+@CONFIG
+@click.option("--run", "run_id", type=int, required=True, help="The run to undo (ids: `status`, `history`).")
+@DRY_RUN
+@OUTPUT
+def rollback_command(config_path: Path, run_id: int, dry_run: bool, output: Path | None) -> None:
+    """Restore every field one run changed to its previous value.
+
+    Fields a person edited after our write are kept and listed. The rollback is itself a journaled run.
+    """
+    console = Console()
+    with runtime_for(config_path) as runtime:
+        try:
+            report = rollback(runtime.instances, runtime.store, run_id, dry_run=dry_run)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from exc
+    reports.show(
+        console, f"rollback of run {run_id}" + (" (dry run)" if dry_run else ""), report.planned, DIFF_COLUMNS
+    )
+    if output:
+        reports.write(output, report.planned)
+    if not dry_run:
+        console.print(
+            f"restored {report.restored} field(s) in run {report.run_id}; {report.rejected} rejected"
+        )
+        if report.rejected:
+            raise SystemExit(EXIT_FAILED)
+
+
+@click.command("history")
+@click.argument("record_id")
+@CONFIG
+@click.option("--instance", help="Only this instance (a record id is unique within one CRM).")
+def history_command(record_id: str, config_path: Path, instance: str | None) -> None:
+    """Every field we ever wrote on RECORD_ID: old → new, run, job and time."""
+    with runtime_for(config_path) as runtime:
+        names = [instance] if instance else list(runtime.instances)
+        entries = [e for name in names for e in runtime.store.journal_for(name, record_id)]
+    reports.show(Console(), f"history of {record_id}", entries,
+                 ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run_id", "job_id", "reason"])  # fmt: skip
+
+
+@click.command("failures")
+@CONFIG
+@OUTPUT
+def failures_command(config_path: Path, output: Path | None) -> None:
+    """The quarantine: records the CRM rejected, jobs that expired, deliveries we could not use — with reasons."""
+    with runtime_for(config_path) as runtime:
+        found = failures(runtime.store, list(runtime.instances))
+    reports.show(Console(), "failures", found)
+    if output:
+        reports.write(output, found)
+
+
+@click.command("retry-failed")
+@CONFIG
+@DRY_RUN
+@OUTPUT
+def retry_failed_command(config_path: Path, dry_run: bool, output: Path | None) -> None:
+    """Write again the records the CRM rejected, from their stored results (no new LoneScale call)."""
+    with runtime_for(config_path) as runtime:
+        report = retry_failed(runtime.instances, runtime.store, dry_run=dry_run)
+        _report(Console(), "retry", report, dry_run, output)
+
+
+COMMANDS = [
+    apply_command,
+    replay_command,
+    rollback_command,
+    history_command,
+    failures_command,
+    retry_failed_command,
+]

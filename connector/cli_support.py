@@ -1,0 +1,53 @@
+"""What every command shares: the --config option, reading it, the runtime, logging, exit codes."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+
+from connector.config import Config, load_config
+from connector.errors import ConfigError
+from connector.redact import RedactingFilter
+from connector.runtime import Runtime
+
+CONFIG = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path("lonescale-sync.toml"),
+    show_default=True,
+    envvar="LONESCALE_SYNC_CONFIG",
+    help="The TOML configuration (see config.example.toml). Env: LONESCALE_SYNC_CONFIG.",
+)
+EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT = 1, 2, 3
+
+
+def setup_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter())  # secrets never reach a log line, whichever module wrote it
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    for noisy in ("urllib3", "httpx", "httpcore", "apscheduler.executors.default", "uvicorn.error"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+def read_config(path: Path) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        click.echo(str(exc), err=True)
+        raise SystemExit(EXIT_CONFIG) from None
+
+
+@contextmanager
+def runtime_for(path: Path) -> Iterator[Runtime]:
+    runtime = Runtime(read_config(path))
+    try:
+        yield runtime
+    finally:
+        runtime.close()

@@ -1,0 +1,150 @@
+"""Going back over what happened: replay stored results, re-drive failures, roll a run back.
+
+Nothing here calls LoneScale: replays and retries re-apply the payloads already in the inbox (after a mapping
+fix or a CRM outage), under the same policies, against the CRM as it is now. A rollback restores what one
+run changed, except fields a person edited after our write, and is journaled like any other run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from connector.apply import ApplyReport, PlannedField, apply_results, jsonable
+from connector.mapping import same_value
+from connector.models import FieldUpdate, RecordRef, WriteOutcome
+from connector.store import JobContact, JournalEntry, Store
+from connector.wiring import Instance
+
+log = logging.getLogger(__name__)
+
+
+def _blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and not value.strip())
+
+
+def replay(
+    instances: Mapping[str, Instance],
+    store: Store,
+    *,
+    job_id: str | None = None,
+    since: datetime | None = None,
+    dry_run: bool = False,
+) -> ApplyReport:
+    """Re-apply stored results of one job, or received since a moment, whatever their contacts' state."""
+    if job_id is None and since is None:
+        raise ValueError("say which results to replay: a job, or a moment since which they arrived")
+    deliveries = store.deliveries_matching(job_id=job_id, since=since)
+    return apply_results(
+        instances, store, deliveries=deliveries, accept=lambda c: True, dry_run=dry_run, kind="replay"
+    )
+
+
+def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bool = False) -> ApplyReport:
+    """Write again the records the CRM rejected, from their stored results (a lock, a validation rule fixed)."""
+    jobs = {
+        c.job_id for name in instances for c in store.contacts_with_status(name, "rejected", limit=100_000)
+    }
+    deliveries = [d for job in sorted(jobs) for d in store.deliveries_matching(job_id=job)]
+    return apply_results(
+        instances,
+        store,
+        deliveries=deliveries,
+        accept=lambda c: c.status == "rejected",
+        dry_run=dry_run,
+        kind="retry",
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    instance: str
+    kind: str  # rejected | expired | unusable delivery
+    subject: str  # a record id or a delivery
+    reason: str
+
+
+def failures(store: Store, instances: list[str], limit: int = 50) -> list[Failure]:
+    """The quarantine: every record or delivery that needs a person, with its reason code."""
+    found: list[Failure] = []
+    for name in instances:
+        for status in ("rejected", "expired"):
+            contacts: list[JobContact] = store.contacts_with_status(name, status, limit)
+            found += [Failure(name, status, c.record_id, c.reason or "") for c in contacts]
+    for delivery in store.unusable_deliveries(limit):
+        job = store.job(delivery["job_id"])
+        found.append(Failure(job.instance if job else "?", f"delivery {delivery['status']}", f"delivery {delivery['id']}",
+                             delivery["error"]))  # fmt: skip
+    return found
+
+
+@dataclass
+class RollbackReport:
+    run_id: int | None = None  # the rollback's own run, journaled like any other
+    restored: int = 0
+    rejected: int = 0
+    planned: list[PlannedField] = field(default_factory=list)
+
+
+def rollback(
+    instances: Mapping[str, Instance],
+    store: Store,
+    run_id: int,
+    *,
+    dry_run: bool = False,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> RollbackReport:
+    """Restore every field run `run_id` wrote to its previous value, unless it changed since our write."""
+    run = store.run(run_id)
+    if run is None:
+        raise ValueError(f"there is no run {run_id}")
+    if run["instance"] not in instances:
+        raise ValueError(f"run {run_id} belongs to instance {run['instance']!r}, which is not configured")
+    instance = instances[run["instance"]]
+    entries = [e for e in store.journal_for_run(run_id) if e.outcome == "written"]
+    report = RollbackReport()
+    by_record: dict[str, list[JournalEntry]] = defaultdict(list)
+    for entry in entries:
+        by_record[entry.record_id].append(entry)
+    fields = sorted({e.field for e in entries})
+    current = instance.adapter.read_current(list(by_record), fields) if entries else {}
+    updates, olds = [], {}
+    for record_id, ours in by_record.items():
+        values, now_values = {}, current.get(record_id)
+        for entry in ours:
+            value = None if now_values is None else jsonable(now_values.get(entry.field))
+            if now_values is None:
+                verdict, restore = "the record no longer exists", False
+            elif (_blank(value) and _blank(entry.new_value)) or same_value(value, entry.new_value):
+                verdict, restore = "restored", True
+            else:
+                verdict, restore = "kept: changed since our write", False
+            report.planned.append(PlannedField(instance.name, record_id, entry.field, value, entry.old_value, restore,
+                                               verdict, entry.job_id or ""))  # fmt: skip
+            if restore:
+                values[entry.field] = entry.old_value
+        if values:
+            updates.append(FieldUpdate(RecordRef(instance.name, instance.mapping.object, record_id), values))
+            olds[record_id] = {k: jsonable(now_values.get(k)) for k in values} if now_values else {}
+    if dry_run or not updates:
+        return report
+    report.run_id = store.start_run(instance.name, "rollback")
+    outcomes = instance.adapter.write_back(updates)
+    journal = []
+    for update, outcome in zip(updates, outcomes, strict=True):
+        ok = outcome.outcome is WriteOutcome.WRITTEN
+        report.restored += len(update.values) if ok else 0
+        report.rejected += 0 if ok else 1
+        journal += [JournalEntry(report.run_id, None, instance.name, update.ref.id, name, olds[update.ref.id].get(name),
+                                 value, "written" if ok else "rejected", outcome.reason or f"rollback of run {run_id}",
+                                 now()) for name, value in update.values.items()]  # fmt: skip
+    store.journal(journal)
+    status = "succeeded" if not report.rejected else "failed"
+    store.finish_run(
+        report.run_id, status, {"restored": report.restored, "rejected": report.rejected, "of_run": run_id}
+    )
+    return report
