@@ -134,6 +134,14 @@ class WebhookSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///lonescale-sync.db"
+    # How long raw webhook payloads are kept for replay; older ones are emptied (their hash stays).
+    payload_retention: str = "180d"
+
+    @field_validator("payload_retention")
+    @classmethod
+    def _retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
 
 
 class HubSpotSettings(_Section):

@@ -52,6 +52,9 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
     scheduler.add_job(
         runtime.settle_overdue, IntervalTrigger(minutes=1, timezone=UTC), id="overdue", name="overdue jobs"
     )
+    scheduler.add_job(
+        runtime.purge_payloads, IntervalTrigger(hours=6, timezone=UTC), id="purge", name="retention"
+    )
     return scheduler
 
 

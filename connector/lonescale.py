@@ -94,7 +94,12 @@ def parse_result(
     custom = _table(item.get("custom")) or _table(envelope_custom)
     contact_id = custom.get("contact_id") or custom.get("id")
     job_change = item.get("jobChangeDetected", item.get("job_change_detected"))
-    found = item.get("status") != "failed" and any(k not in ("first_name", "last_name") for k in values)
+    if job_change is True:
+        # Only a true is news (§6): `only_if = { job_change_detected = ["true"] }` gates the new-company rules.
+        values["job_change_detected"] = "true"
+    found = item.get("status") != "failed" and any(
+        k not in ("first_name", "last_name", "job_change_detected") for k in values
+    )
     return EnrichmentResult(
         contact_id=str(contact_id) if contact_id is not None else None,
         found=found,

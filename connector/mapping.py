@@ -37,6 +37,7 @@ ResultField = Literal[
     "email", "email_status", "phone", "phone_type", "phone_country_code", "linkedin_url", "first_name",
     "last_name", "full_name", "job_title", "company_name", "company_domain", "company_linkedin_url",
     "company_industry", "company_employee_count", "company_employee_range", "company_country", "company_city",
+    "job_change_detected",
 ]  # fmt: skip
 
 

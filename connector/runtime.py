@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 
 from connector.apply import ApplyReport, apply_results
-from connector.config import Config
+from connector.config import Config, parse_duration
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
@@ -98,6 +99,17 @@ class Runtime:
                 len(report.expired),
             )
         return report
+
+    def purge_payloads(self) -> int:
+        retention = parse_duration(self.config.settings.store.payload_retention)
+        purged = self.store.purge_payloads(datetime.now(UTC) - retention)
+        if purged:
+            log.info(
+                "emptied %d webhook payload(s) older than %s",
+                purged,
+                self.config.settings.store.payload_retention,
+            )
+        return purged
 
     def wait_and_apply(self, jobs: list[str], timeout: float, poll: float = 0.5) -> tuple[ApplyReport, bool]:
         """Apply results as they arrive until every job is done or `timeout` passes; (total, finished)."""

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from connector.errors import ConfigError
+from connector.lonescale import parse_payload
 from connector.mapping import (
     FieldMapping,
     Mapped,
@@ -282,3 +283,15 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
 )
 def test_values_compare_as_a_crm_stores_them(left: object, right: object, same: bool) -> None:
     assert same_value(left, right) is same
+
+
+def test_a_rule_can_wait_for_a_detected_job_change() -> None:
+    new_company = WriteRule.model_validate(
+        {"result": "company_name", "field": "New_Company__c", "policy": "overwrite",
+         "only_if": {"job_change_detected": ["true"]}}
+    )  # fmt: skip
+    moved = parse_payload({"companyName": "Globex", "jobChangeDetected": True}).results[0]
+    stayed = parse_payload({"companyName": "Globex", "jobChangeDetected": False}).results[0]
+    assert decide(new_company, moved, current="Acme", pulled="Acme").write
+    assert not decide(new_company, stayed, current="Acme", pulled="Acme").write
+    assert stayed.found and "job_change_detected" not in stayed.values

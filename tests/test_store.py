@@ -207,3 +207,16 @@ def test_concurrent_writers_do_not_lose_deliveries(store: Store) -> None:
         thread.join()
     assert errors == []
     assert len(store.new_deliveries(limit=1000)) == 100
+
+
+def test_old_payloads_are_emptied_but_still_recognised_as_duplicates(store: Store) -> None:
+    make_job(store)
+    store.store_delivery("job-1", b'{"email": "a@x.com"}')
+    store.store_delivery("job-1", b'{"email": "b@x.com"}')
+    first, _unapplied = store.new_deliveries()
+    store.mark_delivery(first.id, "applied")
+    assert store.purge_payloads(datetime.now(UTC) + timedelta(seconds=1)) == 1, (
+        "a delivery not yet applied is kept"
+    )
+    assert [d.body for d in store.deliveries_matching(job_id="job-1")] == [b'{"email": "b@x.com"}']
+    assert store.store_delivery("job-1", b'{"email": "a@x.com"}') is False

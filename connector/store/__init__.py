@@ -444,13 +444,29 @@ class Store:
     def deliveries_matching(self, job_id: str | None = None, since: datetime | None = None) -> list[Delivery]:
         """Stored deliveries of one job, or received since a moment: what a replay re-applies."""
         inbox = schema.inbox
-        query = select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at).order_by(inbox.c.id)
+        query = (
+            select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at)
+            .where(inbox.c.status != "purged")
+            .order_by(inbox.c.id)
+        )
         if job_id is not None:
             query = query.where(inbox.c.job_id == job_id)
         if since is not None:
             query = query.where(inbox.c.received_at >= since)
         with self.engine.connect() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
+
+    def purge_payloads(self, before: datetime) -> int:
+        """Empty the bodies of deliveries handled before `before`; the rows and hashes stay for dedup."""
+        inbox = schema.inbox
+        with self._writing() as db:
+            return int(
+                db.execute(
+                    update(inbox)
+                    .where(inbox.c.received_at < before, inbox.c.status.notin_(["new", "purged"]))
+                    .values(body=b"", status="purged")
+                ).rowcount
+            )
 
     def unusable_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
         """Deliveries kept for inspection: refused at intake, or with results that matched no contact."""
