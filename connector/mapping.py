@@ -99,6 +99,29 @@ class StatusFields(_Strict):
     not_found_value: str = "not_found"
 
 
+class _Blanks(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+class JobChangeFollowUp(_Strict):
+    """On a detected job change, a task for the record's owner: a Salesforce Task or a HubSpot note."""
+
+    follow_up: bool = False
+    owner_field: str | None = None  # OwnerId (Salesforce), hubspot_owner_id (HubSpot)
+    subject: str = "{firstname} {lastname} changed jobs: now {job_title} at {company_name}"
+    body: str = (
+        "LoneScale detected a job change for {firstname} {lastname}: now {job_title} at {company_name} "
+        "({company_domain}). Previously at {previous_company}."
+    )
+    due_in_days: int = Field(default=7, ge=0, le=365)
+
+    def render(self, template: str, sent: Mapping[str, Any], values: Mapping[str, Any]) -> str:
+        """`{name}` placeholders from what we sent and what LoneScale found; unknown ones read "?"."""
+        known = _Blanks({**sent, **values, "previous_company": sent.get("company_name") or sent.get("domain")})
+        return template.format_map(known)[:255]
+
+
 class FieldMapping(_Strict):
     schema_version: Literal[1]
     crm: Literal["salesforce", "hubspot"]
@@ -109,6 +132,7 @@ class FieldMapping(_Strict):
     to_contact: dict[ContactField, Source | list[Source]]
     write_back: list[WriteRule] = Field(default_factory=list)
     status: StatusFields = Field(default_factory=StatusFields)
+    job_change: JobChangeFollowUp = Field(default_factory=JobChangeFollowUp)
 
     @field_validator("to_contact", mode="before")
     @classmethod
@@ -139,6 +163,7 @@ class FieldMapping(_Strict):
         names = [s.field for name in self.to_contact for s in self.sources(name)]
         names += [rule.field for rule in self.write_back]
         names += [f for f in (self.status.status, self.status.enriched_at, self.status.job_change) if f]
+        names += [self.job_change.owner_field] if self.job_change.follow_up and self.job_change.owner_field else []
         return list(dict.fromkeys(names))
 
     def write_fields(self) -> list[str]:
