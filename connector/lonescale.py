@@ -117,6 +117,10 @@ def parse_payload(body: bytes | str | Any) -> Payload:
     if isinstance(data, list):
         items = data
     elif isinstance(data, Mapping):
+        # A sparse `{}` is a real delivery (no field is required, §4.3); `{"contacts": "x"}` is a broken envelope.
+        broken = [k for k in _ENVELOPE_KEYS if k in data and not isinstance(data[k], list)]
+        if broken:
+            raise PayloadError(f"{broken[0]!r} must be an array of contacts")
         key = next((k for k in _ENVELOPE_KEYS if isinstance(data.get(k), list)), None)
         if key is None:
             items = [data]

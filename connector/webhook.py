@@ -4,6 +4,7 @@ LoneScale documents no signature, retry policy or expected status for webhooks (
 the URL carries an unguessable per-job token, compared in constant time against its stored hash. Nothing
 is applied here: the body goes to the inbox and `apply_results` drains it, so the answer is fast and a
 duplicate delivery is a no-op. A body we cannot use is answered 4xx and kept for a person to inspect.
+No input, however malformed, earns a 5xx; the token (in the query string) never reaches a log line.
 """
 
 from __future__ import annotations
@@ -11,28 +12,49 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connector.lonescale import PayloadError, parse_payload
+from connector.lonescale import Payload, PayloadError, parse_payload
 from connector.store import Store, sha256
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/lonescale/{job_id}"
+# Ten times our largest job (lonescale.batch_size ≤ 1000): more is a sender's bug, and refusing it before
+# building a result per item bounds the time and memory one delivery costs.
+MAX_RESULTS = 10_000
 
 
 class TooLarge(Exception):
     pass
 
 
+class Unusable(Exception):
+    """An authenticated body we will not apply: answered `status`, kept as `invalid` for a person."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+
+
+def shown(value: str) -> str:
+    """A caller-chosen string made fit for a log line: quoted, so `%0A` cannot forge a line, and cut short."""
+    return repr(value[:80])
+
+
 async def read_limited(request: Request, limit: int) -> bytes:
     """The body, refusing more than `limit` bytes without reading them all (Content-Length may lie or lack)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
+    declared = request.headers.get("content-length", "")
+    # ASCII digits only: str.isdigit() accepts "²", which int() refuses. A malformed length never gets
+    # here (uvicorn answers it 400); the streamed count below is the limit that holds regardless.
+    if declared.isascii() and declared.isdigit() and int(declared) > limit:
         raise TooLarge
     chunks, size = [], 0
     async for chunk in request.stream():
@@ -43,45 +65,66 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def create_app(store: Store, *, max_body_bytes: int = 5_000_000) -> Starlette:
-    def answer(status: int, message: str) -> Response:
-        return JSONResponse(
-            {"status": "error" if status >= 400 else "ok", "message": message}, status_code=status
-        )
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")  # Python reads NaN/Infinity; JSON (and LoneScale) has none
+
+
+def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
+    """The payload, or Unusable. Runs on a worker thread: parsing megabytes must not stall the event loop."""
+    if content_encoding not in ("", "identity"):
+        # LoneScale documents no compression (§6): keep the bytes as they came rather than guess and inflate.
+        raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
+    try:
+        data = json.loads(body, parse_constant=_not_json)
+    # ValueError covers bad JSON, bad UTF-8, NaN and a number past int's digit limit; RecursionError, nesting.
+    except (ValueError, RecursionError) as exc:
+        raise Unusable(400, f"not JSON: {exc}") from exc
+    if not isinstance(data, list | dict):  # parse_payload would read a JSON string as JSON text again
+        raise Unusable(422, f"expected a JSON object or array, got {type(data).__name__}")
+    lists = [data] if isinstance(data, list) else [v for v in data.values() if isinstance(v, list)]
+    if max(map(len, lists), default=0) > max_results:
+        raise Unusable(413, f"more than {max_results} results in one delivery")
+    try:
+        return parse_payload(data)
+    except PayloadError as exc:
+        raise Unusable(422, str(exc)) from exc
+
+
+def create_app(store: Store, *, max_body_bytes: int = 5_000_000, max_results: int = MAX_RESULTS) -> Starlette:
+    def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+        body = {"status": "error" if status >= 400 else "ok", "message": message}
+        return JSONResponse(body, status_code=status, headers=headers)
 
     async def receive(request: Request) -> Response:
         job_id = request.path_params["job_id"]
         token = request.query_params.get("token", "")
-        job = await run_in_threadpool(
-            store.job, job_id
-        )  # the store is synchronous: keep it off the event loop
+        where = f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
+        # We issue UUIDs only; a control character (PostgreSQL refuses NUL) is an unknown job, not a query.
+        # The store is synchronous: keep it off the event loop.
+        job = await run_in_threadpool(store.job, job_id) if job_id.isprintable() else None
         # One answer for an unknown job and a wrong token, so the endpoint tells a prober nothing.
         if job is None or not hmac.compare_digest(sha256(token), job.token_sha256):
-            log.warning(
-                "webhook refused: unknown job or wrong token (job %s, from %s)", job_id, request.client
-            )
+            log.warning("webhook refused 401: unknown job or wrong token (%s)", where)
             return answer(401, "unknown job or wrong token")
         try:
             body = await read_limited(request, max_body_bytes)
-        except TooLarge:
-            log.warning("webhook refused: body over %d bytes (job %s)", max_body_bytes, job_id)
+        except TooLarge:  # not kept: keeping it would undo the limit
+            log.warning("webhook refused 413: body over %d bytes (%s)", max_body_bytes, where)
             return answer(413, f"body larger than {max_body_bytes} bytes")
         except ClientDisconnect:
+            log.warning("webhook gave up: the client went away mid-body (%s)", where)
             return answer(400, "client went away mid-body")
+        encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
-            payload = parse_payload(body)
-        except (PayloadError, json.JSONDecodeError, UnicodeDecodeError) as exc:
+            payload = await run_in_threadpool(examine, body, encoding, max_results)
+        except Unusable as exc:
             await run_in_threadpool(store.store_delivery, job_id, body, "invalid", str(exc))
-            log.warning("webhook body kept for inspection, not applied (job %s): %s", job_id, exc)
-            return answer(422 if isinstance(exc, PayloadError) else 400, f"unusable payload: {exc}")
+            log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)
+            return answer(exc.status, f"unusable payload: {exc}")
         fresh = await run_in_threadpool(store.store_delivery, job_id, body)
-        log.debug(
-            "webhook %s: job %s, %d result(s)",
-            "stored" if fresh else "duplicate ignored",
-            job_id,
-            len(payload.results),
-        )
-        return answer(200, "stored" if fresh else "duplicate")
+        outcome = "stored" if fresh else "duplicate"  # an identical body again: acknowledged, ignored
+        log.debug("webhook %s (%s): %d result(s)", outcome, where, len(payload.results))
+        return answer(200, outcome)
 
     async def healthz(request: Request) -> Response:
         try:
@@ -90,9 +133,16 @@ def create_app(store: Store, *, max_body_bytes: int = 5_000_000) -> Starlette:
             return answer(503, f"store unavailable: {type(exc).__name__}")
         return answer(200, "ok")
 
+    async def refused(request: Request, exc: Exception) -> Response:
+        """A wrong path or method: JSON and a log line like every other refusal (the path holds no token)."""
+        assert isinstance(exc, HTTPException)  # the only class it is registered for
+        log.warning("webhook refused %d: %s %s", exc.status_code, request.method, shown(request.url.path))
+        return answer(exc.status_code, exc.detail, exc.headers)  # a 405 keeps its Allow header
+
     return Starlette(
         routes=[
             Route(WEBHOOK_PATH, receive, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
-        ]
+        ],
+        exception_handlers={HTTPException: refused},
     )

@@ -75,7 +75,8 @@ def test_a_failed_or_empty_contact_is_not_found() -> None:
 
 
 @pytest.mark.parametrize(
-    "body", [b"not json", b"42", b'"text"', b"[]", b'{"contacts": []}', b'{"contacts": [1]}']
+    "body",
+    [b"not json", b"42", b'"text"', b"[]", b'{"contacts": []}', b'{"contacts": [1]}', b'{"contacts": "x"}'],
 )
 def test_shapes_no_one_documents_are_refused(body: bytes) -> None:
     with pytest.raises(ValueError):  # PayloadError, or json's own ValueError
