@@ -11,17 +11,18 @@ import logging
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.errors import ConnectorError
 from connector.inbox import Accept, Drain, Pending, waiting
-from connector.mapping import plan_writes
-from connector.models import EnrichmentResult, FieldUpdate, JobStatus, RecordRef, WriteOutcome
+from connector.mapping import Decision, plan_writes, same_value
+from connector.models import EnrichmentResult, FieldUpdate, FollowUp, JobStatus, RecordRef, WriteOutcome
 from connector.store import Delivery, Job, JournalEntry, Store
 from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
+OWNER_TASK = "(owner task)"  # how a job-change follow-up shows in dry runs and in the journal
 
 
 @dataclass(frozen=True)
@@ -100,13 +101,36 @@ class _Plan:
     before: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     gone: list[Pending] = field(default_factory=list)
     unchanged: list[Pending] = field(default_factory=list)  # results that change nothing on their record
+    follow_ups: dict[str, FollowUp] = field(default_factory=dict)  # record id → its owner's to-do
+
+
+def _follow_up(
+    instance: Instance, item: Pending, current: Mapping[str, Any], now: datetime
+) -> FollowUp | None:
+    """A task for the owner when LoneScale reports a job change we had not flagged yet (a replay makes none)."""
+    settings, flag = instance.mapping.job_change, instance.mapping.status.job_change
+    if not (settings.follow_up and item.result.job_change_detected):
+        return None
+    if flag and same_value(current.get(flag) or "", True):
+        return None
+    sent, values = item.contact.sent, item.result.values
+    owner = current.get(settings.owner_field) if settings.owner_field else None
+    return FollowUp(
+        RecordRef(instance.name, item.contact.object, item.contact.record_id),
+        settings.render(settings.subject, sent, values),
+        settings.render(settings.body, sent, values),
+        str(owner) if owner else None,
+        (now + timedelta(days=settings.due_in_days)).date(),
+    )
 
 
 def _plan(
     instance: Instance, items: Sequence[Pending], report: ApplyReport, now: datetime, dry_run: bool
 ) -> _Plan:
     plan = _Plan({item.contact.record_id: item for item in items})
-    current = instance.adapter.read_current(list(plan.latest), instance.mapping.write_fields())
+    owner = instance.mapping.job_change.owner_field if instance.mapping.job_change.follow_up else None
+    fields = [*instance.mapping.write_fields(), *([owner] if owner else [])]
+    current = instance.adapter.read_current(list(plan.latest), fields)
     for record_id, item in plan.latest.items():
         if record_id not in current:
             plan.gone.append(item)
@@ -114,6 +138,10 @@ def _plan(
         if not item.result.found:
             report.not_found += 1
         decisions = plan_writes(instance.mapping, item.result, current[record_id], item.contact.pulled, now)
+        follow_up = _follow_up(instance, item, current[record_id], now)
+        if follow_up:
+            plan.follow_ups[record_id] = follow_up
+            decisions.append(Decision(OWNER_TASK, None, follow_up.subject, True, "job change detected"))
         report.kept_by_policy.update(
             d.reason for d in decisions if not d.write and d.reason != "status unchanged"
         )
@@ -123,7 +151,7 @@ def _plan(
                              d.reason, item.job.id)
                 for d in decisions
             ]  # fmt: skip
-        values = {d.field: d.proposed for d in decisions if d.write}
+        values = {d.field: d.proposed for d in decisions if d.write and d.field != OWNER_TASK}
         if not values:  # nothing to say: no API call
             plan.unchanged.append(item)
             continue
@@ -163,6 +191,10 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
     for item in items:
         if plan.latest[item.contact.record_id] is not item:
             marks[(item.job.id, "superseded", "a later result won")].append(item.contact.record_id)
+    written = {
+        u.ref.id for u, o in zip(plan.updates, results, strict=True) if o.outcome is WriteOutcome.WRITTEN
+    }
+    journal += _create_follow_ups(instance, plan, written, run_id)
     store.journal(journal)
     store.remember_found(instance.name, {rid: found_types(i.job, i.result) for rid, i in plan.latest.items()})
     for (
@@ -171,6 +203,28 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
         reason,
     ), record_ids in marks.items():  # one update per job and outcome, not per record
         store.mark_job_contacts(job_id, record_ids, status, reason)
+
+
+def _create_follow_ups(instance: Instance, plan: _Plan, written: set[str], run_id: int) -> list[JournalEntry]:
+    """Owner tasks for the records whose job-change flag was just written; journaled like a field."""
+    todo = [f for rid, f in plan.follow_ups.items() if rid in written]
+    if not todo:
+        return []
+    try:
+        outcomes = instance.adapter.create_follow_ups(todo)
+    except ConnectorError as exc:  # e.g. a timed-out create: not re-posted, so the state is unknown
+        log.warning(
+            "%s: owner tasks not confirmed (%s); check the CRM before creating them by hand",
+            instance.name,
+            exc,
+        )
+        return [JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK, None,
+                             f.subject, "unknown", str(exc)) for f in todo]  # fmt: skip
+    return [
+        JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK, None, f.subject,
+                     "written" if o.outcome is WriteOutcome.WRITTEN else "rejected", o.reason)
+        for f, o in zip(todo, outcomes, strict=True)
+    ]  # fmt: skip
 
 
 def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import signal
 import threading
-from datetime import datetime
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
@@ -17,7 +17,7 @@ from connector.cli_review import COMMANDS
 from connector.cli_support import CONFIG, EXIT_FAILED, EXIT_TIMEOUT, read_config, runtime_for, setup_logging
 from connector.errors import ConfigError
 from connector.models import JobStatus
-from connector.sync import SyncReport
+from connector.sync import SyncReport, month_start
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -144,6 +144,18 @@ def status(config_path: Path) -> None:
                     f"  last {kind}:  {_when(last['started_at'])} {last['status']}"
                     + (f" — {counts}" if counts else "")
                 )
+            month = store.contacts_sent_since(name, month_start(datetime.now(UTC)))
+            cap = settings.budget.max_contacts_per_month
+            last_sync = next(
+                (r for r in runs if r["kind"] == "sync" and r["counts"].get("credits_at_start") is not None),
+                None,
+            )
+            spend = f"sent this month {month}" + (f" of {cap}" if cap else " (no monthly cap)")
+            if last_sync:
+                counts = last_sync["counts"]
+                spend += (f"; last run sent {counts['sent']} (≤ {counts['projected_credits']:g} credits), "
+                          f"balance {counts['credits_at_start']:g} at its start")  # fmt: skip
+            click.echo(f"  budget:      {spend}")
             cursor = store.cursor(name)
             click.echo(
                 f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"

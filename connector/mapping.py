@@ -118,7 +118,9 @@ class JobChangeFollowUp(_Strict):
 
     def render(self, template: str, sent: Mapping[str, Any], values: Mapping[str, Any]) -> str:
         """`{name}` placeholders from what we sent and what LoneScale found; unknown ones read "?"."""
-        known = _Blanks({**sent, **values, "previous_company": sent.get("company_name") or sent.get("domain")})
+        known = _Blanks(
+            {**sent, **values, "previous_company": sent.get("company_name") or sent.get("domain")}
+        )
         return template.format_map(known)[:255]
 
 
@@ -163,7 +165,9 @@ class FieldMapping(_Strict):
         names = [s.field for name in self.to_contact for s in self.sources(name)]
         names += [rule.field for rule in self.write_back]
         names += [f for f in (self.status.status, self.status.enriched_at, self.status.job_change) if f]
-        names += [self.job_change.owner_field] if self.job_change.follow_up and self.job_change.owner_field else []
+        names += (
+            [self.job_change.owner_field] if self.job_change.follow_up and self.job_change.owner_field else []
+        )
         return list(dict.fromkeys(names))
 
     def write_fields(self) -> list[str]:

@@ -6,7 +6,7 @@ import enum
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -120,6 +120,17 @@ class FieldUpdate:
 
     ref: RecordRef
     values: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class FollowUp:
+    """A to-do for a record's owner after a job change: a Salesforce Task, or a HubSpot note on the contact."""
+
+    ref: RecordRef
+    subject: str
+    body: str
+    owner_id: str | None = None  # None: the CRM's default owner (the integration user in Salesforce)
+    due: date | None = None
 
 
 class WriteOutcome(enum.StrEnum):

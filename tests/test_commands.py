@@ -161,6 +161,7 @@ def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: P
     assert code == 0
     section = output.split("hs (hubspot")[0]
     assert "last sync:" in section and "succeeded" in section and "jobs:        applied" in section
+    assert re.search(r"budget:      sent this month [1-9]\d* \(no monthly cap\); last run sent 0", section)
     assert re.search(r"fields:      written [1-9]\d*, rejected 0", section)
     assert (
         "hs (hubspot, schedule every 15m)" in output and "last sync:  never" in output.split("hs (hubspot")[1]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-from connector.models import CrmRecord, FieldInfo, FieldUpdate, WriteResult
+from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, WriteResult
 
 
 @dataclass(frozen=True)
@@ -35,5 +35,8 @@ class CrmAdapter(Protocol):
 
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         """Writes in full batches; one result per update; never raises for a single record's rejection."""
+
+    def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:
+        """One owner task per follow-up (a Salesforce Task, a HubSpot note); never re-posted after a timeout."""
 
     def close(self) -> None: ...

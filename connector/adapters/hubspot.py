@@ -25,8 +25,24 @@ from hubspot.crm.contacts import (
 )
 
 from connector.adapters.base import Window
-from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
-from connector.models import CrmRecord, FieldInfo, FieldUpdate, RecordRef, WriteOutcome, WriteResult
+from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
+from connector.errors import (
+    AuthError,
+    ConnectorError,
+    QuotaExhausted,
+    RateLimited,
+    RequestRejected,
+    RetriableError,
+)
+from connector.models import (
+    CrmRecord,
+    FieldInfo,
+    FieldUpdate,
+    FollowUp,
+    RecordRef,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.retry import DEFAULT_POLICY, Pacer, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
@@ -77,6 +93,7 @@ class HubSpotAdapter:
         contacts = client.crm.contacts
         self._search, self._batch, self._basic = contacts.search_api, contacts.batch_api, contacts.basic_api
         self._properties = client.crm.properties.core_api
+        self._notes = client.crm.objects.notes.batch_api
         self._timeout = timeout
         self._policy = retry_policy
         # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
@@ -87,11 +104,22 @@ class HubSpotAdapter:
         """The SDK's pools close with the process; nothing to release early."""
 
     # -- calls -----------------------------------------------------------------------------------------
-    def _call(self, what: str, operation: Callable[[], T], *, search: bool = False) -> T:
+    def _call(
+        self, what: str, operation: Callable[[], T], *, search: bool = False, idempotent: bool = True
+    ) -> T:
         def attempt() -> T:
             (self._pace_search if search else self._pace).acquire()
             try:
                 return operation()
+            except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError) as exc:
+                if idempotent:
+                    raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
+                # Sent, then no answer: HubSpot may have created the objects, and a second POST would
+                # create them twice.
+                raise ConnectorError(
+                    f"HubSpot {what}: {type(exc).__name__} after the request was sent; not retried, "
+                    "as the objects may exist already"
+                ) from exc
             except (
                 urllib3.exceptions.HTTPError
             ) as exc:  # refused, reset, timed out: the SDK does not wrap these
@@ -314,3 +342,34 @@ class HubSpotAdapter:
             else WriteResult(u.ref, WriteOutcome.WRITTEN)
             for u in updates
         ]
+
+    # -- follow-ups ------------------------------------------------------------------------------------
+    def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:
+        """One note per follow-up, associated to its contact, 100 per call; one result each, in order."""
+        results = [not_a_contact(f) for f in follow_ups]
+        todo = [i for i, result in enumerate(results) if result is None]
+        for start in range(0, len(todo), NOTE_BATCH):
+            chunk = todo[start : start + NOTE_BATCH]
+            for index, result in zip(chunk, self._create_notes([follow_ups[i] for i in chunk]), strict=True):
+                results[index] = result
+        return [result for result in results if result is not None]
+
+    def _create_notes(self, batch: list[FollowUp]) -> list[WriteResult]:
+        request = notes_request(batch, datetime.now(UTC))
+        try:
+            response = self._call(
+                "note create",
+                lambda: self._notes.create(
+                    batch_input_simple_public_object_batch_input_for_create=request,
+                    _request_timeout=self._timeout,
+                ),
+                idempotent=False,
+            )
+        except RequestRejected as exc:
+            # An unknown contact gets the whole batch a 400 and nothing is created (multi-status answers
+            # are opt-in, hubspot-api.md §2.4): split until the offending follow-ups stand alone.
+            if len(batch) == 1:
+                return [WriteResult(batch[0].ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR")]
+            middle = len(batch) // 2
+            return self._create_notes(batch[:middle]) + self._create_notes(batch[middle:])
+        return outcomes(batch, response)

@@ -27,8 +27,17 @@ from simple_salesforce.exceptions import (
 
 from connector.adapters.base import Window
 from connector.adapters.salesforce_session import build_session
-from connector.errors import AuthError, QuotaExhausted, RequestRejected, RetriableError
-from connector.models import CrmRecord, FieldInfo, FieldUpdate, RecordRef, WriteOutcome, WriteResult
+from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
+from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
+from connector.models import (
+    CrmRecord,
+    FieldInfo,
+    FieldUpdate,
+    FollowUp,
+    RecordRef,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
@@ -137,17 +146,26 @@ class SalesforceAdapter:
             self._sf.session.close()
 
     # -- calls -----------------------------------------------------------------------------------------
-    def _call(self, what: str, operation: Callable[[Salesforce], T]) -> T:
+    def _call(self, what: str, operation: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
         def attempt() -> T:
+            sent = False  # whether the operation itself went out (a login that times out made nothing)
             try:
                 if self._sf is None:
                     self._sf = self._connect()
+                sent = True
                 result = operation(self._sf)
                 usage = self._sf.api_usage.get("api-usage")
                 if usage is not None:
                     self.api_usage = (usage.used, usage.total)
                 return result
             except (requests.ConnectionError, requests.Timeout) as exc:
+                if sent and not idempotent and maybe_processed(exc):
+                    # The request went out and no answer came back: Salesforce may have created the records,
+                    # and a second POST would create them twice.
+                    raise ConnectorError(
+                        f"Salesforce {what}: {type(exc).__name__} after the request was sent; not retried, "
+                        "as the records may exist already"
+                    ) from exc
                 raise RetriableError(f"Salesforce {what}: {type(exc).__name__}") from exc
             except SalesforceAuthenticationFailed as exc:
                 raise AuthError(f"Salesforce login refused: {exc.code} {exc.message}") from exc
@@ -305,6 +323,25 @@ class SalesforceAdapter:
         reason = "; ".join(f"{e.get('statusCode', '')}: {e.get('message', '')}" for e in errors)
         outcome = WriteOutcome.RETRY if code == "UNABLE_TO_LOCK_ROW" else WriteOutcome.REJECTED
         return WriteResult(ref, outcome, reason, code)
+
+    # -- follow-ups ------------------------------------------------------------------------------------
+    def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:
+        """One Task per follow-up, 200 per call; one result each, in order; locked rows retried."""
+        return create_in_batches(follow_ups, self._create_tasks, LOCK_RETRIES)
+
+    def _create_tasks(self, batch: Sequence[FollowUp]) -> list[WriteResult]:
+        body = {"allOrNone": False, "records": [task_record(follow_up) for follow_up in batch]}
+        answer = self._call(
+            "task create",
+            lambda sf: sf.restful("composite/sobjects", method="POST", json=body),
+            idempotent=False,
+        )
+        if not isinstance(answer, list) or len(answer) != len(batch):
+            # The Tasks may exist: say so rather than retry and create them twice.
+            raise ConnectorError(
+                f"Salesforce task create answered {answer!r:.200}, not one result per record"
+            )
+        return [self._result(f.ref, item) for f, item in zip(batch, answer, strict=True)]
 
 
 def _first_message(content: Any) -> str:

@@ -15,6 +15,7 @@ from connector.sandbox import credentials
 from connector.sandbox.hubspot.associations import Associations
 from connector.sandbox.hubspot.errors import AUTH_MESSAGE, CorrelationIds, HubSpotError, render
 from connector.sandbox.hubspot.limits import PORTAL_ID, HubSpotBehaviour, RateLimits, relaxed
+from connector.sandbox.hubspot.notes import NOTE_ID_START, NoteLinks, NoteRoutes, note_properties
 from connector.sandbox.hubspot.objects import Endpoint, ObjectRoutes
 from connector.sandbox.hubspot.properties import PropertyRoutes
 from connector.sandbox.hubspot.schema import standard_properties
@@ -48,6 +49,9 @@ class HubSpotEmulator(Emulator):
         self.companies_store = ObjectStore("companies", {})
         self.stores = {"contacts": self.contacts_store, "companies": self.companies_store}
         self.associations = Associations(self.contacts_store, self.companies_store)
+        # Notes are served beside `stores`, not in it: the properties API and test seeding stay as they were.
+        self.notes_store = ObjectStore("notes", {})
+        self.note_links = NoteLinks()
         super().__init__(contacts=contacts, seed=seed, realistic=realistic)
         self.on_behaviour_changed()
 
@@ -62,7 +66,7 @@ class HubSpotEmulator(Emulator):
 
     def on_behaviour_changed(self) -> None:
         self.limits.configure(self.settings)
-        for store in self.stores.values():
+        for store in (*self.stores.values(), self.notes_store):
             store.delay_ms = self.settings.search_visibility_delay_ms
 
     def reset_data(self) -> None:
@@ -72,6 +76,11 @@ class HubSpotEmulator(Emulator):
             store.schema.clear()
             store.schema.update(standard_properties(store.object_type, to_ms(now) - 5 * 365 * 86_400_000))
             store.load(records)
+        self.notes_store.schema.clear()
+        self.notes_store.schema.update(note_properties(to_ms(now) - 5 * 365 * 86_400_000))
+        self.notes_store.load([])
+        self.notes_store.next_id = NOTE_ID_START
+        self.note_links.clear()
         self.correlation = CorrelationIds(self.seed)
         self.requests_seen = 0
         self.limits.reset()
@@ -90,6 +99,9 @@ class HubSpotEmulator(Emulator):
         table: list[tuple[str, str, Endpoint, bool]] = []
         for store in self.stores.values():
             table += ObjectRoutes(store, self.associations, self.portal_id).handlers()
+        table += NoteRoutes(
+            self.notes_store, self.contacts_store, self.note_links, self.associations, self.portal_id
+        ).handlers()
         props = PropertyRoutes(self.stores)
         table += [
             ("GET", "/crm/v3/properties/{objectType}", props.get_all, False),

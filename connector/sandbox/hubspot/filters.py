@@ -32,6 +32,7 @@ OPERATORS = frozenset(
 SEARCHABLE = {
     "contacts": ("firstname", "lastname", "email", "phone", "mobilephone", "company", "hs_additional_emails"),
     "companies": ("name", "domain", "website", "phone"),
+    "notes": ("hs_note_body",),
 }
 TOKEN_SPLIT = re.compile(r"[^\w@.+-]+")
 Typed = int | float | str
@@ -51,7 +52,7 @@ class Filter:
 def kind_of(store: ObjectStore, name: str) -> str:
     if name == "hs_object_id":
         return "id"
-    if name == "createdate":
+    if name == store.created_property:
         return "created"
     if name == store.modified_property:
         return "modified"

@@ -15,6 +15,9 @@ from connector.sandbox.kit import chance
 CONTACT_ID_START = 1001
 COMPANY_ID_START = 900_000_001
 LIFECYCLE_SHARES = (("subscriber", 0.25), ("lead", 0.8), ("opportunity", 0.9), ("customer", 1.0))
+# The portal's sales owners (ids as GET /crm/v3/owners gives them): each seeded contact has one, and a
+# job-change follow-up note goes to that owner.
+OWNER_IDS = ("41629870", "52750146", "60917335", "88412093")
 
 
 def seeded(count: int, seed: int, now: datetime) -> tuple[list[Record], list[Record]]:
@@ -55,6 +58,7 @@ def seeded(count: int, seed: int, now: datetime) -> tuple[list[Record], list[Rec
             "hs_linkedin_url": person.linkedin_url,
             "associatedcompanyid": str(COMPANY_ID_START + person.company.key) if person.company else None,
             "lifecyclestage": lifecycle,
+            "hubspot_owner_id": OWNER_IDS[int(chance(seed, "owner", person.index) * len(OWNER_IDS))],
         }
         properties = {name: value for name, value in values.items() if value}
         created, modified = to_ms(person.created_at), to_ms(person.modified_at)
@@ -68,7 +72,7 @@ def from_test(store: ObjectStore, item: dict[str, Any], now_ms: int) -> Record:
     nested = item.get("properties")
     raw: dict[str, Any] = nested if isinstance(nested, dict) else item
     values = {key: value for key, value in raw.items() if key not in ("id", "objectType", "hs_object_id")}
-    created = parse_ms(values.pop("createdate", now_ms))
+    created = parse_ms(values.pop(store.created_property, now_ms))
     modified = parse_ms(values.pop(store.modified_property, created))
     if created is None or modified is None:
         raise ValueError("createdate and the modified date must be epoch milliseconds or ISO-8601")

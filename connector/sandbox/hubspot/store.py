@@ -10,7 +10,9 @@ from dataclasses import dataclass, field, replace
 from connector.sandbox.hubspot.schema import PropertyDef
 from connector.sandbox.hubspot.times import iso, wall_ms
 
-OBJECT_TYPES = {"contacts": ("CONTACT", "0-1", "lastmodifieddate"), "companies": ("COMPANY", "0-2", "hs_lastmodifieddate")}  # fmt: skip
+OBJECT_TYPES = {"contacts": ("CONTACT", "0-1", "lastmodifieddate"), "companies": ("COMPANY", "0-2", "hs_lastmodifieddate"), "notes": ("NOTE", "0-46", "hs_lastmodifieddate")}  # fmt: skip
+# Engagements such as notes name their creation date hs_createdate; contacts and companies say createdate.
+CREATED_PROPERTY = {"notes": "hs_createdate"}
 
 
 @dataclass(slots=True)
@@ -30,6 +32,7 @@ class ObjectStore:
     def __init__(self, object_type: str, schema: dict[str, PropertyDef], unique_property: str | None = None):
         self.object_type = object_type
         self.singular, self.type_id, self.modified_property = OBJECT_TYPES[object_type]
+        self.created_property = CREATED_PROPERTY.get(object_type, "createdate")
         self.schema = schema
         self.unique_property = unique_property
         self.live: dict[int, Record] = {}
@@ -49,7 +52,7 @@ class ObjectStore:
     def value(self, record: Record, name: str) -> str | None:
         if name == "hs_object_id":
             return str(record.id)
-        if name == "createdate":
+        if name == self.created_property:
             return iso(record.created_ms)
         if name == self.modified_property:
             return iso(record.updated_ms)

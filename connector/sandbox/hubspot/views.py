@@ -18,13 +18,17 @@ from connector.sandbox.hubspot.store import ObjectStore, Record
 from connector.sandbox.hubspot.times import iso
 
 # GET and search return these without `properties` (reference §2.1); the system three always come along.
-DEFAULT_PROPERTIES = {"contacts": ("email", "firstname", "lastname"), "companies": ("domain", "name")}
+DEFAULT_PROPERTIES = {
+    "contacts": ("email", "firstname", "lastname"),
+    "companies": ("domain", "name"),
+    "notes": (),
+}
 BATCH_LIMIT = 100
 HISTORY_BATCH_LIMIT = 50
 
 
 def system_properties(store: ObjectStore) -> tuple[str, ...]:
-    return ("createdate", store.modified_property, "hs_object_id")
+    return (store.created_property, store.modified_property, "hs_object_id")
 
 
 def record_json(

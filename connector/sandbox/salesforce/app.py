@@ -22,6 +22,7 @@ from connector.sandbox import credentials
 from connector.sandbox.kit import Behaviour, Emulator, StatsMiddleware, happens, json_response
 from connector.sandbox.salesforce import oauth
 from connector.sandbox.salesforce.errors import SalesforceError, error_response, invalid_session, oauth_error
+from connector.sandbox.salesforce.inserts import CollectionCreate
 from connector.sandbox.salesforce.query import Cursor
 from connector.sandbox.salesforce.rest import Context, RestApi
 from connector.sandbox.salesforce.store import Store, now_ms
@@ -223,6 +224,7 @@ class SalesforceEmulator(Emulator):
                 methods=["GET", "PATCH", "DELETE"],
             ),
             Route(f"{data}/composite/sobjects", self.rest(api.update_collection), methods=["PATCH"]),
+            Route(f"{data}/composite/sobjects", self.rest(CollectionCreate(self)), methods=["POST"]),
             Route(f"{data}/composite/sobjects/{{sobject}}", self.rest(api.retrieve), methods=["GET", "POST"]),
             Route("/services/data/{rest:path}", self.rest(api.not_found, counted=False)),
         ]

@@ -10,7 +10,7 @@ from typing import Any
 
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.errors import SalesforceError
-from connector.sandbox.salesforce.schema import FieldSpec, SObjectSpec, sobject
+from connector.sandbox.salesforce.schema import BY_PREFIX, FieldSpec, SObjectSpec, sobject
 from connector.sandbox.salesforce.soql import (
     BoolOp,
     Comparison,
@@ -35,6 +35,8 @@ _NO_SUCH_RELATIONSHIP = (
     "relationship, be sure to append the '__r' after the custom relationship name. Please reference your WSDL "
     "or the describe call for the appropriate names."
 )
+# Fields SOQL's `Name` object offers through Who/What that the emulated targets all have.
+NAME_FIELDS = frozenset({"id", "name", "firstname", "lastname", "email", "phone", "title"})
 _TYPE_NAMES = {"boolean": "boolean", "datetime": "dateTime", "date": "date", "int": "integer"}
 _LITERAL_FOR_TYPE = {
     "boolean": "boolean",
@@ -80,7 +82,11 @@ class Cursor:
 
 def parent_record(record: Record, lookup: FieldSpec, parent: SObjectSpec, store: Store) -> Record | None:
     parent_id = record.get(lookup.name)
-    found = store.table(parent).get(parent_id) if parent_id else None
+    if lookup.polymorphic and parent_id:  # Who/What: the id's key prefix says which object it is
+        hit = store.find(parent_id)
+        found = hit[1] if hit else None
+    else:
+        found = store.table(parent).get(parent_id) if parent_id else None
     return None if found is None or found["IsDeleted"] else found
 
 
@@ -118,9 +124,12 @@ class Resolver:
             bad = ref.path[0] if parent is None else ref.path[1]
             raise self.error(ref.token, "INVALID_FIELD", _NO_SUCH_RELATIONSHIP.format(name=bad))
         spec = parent.field(ref.path[1])
+        if lookup.polymorphic and ref.path[1].lower() not in NAME_FIELDS:
+            spec = None  # a polymorphic lookup reaches only the fields of SOQL's `Name` object
         if spec is None:
+            entity = "Name" if lookup.polymorphic else parent.name
             raise self.error(
-                ref.token, "INVALID_FIELD", _NO_SUCH_COLUMN.format(name=ref.path[1], entity=parent.name)
+                ref.token, "INVALID_FIELD", _NO_SUCH_COLUMN.format(name=ref.path[1], entity=entity)
             )
         return Column(spec, lookup, parent)
 
@@ -386,9 +395,8 @@ def render(plan: Plan, record: Record, store: Store, version: str) -> dict[str, 
         name = column.lookup.relationship_name or column.lookup.name
         if name not in out:
             parent = parent_record(record, column.lookup, column.parent, store)
-            out[name] = (
-                None if parent is None else {"attributes": attributes(column.parent, parent["Id"], version)}
-            )
+            kind = BY_PREFIX.get(parent["Id"][:3], column.parent) if parent is not None else column.parent
+            out[name] = None if parent is None else {"attributes": attributes(kind, parent["Id"], version)}
         if out[name] is not None:
             out[name][column.spec.name] = format_value(column.value(record, store))
     return out

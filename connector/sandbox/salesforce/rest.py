@@ -15,7 +15,7 @@ from connector.sandbox.kit import json_response
 from connector.sandbox.salesforce import ids, soql, writes
 from connector.sandbox.salesforce.errors import RecordError, SalesforceError, not_found
 from connector.sandbox.salesforce.query import Cursor, attributes, execute, format_value, render_all
-from connector.sandbox.salesforce.schema import SOBJECTS, SObjectSpec, sobject
+from connector.sandbox.salesforce.schema import LISTED, SObjectSpec, sobject
 from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, full_name, now_ms
 
 if TYPE_CHECKING:
@@ -125,7 +125,7 @@ class RestApi:
             {
                 "encoding": "UTF-8",
                 "maxBatchSize": 200,
-                "sobjects": [spec.summary(context.version) for spec in SOBJECTS.values()],
+                "sobjects": [spec.summary(context.version) for spec in LISTED],
             }
         )
 

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.sandbox.kit import chance
 from connector.sandbox.people import generate_people, make_companies
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.schema import ACCOUNT, CONTACT, LEAD, SOBJECTS, SObjectSpec
@@ -17,6 +18,8 @@ INDEXED_FIELDS = ("SystemModstamp", "LastModifiedDate")
 # which is how a sync recognises its own echo (salesforce-api.md §2.6).
 ADMIN_USER_ID = ids.make_id("005", 0, 1)
 INTEGRATION_USER_ID = ids.make_id("005", 0, 2)
+# The sales reps who own the seeded contacts and leads: a job-change follow-up goes to the record's owner.
+SALES_USER_IDS = tuple(ids.make_id("005", 0, serial) for serial in range(3, 7))
 PLACEHOLDER_LAST_NAME = "[not provided]"  # Salesforce requires LastName; real orgs hold junk like this
 
 Record = dict[str, Any]
@@ -133,6 +136,9 @@ class Store:
             LastModifiedById=user,
             OwnerId=user,
         )
+        for field in spec.fields:
+            if field.default_value is not None:
+                record[field.name] = field.default_value
         if spec is LEAD:
             record["Status"] = "Open - Not Contacted"
         return record
@@ -148,19 +154,21 @@ class Store:
             account_ids[company.key] = record["Id"]
             accounts.put(record)
         for person in generate_people(contacts, seed, now=now):
-            record = self._person(CONTACT, person, person.modified_at)
+            record = self._person(CONTACT, person, person.modified_at, seed)
             record["AccountId"] = account_ids[person.company.key] if person.company else None
             self.table(CONTACT).put(record)
         for person in generate_people(max(1, contacts // 2), seed + 1000, now=now):
-            record = self._person(LEAD, person, person.modified_at)
+            record = self._person(LEAD, person, person.modified_at, seed)
             record["Company"] = person.company.name if person.company else PLACEHOLDER_LAST_NAME
             record["Website"] = person.company.website if person.company else None
             self.table(LEAD).put(record)
 
-    def _person(self, spec: SObjectSpec, person: Any, stamp: datetime) -> Record:
+    def _person(self, spec: SObjectSpec, person: Any, stamp: datetime, seed: int) -> Record:
         record = self.blank(spec, stamp, ADMIN_USER_ID)
+        owner = SALES_USER_IDS[int(chance(seed, "owner", spec.name, person.index) * len(SALES_USER_IDS))]
         record.update(
             Id=self.new_id(spec),
+            OwnerId=owner,
             FirstName=person.firstname,
             LastName=person.lastname or PLACEHOLDER_LAST_NAME,
             Email=person.email,

@@ -98,10 +98,12 @@ def _text(field: FieldSpec, value: Any) -> str:
 
 
 def _reference(field: FieldSpec, value: Any, store: Store) -> str:
-    target = sobject(field.reference_to or "")
-    prefix = target.key_prefix if target else "005"
     normal = ids.normalize(value)
-    if normal is None or not normal.startswith(prefix):
+    # A polymorphic lookup (Task.WhoId) takes an id of any of its targets; the key prefix says which.
+    targets = [spec for name in field.references if (spec := sobject(name)) is not None]
+    target = next((spec for spec in targets if normal and normal.startswith(spec.key_prefix)), None)
+    prefixes = [spec.key_prefix for spec in targets] or ["005"]  # User is not emulated: only its prefix
+    if normal is None or not normal.startswith(tuple(prefixes)):
         raise RecordError("MALFORMED_ID", f"{field.label}: id value of incorrect type: {value}", [field.name])
     if target is not None:
         found = store.table(target).get(normal)
@@ -251,6 +253,16 @@ def update_collection(
 
 
 def create(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: datetime, user: str) -> Record:
+    record = prepare(store, spec, values, stamp, user)
+    record["Id"] = store.new_id(spec)
+    if spec.field("LastName") is not None:
+        record["Name"] = full_name(record)
+    store.table(spec).put(record)
+    return record
+
+
+def prepare(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: datetime, user: str) -> Record:
+    """A new record, checked and defaulted but without an Id and not stored yet."""
     changes = check_values(spec, values, store, creating=True)
     record = store.blank(spec, stamp, user)
     record.update(changes)
@@ -259,8 +271,4 @@ def create(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: da
         raise RecordError(
             "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
         )
-    record["Id"] = store.new_id(spec)
-    if spec.field("LastName") is not None:
-        record["Name"] = full_name(record)
-    store.table(spec).put(record)
     return record

@@ -1,0 +1,189 @@
+"""Describe metadata building blocks: field and sObject specs, and the field shapes every object repeats."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+STRING_TYPES = frozenset({"string", "email", "phone", "url", "picklist", "textarea", "combobox"})
+ID_TYPES = frozenset({"id", "reference"})
+SOAP_TYPES = {
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "datetime": "xsd:dateTime",
+    "date": "xsd:date",
+    "int": "xsd:int",
+    "currency": "xsd:double",
+    "double": "xsd:double",
+}
+
+
+@dataclass(frozen=True)
+class FieldSpec:
+    name: str
+    label: str
+    type: str
+    length: int = 0
+    updateable: bool = True
+    createable: bool = True
+    nillable: bool = True
+    custom: bool = False
+    picklist: tuple[str, ...] = ()
+    restricted: bool = False
+    reference_to: str | None = None
+    relationship_name: str | None = None
+    more_references: tuple[str, ...] = ()  # further targets of a polymorphic lookup (Task.WhoId: Lead)
+    polymorphic: bool = False
+    default_value: str | None = None  # the picklist value a create gets when none is sent
+    digits: int = 0
+    precision: int = 0
+    scale: int = 0
+    defaulted_on_create: bool = False
+    id_lookup: bool = False
+    calculated: bool = False
+
+    @property
+    def is_text(self) -> bool:
+        return self.type in STRING_TYPES
+
+    @property
+    def references(self) -> tuple[str, ...]:
+        return (self.reference_to, *self.more_references) if self.reference_to else ()
+
+    def describe(self) -> dict[str, Any]:
+        filterable = self.type != "textarea" or self.length <= 255
+        return {
+            "name": self.name,
+            "label": self.label,
+            "type": self.type,
+            "soapType": SOAP_TYPES.get(self.type, "xsd:string"),
+            "length": self.length,
+            "byteLength": self.length * 3,
+            "digits": self.digits,
+            "precision": self.precision,
+            "scale": self.scale,
+            "updateable": self.updateable,
+            "createable": self.createable,
+            "nillable": self.nillable,
+            "custom": self.custom,
+            "calculated": self.calculated,
+            "defaultedOnCreate": self.defaulted_on_create,
+            "defaultValue": None,
+            "externalId": False,
+            "unique": False,
+            "caseSensitive": False,
+            "idLookup": self.id_lookup,
+            "filterable": filterable,
+            "sortable": filterable,
+            "groupable": filterable and self.type not in ("datetime", "currency", "double"),
+            "restrictedPicklist": self.restricted,
+            "picklistValues": [
+                {
+                    "active": True,
+                    "defaultValue": value == self.default_value,
+                    "label": value,
+                    "validFor": None,
+                    "value": value,
+                }
+                for value in self.picklist
+            ],
+            "referenceTo": list(self.references),
+            "relationshipName": self.relationship_name,
+            "polymorphicForeignKey": self.polymorphic,
+        }
+
+
+@dataclass(frozen=True)
+class SObjectSpec:
+    name: str
+    label: str
+    label_plural: str
+    key_prefix: str
+    fields: tuple[FieldSpec, ...]
+    required: tuple[str, ...]
+    by_lower: dict[str, FieldSpec] = field(init=False, repr=False, compare=False)
+    relationships: dict[str, FieldSpec] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "by_lower", {spec.name.lower(): spec for spec in self.fields})
+        object.__setattr__(
+            self,
+            "relationships",
+            {spec.relationship_name.lower(): spec for spec in self.fields if spec.relationship_name},
+        )
+
+    def field(self, name: str) -> FieldSpec | None:
+        return self.by_lower.get(name.lower())
+
+    def describe(self, version: str) -> dict[str, Any]:
+        return {
+            **self.summary(version),
+            "fields": [spec.describe() for spec in self.fields],
+            "childRelationships": [],
+            "recordTypeInfos": [],
+        }
+
+    def summary(self, version: str) -> dict[str, Any]:
+        base = f"/services/data/{version}/sobjects/{self.name}"
+        return {
+            "name": self.name,
+            "label": self.label,
+            "labelPlural": self.label_plural,
+            "keyPrefix": self.key_prefix,
+            "custom": False,
+            "createable": True,
+            "updateable": True,
+            "deletable": True,
+            "queryable": True,
+            "retrieveable": True,
+            "searchable": True,
+            "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
+        }
+
+
+def text(name: str, label: str, length: int, kind: str = "string", **flags: Any) -> FieldSpec:
+    return FieldSpec(name, label, kind, length, **flags)
+
+
+def picklist(name: str, label: str, values: tuple[str, ...], **flags: Any) -> FieldSpec:
+    return FieldSpec(name, label, "picklist", 255, picklist=values, **flags)
+
+
+def readonly(name: str, label: str, kind: str, **flags: Any) -> FieldSpec:
+    flags.setdefault("nillable", False)
+    return FieldSpec(name, label, kind, updateable=False, createable=False, defaulted_on_create=True, **flags)
+
+
+def user_ref(name: str, label: str, relationship: str, *, writable: bool = False) -> FieldSpec:
+    return FieldSpec(
+        name,
+        label,
+        "reference",
+        18,
+        updateable=writable,
+        createable=writable,
+        nillable=False,
+        reference_to="User",
+        relationship_name=relationship,
+        defaulted_on_create=True,
+    )
+
+
+def system_fields(prefix_fields: tuple[FieldSpec, ...]) -> tuple[FieldSpec, ...]:
+    return (
+        readonly("Id", "Contact ID", "id", length=18, id_lookup=True),
+        readonly("IsDeleted", "Deleted", "boolean"),
+        *prefix_fields,
+        user_ref("OwnerId", "Owner ID", "Owner", writable=True),
+        readonly("CreatedDate", "Created Date", "datetime"),
+        user_ref("CreatedById", "Created By ID", "CreatedBy"),
+        readonly("LastModifiedDate", "Last Modified Date", "datetime"),
+        user_ref("LastModifiedById", "Last Modified By ID", "LastModifiedBy"),
+        readonly("SystemModstamp", "System Modstamp", "datetime"),
+    )
+
+
+def with_id_label(fields: tuple[FieldSpec, ...], label: str) -> tuple[FieldSpec, ...]:
+    first = fields[0]
+    return (FieldSpec(**{**first.__dict__, "label": label}), *fields[1:])
