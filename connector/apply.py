@@ -162,26 +162,32 @@ def _plan(
 
 def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pending], run_id: int,
              report: ApplyReport) -> None:  # fmt: skip
+    """Journal ahead, write, then settle journal, cooldowns and contacts in one transaction: a crash in
+    between leaves `pending` journal rows, which the next pass confirms against the CRM."""
+    ahead = [
+        JournalEntry(run_id, plan.latest[u.ref.id].job.id, instance.name, u.ref.id, name,
+                     jsonable(plan.before[u.ref.id].get(name)), jsonable(value), "pending")
+        for u in plan.updates
+        for name, value in u.values.items()
+    ]  # fmt: skip
+    ids = iter(store.journal(ahead))
     results = instance.adapter.write_back(plan.updates) if plan.updates else []
-    journal: list[JournalEntry] = []
+    outcomes: dict[int, tuple[str, str | None]] = {}
     marks: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)  # (job, status, reason) → records
+    written: set[str] = set()
     for update, outcome in zip(plan.updates, results, strict=True):
-        item, before, ok = (
-            plan.latest[update.ref.id],
-            plan.before[update.ref.id],
-            outcome.outcome is WriteOutcome.WRITTEN,
-        )
-        for name, value in update.values.items():
-            journal.append(JournalEntry(run_id, item.job.id, instance.name, update.ref.id, name, jsonable(before.get(name)),
-                                        jsonable(value), "written" if ok else "rejected", outcome.reason))  # fmt: skip
+        job_id, ok = plan.latest[update.ref.id].job.id, outcome.outcome is WriteOutcome.WRITTEN
+        for _ in update.values:
+            outcomes[next(ids)] = ("written", None) if ok else ("rejected", outcome.reason)
         if ok:
+            written.add(update.ref.id)
             report.records_written += 1
             report.fields_written += len(update.values)
-            marks[(item.job.id, "applied", None)].append(update.ref.id)
+            marks[(job_id, "applied", None)].append(update.ref.id)
         else:
             report.records_rejected += 1
             report.rejections.append((update.ref.id, outcome.reason or "rejected"))
-            marks[(item.job.id, "rejected", outcome.reason)].append(update.ref.id)
+            marks[(job_id, "rejected", outcome.reason)].append(update.ref.id)
     for item in plan.unchanged:
         marks[(item.job.id, "applied", "nothing to change")].append(item.contact.record_id)
     for item in plan.gone:
@@ -191,40 +197,63 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
     for item in items:
         if plan.latest[item.contact.record_id] is not item:
             marks[(item.job.id, "superseded", "a later result won")].append(item.contact.record_id)
-    written = {
-        u.ref.id for u, o in zip(plan.updates, results, strict=True) if o.outcome is WriteOutcome.WRITTEN
-    }
-    journal += _create_follow_ups(instance, plan, written, run_id)
-    store.journal(journal)
-    store.remember_found(instance.name, {rid: found_types(i.job, i.result) for rid, i in plan.latest.items()})
-    for (
-        job_id,
-        status,
-        reason,
-    ), record_ids in marks.items():  # one update per job and outcome, not per record
-        store.mark_job_contacts(job_id, record_ids, status, reason)
+    outcomes.update(_create_follow_ups(instance, store, plan, written, run_id))
+    found = {rid: found_types(i.job, i.result) for rid, i in plan.latest.items()}
+    store.settle_write(instance.name, outcomes, found, marks)
 
 
-def _create_follow_ups(instance: Instance, plan: _Plan, written: set[str], run_id: int) -> list[JournalEntry]:
-    """Owner tasks for the records whose job-change flag was just written; journaled like a field."""
+def _create_follow_ups(instance: Instance, store: Store, plan: _Plan, written: set[str],
+                       run_id: int) -> dict[int, tuple[str, str | None]]:  # fmt: skip
+    """Owner tasks for the records whose job-change flag was just written, journaled ahead like fields."""
     todo = [f for rid, f in plan.follow_ups.items() if rid in written]
     if not todo:
-        return []
+        return {}
+    ids = store.journal([JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK,
+                                      None, f.subject, "pending") for f in todo])  # fmt: skip
     try:
         outcomes = instance.adapter.create_follow_ups(todo)
-    except ConnectorError as exc:  # e.g. a timed-out create: not re-posted, so the state is unknown
+    except ConnectorError as exc:  # e.g. a timed-out create: never re-posted, so whether it exists is unknown
         log.warning(
             "%s: owner tasks not confirmed (%s); check the CRM before creating them by hand",
             instance.name,
             exc,
         )
-        return [JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK, None,
-                             f.subject, "unknown", str(exc)) for f in todo]  # fmt: skip
-    return [
-        JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK, None, f.subject,
-                     "written" if o.outcome is WriteOutcome.WRITTEN else "rejected", o.reason)
-        for f, o in zip(todo, outcomes, strict=True)
-    ]  # fmt: skip
+        return dict.fromkeys(ids, ("unknown", str(exc)))
+    return {
+        entry: ("written", None) if o.outcome is WriteOutcome.WRITTEN else ("rejected", o.reason)
+        for entry, o in zip(ids, outcomes, strict=True)
+    }
+
+
+def _blank(value: Any) -> bool:
+    return value is None or value == ""
+
+
+def resolve_pending(instance: Instance, store: Store) -> int:
+    """Journal rows a crash left `pending`: kept as written where the CRM holds the value, else dropped (the
+    write never landed; its contact is still waiting and is planned again). Owner tasks cannot be checked."""
+    pending = store.pending_journal(instance.name)
+    if not pending:
+        return 0
+    fields = sorted({e.field for e in pending if e.field != OWNER_TASK})
+    current = instance.adapter.read_current(sorted({e.record_id for e in pending}), fields) if fields else {}
+    outcomes: dict[int, tuple[str, str | None]] = {}
+    drop: list[int] = []
+    for entry in pending:
+        assert entry.id is not None
+        value = current.get(entry.record_id, {}).get(entry.field)
+        if entry.field == OWNER_TASK:
+            outcomes[entry.id] = ("unknown", "the daemon stopped while creating it: check the CRM")
+        elif entry.record_id in current and (
+            same_value(value, entry.new_value) or (_blank(value) and _blank(entry.new_value))
+        ):
+            outcomes[entry.id] = ("written", "confirmed after a restart")
+        else:
+            drop.append(entry.id)
+    store.settle_write(instance.name, outcomes, {}, {}, drop)
+    log.info("%s: %d write(s) left pending by a stop: %d confirmed, %d never landed",
+             instance.name, len(pending), len(outcomes), len(drop))  # fmt: skip
+    return len(pending)
 
 
 def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
@@ -279,6 +308,7 @@ def apply_results(
         run_id = store.start_run(name, kind)
         status, error = "succeeded", None
         try:
+            resolve_pending(instances[name], store)
             if items:
                 _execute(
                     instances[name],

@@ -170,11 +170,13 @@ class _Sender:
         except RequestRejected as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
             if exc.status not in (400, 413):  # refused as malformed or too large: worth splitting
+                self._release(types, contacts)
                 raise
             self._split(types, batch, contacts, exc)
             return
         except ConnectorError as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
+            self._release(types, contacts)
             raise
         self.store.update_job(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
         self._sent(job_id, types, contacts)
@@ -194,17 +196,16 @@ class _Sender:
             self.send(types, batch[middle:])
             return
         (contact,) = contacts
+        # It stays in cooldown (started with its job): the same input would be refused again until then.
         self.store.mark_job_contacts(contact.job_id, [contact.record_id], "rejected", str(exc))
-        # Its cooldown starts: the same input would be refused again; it is tried once the cooldown passes.
-        self.store.remember_sent(
-            self.instance.name, {contact.record_id: [t.value for t in types]}, self.now()
-        )
         self.report.skipped["refused by LoneScale"] += 1
         log.warning("%s: LoneScale refused record %s: %s", self.instance.name, contact.record_id, exc)
 
+    def _release(self, types: Sequence[EnrichmentType], contacts: list[JobContact]) -> None:
+        """LoneScale never took the job: the cooldowns started with it end, so the next run sends them."""
+        self.store.forget_sent(self.instance.name, [c.record_id for c in contacts], [t.value for t in types])
+
     def _sent(self, job_id: str, types: Sequence[EnrichmentType], contacts: list[JobContact]) -> None:
-        kinds = [t.value for t in types]
-        self.store.remember_sent(self.instance.name, {c.record_id: kinds for c in contacts}, self.now())
         self.report.jobs.append(job_id)
         self._count(types, len(contacts))
 

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, RowMapping, func, select, update
 
 from connector.models import JobStatus
-from connector.store import schema
+from connector.store import schema, state
 from connector.store.dialect import insert_ignoring_duplicates, make_engine, write_lock
 from connector.store.migrations import migrate
 
@@ -83,9 +83,10 @@ class JournalEntry:
     field: str
     old_value: Any
     new_value: Any
-    outcome: str
+    outcome: str  # pending (about to be sent) | written | rejected | unknown
     reason: str | None = None
     written_at: datetime | None = None
+    id: int | None = None
 
 
 class Store:
@@ -151,8 +152,12 @@ class Store:
 
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
-        """The job and its contacts, in one transaction, before LoneScale is called."""
+        """The job, its contacts and the start of their cooldowns, in one transaction, before LoneScale is
+        called: a crash mid-POST cannot then send them again (an unsent job is released when it expires)."""
         with self._writing() as db:
+            state.sent(
+                db, job.instance, {c.record_id: job.enrichment_types for c in contacts}, job.created_at
+            )
             db.execute(
                 schema.jobs.insert().values(
                     id=job.id,
@@ -312,28 +317,18 @@ class Store:
 
     def remember_sent(self, instance: str, sent: Mapping[str, Sequence[str]], at: datetime) -> None:
         """Record id → the enrichment types just sent for it (their cooldowns start now)."""
-        self._merge_state(instance, "types", {rid: {t: {"sent_at": at.isoformat(), "found": None} for t in types}
-                                              for rid, types in sent.items()})  # fmt: skip
+        with self._writing() as db:
+            state.sent(db, instance, sent, at)
 
     def remember_found(self, instance: str, found: Mapping[str, Mapping[str, bool]]) -> None:
         """Record id → type → whether LoneScale found it (a miss waits the shorter not-found cooldown)."""
-        states = self.record_states(instance, list(found))
-        merged = {}
-        for rid, by_type in found.items():
-            types = dict(states.get(rid, {}).get("types") or {})
-            for kind, hit in by_type.items():
-                types[kind] = {**types.get(kind, {"sent_at": _now().isoformat()}), "found": hit}
-            merged[rid] = {"types": types}
-        self._upsert_state(instance, merged)
+        with self._writing() as db:
+            state.found(db, instance, found)
 
     def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
-        """Release contacts from cooldown for these types: their job expired without results."""
-        states = self.record_states(instance, list(record_ids))
-        released = {
-            rid: {"types": {k: v for k, v in (state.get("types") or {}).items() if k not in types}}
-            for rid, state in states.items()
-        }
-        self._upsert_state(instance, released)
+        """Release contacts from cooldown for these types: their job expired or never reached LoneScale."""
+        with self._writing() as db:
+            state.forget(db, instance, record_ids, types)
 
     def overdue_jobs(self, now: datetime) -> list[Job]:
         """Jobs still waiting for results past their deadline."""
@@ -345,54 +340,77 @@ class Store:
         with self.engine.connect() as db:
             return [self._job(row._mapping) for row in db.execute(query)]
 
-    def _merge_state(self, instance: str, column: str, values: Mapping[str, Mapping[str, Any]]) -> None:
-        states = self.record_states(instance, list(values))
-        merged = {
-            rid: {column: {**(states.get(rid, {}).get(column) or {}), **v}} for rid, v in values.items()
-        }
-        self._upsert_state(instance, merged)
-
-    def _upsert_state(self, instance: str, values: Mapping[str, Mapping[str, Any]]) -> None:
-        table = schema.record_state
-        with self._writing() as db:
-            for record_id, fields in values.items():
-                changed = db.execute(
-                    update(table)
-                    .where(table.c.instance == instance, table.c.record_id == record_id)
-                    .values(updated_at=_now(), **fields)
-                ).rowcount
-                if not changed:
-                    db.execute(
-                        table.insert().values(
-                            instance=instance,
-                            record_id=record_id,
-                            updated_at=_now(),
-                            **{"types": {}, **fields},
-                        )
-                    )
-
-    def journal(self, entries: Sequence[JournalEntry]) -> None:
+    def journal(self, entries: Sequence[JournalEntry]) -> list[int]:
+        """Add entries; their ids, in order (to settle `pending` ones once the CRM has answered)."""
         if not entries:
-            return
+            return []
+        table = schema.write_journal
+        rows = [
+            {"run_id": e.run_id, "job_id": e.job_id, "instance": e.instance, "record_id": e.record_id,
+             "field": e.field, "old_value": e.old_value, "new_value": e.new_value, "outcome": e.outcome,
+             "reason": e.reason, "written_at": e.written_at or _now()}
+            for e in entries
+        ]  # fmt: skip
         with self._writing() as db:
-            db.execute(
-                schema.write_journal.insert(),
-                [
-                    {
-                        "run_id": e.run_id,
-                        "job_id": e.job_id,
-                        "instance": e.instance,
-                        "record_id": e.record_id,
-                        "field": e.field,
-                        "old_value": e.old_value,
-                        "new_value": e.new_value,
-                        "outcome": e.outcome,
-                        "reason": e.reason,
-                        "written_at": e.written_at or _now(),
-                    }
-                    for e in entries
-                ],
-            )
+            result = db.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
+            return [int(row.id) for row in result]
+
+    def settle_write(
+        self,
+        instance: str,
+        outcomes: Mapping[int, tuple[str, str | None]],
+        found: Mapping[str, Mapping[str, bool]],
+        marks: Mapping[tuple[str, str, str | None], Sequence[str]],
+        drop: Sequence[int] = (),
+    ) -> None:
+        """After the CRM answered: journal outcomes, what was found, and each contact's state, all at once,
+        so a crash leaves either the `pending` journal (resolved on the next pass) or everything."""
+        journal, contacts = schema.write_journal, schema.job_contacts
+        grouped: dict[tuple[str, str | None], list[int]] = {}
+        for entry_id, verdict in outcomes.items():
+            grouped.setdefault(verdict, []).append(entry_id)
+        with self._writing() as db:
+            for (outcome, reason), ids in grouped.items():
+                db.execute(
+                    update(journal).where(journal.c.id.in_(ids)).values(outcome=outcome, reason=reason)
+                )
+            if drop:
+                db.execute(journal.delete().where(journal.c.id.in_(list(drop))))
+            if found:
+                state.found(db, instance, found)
+            for (job_id, status, reason), record_ids in marks.items():
+                db.execute(
+                    update(contacts)
+                    .where(contacts.c.job_id == job_id, contacts.c.record_id.in_(list(record_ids)))
+                    .values(status=status, reason=reason)
+                )
+
+    def pending_journal(self, instance: str) -> list[JournalEntry]:
+        """Writes journaled as about to happen whose answer never came (the daemon stopped mid-write)."""
+        table = schema.write_journal
+        return self._journal(
+            select(table)
+            .where(table.c.instance == instance, table.c.outcome == "pending")
+            .order_by(table.c.id)
+        )
+
+    def interrupt_unfinished(self) -> tuple[int, int]:
+        """At daemon start: runs a crash left `running` are `interrupted`; jobs stored but maybe never posted
+        are `uncertain` (their webhook settles them, or they expire and release their contacts)."""
+        runs, jobs = schema.runs, schema.jobs
+        with self._writing() as db:
+            stopped = db.execute(
+                update(runs)
+                .where(runs.c.status == "running")
+                .values(status="interrupted", finished_at=_now())
+            ).rowcount
+            unsure = db.execute(
+                update(jobs)
+                .where(jobs.c.status == JobStatus.PENDING.value)
+                .values(status=JobStatus.UNCERTAIN.value, reason="the daemon stopped while posting it",
+                        updated_at=_now())
+            ).rowcount  # fmt: skip
+        return int(stopped), int(unsure)
 
     def contacts_sent_since(self, instance: str, since: datetime) -> int:
         """Contacts handed to LoneScale since `since` (jobs it refused are not counted): the monthly cap."""
@@ -492,6 +510,6 @@ class Store:
         with self.engine.connect() as db:
             return [
                 JournalEntry(r.run_id, r.job_id, r.instance, r.record_id, r.field, r.old_value, r.new_value,
-                             r.outcome, r.reason, _aware(r.written_at))
+                             r.outcome, r.reason, _aware(r.written_at), r.id)
                 for r in db.execute(query)
             ]  # fmt: skip
