@@ -50,7 +50,7 @@ def apply_command(config_path: Path, dry_run: bool, output: Path | None) -> None
     """
     with runtime_for(config_path) as runtime:
         report = _apply(runtime, dry_run)
-        _report(Console(), "apply", report, dry_run, output)
+        _report(reports.console(), "apply", report, dry_run, output)
 
 
 def _apply(runtime: Runtime, dry_run: bool) -> ApplyReport:
@@ -79,7 +79,7 @@ def replay_command(
         if not report.deliveries and not report.planned:
             click.echo("no stored results match")
             return
-        _report(Console(), "replay", report, dry_run, output)
+        _report(reports.console(), "replay", report, dry_run, output)
 
 
 @click.command("rollback")
@@ -92,7 +92,7 @@ def rollback_command(config_path: Path, run_id: int, dry_run: bool, output: Path
 
     Fields a person edited after our write are kept and listed. The rollback is itself a journaled run.
     """
-    console = Console()
+    console = reports.console()
     with runtime_for(config_path) as runtime:
         try:
             report = rollback(runtime.instances, runtime.store, run_id, dry_run=dry_run)
@@ -120,7 +120,7 @@ def history_command(record_id: str, config_path: Path, instance: str | None) -> 
     with runtime_for(config_path) as runtime:
         names = [instance] if instance else list(runtime.instances)
         entries = [e for name in names for e in runtime.store.journal_for(name, record_id)]
-    reports.show(Console(), f"history of {record_id}", entries,
+    reports.show(reports.console(), f"history of {record_id}", entries,
                  ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run_id", "job_id", "reason"])  # fmt: skip
 
 
@@ -131,7 +131,7 @@ def failures_command(config_path: Path, output: Path | None) -> None:
     """The quarantine: records the CRM rejected, jobs that expired, deliveries we could not use — with reasons."""
     with runtime_for(config_path) as runtime:
         found = failures(runtime.store, list(runtime.instances))
-    reports.show(Console(), "failures", found)
+    reports.show(reports.console(), "failures", found)
     if output:
         reports.write(output, found)
 
@@ -144,7 +144,7 @@ def retry_failed_command(config_path: Path, dry_run: bool, output: Path | None) 
     """Write again the records the CRM rejected, from their stored results (no new LoneScale call)."""
     with runtime_for(config_path) as runtime:
         report = retry_failed(runtime.instances, runtime.store, dry_run=dry_run)
-        _report(Console(), "retry", report, dry_run, output)
+        _report(reports.console(), "retry", report, dry_run, output)
 
 
 COMMANDS = [

@@ -15,6 +15,12 @@ from rich.table import Table
 SHOWN = 60  # rows printed; every row goes to --output
 
 
+def console() -> Console:
+    """The terminal's width on a terminal; elsewhere (a pipe, a log, CI) wide enough not to fold rows."""
+    shown = Console()
+    return shown if shown.is_terminal else Console(width=200)
+
+
 def _cell(value: Any) -> str:
     return "" if value is None else str(value)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import signal
@@ -201,3 +203,37 @@ def test_the_daemon_syncs_on_schedule_and_stops_cleanly_on_sigterm(config: Path)
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_path: Path) -> None:
+    code, output = cli(
+        "sync", "sf", "--config", str(config), "--dry-run", "--output", str(tmp_path / "plan.json")
+    )
+    assert code == 0 and "(dry run, nothing sent or written)" in output and "projected credits" in output
+    plan = json.loads((tmp_path / "plan.json").read_text())
+    assert (
+        any(row["what"].startswith("send for ") for row in plan) and plan[-1]["what"] == "projected credits"
+    )
+
+    assert cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")[0] == 0
+    store = Store(f"sqlite:///{config.parent / 'state.db'}")
+    apply_run = next(r["id"] for r in store.runs("sf") if r["kind"] == "apply")
+    record = store.journal_for_run(apply_run)[0].record_id
+    store.close()
+
+    code, output = cli("history", record, "--config", str(config))
+    assert code == 0 and f"history of {record}" in output and "written" in output
+
+    code, output = cli("rollback", "--run", str(apply_run), "--config", str(config), "--dry-run",
+                       "--output", str(tmp_path / "rollback.csv"))  # fmt: skip
+    assert code == 0 and "(dry run)" in output
+    with (tmp_path / "rollback.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert rows and set(rows[0]) >= {"record_id", "field", "current", "proposed", "write", "reason"}
+    assert {row["reason"] for row in rows} == {"restored"}, (
+        "nobody edited since: everything would be restored"
+    )
+
+    code, output = cli("failures", "--config", str(config))
+    assert code == 0 and "failures: nothing" in output
+    assert cli("rollback", "--run", "999", "--config", str(config))[1].strip().endswith("there is no run 999")
