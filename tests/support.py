@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from connector.adapters.hubspot import HubSpotAdapter
@@ -27,6 +28,26 @@ from connector.webhook import create_app
 from connector.wiring import Instance
 from tests.adapters.contract import EVERYTHING
 from tests.conftest import Served
+
+# The environment a config written for the sandbox names its secrets in.
+SANDBOX_ENV = {
+    "LS_KEY": credentials.LONESCALE_API_KEY,
+    "SF_ID": credentials.SALESFORCE_CLIENT_ID,
+    "SF_SECRET": credentials.SALESFORCE_CLIENT_SECRET,
+    "HS_TOKEN": credentials.HUBSPOT_TOKEN,
+}
+
+
+def salesforce_token(served: Served) -> str:
+    """A token as any other Salesforce API client gets one: for a person's edits and for checks."""
+    answer = httpx.post(
+        f"{served.url}/services/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        auth=(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET),
+    )
+    token: str = answer.json()["access_token"]
+    return token
+
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 LONESCALE = LoneScaleSettings(

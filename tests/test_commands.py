@@ -30,14 +30,10 @@ from connector.demo import free_port
 from connector.sandbox import credentials
 from connector.store import Store
 from tests.conftest import Served
+from tests.support import SANDBOX_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {
-    "LS_KEY": credentials.LONESCALE_API_KEY,
-    "SF_ID": credentials.SALESFORCE_CLIENT_ID,
-    "SF_SECRET": credentials.SALESFORCE_CLIENT_SECRET,
-    "HS_TOKEN": credentials.HUBSPOT_TOKEN,
-}
+ENV = SANDBOX_ENV
 
 
 def write_config(tmp_path: Path, lonescale: str, salesforce: str, hubspot: str) -> Path:

@@ -53,14 +53,10 @@ from connector.serving import ThreadedServer
 from connector.store import Store, schema
 from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
+from tests.support import SANDBOX_ENV
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {
-    "LS_KEY": credentials.LONESCALE_API_KEY,
-    "SF_ID": credentials.SALESFORCE_CLIENT_ID,
-    "SF_SECRET": credentials.SALESFORCE_CLIENT_SECRET,
-    "HS_TOKEN": credentials.HUBSPOT_TOKEN,
-}
+ENV = SANDBOX_ENV
 CONTACTS = 100  # per CRM
 BATCH_SIZE = 25  # contacts per LoneScale job: a few jobs per instance and cycle
 MAPPINGS = {"sf": "salesforce-contact.toml", "hs": "hubspot-contacts.toml"}

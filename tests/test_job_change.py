@@ -11,19 +11,14 @@ from connector.config import LoneScaleSettings
 from connector.mapping import load_mapping
 from connector.models import EnrichmentType
 from connector.review import replay
-from connector.sandbox import credentials
 from tests.conftest import Served
-from tests.support import MAPPINGS, Pipeline, salesforce_instance
+from tests.support import MAPPINGS, Pipeline, salesforce_instance, salesforce_token
 
 WATCH = LoneScaleSettings(enrichment_type=[EnrichmentType.PROFILE], detect_job_change=True)
 
 
 def tasks_in(served: Served) -> list[dict[str, object]]:
-    token = httpx.post(
-        f"{served.url}/services/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET),
-    ).json()["access_token"]
+    token = salesforce_token(served)
     answer = httpx.get(
         f"{served.url}/services/data/v62.0/query",
         params={"q": "SELECT Id, Subject, WhoId, OwnerId, ActivityDate FROM Task"},

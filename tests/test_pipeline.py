@@ -9,13 +9,20 @@ import httpx
 import pytest
 
 from connector.mapping import WritePolicy, load_mapping
-from connector.sandbox import credentials
 from connector.serving import ThreadedServer
 from connector.store import Cursor, Store
 from connector.sync import EPOCH
 from connector.webhook import create_app
 from tests.conftest import Served
-from tests.support import MAPPINGS, Pipeline, cycle, everything, hubspot_instance, salesforce_instance
+from tests.support import (
+    MAPPINGS,
+    Pipeline,
+    cycle,
+    everything,
+    hubspot_instance,
+    salesforce_instance,
+    salesforce_token,
+)
 
 
 @pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
@@ -80,11 +87,7 @@ def test_overwrite_if_unchanged_yields_to_a_person_who_edited_after_the_pull(
     pipeline.wait_for_results(report)
     sent = [c for job in report.jobs for c in pipeline.store.job_contacts(job)]
     edited, untouched = sent[0].record_id, [c.record_id for c in sent[1:]]
-    token = httpx.post(
-        f"{salesforce_sandbox.url}/services/oauth2/token",
-        data={"grant_type": "client_credentials"},
-        auth=(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET),
-    ).json()["access_token"]
+    token = salesforce_token(salesforce_sandbox)
     response = httpx.patch(
         f"{salesforce_sandbox.url}/services/data/v62.0/sobjects/Contact/{edited}",
         json={"Title": "Typed by a person"},

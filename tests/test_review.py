@@ -15,7 +15,7 @@ from connector.sandbox import credentials
 from connector.wiring import Instance
 from tests.adapters.contract import EVERYTHING
 from tests.conftest import Served
-from tests.support import MAPPINGS, Pipeline, hubspot_instance, salesforce_instance
+from tests.support import MAPPINGS, Pipeline, hubspot_instance, salesforce_instance, salesforce_token
 
 STARTED = datetime(2000, 1, 1, tzinfo=UTC)
 
@@ -49,11 +49,7 @@ class Crm:
                                  headers={"Authorization": f"Bearer {credentials.HUBSPOT_TOKEN}"})  # fmt: skip
             assert answer.status_code == 200, answer.text
             return
-        token = httpx.post(
-            f"{self.served.url}/services/oauth2/token",
-            data={"grant_type": "client_credentials"},
-            auth=(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET),
-        ).json()["access_token"]
+        token = salesforce_token(self.served)
         answer = httpx.patch(f"{self.served.url}/services/data/v62.0/sobjects/Contact/{record_id}", json=values,
                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
         assert answer.status_code == 204, answer.text
