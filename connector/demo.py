@@ -135,7 +135,7 @@ def summary(outcomes: list[Outcome], credits_used: float) -> Table:
             str(o.applied.records_rejected), str(o.api_calls), str(o.second.sent),
         )  # fmt: skip
     table.caption = (
-        "skipped: no name or nothing to match on · found: LoneScale found the person\n"
+        "skipped: no name, nothing to match on, or nothing missing · found: LoneScale found the person\n"
         "written: CRM fields · kept: values left alone by their policy · API calls: to the CRM\n"
         f"re-sent: contacts the 2nd sync sent again · LoneScale credits used: {credits_used:g}"
     )
