@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from connector.models import JobStatus
 from connector.store import schema, state
 from connector.store.dialect import insert_ignoring_duplicates, make_engine, write_lock
 from connector.store.migrations import migrate
+from connector.store.records import Cursor, Delivery, Job, JobContact, JournalEntry
 
 
 def _now() -> datetime:
@@ -28,65 +28,6 @@ def _aware(value: datetime | None) -> datetime | None:
 
 def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
-@dataclass(frozen=True)
-class Cursor:
-    """Where the next pull starts. A moment only: records tied on it are re-read through the look-back
-    window and recognised as already sent, so no id tie-break is kept."""
-
-    changed_at: datetime
-
-
-@dataclass(frozen=True)
-class Job:
-    id: str
-    instance: str
-    run_id: int
-    token_sha256: str
-    lonescale_id: str | None
-    status: JobStatus
-    enrichment_types: list[str]
-    contact_count: int
-    created_at: datetime
-    sent_at: datetime | None
-    deadline: datetime | None
-    reason: str | None
-    polls: int = 0
-
-
-@dataclass(frozen=True)
-class JobContact:
-    job_id: str
-    record_id: str
-    object: str
-    sent: dict[str, Any]
-    pulled: dict[str, Any]
-    status: str = "waiting"
-    reason: str | None = None
-
-
-@dataclass(frozen=True)
-class Delivery:
-    id: int
-    job_id: str
-    body: bytes
-    received_at: datetime
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    run_id: int
-    job_id: str | None
-    instance: str
-    record_id: str
-    field: str
-    old_value: Any
-    new_value: Any
-    outcome: str  # pending (about to be sent) | written | rejected | unknown
-    reason: str | None = None
-    written_at: datetime | None = None
-    id: int | None = None
 
 
 class Store:
@@ -513,3 +454,6 @@ class Store:
                              r.outcome, r.reason, _aware(r.written_at), r.id)
                 for r in db.execute(query)
             ]  # fmt: skip
+
+
+__all__ = ["Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Store", "sha256"]
