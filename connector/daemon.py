@@ -47,7 +47,7 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
             next_run_time=datetime.now(UTC),  # a fresh start syncs at once, then on schedule
         )
     scheduler.add_job(
-        runtime.apply, IntervalTrigger(seconds=apply_every, timezone=UTC), id="apply", name="apply"
+        runtime.apply_when_ready, IntervalTrigger(seconds=apply_every, timezone=UTC), id="apply", name="apply"
     )
     scheduler.add_job(
         runtime.settle_overdue, IntervalTrigger(minutes=1, timezone=UTC), id="overdue", name="overdue jobs"

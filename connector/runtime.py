@@ -6,19 +6,32 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config, parse_duration
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
+from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)
 DONE = {JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED}
+FULL_BACKLOG = 200  # deliveries: at least a full Salesforce write batch
+QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results are in
+LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
+
+
+def backlog_ready(store: Store, now: datetime) -> bool:
+    """Write back in full batches, not a few records per tick (each write is an API call): when the backlog
+    fills a batch, when arrivals have paused, or when the oldest result has waited long enough."""
+    count, oldest, newest = store.backlog()
+    if not count or oldest is None or newest is None:
+        return False
+    return count >= FULL_BACKLOG or now - newest >= QUIET or now - oldest >= LONGEST_WAIT
 
 
 class Runtime:
@@ -79,6 +92,9 @@ class Runtime:
         )  # fmt: skip
         return report
 
+    def apply_when_ready(self) -> ApplyReport:
+        return self.apply() if backlog_ready(self.store, datetime.now(UTC)) else ApplyReport()
+
     def apply(self) -> ApplyReport:
         with self._apply_lock:
             report = apply_results(self.instances, self.store)
@@ -116,7 +132,7 @@ class Runtime:
         total = ApplyReport()
         deadline = time.monotonic() + timeout
         while True:
-            total.absorb(self.apply())
+            total.absorb(self.apply_when_ready())
             states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
             if all(state in DONE for state in states):
                 return total, True

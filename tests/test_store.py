@@ -220,3 +220,17 @@ def test_old_payloads_are_emptied_but_still_recognised_as_duplicates(store: Stor
     )
     assert [d.body for d in store.deliveries_matching(job_id="job-1")] == [b'{"email": "b@x.com"}']
     assert store.store_delivery("job-1", b'{"email": "a@x.com"}') is False
+
+
+def test_the_apply_loop_waits_for_a_batch_worth_writing(store: Store) -> None:
+    from connector.runtime import FULL_BACKLOG, QUIET, backlog_ready
+
+    assert not backlog_ready(store, datetime.now(UTC)), "nothing to apply"
+    make_job(store)
+    store.store_delivery("job-1", b'{"n": 0}')
+    arrived = datetime.now(UTC)
+    assert not backlog_ready(store, arrived), "one result just arrived: more are probably coming"
+    assert backlog_ready(store, arrived + QUIET), "arrivals paused: apply what is there"
+    for n in range(1, FULL_BACKLOG):
+        store.store_delivery("job-1", f'{{"n": {n}}}'.encode())
+    assert backlog_ready(store, datetime.now(UTC)), "a full batch is worth a write at once"

@@ -236,6 +236,16 @@ class Store:
         with self.engine.connect() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
+    def backlog(self) -> tuple[int, datetime | None, datetime | None]:
+        """Deliveries waiting to be applied: how many, the oldest and the newest arrival."""
+        inbox = schema.inbox
+        query = select(func.count(), func.min(inbox.c.received_at), func.max(inbox.c.received_at)).where(
+            inbox.c.status == "new"
+        )
+        with self.engine.connect() as db:
+            count, oldest, newest = db.execute(query).one()
+        return int(count), _aware(oldest), _aware(newest)
+
     def deliveries(self, job_id: str) -> list[dict[str, Any]]:
         query = select(schema.inbox).where(schema.inbox.c.job_id == job_id).order_by(schema.inbox.c.id)
         with self.engine.connect() as db:
