@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck sandbox clean
+.PHONY: demo test lint typecheck sandbox bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required (found %s); set PYTHON=" % sys.version.split()[0])'
@@ -25,6 +25,12 @@ lint: $(STAMP)
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
+
+# Benchmarks (issue 5): not part of `make test`. The issue's sizes are the defaults; override with e.g.
+# make bench BENCH_ARGS="--throughput 10000 --memory-large 30000". Writes BENCHMARKS.md.
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 sandbox: $(STAMP)
 	$(BIN)/lonescale-sync sandbox

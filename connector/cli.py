@@ -141,7 +141,7 @@ def status(config_path: Path) -> None:
                     continue
                 counts = ", ".join(f"{k} {v}" for k, v in last["counts"].items() if v not in ({}, 0))
                 click.echo(
-                    f"  last {kind}:  {_when(last['started_at'])} {last['status']}"
+                    f"  last {kind}:  run {last['id']}, {_when(last['started_at'])} {last['status']}"
                     + (f" — {counts}" if counts else "")
                 )
             month = store.contacts_sent_since(name, month_start(datetime.now(UTC)))
