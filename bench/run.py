@@ -1,0 +1,166 @@
+"""`python -m bench [options]`: every measurement of issue 5 in one run, then BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bench.measures import (
+    measure_api_calls,
+    measure_memory,
+    measure_rate_limited_write_back,
+    measure_throughput,
+    memory_child,
+    timed,
+)
+from bench.pipeline import CRMS
+from bench.report import write_report
+from bench.sandbox import SandboxProcess
+from bench.webhook_load import measure_webhook_ingest, serve
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass(frozen=True)
+class Options:
+    calls: int = 10_000
+    rate_limited: int = 20_000
+    throughput: int = 100_000
+    naive: int = 10_000  # the naive baseline's size beside 1 and 3 (its single calls make it slow)
+    profile: int = 10_000
+    memory_small: int = 10_000
+    memory_large: int = 200_000
+    webhook_posts: int = 5_000
+    webhook_concurrency: int = 16
+    crms: tuple[str, ...] = CRMS
+    seed: int = 1
+    output: Path = ROOT / "BENCHMARKS.md"
+
+
+def parse(argv: Sequence[str]) -> Options:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    defaults = Options()
+    parser.add_argument("--calls", type=int, default=defaults.calls, help="N for 1 (API calls)")
+    parser.add_argument("--rate-limited", type=int, default=defaults.rate_limited, help="N for 2")
+    parser.add_argument("--throughput", type=int, default=defaults.throughput, help="N for 3")
+    parser.add_argument("--naive", type=int, default=defaults.naive, help="N of the naive baseline (6)")
+    parser.add_argument("--profile", type=int, default=defaults.profile, help="N of the profiled cycle")
+    parser.add_argument("--memory-small", type=int, default=defaults.memory_small)
+    parser.add_argument("--memory-large", type=int, default=defaults.memory_large)
+    parser.add_argument("--webhook-posts", type=int, default=defaults.webhook_posts)
+    parser.add_argument("--webhook-concurrency", type=int, default=defaults.webhook_concurrency)
+    parser.add_argument("--crm", choices=[*CRMS, "both"], default="both")
+    parser.add_argument("--seed", type=int, default=defaults.seed)
+    parser.add_argument("--output", type=Path, default=defaults.output)
+    args = parser.parse_args(argv)
+    return Options(
+        calls=args.calls, rate_limited=args.rate_limited, throughput=args.throughput, naive=args.naive,
+        profile=args.profile, memory_small=args.memory_small, memory_large=args.memory_large,
+        webhook_posts=args.webhook_posts, webhook_concurrency=args.webhook_concurrency,
+        crms=CRMS if args.crm == "both" else (args.crm,), seed=args.seed, output=args.output,
+    )  # fmt: skip
+
+
+def revision() -> str:
+    """The commit measured (read-only git), with a mark when connector/ has uncommitted changes."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+        dirty = subprocess.run(["git", "status", "--porcelain", "connector"], cwd=ROOT, capture_output=True,
+                               text=True, timeout=10, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return f"{head} (connector/ modified)" if dirty else head
+
+
+def machine() -> dict[str, Any]:
+    return {
+        "commit": revision(),
+        "nproc": os.cpu_count(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+    }
+
+
+def log(message: str) -> None:
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def run_all(options: Options, command: str) -> dict[str, Any]:
+    """Every measurement, in the issue's order; the sandbox in one child process, reset before each."""
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "command": command, "options": {
+        k: str(v) if isinstance(v, Path) else v for k, v in options.__dict__.items()}}  # fmt: skip
+    with SandboxProcess(contacts=10, seed=options.seed, relaxed=True) as sandbox:
+        results["calls"] = {}
+        for crm in options.crms:
+            log(f"1. API calls, {crm}, N={options.calls} (+ naive N={options.calls})")
+            results["calls"][crm] = timed(lambda c=crm: measure_api_calls(sandbox, options.calls, c))  # type: ignore[misc]
+        log(f"2. write-back at 100 per 10 s, HubSpot, N={options.rate_limited}")
+        results["rate_limited"] = timed(
+            lambda: measure_rate_limited_write_back(sandbox, options.rate_limited)
+        )
+        results["throughput"] = {}
+        for crm in options.crms:
+            log(
+                f"3. throughput, {crm}, N={options.throughput} (naive N={options.naive}, profile N={options.profile})"
+            )
+            results["throughput"][crm] = timed(
+                lambda c=crm: measure_throughput(  # type: ignore[misc]
+                    sandbox, options.throughput, c, naive_n=options.naive, profile_n=options.profile
+                )
+            )
+        log(f"4. memory, {options.crms[0]}, N={options.memory_small} vs N={options.memory_large}")
+        results["memory"] = timed(
+            lambda: measure_memory(sandbox, options.memory_small, options.memory_large, options.crms[0])
+        )
+    log(f"5. webhook ingest, {options.webhook_posts} posts, concurrency {options.webhook_concurrency}")
+    results["webhook"] = timed(
+        lambda: measure_webhook_ingest(options.webhook_posts, options.webhook_concurrency)
+    )
+    results["harness_seconds"] = round(time.perf_counter() - started, 1)
+    return results
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "memory-child":
+        child = argparse.ArgumentParser()
+        child.add_argument("--crm", required=True)
+        child.add_argument("--contacts", type=int, required=True)
+        child.add_argument("--endpoints", required=True)
+        args = child.parse_args(argv[1:])
+        print(json.dumps(memory_child(args.crm, args.contacts, json.loads(args.endpoints))))
+        return 0
+    if argv and argv[0] == "webhook-server":
+        child = argparse.ArgumentParser()
+        child.add_argument("--db", type=Path, required=True)
+        child.add_argument("--jobs", type=int, default=100)
+        args = child.parse_args(argv[1:])
+        serve(args.db, args.jobs)
+        return 0
+    if argv and argv[0] == "render":  # BENCHMARKS.md again from a run's saved figures
+        results = json.loads(Path(argv[1]).read_text())
+        write_report(results, Path(argv[2]) if len(argv) > 2 else Options().output)
+        return 0
+    options = parse(argv)
+    command = shlex.join(["python", "-m", "bench", *argv])
+    results = run_all(options, command)
+    write_report(results, options.output)
+    figures = Path(tempfile.gettempdir()) / "lonescale-bench-results.json"
+    figures.write_text(json.dumps(results, indent=2, default=str))
+    log(f"figures saved to {figures} (`python -m bench render {figures}` writes the report again)")
+    log(f"wrote {options.output} in {results['harness_seconds']} s")
+    return 0
