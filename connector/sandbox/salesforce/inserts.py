@@ -10,15 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from connector.sandbox.kit import json_response
 from connector.sandbox.salesforce import writes
-from connector.sandbox.salesforce.errors import RecordError, SalesforceError
-from connector.sandbox.salesforce.rest import Context, json_body
+from connector.sandbox.salesforce.errors import RecordError
+from connector.sandbox.salesforce.rest import Context, collection_body
 from connector.sandbox.salesforce.schema import SObjectSpec, sobject
 from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, Store, full_name
 
@@ -90,17 +90,10 @@ class CollectionCreate:
         self.emulator = emulator
 
     async def __call__(self, request: Request, context: Context) -> Response:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-        all_or_none = body.get("allOrNone", False)
-        if not isinstance(all_or_none, bool):
-            raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
-        records = body.get("records")
-        specs = writes.collection_specs(records)  # a list of dicts from here on, or a 400 already
+        records, specs, all_or_none = await collection_body(request)
         results = create_collection(
             self.emulator.store,
-            cast(list[dict[str, Any]], records),
+            records,
             specs,
             all_or_none,
             self.emulator.locked,

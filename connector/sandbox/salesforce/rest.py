@@ -36,6 +36,19 @@ class Context:
     version: str  # as in the path, e.g. "v59.0"; record URLs repeat it
 
 
+async def collection_body(request: Request) -> tuple[list[dict[str, Any]], list[SObjectSpec], bool]:
+    """An sObject Collections body (create or update): its records, their specs and `allOrNone`, or a 400."""
+    body = await json_body(request)
+    if not isinstance(body, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+    all_or_none = body.get("allOrNone", False)
+    if not isinstance(all_or_none, bool):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
+    records = body.get("records")
+    specs = writes.collection_specs(records)  # a list of dicts from here on, or a 400 already
+    return cast(list[dict[str, Any]], records), specs, all_or_none
+
+
 async def json_body(request: Request) -> Any:
     raw = await request.body()
     try:
@@ -239,17 +252,10 @@ class RestApi:
         return json_response(results)
 
     async def update_collection(self, request: Request, context: Context) -> Response:
-        body = await json_body(request)
-        if not isinstance(body, dict):
-            raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-        all_or_none = body.get("allOrNone", False)
-        if not isinstance(all_or_none, bool):
-            raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
-        records = body.get("records")
-        specs = writes.collection_specs(records)  # a list of dicts from here on, or a 400 already
+        records, specs, all_or_none = await collection_body(request)
         results = writes.update_collection(
             self.store,
-            cast(list[dict[str, Any]], records),
+            records,
             specs,
             all_or_none,
             self.emulator.locked,
