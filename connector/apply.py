@@ -177,9 +177,20 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
     written: set[str] = set()
     for update, outcome in zip(plan.updates, results, strict=True):
         job_id, ok = plan.latest[update.ref.id].job.id, outcome.outcome is WriteOutcome.WRITTEN
-        for _ in update.values:
-            outcomes[next(ids)] = ("written", None) if ok else ("rejected", outcome.reason)
-        if ok:
+        refused = outcome.refused_fields if ok else {}
+        for name in update.values:
+            if name in refused:
+                outcomes[next(ids)] = ("rejected", refused[name])
+            else:
+                outcomes[next(ids)] = ("written", None) if ok else ("rejected", outcome.reason)
+        if ok and refused:  # the rest is written; the record is listed with what was refused, and why
+            written.add(update.ref.id)
+            reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
+            report.records_written += 1
+            report.fields_written += len(update.values) - len(refused)
+            report.rejections.append((update.ref.id, reason))
+            marks[(job_id, "rejected", reason)].append(update.ref.id)
+        elif ok:
             written.add(update.ref.id)
             report.records_written += 1
             report.fields_written += len(update.values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -145,6 +145,9 @@ class WriteResult:
     outcome: WriteOutcome
     reason: str | None = None
     code: str | None = None
+    # WRITTEN, except these fields, which the CRM refused (field → its reason): e.g. an email another
+    # HubSpot contact already holds, dropped so the record's other fields could still be written.
+    refused_fields: Mapping[str, str] = field(default_factory=dict)
 
 
 class JobStatus(enum.StrEnum):

@@ -195,3 +195,32 @@ def test_a_contact_lonescale_refuses_alone_is_recorded_with_its_reason_and_not_r
     pipeline.store.set_cursor(instance.name, Cursor(EPOCH))  # make the next sync read them all again
     again = pipeline.sync(instance)
     assert again.sent == 0 and again.skipped["in cooldown"] == refused, "refused input is not re-sent"
+
+
+def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fields(
+    pipeline: Pipeline, hubspot_sandbox: Served
+) -> None:
+    """Two HubSpot contacts for one person: LoneScale finds the same mailbox for both, and email is unique per
+    portal. The first takes it; the second has the email refused with HubSpot's reason, the rest written."""
+    hubspot_sandbox.control.reset(contacts=0)
+    person = {
+        "firstname": "Ada",
+        "lastname": "Lovelace",
+        "company": "Analytical Engines",
+        "website": "engines.io",
+    }
+    first, second = hubspot_sandbox.control.seed([person, person])
+    instance = hubspot_instance(hubspot_sandbox)
+
+    report, applied = cycle(pipeline, instance)
+
+    assert report.sent == 2
+    after = everything(instance, ["email", "phone", "lonescale_enrichment_status"])
+    assert after[first]["email"] and not after[second]["email"]
+    assert after[second]["lonescale_enrichment_status"], "the second contact's other fields are written"
+    assert applied.records_written == 2 and [r for r, _ in applied.rejections] == [second]
+    journal = {e.field: e for e in pipeline.store.journal_for("acme-hs", second)}
+    assert journal["email"].outcome == "rejected" and "email" in (journal["email"].reason or "")
+    assert all(e.outcome == "written" for name, e in journal.items() if name != "email")
+    listed = pipeline.store.contacts_with_status("acme-hs", "rejected")
+    assert [(c.record_id, "email not written" in (c.reason or "")) for c in listed] == [(second, True)]

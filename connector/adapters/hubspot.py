@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -53,6 +54,9 @@ CHANGED = "lastmodifieddate"
 SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
 SEARCH_CAP = 10_000  # paging past the 10,000th result of one query is a 400
 BATCH = 100  # batch read/update maximum (§2.4)
+UNIQUE = "email"  # unique per portal: another contact's email is a 409 for the whole batch (§2.7)
+EXISTING = re.compile(r"Existing ID: (\d+)")
+IN_BATCH = re.compile(r"Duplicate email in batch input: (.+)$")
 
 
 def _millis(moment: datetime) -> str:
@@ -310,6 +314,60 @@ class HubSpotAdapter:
         return results
 
     def _write_batch(self, updates: list[FieldUpdate]) -> list[WriteResult]:
+        """One batch update, with HubSpot's all-or-nothing refusals undone record by record: a unique-value
+        conflict (409) costs one retry without that value; any other refusal splits the batch in halves."""
+        refused: dict[str, dict[str, str]] = {}
+        done: dict[str, WriteResult] = {}
+        pending = list(updates)
+        while pending:
+            try:
+                response = self._update(pending)
+            except RequestRejected as exc:
+                culprit = self._conflicting(pending, exc) if exc.status == 409 else None
+                if culprit is None:
+                    if len(pending) == 1:
+                        update = pending[0]
+                        done[update.ref.id] = WriteResult(
+                            update.ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR"
+                        )
+                    else:
+                        # One invalid value gets the whole batch a 400 with no record id (hubspot-api.md §2.4,
+                        # §6.5): split it until the offending records stand alone, so the others are written.
+                        middle = len(pending) // 2
+                        for result in self._write_batch(pending[:middle]) + self._write_batch(
+                            pending[middle:]
+                        ):
+                            done[result.ref.id] = result
+                    break
+                update = pending[culprit]
+                refused.setdefault(update.ref.id, {})[UNIQUE] = str(exc)
+                rest = {k: v for k, v in update.values.items() if k != UNIQUE}
+                if rest:
+                    pending[culprit] = FieldUpdate(update.ref, rest)
+                else:
+                    done[update.ref.id] = WriteResult(update.ref, WriteOutcome.REJECTED, str(exc), "CONFLICT")
+                    del pending[culprit]
+                continue
+            failed: dict[str, tuple[str, str]] = {}
+            for error in getattr(response, "errors", None) or []:
+                for record_id in (error.context or {}).get("ids", []):
+                    failed[record_id] = (error.message, error.category)
+            for u in pending:
+                done[u.ref.id] = (
+                    WriteResult(u.ref, WriteOutcome.REJECTED, *failed[u.ref.id])
+                    if u.ref.id in failed
+                    else WriteResult(u.ref, WriteOutcome.WRITTEN)
+                )
+            break
+        return [self._with_refused(done[u.ref.id], refused.get(u.ref.id)) for u in updates]
+
+    @staticmethod
+    def _with_refused(result: WriteResult, refused: dict[str, str] | None) -> WriteResult:
+        if not refused or result.outcome is not WriteOutcome.WRITTEN:
+            return result
+        return WriteResult(result.ref, result.outcome, refused_fields={**result.refused_fields, **refused})
+
+    def _update(self, updates: list[FieldUpdate]) -> Any:
         request = BatchInputSimplePublicObjectBatchInput(
             inputs=[
                 SimplePublicObjectBatchInput(
@@ -318,30 +376,32 @@ class HubSpotAdapter:
                 for u in updates
             ]
         )
-        try:
-            response = self._call(
-                "batch update",
-                lambda: self._batch.update(
-                    batch_input_simple_public_object_batch_input=request, _request_timeout=self._timeout
-                ),
-            )
-        except RequestRejected as exc:
-            # One invalid value gets the whole batch a 400 with no record id (hubspot-api.md §2.4, §6.5):
-            # split it until the offending records stand alone, so the others are still written.
-            if len(updates) == 1:
-                return [WriteResult(updates[0].ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR")]
-            middle = len(updates) // 2
-            return self._write_batch(updates[:middle]) + self._write_batch(updates[middle:])
-        failed: dict[str, tuple[str, str]] = {}
-        for error in getattr(response, "errors", None) or []:
-            for record_id in (error.context or {}).get("ids", []):
-                failed[record_id] = (error.message, error.category)
-        return [
-            WriteResult(u.ref, WriteOutcome.REJECTED, *failed[u.ref.id])
-            if u.ref.id in failed
-            else WriteResult(u.ref, WriteOutcome.WRITTEN)
-            for u in updates
-        ]
+        return self._call(
+            "batch update",
+            lambda: self._batch.update(
+                batch_input_simple_public_object_batch_input=request, _request_timeout=self._timeout
+            ),
+        )
+
+    def _conflicting(self, updates: list[FieldUpdate], exc: RequestRejected) -> int | None:
+        """Which update holds the unique value a 409 is about. HubSpot names the contact that owns it
+        (`Contact already exists. Existing ID: 123`, hubspot-api.md §2.6), not the update: with one candidate
+        that is enough, otherwise one read of the owner's email tells. None: unknown, split instead."""
+        message = str(exc)
+        values = {i: str(u.values[UNIQUE]).lower() for i, u in enumerate(updates) if u.values.get(UNIQUE)}
+        duplicate = IN_BATCH.search(message)
+        if duplicate:  # two updates in the batch carry one value: the later ones give it up
+            value = duplicate.group(1).strip().lower()
+            holders = [i for i, v in values.items() if v == value]
+            return holders[-1] if len(holders) > 1 else None
+        owner = EXISTING.search(message)
+        if owner is None or owner.group(1) in {updates[i].ref.id for i in values}:
+            return None  # the owner is changing its own email in this batch: too tangled to guess
+        if len(values) == 1:
+            return next(iter(values))
+        held = self.read_current([owner.group(1)], [UNIQUE]).get(owner.group(1), {}).get(UNIQUE)
+        matches = [i for i, v in values.items() if held and v == str(held).lower()]
+        return matches[0] if matches else None
 
     # -- follow-ups ------------------------------------------------------------------------------------
     def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:

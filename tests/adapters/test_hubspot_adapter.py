@@ -53,3 +53,95 @@ def test_writes_are_paced_under_the_ten_second_limit_and_none_are_lost(
     )
     assert all(r.outcome is WriteOutcome.WRITTEN for r in results) and len(results) == 250
     assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/update", status=200) == 3
+
+
+def _emails(adapter: HubSpotAdapter, count: int) -> list[tuple[str, str | None]]:
+    """A contact holding an email, then `count - 1` others, as (id, email)."""
+    pulled = [(r.ref.id, r.get("email")) for r in adapter.pull_changed(EVERYTHING, ["email"])]
+    owner = next(p for p in pulled if p[1])
+    return [owner, *[p for p in pulled if p != owner][: count - 1]]
+
+
+def _update(record_id: str, **values: str) -> FieldUpdate:
+    return FieldUpdate(RecordRef("acme-hubspot", "contacts", record_id), values)
+
+
+def test_an_email_another_contact_holds_is_refused_alone_and_costs_one_retry(
+    hubspot_sandbox: Served, adapter: HubSpotAdapter
+) -> None:
+    (owner, taken), *others = _emails(adapter, 40)
+    hubspot_sandbox.control.clear_stats()
+    updates = [_update(owner, jobtitle="Owner")] + [
+        _update(i, jobtitle=f"VP {n}", **({"email": taken.upper()} if n == 7 else {}))
+        for n, (i, _) in enumerate(others)
+    ]
+    results = adapter.write_back(updates)
+
+    assert [r.ref.id for r in results] == [u.ref.id for u in updates]
+    conflicted = results[8]
+    assert conflicted.outcome is WriteOutcome.WRITTEN
+    assert set(conflicted.refused_fields) == {"email"}
+    assert f"Existing ID: {owner}" in conflicted.refused_fields["email"]
+    assert all(
+        r.outcome is WriteOutcome.WRITTEN and not r.refused_fields for i, r in enumerate(results) if i != 8
+    )
+    current = adapter.read_current([u.ref.id for u in updates], ["jobtitle", "email"])
+    assert current[others[7][0]]["jobtitle"] == "VP 7", "the record's other fields are written"
+    assert current[others[7][0]]["email"] == others[7][1], "and its own email is untouched"
+    assert current[owner]["email"] == taken
+    # One refused batch, then the retry without that email: no halving of the batch.
+    assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/update", status=409) == 1
+    assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/update", status=200) == 1
+
+
+def test_with_several_new_emails_in_the_batch_the_owner_is_read_to_find_the_conflict(
+    hubspot_sandbox: Served, adapter: HubSpotAdapter
+) -> None:
+    (_, taken), *others = _emails(adapter, 30)
+    hubspot_sandbox.control.clear_stats()
+    updates = [
+        _update(i, email=taken if n == 3 else f"new.{n}@fresh-domain.com", phone=f"+1555000{n:04d}")
+        for n, (i, _) in enumerate(others)
+    ]
+    results = adapter.write_back(updates)
+
+    refused = [(r.ref.id, set(r.refused_fields)) for r in results if r.refused_fields]
+    assert refused == [(others[3][0], {"email"})]
+    assert all(r.outcome is WriteOutcome.WRITTEN for r in results)
+    # One refused batch, one read of the owner's email, one retry.
+    assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/update", status=409) == 1
+    assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/read", status=200) == 1
+    assert hubspot_sandbox.control.count(route="/crm/v3/objects/contacts/batch/update", status=200) == 1
+    current = adapter.read_current([i for i, _ in others], ["email", "phone"])
+    assert current[others[4][0]]["email"] == "new.4@fresh-domain.com"
+    assert current[others[3][0]]["phone"] == "+15550000003"
+
+
+def test_a_record_whose_only_change_is_a_taken_email_is_rejected_with_the_reason(
+    hubspot_sandbox: Served, adapter: HubSpotAdapter
+) -> None:
+    (owner, taken), (first, _), (second, _) = _emails(adapter, 3)
+    results = adapter.write_back([_update(first, email=taken), _update(second, jobtitle="CTO")])
+
+    assert results[0].outcome is WriteOutcome.REJECTED and results[0].code == "CONFLICT"
+    assert f"Existing ID: {owner}" in (results[0].reason or "")
+    assert results[1].outcome is WriteOutcome.WRITTEN
+
+
+def test_two_updates_giving_one_email_keep_it_for_the_first(
+    hubspot_sandbox: Served, adapter: HubSpotAdapter
+) -> None:
+    (first, _), (second, _), (third, _) = _emails(adapter, 3)
+    results = adapter.write_back(
+        [
+            _update(first, email="shared@fresh-domain.com"),
+            _update(second, email="shared@fresh-domain.com", jobtitle="CFO"),
+            _update(third, jobtitle="COO"),
+        ]
+    )
+
+    assert [r.outcome for r in results] == [WriteOutcome.WRITTEN] * 3
+    assert not results[0].refused_fields and set(results[1].refused_fields) == {"email"}
+    current = adapter.read_current([first, second], ["email", "jobtitle"])
+    assert current[first]["email"] == "shared@fresh-domain.com"
+    assert current[second]["jobtitle"] == "CFO"
