@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,6 +23,9 @@ from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
 OWNER_TASK = "(owner task)"  # how a job-change follow-up shows in dry runs and in the journal
+# Results planned per pass: one full Salesforce retrieve of current values (2,000 ids, salesforce-api.md),
+# twenty full HubSpot batch reads; few enough to keep a pass's memory small.
+PASS_CONTACTS = 2000
 
 
 @dataclass(frozen=True)
@@ -273,28 +276,42 @@ def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
         store.update_job(job_id, JobStatus.RECEIVED if "waiting" in statuses else JobStatus.APPLIED)
 
 
+def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:
+    """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
+    until it has its contacts rather than stopping at a count of deliveries."""
+    after, page_size = 0, min(contacts, 1000)
+    while True:
+        page = store.new_deliveries(page_size, after=after)
+        yield from page
+        if len(page) < page_size:
+            return
+        after = page[-1].id
+
+
 def apply_results(
     instances: Mapping[str, Instance],
     store: Store,
     *,
-    limit: int = 1000,
+    contacts: int = PASS_CONTACTS,
     deliveries: Sequence[Delivery] | None = None,
     accept: Accept = waiting,
     dry_run: bool = False,
     kind: str = "apply",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> ApplyReport:
-    """Apply what the inbox holds (or the `deliveries` given, for a replay). A CRM outage leaves them in the
-    inbox for the next pass. `accept` says which contacts may be written: by default those still waiting."""
+    """Apply what the inbox holds, about `contacts` results per pass (or the `deliveries` given, for a
+    replay). A CRM outage leaves them in the inbox for the next pass. `accept` says which contacts may be
+    written: by default those still waiting."""
     report = ApplyReport()
-    batch = store.new_deliveries(limit) if deliveries is None else list(deliveries)
-    if not batch:
-        return report
     drain = Drain(store, accept, record=not dry_run)
     by_instance: dict[str, list[Pending]] = defaultdict(list)
     delivered: dict[str, list[int]] = defaultdict(list)
-    for delivery in batch:
+    collected = 0
+    for delivery in _inbox(store, contacts) if deliveries is None else deliveries:
+        if collected >= contacts and deliveries is None:
+            break
         items = drain.collect(delivery)
+        collected += len(items)
         job = drain.jobs.get(delivery.job_id)
         if job is None:
             continue
@@ -329,10 +346,10 @@ def apply_results(
                     run_id,
                     mine,
                 )
-            for delivery_id in delivered[name]:
-                lost = drain.lost.get(delivery_id)
+            store.mark_deliveries([d for d in delivered[name] if d not in drain.lost], "applied")
+            for delivery_id in (d for d in delivered[name] if d in drain.lost):
                 store.mark_delivery(
-                    delivery_id, "applied", f"{lost} result(s) matched no contact" if lost else None
+                    delivery_id, "applied", f"{drain.lost[delivery_id]} result(s) matched no contact"
                 )
             _settle_jobs(store, [i.job.id for i in items])
         except ConnectorError as exc:

@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from connector.apply import apply_results
 from connector.mapping import WritePolicy, load_mapping
 from connector.serving import ThreadedServer
 from connector.store import Cursor, Store
@@ -224,3 +225,24 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
     assert all(e.outcome == "written" for name, e in journal.items() if name != "email")
     listed = pipeline.store.contacts_with_status("acme-hs", "rejected")
     assert [(c.record_id, "email not written" in (c.reason or "")) for c in listed] == [(second, True)]
+
+
+def test_an_apply_pass_takes_contacts_not_deliveries_so_reads_come_in_full_batches(
+    pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(delivery="per_contact", duplicate_share=0.0)
+    instance = salesforce_instance(salesforce_sandbox)
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    assert report.sent > 100
+
+    first = apply_results({instance.name: instance}, pipeline.store, contacts=40)
+    assert first.results == first.deliveries == 40, "one contact per delivery: 40 deliveries for 40 contacts"
+    salesforce_sandbox.control.clear_stats()
+    rest = apply_results({instance.name: instance}, pipeline.store)
+
+    assert rest.results == report.sent - 40, "the default pass holds every remaining contact"
+    retrieve = "/services/data/{version}/composite/sobjects/{sobject}"
+    assert salesforce_sandbox.control.count(method="POST", route=retrieve) == 1, (
+        "in one read of current values"
+    )

@@ -226,10 +226,11 @@ class Store:
         with self._writing() as db:
             return db.execute(statement).first() is not None
 
-    def new_deliveries(self, limit: int = 100) -> list[Delivery]:
+    def new_deliveries(self, limit: int = 100, after: int = 0) -> list[Delivery]:
+        """The oldest unapplied deliveries, in arrival order; `after` a delivery id, for the next page."""
         query = (
             select(schema.inbox.c.id, schema.inbox.c.job_id, schema.inbox.c.body, schema.inbox.c.received_at)
-            .where(schema.inbox.c.status == "new")
+            .where(schema.inbox.c.status == "new", schema.inbox.c.id > after)
             .order_by(schema.inbox.c.id)
             .limit(limit)
         )
@@ -252,12 +253,17 @@ class Store:
             return [dict(row._mapping) for row in db.execute(query)]
 
     def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
+        self.mark_deliveries([delivery_id], status, error)
+
+    def mark_deliveries(self, delivery_ids: Sequence[int], status: str, error: str | None = None) -> None:
         with self._writing() as db:
-            db.execute(
-                update(schema.inbox)
-                .where(schema.inbox.c.id == delivery_id)
-                .values(status=status, error=error)
-            )
+            for start in range(0, len(delivery_ids), 500):  # bound the IN list (SQLite's variable limit)
+                chunk = list(delivery_ids[start : start + 500])
+                db.execute(
+                    update(schema.inbox)
+                    .where(schema.inbox.c.id.in_(chunk))
+                    .values(status=status, error=error)
+                )
 
     # -- record state and journal ----------------------------------------------------------------------
     def record_states(self, instance: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
