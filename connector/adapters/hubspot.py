@@ -4,6 +4,11 @@ Quirks handled here (hubspot-api.md): API objects are bound once (each attribute
 connection pool, §1.2); every call carries `_request_timeout` (the SDK sets none, §1.3); SDK retries stay off
 (urllib3 would not retry POST anyway, §1.4); each sub-package raises its own ApiException (§1.7), so errors
 are read by duck typing; batch calls answer 207 without raising (§1.8); search stops at 10,000 results (§2.3).
+
+The hot calls (search, batch read, batch update) go through the SDK's API classes (its auth, transport and
+errors) with plain-dict bodies and `_preload_content=False`, and their JSON is read here. Building and
+reading the SDK's models cost most of the connector's CPU (BENCHMARKS.md, figure 3): every model copies the
+SDK's Configuration, which resets logger levels, and every timestamp goes through `dateutil`.
 """
 
 from __future__ import annotations
@@ -17,13 +22,6 @@ from typing import Any, TypeVar
 
 import urllib3
 from hubspot import HubSpot
-from hubspot.crm.contacts import (
-    BatchInputSimplePublicObjectBatchInput,
-    BatchReadInputSimplePublicObjectId,
-    PublicObjectSearchRequest,
-    SimplePublicObjectBatchInput,
-    SimplePublicObjectId,
-)
 
 from connector.adapters.base import Window
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
@@ -65,6 +63,12 @@ def _millis(moment: datetime) -> str:
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
+
+
+def _json(response: Any) -> dict[str, Any]:
+    """The body of a call made with `_preload_content=False` (a urllib3 response; errors raised already)."""
+    body: dict[str, Any] = json.loads(response.data)
+    return body
 
 
 def to_hubspot_value(value: Any) -> str:
@@ -214,16 +218,18 @@ class HubSpotAdapter:
             last_time, at_last, fetched, after = start, set(skip), 0, None
             while True:
                 page = self._search_page(start, window.end, properties, after)
-                for item in page.results:
-                    changed = _parse_time(item.properties[CHANGED])
-                    if changed == start and item.id in skip:
+                results = page.get("results") or []
+                for item in results:
+                    record_id, values = str(item["id"]), item.get("properties") or {}
+                    changed = _parse_time(values[CHANGED])
+                    if changed == start and record_id in skip:
                         continue
                     if changed != last_time:
                         last_time, at_last = changed, set()
-                    at_last.add(item.id)
-                    yield CrmRecord(RecordRef(self.name, OBJECT, item.id), changed, dict(item.properties))
-                fetched += len(page.results)
-                after = page.paging.next.after if page.paging and page.paging.next else None
+                    at_last.add(record_id)
+                    yield CrmRecord(RecordRef(self.name, OBJECT, record_id), changed, values)
+                fetched += len(results)
+                after = ((page.get("paging") or {}).get("next") or {}).get("after")
                 if after is None:
                     return
                 if fetched + SEARCH_PAGE > SEARCH_CAP:
@@ -235,9 +241,11 @@ class HubSpotAdapter:
             else:
                 start, skip = last_time, at_last
 
-    def _search_page(self, start: datetime, end: datetime, properties: list[str], after: str | None) -> Any:
-        request = PublicObjectSearchRequest(
-            filter_groups=[
+    def _search_page(
+        self, start: datetime, end: datetime, properties: list[str], after: str | None
+    ) -> dict[str, Any]:
+        request = {
+            "filterGroups": [
                 {
                     "filters": [
                         {"propertyName": CHANGED, "operator": "GTE", "value": _millis(start)},
@@ -245,15 +253,22 @@ class HubSpotAdapter:
                     ]
                 }
             ],
-            sorts=[{"propertyName": CHANGED, "direction": "ASCENDING"}],
-            properties=properties,
-            limit=SEARCH_PAGE,
-            after=after,
-        )
+            "sorts": [{"propertyName": CHANGED, "direction": "ASCENDING"}],
+            "properties": properties,
+            "limit": SEARCH_PAGE,
+            **({"after": after} if after else {}),
+        }
+        return self._search_json(request)
+
+    def _search_json(self, request: dict[str, Any]) -> dict[str, Any]:
         return self._call(
             "search",
-            lambda: self._search.do_search(
-                public_object_search_request=request, _request_timeout=self._timeout
+            lambda: _json(
+                self._search.do_search(
+                    public_object_search_request=request,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
             ),
             search=True,
         )
@@ -263,8 +278,8 @@ class HubSpotAdapter:
     ) -> Iterator[CrmRecord]:
         last_id = "0"
         while True:
-            request = PublicObjectSearchRequest(
-                filter_groups=[
+            request = {
+                "filterGroups": [
                     {
                         "filters": [
                             {"propertyName": CHANGED, "operator": "EQ", "value": _millis(moment)},
@@ -272,39 +287,37 @@ class HubSpotAdapter:
                         ]
                     }
                 ],
-                sorts=[{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
-                properties=properties,
-                limit=SEARCH_PAGE,
-            )
-            page = self._call(
-                "search",
-                lambda r=request: self._search.do_search(
-                    public_object_search_request=r, _request_timeout=self._timeout
-                ),  # type: ignore[misc]
-                search=True,
-            )
-            for item in page.results:
-                last_id = item.id
-                if item.id not in skip:
-                    yield CrmRecord(RecordRef(self.name, OBJECT, item.id), moment, dict(item.properties))
-            if len(page.results) < SEARCH_PAGE:
+                "sorts": [{"propertyName": "hs_object_id", "direction": "ASCENDING"}],
+                "properties": properties,
+                "limit": SEARCH_PAGE,
+            }
+            results = self._search_json(request).get("results") or []
+            for item in results:
+                last_id = str(item["id"])
+                if last_id not in skip:
+                    yield CrmRecord(
+                        RecordRef(self.name, OBJECT, last_id), moment, item.get("properties") or {}
+                    )
+            if len(results) < SEARCH_PAGE:
                 return
 
     def read_current(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         current: dict[str, Mapping[str, Any]] = {}
         for start in range(0, len(ids), BATCH):
-            request = BatchReadInputSimplePublicObjectId(
-                inputs=[SimplePublicObjectId(id=i) for i in ids[start : start + BATCH]],
-                properties=list(fields),
-            )
+            request = {"inputs": [{"id": i} for i in ids[start : start + BATCH]], "properties": list(fields)}
             response = self._call(
                 "batch read",
-                lambda r=request: self._batch.read(  # type: ignore[misc]
-                    batch_read_input_simple_public_object_id=r, archived=False, _request_timeout=self._timeout
+                lambda r=request: _json(  # type: ignore[misc]
+                    self._batch.read(
+                        batch_read_input_simple_public_object_id=r,
+                        archived=False,
+                        _request_timeout=self._timeout,
+                        _preload_content=False,
+                    )
                 ),
             )
-            for item in response.results:  # unknown ids come back in `errors` (207): absent here
-                current[item.id] = dict(item.properties)
+            for item in response.get("results") or []:  # unknown ids come back in `errors` (207): absent here
+                current[str(item["id"])] = item.get("properties") or {}
         return current
 
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
@@ -349,9 +362,12 @@ class HubSpotAdapter:
                     del pending[culprit]
                 continue
             failed: dict[str, tuple[str, str]] = {}
-            for error in getattr(response, "errors", None) or []:
-                for record_id in (error.context or {}).get("ids", []):
-                    failed[record_id] = (error.message, error.category)
+            for error in response.get("errors") or []:
+                for record_id in (error.get("context") or {}).get("ids", []):
+                    failed[str(record_id)] = (
+                        error.get("message", "rejected"),
+                        error.get("category", "ERROR"),
+                    )
             for u in pending:
                 done[u.ref.id] = (
                     WriteResult(u.ref, WriteOutcome.REJECTED, *failed[u.ref.id])
@@ -367,19 +383,21 @@ class HubSpotAdapter:
             return result
         return WriteResult(result.ref, result.outcome, refused_fields={**result.refused_fields, **refused})
 
-    def _update(self, updates: list[FieldUpdate]) -> Any:
-        request = BatchInputSimplePublicObjectBatchInput(
-            inputs=[
-                SimplePublicObjectBatchInput(
-                    id=u.ref.id, properties={k: to_hubspot_value(v) for k, v in u.values.items()}
-                )
+    def _update(self, updates: list[FieldUpdate]) -> dict[str, Any]:
+        request = {
+            "inputs": [
+                {"id": u.ref.id, "properties": {k: to_hubspot_value(v) for k, v in u.values.items()}}
                 for u in updates
             ]
-        )
+        }
         return self._call(
             "batch update",
-            lambda: self._batch.update(
-                batch_input_simple_public_object_batch_input=request, _request_timeout=self._timeout
+            lambda: _json(
+                self._batch.update(
+                    batch_input_simple_public_object_batch_input=request,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
             ),
         )
 
