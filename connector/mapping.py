@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from connector.config import pydantic_problems
 from connector.errors import ConfigError
@@ -135,6 +135,8 @@ class FieldMapping(_Strict):
     write_back: list[WriteRule] = Field(default_factory=list)
     status: StatusFields = Field(default_factory=StatusFields)
     job_change: JobChangeFollowUp = Field(default_factory=JobChangeFollowUp)
+    _blanks: frozenset[str] = PrivateAttr(default=frozenset())
+    _targets: dict[EnrichmentType, list[str]] = PrivateAttr(default_factory=dict)
 
     @field_validator("to_contact", mode="before")
     @classmethod
@@ -178,20 +180,26 @@ class FieldMapping(_Strict):
         ]
         return list(dict.fromkeys(names))
 
+    def model_post_init(self, context: Any) -> None:
+        # Asked for every record pulled: worked out once (the model is frozen).
+        self._blanks = frozenset(b.casefold() for b in self.blank_values)
+        self._targets = {
+            kind: [
+                r.field
+                for r in self.write_back
+                if r.policy is not WritePolicy.NEVER and result_type(r.result) is kind
+            ]
+            for kind in EnrichmentType
+        }
+
     def targets(self, kind: EnrichmentType) -> list[str]:
         """The CRM fields a type's results are written to (rules with policy `never` excluded)."""
-        return [
-            r.field
-            for r in self.write_back
-            if r.policy is not WritePolicy.NEVER and result_type(r.result) is kind
-        ]
+        return list(self._targets[kind])
 
     def is_blank(self, value: Any) -> bool:
         if _blank(value):
             return True
-        return isinstance(value, str) and value.strip().casefold() in {
-            b.casefold() for b in self.blank_values
-        }
+        return isinstance(value, str) and value.strip().casefold() in self._blanks
 
 
 def load_mapping(path: Path) -> FieldMapping:

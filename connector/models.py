@@ -19,6 +19,9 @@ _EMAIL = re.compile(
 )
 
 
+_WHITESPACE = re.compile(r"\s")
+
+
 def is_valid_email(value: str) -> bool:
     return bool(_EMAIL.match(value)) and ".." not in value and len(value) <= 254
 
@@ -33,7 +36,7 @@ def is_absolute_http_url(value: str) -> bool:
         parts.scheme in ("http", "https")
         and bool(parts.netloc)
         and value.isascii()
-        and not any(c.isspace() for c in value)
+        and _WHITESPACE.search(value) is None
     )
 
 
