@@ -86,9 +86,11 @@ def cycle_on(
     between: Callable[[Connector], None] | None = None,
     after: Callable[[Connector, Cycle], Figures] | None = None,
     profile: cProfile.Profile | None = None,
+    delivery: str = "per_contact",
 ) -> tuple[Cycle, Figures]:
-    """A fresh sandbox of n contacts, a fresh store, one end-to-end cycle; the CRM's and LoneScale's stats."""
-    sandbox.reset(n)
+    """A fresh sandbox of n contacts, a fresh store, one end-to-end cycle; the CRM's and LoneScale's stats.
+    `delivery`: LoneScale's webhook envelope, one POST per contact (its documented payload) or per job."""
+    sandbox.reset(n, delivery=delivery)
     with tempfile.TemporaryDirectory(prefix="lonescale-bench-") as directory:
         connector = Connector.open(Path(directory), sandbox.endpoints["lonescale"])
         instance = build_instance(crm, sandbox.endpoints, naive=naive, paced=paced)
@@ -104,6 +106,7 @@ def cycle_on(
                 batch_size=1 if naive else 100,
                 lonescale_url=sandbox.endpoints["lonescale"],
                 between=(lambda: between(connector)) if between else None,
+                per_job=delivery == "per_job",
             )
             if profile is not None:
                 profile.disable()
@@ -245,13 +248,15 @@ def measure_throughput(
     """Contacts per second end to end on a relaxed sandbox, connector CPU per 10,000, a cProfile top five."""
     cycle, stats = cycle_on(sandbox, crm, n)
     figures = cycle_figures(cycle, stats)
+    job_cycle, job_stats = cycle_on(sandbox, crm, n, delivery="per_job")
+    figures["per_job"] = cycle_figures(job_cycle, job_stats)
     if naive_n:
         naive_cycle, naive_stats = cycle_on(sandbox, crm, naive_n, naive=True)
         figures["naive"] = cycle_figures(naive_cycle, naive_stats)
         figures["naive"]["contacts"] = naive_n
     if profile_n:
         profiler = cProfile.Profile(time.thread_time)  # the main thread's CPU, not its waits
-        cycle_on(sandbox, crm, profile_n, profile=profiler)
+        cycle_on(sandbox, crm, profile_n, profile=profiler, delivery="per_job")
         figures["profile_contacts"] = profile_n
         figures["hot_spots"] = hot_spots(profiler, 5)
         figures["hot_spots_cumulative"] = hot_spots(profiler, 8, sort="cumulative", project_only=True)
@@ -283,7 +288,7 @@ def measure_memory(sandbox: SandboxProcess, small: int, large: int, crm: str) ->
     """Peak RSS of a full cycle of `small` vs `large` contacts, each in a fresh child process."""
     figures: Figures = {"crm": crm}
     for label, n in (("small", small), ("large", large)):
-        sandbox.reset(n)
+        sandbox.reset(n, delivery="per_job")  # 200,000 one-contact POSTs would take the sandbox minutes
         figures[label] = run_child(["memory-child", "--crm", crm, "--contacts", str(n),
                                     "--endpoints", json.dumps(sandbox.endpoints)])  # fmt: skip
     figures["ratio"] = round(figures["large"]["max_rss_kb"] / figures["small"]["max_rss_kb"], 3)
@@ -299,7 +304,9 @@ def memory_child(crm: str, n: int, endpoints: Mapping[str, str]) -> Figures:
         connector = Connector.open(Path(directory), endpoints["lonescale"])
         instance = build_instance(crm, endpoints)
         try:
-            cycle = run_cycle(connector, instance, contacts=n, lonescale_url=endpoints["lonescale"])
+            cycle = run_cycle(
+                connector, instance, contacts=n, lonescale_url=endpoints["lonescale"], per_job=True
+            )
         finally:
             instance.adapter.close()
             connector.close()

@@ -218,7 +218,7 @@ class Cycle:
 
 
 def wait_for_deliveries(connector: Connector, expected: int, timeout: float) -> int:
-    """Until the inbox holds `expected` deliveries (one per contact sent, `per_contact`), or raise."""
+    """Until the inbox holds `expected` deliveries (one per contact sent, or one per job), or raise."""
     deadline, count = time.monotonic() + timeout, 0
     while time.monotonic() < deadline:
         count = connector.inbox_count()
@@ -249,6 +249,7 @@ def run_cycle(
     lonescale_url: str,
     between: Callable[[], None] | None = None,
     timeout: float = 1800.0,
+    per_job: bool = False,
 ) -> Cycle:
     """Pull → map → store → trigger, webhook ingest (in this process), then apply → write back."""
     cpu0 = time.process_time()
@@ -260,8 +261,8 @@ def run_cycle(
     if report.status != "succeeded":
         raise RuntimeError(f"sync {report.status}: {report.message}")
     t1 = time.perf_counter()
-    before = connector.inbox_count()
-    wait_for_deliveries(connector, before if report.sent == 0 else report.sent, timeout)
+    # A fresh store per cycle: the inbox holds this cycle's deliveries only, some arrived during the sync.
+    wait_for_deliveries(connector, len(report.jobs) if per_job else report.sent, timeout)
     t2 = time.perf_counter()
     if between is not None:
         between()

@@ -245,6 +245,23 @@ def _allowance(instance: Instance, store: Store, now: datetime) -> float:
     return allowance
 
 
+class _FirstSight:
+    """Whether a pulled record is new to this run. Pulls come in changed_at order and a page boundary can
+    only repeat records of one timestamp, so only the latest timestamp's ids are kept: memory stays flat
+    however many records a run reads."""
+
+    def __init__(self) -> None:
+        self._at, self._ids = EPOCH, set[str]()
+
+    def first(self, record: CrmRecord) -> bool:
+        if record.changed_at != self._at:
+            self._at, self._ids = record.changed_at, set()
+        elif record.ref.id in self._ids:
+            return False
+        self._ids.add(record.ref.id)
+        return True
+
+
 def pull_and_trigger(
     instance: Instance,
     store: Store,
@@ -266,7 +283,7 @@ def pull_and_trigger(
     )
     window = report.window = window_for(instance, store, started)
     pending: dict[tuple[EnrichmentType, ...], Batch] = {}
-    seen: set[str] = set()
+    once = _FirstSight()
     try:
         report.credits_at_start = call_with_retry(lonescale.credits, what="LoneScale credits").enrichment
         if report.credits_at_start <= 0:
@@ -278,9 +295,8 @@ def pull_and_trigger(
         for chunk in _chunks(records, CHUNK):
             histories = store.record_states(instance.name, [r.ref.id for r in chunk])
             for record in chunk:
-                if record.ref.id in seen:
+                if not once.first(record):
                     continue
-                seen.add(record.ref.id)
                 report.pulled += 1
                 history = (histories.get(record.ref.id) or {}).get("types") or {}
                 triaged = _triage(instance, settings.enrichment_type, record, history, started, report)

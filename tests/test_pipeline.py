@@ -246,3 +246,34 @@ def test_an_apply_pass_takes_contacts_not_deliveries_so_reads_come_in_full_batch
     assert salesforce_sandbox.control.count(method="POST", route=retrieve) == 1, (
         "in one read of current values"
     )
+
+
+class _OverlappingPages:
+    """A pull whose pages overlap at their boundary timestamp, as a restarted HubSpot search can repeat the
+    records of the timestamp it restarts from: every 50th record comes twice."""
+
+    def __init__(self, inner: Any):
+        self.inner, self.name = inner, inner.name
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def pull_changed(self, window: Any, fields: Any) -> Any:
+        for count, record in enumerate(self.inner.pull_changed(window, fields), start=1):
+            yield record
+            if count % 50 == 0:
+                yield record
+
+
+def test_records_a_pull_repeats_at_a_page_boundary_are_counted_and_sent_once(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    instance = hubspot_instance(hubspot_sandbox)
+    distinct = len(everything(instance, ["email"]))
+    instance.adapter = _OverlappingPages(instance.adapter)  # type: ignore[assignment]
+
+    report = pipeline.sync(instance)
+
+    assert report.pulled == distinct
+    sent = [c.record_id for job_id in report.jobs for c in pipeline.store.job_contacts(job_id)]
+    assert len(sent) == len(set(sent)) == report.sent
