@@ -3,8 +3,9 @@
 LoneScale documents no signature, retry policy or expected status for webhooks (lonescale-api.md §6), so
 the URL carries an unguessable per-job token, compared in constant time against its stored hash. Nothing
 is applied here: the body goes to the inbox and `apply_results` drains it, so the answer is fast and a
-duplicate delivery is a no-op. A body we cannot use is answered 4xx and kept for a person to inspect.
-No input, however malformed, earns a 5xx; the token (in the query string) never reaches a log line.
+duplicate delivery is a no-op; deliveries arriving together share one commit (connector.ingest). A body
+we cannot use is answered 4xx and kept for a person to inspect. No input, however malformed, earns a 5xx;
+the token (in the query string) never reaches a log line.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,14 +24,20 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from connector.ingest import GroupCommit
 from connector.lonescale import Payload, PayloadError, parse_payload
-from connector.store import Store, sha256
+from connector.store import Arrival, Store, sha256
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/lonescale/{job_id}"
 # Ten times our largest job (lonescale.batch_size ≤ 1000): more is a sender's bug, and refusing it before
 # building a result per item bounds the time and memory one delivery costs.
 MAX_RESULTS = 10_000
+# A body this small (a few dozen results) is parsed in well under a millisecond: cheaper on the event loop
+# than the hop to a worker thread. Larger ones still go to a thread, so megabytes never stall the loop.
+INLINE_EXAMINE_BYTES = 16_384
+# Jobs whose token hash is remembered: more than are ever awaiting results at once.
+KNOWN_JOBS = 4_096
 
 
 class TooLarge(Exception):
@@ -65,12 +73,36 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+class TokenHashes:
+    """Job id → its token's hash, for the jobs seen lately: a job's token never changes, so a delivery for a
+    known job needs no database read. Only jobs that exist are remembered (a refused id is looked up every
+    time: it may be a job not yet created), and the least recently used is forgotten past `size`. Used from
+    the event loop only."""
+
+    def __init__(self, size: int = KNOWN_JOBS):
+        self._hashes: OrderedDict[str, str] = OrderedDict()
+        self._size = size
+
+    def get(self, job_id: str) -> str | None:
+        digest = self._hashes.get(job_id)
+        if digest is not None:
+            self._hashes.move_to_end(job_id)
+        return digest
+
+    def remember(self, job_id: str, digest: str) -> None:
+        self._hashes[job_id] = digest
+        self._hashes.move_to_end(job_id)
+        if len(self._hashes) > self._size:
+            self._hashes.popitem(last=False)
+
+
 def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")  # Python reads NaN/Infinity; JSON (and LoneScale) has none
 
 
 def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
-    """The payload, or Unusable. Runs on a worker thread: parsing megabytes must not stall the event loop."""
+    """The payload, or Unusable. Runs on a worker thread unless the body is small: parsing megabytes must
+    not stall the event loop."""
     if content_encoding not in ("", "identity"):
         # LoneScale documents no compression (§6): keep the bytes as they came rather than guess and inflate.
         raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
@@ -91,19 +123,32 @@ def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
 
 
 def create_app(store: Store, *, max_body_bytes: int = 5_000_000, max_results: int = MAX_RESULTS) -> Starlette:
+    intake = GroupCommit(store)
+    known = TokenHashes()
+
     def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
         body = {"status": "error" if status >= 400 else "ok", "message": message}
         return JSONResponse(body, status_code=status, headers=headers)
+
+    async def token_hash(job_id: str) -> str | None:
+        digest = known.get(job_id)
+        # We issue UUIDs only; a control character (PostgreSQL refuses NUL) is an unknown job, not a query.
+        if digest is None and job_id.isprintable():
+            # The store is synchronous: keep it off the event loop.
+            job = await run_in_threadpool(store.job, job_id)
+            if job is not None:
+                digest = job.token_sha256
+                known.remember(job_id, digest)
+        return digest
 
     async def receive(request: Request) -> Response:
         job_id = request.path_params["job_id"]
         token = request.query_params.get("token", "")
         where = f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
-        # We issue UUIDs only; a control character (PostgreSQL refuses NUL) is an unknown job, not a query.
-        # The store is synchronous: keep it off the event loop.
-        job = await run_in_threadpool(store.job, job_id) if job_id.isprintable() else None
-        # One answer for an unknown job and a wrong token, so the endpoint tells a prober nothing.
-        if job is None or not hmac.compare_digest(sha256(token), job.token_sha256):
+        digest = await token_hash(job_id)
+        # One answer for an unknown job and a wrong token, so the endpoint tells a prober nothing. (A known
+        # id answers a little faster than an unknown one, but ids are random UUIDs: useless without a token.)
+        if digest is None or not hmac.compare_digest(sha256(token), digest):
             log.warning("webhook refused 401: unknown job or wrong token (%s)", where)
             return answer(401, "unknown job or wrong token")
         try:
@@ -116,12 +161,15 @@ def create_app(store: Store, *, max_body_bytes: int = 5_000_000, max_results: in
             return answer(400, "client went away mid-body")
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
-            payload = await run_in_threadpool(examine, body, encoding, max_results)
+            if len(body) <= INLINE_EXAMINE_BYTES:
+                payload = examine(body, encoding, max_results)
+            else:
+                payload = await run_in_threadpool(examine, body, encoding, max_results)
         except Unusable as exc:
-            await run_in_threadpool(store.store_delivery, job_id, body, "invalid", str(exc))
+            await intake.keep(Arrival(job_id, body, "invalid", str(exc)))
             log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)
             return answer(exc.status, f"unusable payload: {exc}")
-        fresh = await run_in_threadpool(store.store_delivery, job_id, body)
+        fresh = await intake.keep(Arrival(job_id, body))
         outcome = "stored" if fresh else "duplicate"  # an identical body again: acknowledged, ignored
         log.debug("webhook %s (%s): %d result(s)", outcome, where, len(payload.results))
         return answer(200, outcome)

@@ -73,6 +73,21 @@ def test_a_wrong_token_or_unknown_job_gets_the_same_401_and_nothing_is_stored(
     assert store.deliveries("job-1") == []
 
 
+def test_a_job_refused_as_unknown_is_accepted_once_it_exists(served: tuple[str, Store, str]) -> None:
+    url, store, token = served
+    assert post(url, token, json.dumps(RESULT), job="job-2").status_code == 401
+    now = datetime.now(UTC)
+    run_id = store.start_run("acme", "sync")
+    store.create_job(
+        Job("job-2", "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], 1, now, now, None, None), []
+    )  # fmt: skip
+    response = post(url, token, json.dumps(RESULT), job="job-2")
+    assert response.status_code == 200 and response.json()["message"] == "stored"
+    assert post(url, "wrong-token", json.dumps(RESULT), job="job-2").status_code == 401, (
+        "known, still checked"
+    )
+
+
 def test_an_oversized_body_is_refused_whether_or_not_it_declares_its_length(
     served: tuple[str, Store, str],
 ) -> None:

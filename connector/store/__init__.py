@@ -14,7 +14,7 @@ from connector.models import JobStatus
 from connector.store import schema, state
 from connector.store.dialect import insert_ignoring_duplicates, make_engine, write_lock
 from connector.store.migrations import migrate
-from connector.store.records import Cursor, Delivery, Job, JobContact, JournalEntry
+from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 
 
 def _now() -> datetime:
@@ -211,20 +211,34 @@ class Store:
 
         Bodies we cannot use are kept too, with status `invalid` and the reason, for a person to inspect.
         """
-        statement = (
-            insert_ignoring_duplicates(self.engine, schema.inbox)
-            .values(
-                job_id=job_id,
-                body_sha256=sha256(body),
-                body=body,
-                received_at=_now(),
-                status=status,
-                error=error,
-            )
-            .returning(schema.inbox.c.id)  # rowcount is unreliable under ON CONFLICT on PostgreSQL
-        )
+        return self.store_deliveries([Arrival(job_id, body, status, error)])[0]
+
+    def store_deliveries(self, arrivals: Sequence[Arrival]) -> list[bool]:
+        """Keep several webhook bodies in one transaction, one commit for all (the webhook's group commit);
+        for each, in order, what `store_delivery` would say: a body already stored, or earlier in this same
+        call, is a duplicate. All are kept or, if this raises, none."""
+        keys = [(a.job_id, sha256(a.body)) for a in arrivals]
+        first: dict[tuple[str, str], int] = {}
+        rows = []
+        for index, (arrival, key) in enumerate(zip(arrivals, keys, strict=True)):
+            # Twins in one call: ON CONFLICT would skip one too, but which (their status may differ) is ours.
+            if key in first:
+                continue
+            first[key] = index
+            rows.append(
+                {"job_id": arrival.job_id, "body_sha256": key[1], "body": arrival.body, "received_at": _now(),
+                 "status": arrival.status, "error": arrival.error}
+            )  # fmt: skip
+        if not rows:
+            return []
+        inbox = schema.inbox
+        # RETURNING, as rowcount is unreliable under ON CONFLICT on PostgreSQL; a skipped row returns nothing,
+        # so its unique key, not its position, says which rows were fresh.
+        returning = (inbox.c.job_id, inbox.c.body_sha256)
+        statement = insert_ignoring_duplicates(self.engine, inbox).returning(*returning)
         with self._writing() as db:
-            return db.execute(statement).first() is not None
+            inserted = {(row.job_id, row.body_sha256) for row in db.execute(statement, rows)}
+        return [first[key] == index and key in inserted for index, key in enumerate(keys)]
 
     def new_deliveries(self, limit: int = 100, after: int = 0) -> list[Delivery]:
         """The oldest unapplied deliveries, in arrival order; `after` a delivery id, for the next page."""
@@ -472,4 +486,4 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Store", "sha256"]
+__all__ = ["Arrival", "Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Store", "sha256"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 from connector.models import JobStatus
 
@@ -43,6 +43,15 @@ class JobContact:
     pulled: dict[str, Any]
     status: str = "waiting"
     reason: str | None = None
+
+
+class Arrival(NamedTuple):
+    """A webhook body about to be kept in the inbox."""
+
+    job_id: str
+    body: bytes
+    status: str = "new"
+    error: str | None = None
 
 
 @dataclass(frozen=True)
