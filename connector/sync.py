@@ -14,10 +14,9 @@ import logging
 import secrets
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from itertools import islice
 from typing import Any
 
 from connector.adapters.base import Window
@@ -26,6 +25,7 @@ from connector.errors import ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, TriggerUncertain
 from connector.mapping import FieldMapping, Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
+from connector.readahead import ReadAhead
 from connector.retry import call_with_retry
 from connector.store import Cursor, Job, JobContact, Store, sha256
 from connector.wiring import Instance, durations
@@ -114,12 +114,6 @@ def window_for(instance: Instance, store: Store, now: datetime) -> Window:
     else:
         start = cursor.changed_at - timedelta(seconds=lookback)
     return Window(start, now - timedelta(seconds=settle))
-
-
-def _chunks(records: Iterable[CrmRecord], size: int) -> Iterator[list[CrmRecord]]:
-    iterator = iter(records)
-    while chunk := list(islice(iterator, size)):
-        yield chunk
 
 
 class _Sender:
@@ -292,7 +286,7 @@ def pull_and_trigger(
             cap = instance.settings.budget.max_contacts_per_month
             raise CapReached(f"the monthly cap of {cap} contacts is already reached")
         records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
-        for chunk in _chunks(records, CHUNK):
+        for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
             histories = store.record_states(instance.name, [r.ref.id for r in chunk])
             for record in chunk:
                 if not once.first(record):
