@@ -135,8 +135,8 @@ class FieldMapping(_Strict):
     write_back: list[WriteRule] = Field(default_factory=list)
     status: StatusFields = Field(default_factory=StatusFields)
     job_change: JobChangeFollowUp = Field(default_factory=JobChangeFollowUp)
-    _blanks: frozenset[str] = PrivateAttr(default=frozenset())
-    _targets: dict[EnrichmentType, list[str]] = PrivateAttr(default_factory=dict)
+    _blanks: tuple[Any, frozenset[str]] = PrivateAttr(default=(None, frozenset()))
+    _targets: tuple[Any, dict[EnrichmentType, list[str]]] = PrivateAttr(default=(None, {}))
 
     @field_validator("to_contact", mode="before")
     @classmethod
@@ -180,26 +180,30 @@ class FieldMapping(_Strict):
         ]
         return list(dict.fromkeys(names))
 
-    def model_post_init(self, context: Any) -> None:
-        # Asked for every record pulled: worked out once (the model is frozen).
-        self._blanks = frozenset(b.casefold() for b in self.blank_values)
-        self._targets = {
-            kind: [
-                r.field
-                for r in self.write_back
-                if r.policy is not WritePolicy.NEVER and result_type(r.result) is kind
-            ]
-            for kind in EnrichmentType
-        }
-
     def targets(self, kind: EnrichmentType) -> list[str]:
         """The CRM fields a type's results are written to (rules with policy `never` excluded)."""
-        return list(self._targets[kind])
+        # Asked for every record pulled: worked out once per list of rules. Keyed on the list itself, as
+        # `model_copy(update=...)` copies private attributes along with the fields it does not replace.
+        if self._targets[0] is not self.write_back:
+            self._targets = (
+                self.write_back,
+                {
+                    k: [
+                        r.field
+                        for r in self.write_back
+                        if r.policy is not WritePolicy.NEVER and result_type(r.result) is k
+                    ]
+                    for k in EnrichmentType
+                },
+            )
+        return list(self._targets[1][kind])
 
     def is_blank(self, value: Any) -> bool:
         if _blank(value):
             return True
-        return isinstance(value, str) and value.strip().casefold() in self._blanks
+        if self._blanks[0] is not self.blank_values:  # as for targets
+            self._blanks = (self.blank_values, frozenset(b.casefold() for b in self.blank_values))
+        return isinstance(value, str) and value.strip().casefold() in self._blanks[1]
 
 
 def load_mapping(path: Path) -> FieldMapping:

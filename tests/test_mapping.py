@@ -22,7 +22,7 @@ from connector.mapping import (
     same_value,
     to_contact,
 )
-from connector.models import CrmRecord, EnrichmentResult, RecordRef
+from connector.models import CrmRecord, EnrichmentResult, EnrichmentType, RecordRef
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -295,3 +295,13 @@ def test_a_rule_can_wait_for_a_detected_job_change() -> None:
     assert decide(new_company, moved, current="Acme", pulled="Acme").write
     assert not decide(new_company, stayed, current="Acme", pulled="Acme").write
     assert stayed.found and "job_change_detected" not in stayed.values
+
+
+def test_a_copied_mapping_answers_for_its_own_rules() -> None:
+    assert MAPPING.targets(EnrichmentType.EMAIL) == ["Email"]
+    assert not MAPPING.is_blank("n/a")
+    copy = MAPPING.model_copy(update={"write_back": [], "blank_values": ["N/A"]})
+    assert copy.targets(EnrichmentType.EMAIL) == [] and copy.is_blank(" n/a ")
+    assert MAPPING.targets(EnrichmentType.EMAIL) == ["Email"] and not MAPPING.is_blank("n/a"), (
+        "the original keeps its own"
+    )
