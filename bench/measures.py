@@ -295,11 +295,20 @@ def measure_memory(sandbox: SandboxProcess, small: int, large: int, crm: str) ->
     return figures
 
 
+def peak_rss_kb() -> int:
+    """This process's own peak RSS: VmHWM, the high-water mark of its address space. Not `ru_maxrss`,
+    which Linux carries across fork and exec, so a child forked from a large parent (this harness after
+    the 100,000-contact runs) starts at the parent's size (getrusage(2), "ru_maxrss")."""
+    with open("/proc/self/status", encoding="ascii") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmHWM in /proc/self/status (Linux only)")
+
+
 def memory_child(crm: str, n: int, endpoints: Mapping[str, str]) -> Figures:
     """Runs in the child: one cycle, then this process's peak RSS (Linux: kilobytes)."""
-    import resource
-
-    baseline = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    baseline = peak_rss_kb()
     with tempfile.TemporaryDirectory(prefix="lonescale-bench-mem-") as directory:
         connector = Connector.open(Path(directory), endpoints["lonescale"])
         instance = build_instance(crm, endpoints)
@@ -310,7 +319,7 @@ def memory_child(crm: str, n: int, endpoints: Mapping[str, str]) -> Figures:
         finally:
             instance.adapter.close()
             connector.close()
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak = peak_rss_kb()
     return {"contacts": n, "pulled": cycle.sync.pulled, "max_rss_kb": peak, "rss_after_imports_kb": baseline,
             "elapsed_seconds": round(cycle.elapsed, 2)}  # fmt: skip
 

@@ -26,6 +26,7 @@ OWNER_TASK = "(owner task)"  # how a job-change follow-up shows in dry runs and 
 # Results planned per pass: one full Salesforce retrieve of current values (2,000 ids, salesforce-api.md),
 # twenty full HubSpot batch reads; few enough to keep a pass's memory small.
 PASS_CONTACTS = 2000
+INBOX_PAGE = 50  # deliveries read at once
 
 
 @dataclass(frozen=True)
@@ -278,8 +279,9 @@ def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
 
 def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:
     """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
-    until it has its contacts rather than stopping at a count of deliveries."""
-    after, page_size = 0, min(contacts, 1000)
+    until it has its contacts rather than stopping at a count of deliveries. Small pages: a page of whole-job
+    bodies is megabytes, and a pass needs only its own."""
+    after, page_size = 0, min(contacts, INBOX_PAGE)
     while True:
         page = store.new_deliveries(page_size, after=after)
         yield from page

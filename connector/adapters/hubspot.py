@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import urllib3
 from hubspot import HubSpot
 
-from connector.adapters.base import Window
+from connector.adapters.base import Window, two_at_a_time
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
 from connector.errors import (
     AuthError,
@@ -302,29 +302,31 @@ class HubSpotAdapter:
                 return
 
     def read_current(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        chunks = [list(ids[start : start + BATCH]) for start in range(0, len(ids), BATCH)]
         current: dict[str, Mapping[str, Any]] = {}
-        for start in range(0, len(ids), BATCH):
-            request = {"inputs": [{"id": i} for i in ids[start : start + BATCH]], "properties": list(fields)}
-            response = self._call(
-                "batch read",
-                lambda r=request: _json(  # type: ignore[misc]
-                    self._batch.read(
-                        batch_read_input_simple_public_object_id=r,
-                        archived=False,
-                        _request_timeout=self._timeout,
-                        _preload_content=False,
-                    )
-                ),
-            )
-            for item in response.get("results") or []:  # unknown ids come back in `errors` (207): absent here
-                current[str(item["id"])] = item.get("properties") or {}
+        for answer in two_at_a_time(lambda chunk: self._read_batch(chunk, fields), chunks):
+            current.update(answer)
         return current
 
+    def _read_batch(self, ids: list[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
+        request = {"inputs": [{"id": i} for i in ids], "properties": list(fields)}
+        response = self._call(
+            "batch read",
+            lambda: _json(
+                self._batch.read(
+                    batch_read_input_simple_public_object_id=request,
+                    archived=False,
+                    _request_timeout=self._timeout,
+                    _preload_content=False,
+                )
+            ),
+        )
+        # Unknown ids come back in `errors` (207): absent here.
+        return {str(item["id"]): item.get("properties") or {} for item in response.get("results") or []}
+
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        results: list[WriteResult] = []
-        for start in range(0, len(updates), BATCH):
-            results += self._write_batch(list(updates[start : start + BATCH]))
-        return results
+        batches = [list(updates[start : start + BATCH]) for start in range(0, len(updates), BATCH)]
+        return [result for answer in two_at_a_time(self._write_batch, batches) for result in answer]
 
     def _write_batch(self, updates: list[FieldUpdate]) -> list[WriteResult]:
         """One batch update, with HubSpot's all-or-nothing refusals undone record by record: a unique-value

@@ -9,6 +9,7 @@ per-record errors say `statusCode` where single-record errors say `errorCode` (Â
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,7 +26,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connector.adapters.base import Window
+from connector.adapters.base import Window, two_at_a_time
 from connector.adapters.salesforce_session import build_session
 from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
 from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
@@ -118,6 +119,7 @@ class SalesforceAdapter:
             credentials, domain, session, api_version
         )
         self._sf: Salesforce | None = None
+        self._connecting = threading.Lock()
         self.api_usage: tuple[int, int] | None = None
 
     @staticmethod
@@ -150,11 +152,10 @@ class SalesforceAdapter:
         def attempt() -> T:
             sent = False  # whether the operation itself went out (a login that times out made nothing)
             try:
-                if self._sf is None:
-                    self._sf = self._connect()
+                sf = self._session()
                 sent = True
-                result = operation(self._sf)
-                usage = self._sf.api_usage.get("api-usage")
+                result = operation(sf)
+                usage = sf.api_usage.get("api-usage")
                 if usage is not None:
                     self.api_usage = (usage.used, usage.total)
                 return result
@@ -193,6 +194,13 @@ class SalesforceAdapter:
 
     def _reset(self) -> None:
         self._sf = None
+
+    def _session(self) -> Salesforce:
+        """The logged-in client, logging in once however many batches ask at the same moment."""
+        with self._connecting:
+            if self._sf is None:
+                self._sf = self._connect()
+            return self._sf
 
     # -- the seam --------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -281,9 +289,9 @@ class SalesforceAdapter:
         pending = list(updates)
         for attempt in range(LOCK_RETRIES + 1):
             retry: list[FieldUpdate] = []
-            for start in range(0, len(pending), WRITE_BATCH):
-                batch = pending[start : start + WRITE_BATCH]
-                for update, result in zip(batch, self._write_batch(batch), strict=True):
+            batches = [pending[start : start + WRITE_BATCH] for start in range(0, len(pending), WRITE_BATCH)]
+            for batch, answer in zip(batches, two_at_a_time(self._write_batch, batches), strict=True):
+                for update, result in zip(batch, answer, strict=True):
                     if result.outcome is WriteOutcome.RETRY and attempt < LOCK_RETRIES:
                         retry.append(update)
                     results[update.ref] = result

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, Engine, RowMapping, func, select, update
 
 from connector.models import JobStatus
 from connector.store import schema, state
-from connector.store.dialect import insert_ignoring_duplicates, make_engine, write_lock
+from connector.store.dialect import insert_ignoring_duplicates, make_engine, slices, write_lock
 from connector.store.migrations import migrate
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 
@@ -271,12 +271,9 @@ class Store:
 
     def mark_deliveries(self, delivery_ids: Sequence[int], status: str, error: str | None = None) -> None:
         with self._writing() as db:
-            for start in range(0, len(delivery_ids), 500):  # bound the IN list (SQLite's variable limit)
-                chunk = list(delivery_ids[start : start + 500])
+            for some in slices(delivery_ids):
                 db.execute(
-                    update(schema.inbox)
-                    .where(schema.inbox.c.id.in_(chunk))
-                    .values(status=status, error=error)
+                    update(schema.inbox).where(schema.inbox.c.id.in_(some)).values(status=status, error=error)
                 )
 
     # -- record state and journal ----------------------------------------------------------------------
@@ -342,19 +339,21 @@ class Store:
             grouped.setdefault(verdict, []).append(entry_id)
         with self._writing() as db:
             for (outcome, reason), ids in grouped.items():
-                db.execute(
-                    update(journal).where(journal.c.id.in_(ids)).values(outcome=outcome, reason=reason)
-                )
-            if drop:
-                db.execute(journal.delete().where(journal.c.id.in_(list(drop))))
+                for some in slices(ids):
+                    db.execute(
+                        update(journal).where(journal.c.id.in_(some)).values(outcome=outcome, reason=reason)
+                    )
+            for some in slices(drop):
+                db.execute(journal.delete().where(journal.c.id.in_(some)))
             if found:
                 state.found(db, instance, found)
             for (job_id, status, reason), record_ids in marks.items():
-                db.execute(
-                    update(contacts)
-                    .where(contacts.c.job_id == job_id, contacts.c.record_id.in_(list(record_ids)))
-                    .values(status=status, reason=reason)
-                )
+                for some_records in slices(record_ids):
+                    db.execute(
+                        update(contacts)
+                        .where(contacts.c.job_id == job_id, contacts.c.record_id.in_(some_records))
+                        .values(status=status, reason=reason)
+                    )
 
     def pending_journal(self, instance: str) -> list[JournalEntry]:
         """Writes journaled as about to happen whose answer never came (the daemon stopped mid-write)."""

@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, nullcontext
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import Engine, Table, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
+T = TypeVar("T")
 STATEMENTS = 16
+# Ids per IN list: SQLite compiles each bound value into the statement (about a kilobyte apiece), so one IN
+# of a pass's 7,000 journal ids made a 9 MB statement; slices keep every statement small.
+IN_SLICE = 500
+
+
+def slices(values: Sequence[T], size: int = IN_SLICE) -> Iterator[list[T]]:
+    for start in range(0, len(values), size):
+        yield list(values[start : start + size])
 
 
 def make_engine(url: str) -> Engine:

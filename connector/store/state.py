@@ -9,16 +9,20 @@ from typing import Any
 from sqlalchemy import Connection, bindparam, select, update
 
 from connector.store import schema
+from connector.store.dialect import slices
 
 Types = dict[str, dict[str, Any]]  # type → {"sent_at": iso, "found": bool | None}
 
 
 def read(db: Connection, instance: str, record_ids: Sequence[str]) -> dict[str, Types]:
     table = schema.record_state
-    query = select(table.c.record_id, table.c.types).where(
-        table.c.instance == instance, table.c.record_id.in_(list(record_ids))
-    )
-    return {row.record_id: dict(row.types or {}) for row in db.execute(query)}
+    states: dict[str, Types] = {}
+    for some in slices(record_ids):
+        query = select(table.c.record_id, table.c.types).where(
+            table.c.instance == instance, table.c.record_id.in_(some)
+        )
+        states.update((row.record_id, dict(row.types or {})) for row in db.execute(query))
+    return states
 
 
 def write(db: Connection, instance: str, types: Mapping[str, Types], existing: Set[str]) -> None:
