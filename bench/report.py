@@ -232,11 +232,21 @@ def misses(results: dict[str, Any]) -> list[str]:
             lines.append("  Other calls: see the route list in the details.")
     if not met["rate_limited"]:
         r = results["rate_limited"]
+        conflicts = _route_count(r["routes"], "batch/update → 409")
         lines.append(
             f"- **Write-back at the limit**: {r['ratio_to_floor']} × floor, {r['share_429']:.2%} 429s, "
-            f"{r['updates_lost']} lost. Calls made {r['calls_made']} where {r['calls_needed']} would do without "
-            "conflicts (409s, as under API calls). The adapter paces at 95 per 10 s, 5 under HubSpot's 100, so "
-            "that a request in flight when the window turns is never a 429."
+            f"{r['updates_lost']} lost. The pace is the limit's: {r['calls_made']} calls in "
+            f"{r['elapsed_seconds']:.0f} s is {r['calls_made'] / r['elapsed_seconds']:.1f} per second against "
+            "HubSpot's 10 (the first window's calls go at once; the adapter paces at 95 per 10 s, so that a "
+            f"request in flight when the window turns is never a 429). The excess is calls: {r['calls_made']} made where the floor counts "
+            f"{r['calls_needed']}. {conflicts} batch updates were answered 409: email is unique per HubSpot "
+            "portal, LoneScale finds for a duplicate contact the mailbox its twin already holds, and HubSpot then "
+            "refuses the whole batch (`Contact already exists. Existing ID: …`). Each costs a read of the "
+            "owner's email (to tell which record in the batch holds it) and a retry without it: about "
+            f"{2 * conflicts} calls here, where halving the batch cost about 14 each before. The floor assumes "
+            "no conflicts; meeting it with them would take knowing taken emails before writing: one search "
+            "per batch costs more calls than the conflicts do, while a local index of the emails seen in pulls "
+            "(a hash per contact) would cost none."
         )
     for crm, f in results["throughput"].items():
         for delivery, d in deliveries(f):
@@ -258,12 +268,13 @@ def misses(results: dict[str, Any]) -> list[str]:
                     "take LoneScale batching its webhooks (the per-job row shows the connector's own pace)."
                 )
             elif cpu <= 5:
+                waiting = d["elapsed_seconds"] - d["connector_cpu_seconds"]
                 lines.append(
-                    "  The connector's CPU is within the one-core budget; the rest of the wall time is waiting on "
-                    "the sandbox. The pull is read ahead on a thread, but the trigger POSTs and, in the apply, "
-                    "the batch reads and writes still wait for each answer before the next batch is worked on. "
-                    "It would take overlapping those too: posting a job from a background sender while the next "
-                    "is built, and keeping two write batches in flight."
+                    f"  The connector's CPU ({d['connector_cpu_seconds']:.0f} s) is within the one-core budget; the "
+                    f"other {waiting:.0f} s of wall time it waits on the sandbox. The pull is read ahead on a "
+                    "thread and batch writes go two at a time, but each trigger POST is awaited before the next "
+                    "job is built, and each apply pass reads current values before it plans. It would take a "
+                    "background sender for jobs and reading the next pass's records while this one writes."
                 )
             else:
                 lines.append(

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from connector.config import pydantic_problems
 from connector.errors import ConfigError
@@ -135,8 +135,6 @@ class FieldMapping(_Strict):
     write_back: list[WriteRule] = Field(default_factory=list)
     status: StatusFields = Field(default_factory=StatusFields)
     job_change: JobChangeFollowUp = Field(default_factory=JobChangeFollowUp)
-    _blanks: tuple[Any, frozenset[str]] = PrivateAttr(default=(None, frozenset()))
-    _targets: tuple[Any, dict[EnrichmentType, list[str]]] = PrivateAttr(default=(None, {}))
 
     @field_validator("to_contact", mode="before")
     @classmethod
@@ -182,28 +180,40 @@ class FieldMapping(_Strict):
 
     def targets(self, kind: EnrichmentType) -> list[str]:
         """The CRM fields a type's results are written to (rules with policy `never` excluded)."""
-        # Asked for every record pulled: worked out once per list of rules. Keyed on the list itself, as
-        # `model_copy(update=...)` copies private attributes along with the fields it does not replace.
-        if self._targets[0] is not self.write_back:
-            self._targets = (
-                self.write_back,
-                {
-                    k: [
-                        r.field
-                        for r in self.write_back
-                        if r.policy is not WritePolicy.NEVER and result_type(r.result) is k
-                    ]
-                    for k in EnrichmentType
-                },
-            )
-        return list(self._targets[1][kind])
+        return list(_targets_of(self.write_back)[kind])
 
     def is_blank(self, value: Any) -> bool:
         if _blank(value):
             return True
-        if self._blanks[0] is not self.blank_values:  # as for targets
-            self._blanks = (self.blank_values, frozenset(b.casefold() for b in self.blank_values))
-        return isinstance(value, str) and value.strip().casefold() in self._blanks[1]
+        return isinstance(value, str) and value.strip().casefold() in _blanks_of(self.blank_values)
+
+
+# Asked for every record pulled, so worked out once per list: keyed on the list object itself, since a
+# `model_copy(update=...)` shares the lists it does not replace and brings new ones for those it does.
+# (Pydantic private attributes would do, but reading one costs more than the work saved.) A handful of
+# lists per process, each kept alive here so its id is never reused.
+_TARGETS: dict[int, tuple[list[WriteRule], dict[EnrichmentType, list[str]]]] = {}
+_BLANKS: dict[int, tuple[list[str], frozenset[str]]] = {}
+
+
+def _targets_of(rules: list[WriteRule]) -> dict[EnrichmentType, list[str]]:
+    known = _TARGETS.get(id(rules))
+    if known is None or known[0] is not rules:
+        by_kind = {
+            kind: [
+                r.field for r in rules if r.policy is not WritePolicy.NEVER and result_type(r.result) is kind
+            ]
+            for kind in EnrichmentType
+        }
+        known = _TARGETS[id(rules)] = (rules, by_kind)
+    return known[1]
+
+
+def _blanks_of(values: list[str]) -> frozenset[str]:
+    known = _BLANKS.get(id(values))
+    if known is None or known[0] is not values:
+        known = _BLANKS[id(values)] = (values, frozenset(b.casefold() for b in values))
+    return known[1]
 
 
 def load_mapping(path: Path) -> FieldMapping:
