@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import create_engine, text
 
 from connector.sandbox import credentials
 from connector.sandbox.control import SandboxControl
@@ -101,3 +105,25 @@ def lonescale_sandbox(_lonescale_server: Served) -> Served:
 
 # The end-to-end `pipeline` fixture (store + webhook + LoneScale client), shared by several test files.
 from tests.support import pipeline  # noqa: E402, F401
+
+POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A store URL on SQLite and, when LONESCALE_SYNC_TEST_POSTGRES_URL names a database, on PostgreSQL in a
+    schema of its own, so tests never see each other's rows."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'store.db'}"
+        return
+    if not POSTGRES:
+        pytest.skip("set LONESCALE_SYNC_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(POSTGRES)
+    with admin.begin() as db:
+        db.execute(text(f"CREATE SCHEMA {schema}"))
+    separator = "&" if "?" in POSTGRES else "?"
+    yield f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
+    with admin.begin() as db:
+        db.execute(text(f"DROP SCHEMA {schema} CASCADE"))
+    admin.dispose()

@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import secrets
 import uuid
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import create_engine, func, select, text
+from sqlalchemy import func, select, text
 
 from connector.ingest import GroupCommit, GroupCommitFailed
 from connector.models import JobStatus
@@ -25,26 +23,7 @@ from connector.serving import ThreadedServer
 from connector.store import Arrival, Job, Store, schema, sha256
 from connector.webhook import create_app
 
-POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
 HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32))
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'ingest.db'}"
-        return
-    if not POSTGRES:
-        pytest.skip("set LONESCALE_SYNC_TEST_POSTGRES_URL to run the ingest tests on PostgreSQL")
-    name = f"t_{uuid.uuid4().hex[:12]}"  # a schema per test: tests never see each other's rows
-    admin = create_engine(POSTGRES)
-    with admin.begin() as db:
-        db.execute(text(f"CREATE SCHEMA {name}"))
-    separator = "&" if "?" in POSTGRES else "?"
-    yield f"{POSTGRES}{separator}options=-csearch_path%3D{name}"
-    with admin.begin() as db:
-        db.execute(text(f"DROP SCHEMA {name} CASCADE"))
-    admin.dispose()
 
 
 class GroupsSeen(Store):

@@ -2,40 +2,19 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import text
 
 from connector.models import JobStatus
 from connector.store import Cursor, Job, JobContact, JournalEntry, Store
 from connector.store.migrations import MIGRATIONS, current_version, migrate
 
-POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123000, tzinfo=UTC)
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'store.db'}"
-        return
-    if not POSTGRES:
-        pytest.skip("set LONESCALE_SYNC_TEST_POSTGRES_URL to run the store tests on PostgreSQL")
-    schema = f"t_{uuid.uuid4().hex[:12]}"  # a schema per test: tests never see each other's rows
-    admin = create_engine(POSTGRES)
-    with admin.begin() as db:
-        db.execute(text(f"CREATE SCHEMA {schema}"))
-    separator = "&" if "?" in POSTGRES else "?"
-    yield f"{POSTGRES}{separator}options=-csearch_path%3D{schema}"
-    with admin.begin() as db:
-        db.execute(text(f"DROP SCHEMA {schema} CASCADE"))
-    admin.dispose()
 
 
 @pytest.fixture
