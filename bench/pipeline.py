@@ -183,8 +183,8 @@ class Connector:
     lonescale: LoneScaleClient
 
     @classmethod
-    def open(cls, directory: Path, lonescale_url: str, url: str | None = None) -> Connector:
-        store = Store(url or f"sqlite:///{directory / 'bench.db'}")
+    def open(cls, directory: Path, lonescale_url: str) -> Connector:
+        store = Store(f"sqlite:///{directory / 'bench.db'}")
         webhook = ThreadedServer(create_app(store), name="bench-webhook")
         webhook.start()
         lonescale = LoneScaleClient(lonescale_url, Secret(credentials.LONESCALE_API_KEY))

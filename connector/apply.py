@@ -187,18 +187,16 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
                 outcomes[next(ids)] = ("rejected", refused[name])
             else:
                 outcomes[next(ids)] = ("written", None) if ok else ("rejected", outcome.reason)
-        if ok and refused:  # the rest is written; the record is listed with what was refused, and why
+        if ok:
             written.add(update.ref.id)
-            reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
             report.records_written += 1
             report.fields_written += len(update.values) - len(refused)
-            report.rejections.append((update.ref.id, reason))
-            marks[(job_id, "rejected", reason)].append(update.ref.id)
-        elif ok:
-            written.add(update.ref.id)
-            report.records_written += 1
-            report.fields_written += len(update.values)
-            marks[(job_id, "applied", None)].append(update.ref.id)
+            if refused:  # the rest is written; the record is listed with what was refused, and why
+                reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
+                report.rejections.append((update.ref.id, reason))
+                marks[(job_id, "rejected", reason)].append(update.ref.id)
+            else:
+                marks[(job_id, "applied", None)].append(update.ref.id)
         else:
             report.records_rejected += 1
             report.rejections.append((update.ref.id, outcome.reason or "rejected"))

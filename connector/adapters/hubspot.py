@@ -65,12 +65,6 @@ def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
 
 
-def _json(response: Any) -> dict[str, Any]:
-    """The body of a call made with `_preload_content=False` (a urllib3 response; errors raised already)."""
-    body: dict[str, Any] = json.loads(response.data)
-    return body
-
-
 def to_hubspot_value(value: Any) -> str:
     """HubSpot properties are strings: booleans 'true'/'false', datetimes ISO-8601 in UTC, None clears."""
     if value is None:
@@ -136,6 +130,19 @@ class HubSpotAdapter:
                 raise self._translate(what, exc, search) from exc
 
         return call_with_retry(attempt, what=f"HubSpot {what}", policy=self._policy)
+
+    def _json_call(
+        self, what: str, method: Callable[..., Any], *, search: bool = False, **arguments: Any
+    ) -> dict[str, Any]:
+        """An SDK call answered as JSON, not as SDK models (why: the module docstring); the SDK still raises
+        its ApiException on a non-2xx status before the body is read."""
+
+        def call() -> dict[str, Any]:
+            response = method(**arguments, _request_timeout=self._timeout, _preload_content=False)
+            body: dict[str, Any] = json.loads(response.data)  # a urllib3 response
+            return body
+
+        return self._call(what, call, search=search)
 
     def _translate(self, what: str, exc: Exception, search: bool) -> Exception:
         status = getattr(exc, "status", None)
@@ -261,16 +268,8 @@ class HubSpotAdapter:
         return self._search_json(request)
 
     def _search_json(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._call(
-            "search",
-            lambda: _json(
-                self._search.do_search(
-                    public_object_search_request=request,
-                    _request_timeout=self._timeout,
-                    _preload_content=False,
-                )
-            ),
-            search=True,
+        return self._json_call(
+            "search", self._search.do_search, search=True, public_object_search_request=request
         )
 
     def _pull_one_timestamp(
@@ -310,16 +309,8 @@ class HubSpotAdapter:
 
     def _read_batch(self, ids: list[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         request = {"inputs": [{"id": i} for i in ids], "properties": list(fields)}
-        response = self._call(
-            "batch read",
-            lambda: _json(
-                self._batch.read(
-                    batch_read_input_simple_public_object_id=request,
-                    archived=False,
-                    _request_timeout=self._timeout,
-                    _preload_content=False,
-                )
-            ),
+        response = self._json_call(
+            "batch read", self._batch.read, batch_read_input_simple_public_object_id=request, archived=False
         )
         # Unknown ids come back in `errors` (207): absent here.
         return {str(item["id"]): item.get("properties") or {} for item in response.get("results") or []}
@@ -392,15 +383,8 @@ class HubSpotAdapter:
                 for u in updates
             ]
         }
-        return self._call(
-            "batch update",
-            lambda: _json(
-                self._batch.update(
-                    batch_input_simple_public_object_batch_input=request,
-                    _request_timeout=self._timeout,
-                    _preload_content=False,
-                )
-            ),
+        return self._json_call(
+            "batch update", self._batch.update, batch_input_simple_public_object_batch_input=request
         )
 
     def _conflicting(self, updates: list[FieldUpdate], exc: RequestRejected) -> int | None:
