@@ -19,8 +19,8 @@ from sqlalchemy import func, select
 
 from bench.pipeline import Connector, Cycle, build_instance, run_cycle
 from bench.sandbox import SandboxProcess
-from connector.mapping import same_value
 from connector.store import schema
+from connector.values import same_value
 
 Figures = dict[str, Any]
 SINGLE_RECORD = ("{contactId}", "{record_id}", "{objectId}")

@@ -14,11 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connector.errors import ConnectorError
+from connector.errors import Busy, ConnectorError
 from connector.inbox import Accept, Drain, Pending, waiting
-from connector.mapping import Decision, plan_writes, same_value
-from connector.models import EnrichmentResult, FieldUpdate, FollowUp, JobStatus, RecordRef, WriteOutcome
-from connector.store import Delivery, Job, JournalEntry, Store
+from connector.mapping import Decision, WritePolicy, plan_writes
+from connector.merging import RecordResults, by_record
+from connector.models import FieldUpdate, FollowUp, JobStatus, RecordRef, WriteOutcome
+from connector.store import Delivery, JournalEntry, Lease, Store, instance_lease
+from connector.values import same_value
 from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
@@ -56,6 +58,7 @@ class ApplyReport:
     kept_by_policy: Counter[str] = field(default_factory=Counter)
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (record id, the CRM's reason)
     failures: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # instances another process was working on: left for later
     planned: list[PlannedField] = field(default_factory=list)  # dry runs only
 
     def absorb(self, other: ApplyReport) -> None:
@@ -66,6 +69,7 @@ class ApplyReport:
         self.kept_by_policy.update(other.kept_by_policy)
         self.rejections += other.rejections
         self.failures += other.failures
+        self.busy += other.busy
         self.planned += other.planned
 
     def counts(self) -> dict[str, Any]:
@@ -82,29 +86,19 @@ class ApplyReport:
         }
 
 
-def found_types(job: Job, result: EnrichmentResult) -> dict[str, bool]:
-    """Per type asked, whether LoneScale found a value: a miss waits the shorter not-found cooldown."""
-    values = result.values
-    hits = {
-        "email": bool(values.get("email"))
-        and values.get("email_status") not in ("predicted", "invalid", "unknown"),
-        "phone": bool(values.get("phone")),
-        "profile": result.found and any(values.get(k) for k in ("job_title", "linkedin_url", "company_name")),
-    }
-    return {kind: hits.get(kind, result.found) for kind in job.enrichment_types}
-
-
 def jsonable(value: Any) -> Any:
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
 
 
 @dataclass
 class _Plan:
-    latest: dict[str, Pending]  # one record twice (re-sent after a person's change): the later result wins
+    records: dict[str, RecordResults]  # each record's results in this pass, merged by type
     updates: list[FieldUpdate] = field(default_factory=list)
     before: dict[str, Mapping[str, Any]] = field(default_factory=dict)
-    gone: list[Pending] = field(default_factory=list)
-    unchanged: list[Pending] = field(default_factory=list)  # results that change nothing on their record
+    gone: list[RecordResults] = field(default_factory=list)
+    unchanged: list[RecordResults] = field(
+        default_factory=list
+    )  # results that change nothing on their record
     follow_ups: dict[str, FollowUp] = field(default_factory=dict)  # record id → its owner's to-do
 
 
@@ -115,7 +109,7 @@ def _follow_up(
     settings, flag = instance.mapping.job_change, instance.mapping.status.job_change
     if not (settings.follow_up and item.result.job_change_detected):
         return None
-    if flag and same_value(current.get(flag) or "", True):
+    if flag and same_value(current.get(flag), True):
         return None
     sent, values = item.contact.sent, item.result.values
     owner = current.get(settings.owner_field) if settings.owner_field else None
@@ -128,20 +122,28 @@ def _follow_up(
     )
 
 
-def _plan(
-    instance: Instance, items: Sequence[Pending], report: ApplyReport, now: datetime, dry_run: bool
-) -> _Plan:
-    plan = _Plan({item.contact.record_id: item for item in items})
+def _ours(instance: Instance, store: Store, record_ids: list[str]) -> dict[tuple[str, str], Any]:
+    """What we last wrote to the fields `overwrite_if_unchanged` may replace (nothing to read otherwise)."""
+    fields = [r.field for r in instance.mapping.write_back if r.policy is WritePolicy.OVERWRITE_IF_UNCHANGED]
+    return store.last_written(instance.name, record_ids, fields) if fields and record_ids else {}
+
+
+def _plan(instance: Instance, store: Store, records: dict[str, RecordResults], report: ApplyReport,
+          now: datetime, dry_run: bool) -> _Plan:  # fmt: skip
+    plan = _Plan(records)
     owner = instance.mapping.job_change.owner_field if instance.mapping.job_change.follow_up else None
     fields = [*instance.mapping.write_fields(), *([owner] if owner else [])]
-    current = instance.adapter.read_current(list(plan.latest), fields)
-    for record_id, item in plan.latest.items():
+    current = instance.adapter.read_current(list(records), fields)
+    ours = _ours(instance, store, [rid for rid in records if rid in current])
+    for record_id, record in records.items():
+        item = record.merged
         if record_id not in current:
-            plan.gone.append(item)
+            plan.gone.append(record)
             continue
         if not item.result.found:
             report.not_found += 1
-        decisions = plan_writes(instance.mapping, item.result, current[record_id], item.contact.pulled, now)
+        mine = {name: value for (rid, name), value in ours.items() if rid == record_id}
+        decisions = plan_writes(instance.mapping, item.result, current[record_id], mine, now)
         follow_up = _follow_up(instance, item, current[record_id], now)
         if follow_up:
             plan.follow_ups[record_id] = follow_up
@@ -157,30 +159,46 @@ def _plan(
             ]  # fmt: skip
         values = {d.field: d.proposed for d in decisions if d.write and d.field != OWNER_TASK}
         if not values:  # nothing to say: no API call
-            plan.unchanged.append(item)
+            plan.unchanged.append(record)
             continue
         plan.before[record_id] = current[record_id]
         plan.updates.append(FieldUpdate(RecordRef(instance.name, item.contact.object, record_id), values))
     return plan
 
 
-def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pending], run_id: int,
-             report: ApplyReport) -> None:  # fmt: skip
+Marks = dict[tuple[str, str, str | None], list[str]]  # (job, contact status, reason) → record ids
+
+
+def _mark(marks: Marks, record: RecordResults, status: str, reason: str | None) -> None:
+    """Every job whose result the record's writes used gets the outcome; the others were superseded."""
+    for item in record.contributors:
+        marks[(item.job.id, status, reason)].append(record.record_id)
+    for item in record.superseded:
+        marks[(item.job.id, "superseded", "a later result of the same type replaced it")].append(
+            record.record_id
+        )
+
+
+def _execute(instance: Instance, store: Store, plan: _Plan, run_id: int, report: ApplyReport,
+             lease: Lease | None) -> None:  # fmt: skip
     """Journal ahead, write, then settle journal, cooldowns and contacts in one transaction: a crash in
     between leaves `pending` journal rows, which the next pass confirms against the CRM."""
+    result_of = {rule.field: rule.result for rule in instance.mapping.write_back}
     ahead = [
-        JournalEntry(run_id, plan.latest[u.ref.id].job.id, instance.name, u.ref.id, name,
-                     jsonable(plan.before[u.ref.id].get(name)), jsonable(value), "pending")
+        JournalEntry(run_id, plan.records[u.ref.id].job_for(result_of.get(name, "")), instance.name, u.ref.id,
+                     name, jsonable(plan.before[u.ref.id].get(name)), jsonable(value), "pending")
         for u in plan.updates
         for name, value in u.values.items()
     ]  # fmt: skip
     ids = iter(store.journal(ahead))
+    if lease is not None and plan.updates:
+        lease.renew()  # fencing: a holder that lost its lease writes nothing
     results = instance.adapter.write_back(plan.updates) if plan.updates else []
     outcomes: dict[int, tuple[str, str | None]] = {}
-    marks: dict[tuple[str, str, str | None], list[str]] = defaultdict(list)  # (job, status, reason) → records
+    marks: Marks = defaultdict(list)
     written: set[str] = set()
     for update, outcome in zip(plan.updates, results, strict=True):
-        job_id, ok = plan.latest[update.ref.id].job.id, outcome.outcome is WriteOutcome.WRITTEN
+        record, ok = plan.records[update.ref.id], outcome.outcome is WriteOutcome.WRITTEN
         refused = outcome.refused_fields if ok else {}
         for name in update.values:
             if name in refused:
@@ -194,24 +212,21 @@ def _execute(instance: Instance, store: Store, plan: _Plan, items: Sequence[Pend
             if refused:  # the rest is written; the record is listed with what was refused, and why
                 reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
                 report.rejections.append((update.ref.id, reason))
-                marks[(job_id, "rejected", reason)].append(update.ref.id)
+                _mark(marks, record, "rejected", reason)
             else:
-                marks[(job_id, "applied", None)].append(update.ref.id)
+                _mark(marks, record, "applied", None)
         else:
             report.records_rejected += 1
             report.rejections.append((update.ref.id, outcome.reason or "rejected"))
-            marks[(job_id, "rejected", outcome.reason)].append(update.ref.id)
-    for item in plan.unchanged:
-        marks[(item.job.id, "applied", "nothing to change")].append(item.contact.record_id)
-    for item in plan.gone:
+            _mark(marks, record, "rejected", outcome.reason)
+    for record in plan.unchanged:
+        _mark(marks, record, "applied", "nothing to change")
+    for record in plan.gone:
         report.records_rejected += 1
-        report.rejections.append((item.contact.record_id, "the record no longer exists (deleted or merged)"))
-        marks[(item.job.id, "rejected", "record no longer exists")].append(item.contact.record_id)
-    for item in items:
-        if plan.latest[item.contact.record_id] is not item:
-            marks[(item.job.id, "superseded", "a later result won")].append(item.contact.record_id)
+        report.rejections.append((record.record_id, "the record no longer exists (deleted or merged)"))
+        _mark(marks, record, "rejected", "record no longer exists")
     outcomes.update(_create_follow_ups(instance, store, plan, written, run_id))
-    found = {rid: found_types(i.job, i.result) for rid, i in plan.latest.items()}
+    found = {rid: record.found for rid, record in plan.records.items()}
     store.settle_write(instance.name, outcomes, found, marks)
 
 
@@ -221,7 +236,7 @@ def _create_follow_ups(instance: Instance, store: Store, plan: _Plan, written: s
     todo = [f for rid, f in plan.follow_ups.items() if rid in written]
     if not todo:
         return {}
-    ids = store.journal([JournalEntry(run_id, plan.latest[f.ref.id].job.id, instance.name, f.ref.id, OWNER_TASK,
+    ids = store.journal([JournalEntry(run_id, plan.records[f.ref.id].merged.job.id, instance.name, f.ref.id, OWNER_TASK,
                                       None, f.subject, "pending") for f in todo])  # fmt: skip
     try:
         outcomes = instance.adapter.create_follow_ups(todo)
@@ -236,10 +251,6 @@ def _create_follow_ups(instance: Instance, store: Store, plan: _Plan, written: s
         entry: ("written", None) if o.outcome is WriteOutcome.WRITTEN else ("rejected", o.reason)
         for entry, o in zip(ids, outcomes, strict=True)
     }
-
-
-def _blank(value: Any) -> bool:
-    return value is None or value == ""
 
 
 def resolve_pending(instance: Instance, store: Store) -> int:
@@ -257,9 +268,7 @@ def resolve_pending(instance: Instance, store: Store) -> int:
         value = current.get(entry.record_id, {}).get(entry.field)
         if entry.field == OWNER_TASK:
             outcomes[entry.id] = ("unknown", "the daemon stopped while creating it: check the CRM")
-        elif entry.record_id in current and (
-            same_value(value, entry.new_value) or (_blank(value) and _blank(entry.new_value))
-        ):
+        elif entry.record_id in current and same_value(value, entry.new_value):
             outcomes[entry.id] = ("written", "confirmed after a restart")
         else:
             drop.append(entry.id)
@@ -288,6 +297,89 @@ def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:
         after = page[-1].id
 
 
+class _Gate:
+    """The instances this pass may write to: each one's lease is taken when its first delivery is met, and a
+    busy instance (a sync or another write-back of it runs elsewhere) is left for a later pass, its
+    deliveries unread so they do not fill this pass."""
+
+    def __init__(self, store: Store, kind: str, *, enabled: bool):
+        self.store, self.kind, self.enabled = store, kind, enabled
+        self.leases: dict[str, Lease] = {}
+        self.busy: dict[str, str] = {}  # instance → why
+
+    def open(self, instance: str) -> bool:
+        if not self.enabled or instance in self.leases:
+            return True
+        if instance in self.busy:
+            return False
+        try:
+            self.leases[instance] = self.store.leases.acquire(instance_lease(instance), self.kind)
+        except Busy as exc:
+            self.busy[instance] = str(exc)
+            log.debug("%s: %s; its results wait for the next pass", instance, exc)
+            return False
+        return True
+
+    def close(self) -> None:
+        for lease in self.leases.values():
+            lease.release()
+
+
+def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate: _Gate,
+             deliveries: Iterable[Delivery], contacts: int | None, dry_run: bool,
+             ) -> tuple[dict[str, list[Pending]], dict[str, list[int]]]:  # fmt: skip
+    """Read deliveries until the pass has about `contacts` results (None: all given), grouped by instance."""
+    by_instance: dict[str, list[Pending]] = defaultdict(list)
+    delivered: dict[str, list[int]] = defaultdict(list)
+    collected = 0
+    for delivery in deliveries:
+        if contacts is not None and collected >= contacts:
+            break
+        job = drain.job(delivery.job_id)
+        if job is not None and job.instance not in instances:
+            if not dry_run:
+                store.mark_delivery(delivery.id, "uncorrelated", f"instance {job.instance} is not configured")
+            continue
+        if job is not None and not gate.open(job.instance):
+            continue
+        items = drain.collect(delivery)  # an unknown job is marked there
+        if job is None:
+            continue
+        collected += len(items)
+        by_instance[job.instance].extend(items)
+        delivered[job.instance].append(delivery.id)
+    return by_instance, delivered
+
+
+def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
+                lease: Lease | None, kind: str, now: datetime, report: ApplyReport) -> None:  # fmt: skip
+    """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
+    run_id = store.start_run(instance.name, kind)
+    status, error = "succeeded", None
+    try:
+        resolve_pending(instance, store)
+        if items:
+            plan = _plan(instance, store, by_record(items), report, now, False)
+            _execute(instance, store, plan, run_id, report, lease)
+        store.mark_deliveries([d for d in delivery_ids if d not in drain.lost], "applied")
+        for delivery_id in (d for d in delivery_ids if d in drain.lost):
+            store.mark_delivery(
+                delivery_id, "applied", f"{drain.lost[delivery_id]} result(s) matched no contact"
+            )
+        _settle_jobs(store, [i.job.id for i in items])
+    except Exception as exc:  # whatever it was, the pass did not finish: recorded as failed, never succeeded
+        status, error = "failed", str(exc) or type(exc).__name__
+        report.failures.append(f"{instance.name}: {error}")
+        if isinstance(exc, ConnectorError):
+            log.error(
+                "%s: write-back failed; results stay in the inbox for the next pass: %s", instance.name, exc
+            )
+        else:  # a bug, not an outage: keep its traceback for the report
+            log.exception("%s: write-back failed unexpectedly; results stay in the inbox", instance.name)
+    finally:
+        store.finish_run(run_id, status, report.counts(), error)
+
+
 def apply_results(
     instances: Mapping[str, Instance],
     store: Store,
@@ -301,62 +393,30 @@ def apply_results(
 ) -> ApplyReport:
     """Apply what the inbox holds, about `contacts` results per pass (or the `deliveries` given, for a
     replay). A CRM outage leaves them in the inbox for the next pass. `accept` says which contacts may be
-    written: by default those still waiting."""
+    written: by default those still waiting. Each instance is written under its lease; one that another
+    process is syncing or writing to is left for a later pass (listed in `busy`)."""
     report = ApplyReport()
     drain = Drain(store, accept, record=not dry_run)
-    by_instance: dict[str, list[Pending]] = defaultdict(list)
-    delivered: dict[str, list[int]] = defaultdict(list)
-    collected = 0
-    for delivery in _inbox(store, contacts) if deliveries is None else deliveries:
-        if collected >= contacts and deliveries is None:
-            break
-        items = drain.collect(delivery)
-        collected += len(items)
-        job = drain.jobs.get(delivery.job_id)
-        if job is None:
-            continue
-        if job.instance not in instances:
-            if not dry_run:
-                store.mark_delivery(delivery.id, "uncorrelated", f"instance {job.instance} is not configured")
-            continue
-        by_instance[job.instance].extend(items)
-        delivered[job.instance].append(delivery.id)
-    report.results, report.duplicates, report.uncorrelated = (
-        drain.results,
-        drain.duplicates,
-        drain.uncorrelated,
-    )
-    for name, items in by_instance.items():
-        mine = ApplyReport(deliveries=len(delivered[name]))
-        if dry_run:
-            if items:
-                _plan(instances[name], items, mine, now(), dry_run=True)
+    gate = _Gate(store, kind, enabled=not dry_run)
+    try:
+        source = _inbox(store, contacts) if deliveries is None else deliveries
+        limit = contacts if deliveries is None else None
+        by_instance, delivered = _collect(instances, store, drain, gate, source, limit, dry_run)
+        report.results, report.duplicates, report.uncorrelated = (
+            drain.results,
+            drain.duplicates,
+            drain.uncorrelated,
+        )
+        report.busy = list(gate.busy.values())
+        for name, items in by_instance.items():
+            mine = ApplyReport(deliveries=len(delivered[name]))
+            if dry_run:
+                if items:
+                    _plan(instances[name], store, by_record(items), mine, now(), dry_run=True)
+            else:
+                _write_pass(instances[name], store, items, delivered[name], drain, gate.leases.get(name), kind,
+                            now(), mine)  # fmt: skip
             report.absorb(mine)
-            continue
-        run_id = store.start_run(name, kind)
-        status, error = "succeeded", None
-        try:
-            resolve_pending(instances[name], store)
-            if items:
-                _execute(
-                    instances[name],
-                    store,
-                    _plan(instances[name], items, mine, now(), False),
-                    items,
-                    run_id,
-                    mine,
-                )
-            store.mark_deliveries([d for d in delivered[name] if d not in drain.lost], "applied")
-            for delivery_id in (d for d in delivered[name] if d in drain.lost):
-                store.mark_delivery(
-                    delivery_id, "applied", f"{drain.lost[delivery_id]} result(s) matched no contact"
-                )
-            _settle_jobs(store, [i.job.id for i in items])
-        except ConnectorError as exc:
-            status, error = "failed", str(exc)
-            mine.failures.append(f"{name}: {exc}")
-            log.error("%s: write-back failed; results stay in the inbox for the next pass: %s", name, exc)
-        finally:
-            store.finish_run(run_id, status, mine.counts(), error)
-            report.absorb(mine)
+    finally:
+        gate.close()
     return report

@@ -47,3 +47,11 @@ class RequestRejected(ConnectorError):
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status
+
+
+class Busy(ConnectorError):
+    """Another process (or thread) holds the instance's lease: its sync or write-back is running now."""
+
+
+class LeaseLost(ConnectorError):
+    """Our lease expired and another holder took it: stop before writing anything more."""

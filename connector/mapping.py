@@ -10,7 +10,7 @@ import enum
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,6 +28,7 @@ from connector.models import (
     is_valid_email,
 )
 from connector.transforms import TRANSFORMS
+from connector.values import NO_PLACEHOLDERS, blank, same_value
 
 ContactField = Literal[
     "firstname", "lastname", "email", "job_title", "linkedin_url", "domain", "company_name"
@@ -53,7 +54,9 @@ def result_type(result: str) -> EnrichmentType:
 class WritePolicy(enum.StrEnum):
     FILL_EMPTY = "fill_empty"  # write only where the CRM field is empty at write time
     OVERWRITE = "overwrite"
-    OVERWRITE_IF_UNCHANGED = "overwrite_if_unchanged"  # yield to anyone who edited the field since our pull
+    OVERWRITE_IF_UNCHANGED = (
+        "overwrite_if_unchanged"  # replace an empty field or our own last value, nothing else
+    )
     NEVER = "never"
 
 
@@ -182,10 +185,14 @@ class FieldMapping(_Strict):
         """The CRM fields a type's results are written to (rules with policy `never` excluded)."""
         return list(_targets_of(self.write_back)[kind])
 
+    @property
+    def placeholders(self) -> frozenset[str]:
+        """`blank_values`, casefolded: what `connector.values.blank` reads as empty for this mapping."""
+        return _blanks_of(self.blank_values)
+
     def is_blank(self, value: Any) -> bool:
-        if _blank(value):
-            return True
-        return isinstance(value, str) and value.strip().casefold() in _blanks_of(self.blank_values)
+        """The one test of "empty" for this mapping's records: selection, write planning and reviews use it."""
+        return blank(value, _blanks_of(self.blank_values))
 
 
 # Asked for every record pulled, so worked out once per list: keyed on the list object itself, since a
@@ -244,19 +251,14 @@ class Mapped:
     dropped: tuple[str, ...] = ()  # fields left out because LoneScale's schema would reject their value
 
 
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
 def to_contact(mapping: FieldMapping, record: CrmRecord) -> Mapped | Skip:
     values: dict[str, str] = {}
     for name in mapping.to_contact:
         for source in mapping.sources(name):
-            raw = record.get(source.field)
-            if mapping.is_blank(raw):
+            if mapping.is_blank(record.get(source.field)):
                 continue
             value = source.read(record)
-            if not _blank(value):
+            if not blank(value):
                 values[name] = str(value).strip()
                 break
     for name in ("firstname", "lastname"):
@@ -289,89 +291,68 @@ class Decision:
     reason: str
 
 
-def _moment(value: Any) -> datetime | None:
-    """A timestamp, however a CRM writes it ('…T12:00:00.000+0000', '…Z', a datetime), to the millisecond."""
-    if isinstance(value, datetime):
-        moment = value
-    elif isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
-        text = value.strip().replace("Z", "+00:00")
-        if (
-            text[-5:-4] in "+-"
-            and text[-3:-2] != ":"
-            and text[-5:].replace("+", "").replace("-", "").isdigit()
-        ):
-            text = f"{text[:-2]}:{text[-2:]}"  # Salesforce's +0000
-        try:
-            moment = datetime.fromisoformat(text)
-        except ValueError:
-            return None
-    else:
-        return None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
-
-
-def same_value(left: Any, right: Any) -> bool:
-    """Equal as a CRM would store them: case and surrounding spaces aside, timestamps to the millisecond."""
-    moments = _moment(left), _moment(right)
-    if None not in moments:
-        return moments[0] == moments[1]
-    return str(left).strip().casefold() == str(right).strip().casefold()
-
-
-def decide(rule: WriteRule, result: EnrichmentResult, current: Any, pulled: Any) -> Decision:
-    """Apply one rule. `current` is the CRM value read just before writing; `pulled` the value at pull time."""
+def decide(
+    rule: WriteRule,
+    result: EnrichmentResult,
+    current: Any,
+    ours: Any,
+    placeholders: frozenset[str] = NO_PLACEHOLDERS,
+) -> Decision:
+    """Apply one rule. `current` is the CRM value read just before writing; `ours` the value the journal says we
+    wrote to this field last (None if we never did, or a rollback restored what was there before us);
+    `placeholders` the mapping's blank values, so a field holding "n/a" is as empty here as at selection."""
     proposed = result.values.get(rule.result)
-    if rule.transform and not _blank(proposed):
+    if rule.transform and not blank(proposed):
         proposed = TRANSFORMS[rule.transform](proposed)
+    empty = blank(current, placeholders)
 
     def verdict(write: bool, reason: str) -> Decision:
         return Decision(rule.field, current, proposed, write, reason)
 
     if rule.policy is WritePolicy.NEVER:
         return verdict(False, "policy never")
-    if _blank(proposed):
+    if blank(proposed):
         return verdict(False, "no value found")
     for key, allowed in rule.only_if.items():
         if str(result.values.get(key)) not in allowed:
             return verdict(False, f"{key} is {result.values.get(key)!r}, not one of {allowed}")
-    if not _blank(current) and same_value(current, proposed):
+    if not empty and same_value(current, proposed):
         return verdict(False, "already equal")
-    if rule.policy is WritePolicy.FILL_EMPTY and not _blank(current):
+    if rule.policy is WritePolicy.FILL_EMPTY and not empty:
         return verdict(False, "fill_empty: the field already has a value")
-    if rule.policy is WritePolicy.OVERWRITE_IF_UNCHANGED and not (
-        (_blank(current) and _blank(pulled))
-        or (not _blank(current) and not _blank(pulled) and same_value(current, pulled))
-    ):
-        return verdict(False, "overwrite_if_unchanged: edited since it was pulled")
-    return verdict(True, "empty field filled" if _blank(current) else f"{rule.policy.value}")
+    if rule.policy is WritePolicy.OVERWRITE_IF_UNCHANGED and not (empty or same_value(current, ours)):
+        # Only our own last value is ours to replace: a value nobody journaled was typed or imported by
+        # someone else, however long it has sat unchanged.
+        return verdict(False, "overwrite_if_unchanged: not the value we wrote")
+    return verdict(True, "empty field filled" if empty else f"{rule.policy.value}")
 
 
 def plan_writes(
     mapping: FieldMapping,
     result: EnrichmentResult,
     current: Mapping[str, Any],
-    pulled: Mapping[str, Any],
+    ours: Mapping[str, Any],
     now: datetime,
 ) -> list[Decision]:
     """Every field decision for one record, the connector's status fields included.
 
     Status fields are ours, but say something only when it is news: the status when it changes, the time
     whenever anything is written, the job-change flag when LoneScale reports a change not yet flagged.
-    A replay or a duplicate that changes nothing writes nothing (and costs no API call).
+    A replay or a duplicate that changes nothing writes nothing (and costs no API call). `ours`: field → the
+    value we last wrote there (`overwrite_if_unchanged` replaces only that).
     """
+    placeholders = mapping.placeholders
     decisions = [
-        decide(rule, result, current.get(rule.field), pulled.get(rule.field)) for rule in mapping.write_back
+        decide(rule, result, current.get(rule.field), ours.get(rule.field), placeholders)
+        for rule in mapping.write_back
     ]
     status = mapping.status
     owned: list[tuple[str | None, Any, bool]] = []
     label = status.enriched_value if result.found else status.not_found_value
-    owned.append((status.status, label, not same_value(current.get(status.status or "") or "", label)))
+    owned.append((status.status, label, not same_value(current.get(status.status or ""), label)))
     # LoneScale's `false` means "same company OR not enough data" (lonescale-api.md §6): it is never
     # written, so it cannot erase a change flagged earlier.
-    news = bool(result.job_change_detected) and not same_value(
-        current.get(status.job_change or "") or "", True
-    )
+    news = bool(result.job_change_detected) and not same_value(current.get(status.job_change or ""), True)
     owned += [(status.job_change, True, news), (status.job_change_at, now, news)]
     touched = any(d.write for d in decisions) or any(write for name, _, write in owned if name)
     owned.append((status.enriched_at, now, touched))

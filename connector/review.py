@@ -12,19 +12,14 @@ from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 from connector.apply import ApplyReport, PlannedField, apply_results, jsonable
-from connector.mapping import same_value
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
 from connector.store import JobContact, JournalEntry, Store
+from connector.values import same_value
 from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def replay(
@@ -119,7 +114,7 @@ def rollback(
             value = None if now_values is None else jsonable(now_values.get(entry.field))
             if now_values is None:
                 verdict, restore = "the record no longer exists", False
-            elif (_blank(value) and _blank(entry.new_value)) or same_value(value, entry.new_value):
+            elif same_value(value, entry.new_value):
                 verdict, restore = "restored", True
             else:
                 verdict, restore = "kept: changed since our write", False

@@ -19,10 +19,10 @@ from connector.mapping import (
     decide,
     load_mapping,
     plan_writes,
-    same_value,
     to_contact,
 )
 from connector.models import CrmRecord, EnrichmentResult, EnrichmentType, RecordRef
+from connector.values import same_value
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -119,37 +119,50 @@ def rule(policy: str, **extra: Any) -> WriteRule:
 
 
 def test_fill_empty_keeps_a_value_a_person_typed() -> None:
-    decision = decide(rule("fill_empty"), result(email="new@acme.com"), current="typed@acme.com", pulled=None)
+    decision = decide(rule("fill_empty"), result(email="new@acme.com"), current="typed@acme.com", ours=None)
     assert not decision.write and "already has a value" in decision.reason
-    assert decide(rule("fill_empty"), result(email="new@acme.com"), current="", pulled="").write
+    assert decide(rule("fill_empty"), result(email="new@acme.com"), current="", ours="").write
 
 
 def test_a_blank_result_never_writes_whatever_the_policy() -> None:
     for policy in WritePolicy:
-        assert not decide(rule(policy.value), result(email="  "), current=None, pulled=None).write
+        assert not decide(rule(policy.value), result(email="  "), current=None, ours=None).write
 
 
 def test_an_equal_value_is_not_written_again() -> None:
-    decision = decide(rule("overwrite"), result(email="Jane@Acme.com"), current="jane@acme.com ", pulled=None)
+    decision = decide(rule("overwrite"), result(email="Jane@Acme.com"), current="jane@acme.com ", ours=None)
     assert not decision.write and decision.reason == "already equal"
 
 
 def test_overwrite_replaces_a_different_value() -> None:
-    assert decide(rule("overwrite"), result(email="b@x.com"), current="a@x.com", pulled="a@x.com").write
+    assert decide(rule("overwrite"), result(email="b@x.com"), current="a@x.com", ours="a@x.com").write
 
 
-def test_overwrite_if_unchanged_yields_to_an_edit_made_after_the_pull() -> None:
-    edited = decide(
-        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="human@x.com", pulled="a@x.com"
+def test_overwrite_if_unchanged_replaces_only_an_empty_field_or_the_value_we_wrote_last() -> None:
+    policy = rule("overwrite_if_unchanged")
+    ours_still_there = decide(policy, result(email="b@x.com"), current="a@x.com", ours="a@x.com")
+    edited_after_us = decide(policy, result(email="b@x.com"), current="human@x.com", ours="a@x.com")
+    # Unchanged since the pull, but nobody journaled it: a person typed it, or an import put it there.
+    never_ours = decide(policy, result(email="b@x.com"), current="human@x.com", ours=None)
+    empty = decide(policy, result(email="b@x.com"), current="", ours=None)
+    assert (ours_still_there.write, edited_after_us.write, never_ours.write, empty.write) == (
+        True,
+        False,
+        False,
+        True,
     )
-    untouched = decide(
-        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="a@x.com", pulled="a@x.com"
+    assert edited_after_us.reason == never_ours.reason == "overwrite_if_unchanged: not the value we wrote"
+
+
+def test_a_placeholder_the_mapping_calls_blank_is_an_empty_field_when_writing_too() -> None:
+    placeholders = frozenset({"n/a", "-"})
+    filled = decide(
+        rule("fill_empty"), result(email="a@x.com"), current=" N/A ", ours=None, placeholders=placeholders
     )
-    filled_since = decide(
-        rule("overwrite_if_unchanged"), result(email="b@x.com"), current="human@x.com", pulled=None
+    assert filled.write and filled.reason == "empty field filled"
+    assert not decide(rule("fill_empty"), result(email="a@x.com"), current="N/A", ours=None).write, (
+        "without the mapping's placeholders, 'N/A' is a value"
     )
-    assert (edited.write, untouched.write, filled_since.write) == (False, True, False)
-    assert "edited since it was pulled" in edited.reason
 
 
 def test_only_if_gates_on_other_result_fields() -> None:
@@ -170,7 +183,7 @@ def test_plan_writes_applies_every_rule_and_stamps_status_fields() -> None:
             job_change=True,
         ),
         current={"Email": None, "Phone": "+1 000", "Title": "Edited by a human"},
-        pulled={"Title": "CEO"},
+        ours={"Title": "CEO"},
         now=NOW,
     )
     verdicts = {d.field: (d.write, d.proposed) for d in decisions}
@@ -186,7 +199,7 @@ def test_plan_writes_applies_every_rule_and_stamps_status_fields() -> None:
 
 
 def test_a_false_job_change_is_unknown_and_never_written() -> None:
-    decisions = plan_writes(MAPPING, result(found=False, job_change=False), current={}, pulled={}, now=NOW)
+    decisions = plan_writes(MAPPING, result(found=False, job_change=False), current={}, ours={}, now=NOW)
     assert {d.field for d in decisions if d.write} == {"Enrichment_Status__c", "Last_Enriched__c"}
     assert next(d for d in decisions if d.field == "Enrichment_Status__c").proposed == "not_found"
 
@@ -197,7 +210,7 @@ def test_a_result_that_changes_nothing_writes_nothing_not_even_a_status() -> Non
     found = result(
         email="a@x.com", email_status="valid", phone="+14155552671", job_title="CTO", job_change=True
     )
-    assert not [d for d in plan_writes(MAPPING, found, current=current, pulled=current, now=NOW) if d.write]
+    assert not [d for d in plan_writes(MAPPING, found, current=current, ours=current, now=NOW) if d.write]
 
 
 def test_read_fields_cover_inputs_targets_and_status() -> None:
@@ -292,8 +305,8 @@ def test_a_rule_can_wait_for_a_detected_job_change() -> None:
     )  # fmt: skip
     moved = parse_payload({"companyName": "Globex", "jobChangeDetected": True}).results[0]
     stayed = parse_payload({"companyName": "Globex", "jobChangeDetected": False}).results[0]
-    assert decide(new_company, moved, current="Acme", pulled="Acme").write
-    assert not decide(new_company, stayed, current="Acme", pulled="Acme").write
+    assert decide(new_company, moved, current="Acme", ours="Acme").write
+    assert not decide(new_company, stayed, current="Acme", ours="Acme").write
     assert stayed.found and "job_change_detected" not in stayed.values
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +10,10 @@ import httpx
 import pytest
 
 from connector.apply import apply_results
+from connector.config import LoneScaleSettings
 from connector.mapping import WritePolicy, load_mapping
+from connector.models import EnrichmentType
+from connector.review import replay
 from connector.serving import ThreadedServer
 from connector.store import Cursor, Store
 from connector.sync import EPOCH
@@ -75,7 +79,7 @@ def test_a_record_the_crm_rejects_keeps_its_reason_and_the_rest_of_its_batch_is_
     assert journal and all(e.outcome == "rejected" and e.reason == reason for e in journal)
 
 
-def test_overwrite_if_unchanged_yields_to_a_person_who_edited_after_the_pull(
+def test_overwrite_if_unchanged_replaces_our_own_last_value_and_never_a_persons(
     pipeline: Pipeline, salesforce_sandbox: Served
 ) -> None:
     base = load_mapping(MAPPINGS / "salesforce-contact.toml")
@@ -84,10 +88,19 @@ def test_overwrite_if_unchanged_yields_to_a_person_who_edited_after_the_pull(
         for r in base.write_back
     ]
     instance = salesforce_instance(salesforce_sandbox, base.model_copy(update={"write_back": rules}))
+    before = everything(instance, ["Title"])
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
-    sent = [c for job in report.jobs for c in pipeline.store.job_contacts(job)]
-    edited, untouched = sent[0].record_id, [c.record_id for c in sent[1:]]
+    applied = pipeline.apply(instance)
+
+    after = everything(instance, ["Title"])
+    sent = {c.record_id: c for job in report.jobs for c in pipeline.store.job_contacts(job)}
+    typed = [i for i in sent if before[i]["Title"]]
+    assert typed and all(after[i]["Title"] == before[i]["Title"] for i in typed), (
+        "a title nobody journaled is a person's, however long it sat unchanged since the pull"
+    )
+    assert applied.kept_by_policy["overwrite_if_unchanged: not the value we wrote"] >= 1
+    ours, edited = [i for i in sent if not before[i]["Title"] and after[i]["Title"]][:2]
     token = salesforce_token(salesforce_sandbox)
     response = httpx.patch(
         f"{salesforce_sandbox.url}/services/data/v62.0/sobjects/Contact/{edited}",
@@ -96,12 +109,16 @@ def test_overwrite_if_unchanged_yields_to_a_person_who_edited_after_the_pull(
     )
     assert response.status_code == 204
 
-    applied = pipeline.apply(instance)
+    # A newer result for both (LoneScale's documented per-contact payload), re-applied from the inbox.
+    for record_id in (ours, edited):
+        newer = {"custom": {"contact_id": record_id}, "firstName": "A", "jobTitle": "Chief Newer Officer"}
+        pipeline.store.store_delivery(sent[record_id].job_id, json.dumps(newer).encode())
+    replay({instance.name: instance}, pipeline.store, job_id=sent[ours].job_id)
+    replay({instance.name: instance}, pipeline.store, job_id=sent[edited].job_id)
 
-    assert applied.kept_by_policy["overwrite_if_unchanged: edited since it was pulled"] >= 1
-    titles = instance.adapter.read_current([edited, *untouched], ["Title"])
-    assert titles[edited]["Title"] == "Typed by a person"
-    assert any(pipeline.store.journal_for("acme-sf", i) for i in untouched)
+    titles = instance.adapter.read_current([ours, edited], ["Title"])
+    assert titles[ours]["Title"] == "Chief Newer Officer", "our own value is ours to replace"
+    assert titles[edited]["Title"] == "Typed by a person", "an edit made after our write is a person's"
 
 
 @pytest.mark.parametrize(
@@ -279,3 +296,62 @@ def test_records_a_pull_repeats_at_a_page_boundary_are_counted_and_sent_once(
     assert report.pulled == distinct
     sent = [c.record_id for job_id in report.jobs for c in pipeline.store.job_contacts(job_id)]
     assert len(sent) == len(set(sent)) == report.sent
+
+
+def test_a_placeholder_phone_that_selection_buys_for_is_the_phone_the_write_back_fills(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """One meaning of blank: the mapping's `blank_values` make "n/a" empty when choosing what to buy, so the
+    write-back must call it empty too, or the phone is paid for, never written, and bought again."""
+    hubspot_sandbox.control.reset(contacts=0)
+    person = {"firstname": "Grace", "lastname": "Hopper", "email": "grace@navy.example", "phone": "n/a"}
+    (record_id,) = hubspot_sandbox.control.seed([person])
+    lonescale_sandbox.control.seed(
+        [{"match": {"email": "grace@navy.example"}, "fields": {"phone": "+14155550123"}}]
+    )
+    instance = hubspot_instance(hubspot_sandbox)
+
+    report, applied = cycle(pipeline, instance)
+
+    assert report.by_types and all("phone" in types for types in report.by_types), "the phone was bought"
+    assert everything(instance, ["phone"])[record_id]["phone"] == "+14155550123"
+    assert applied.kept_by_policy["fill_empty: the field already has a value"] == 0
+
+
+def test_two_results_for_one_record_in_one_pass_are_merged_by_type_and_both_written(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """Job A bought the email, job B the phone; both results wait in the inbox together (a CRM outage held the
+    write-back). Neither may be dropped: each type's values come from the newest result that has them."""
+    hubspot_sandbox.control.reset(contacts=0)
+    person = {
+        "firstname": "Ada",
+        "lastname": "Lovelace",
+        "company": "Analytical Engines",
+        "website": "engines.io",
+    }
+    (record_id,) = hubspot_sandbox.control.seed([person])
+    found = {"email": "ada@engines.io", "emailStatus": "valid", "phone": "+442071234567"}
+    match = {"firstname": "Ada", "lastname": "Lovelace", "domain": "engines.io"}
+    lonescale_sandbox.control.seed([{"match": match, "fields": found}])
+    instance = hubspot_instance(hubspot_sandbox)
+    email_job = pipeline.sync(instance, LoneScaleSettings(enrichment_type=[EnrichmentType.EMAIL]))
+    phone_job = pipeline.sync(instance, LoneScaleSettings(enrichment_type=[EnrichmentType.PHONE]))
+    assert (email_job.sent, phone_job.sent) == (1, 1), (
+        "the record came back in the look-back, needing a phone"
+    )
+    pipeline.wait_for_results(email_job)
+    pipeline.wait_for_results(phone_job)
+
+    applied = pipeline.apply(instance)
+
+    assert applied.records_written == 1
+    written = everything(instance, ["email", "phone"])[record_id]
+    assert (written["email"], written["phone"]) == ("ada@engines.io", "+442071234567")
+    statuses = {c.job_id: c.status for job in (*email_job.jobs, *phone_job.jobs)
+                for c in pipeline.store.job_contacts(job)}  # fmt: skip
+    assert set(statuses.values()) == {"applied"}, statuses
+    journal = {e.field: e.job_id for e in pipeline.store.journal_for("acme-hs", record_id)}
+    assert (journal["email"], journal["phone"]) == (email_job.jobs[0], phone_job.jobs[0]), (
+        "each field is journaled under the job that paid for it"
+    )

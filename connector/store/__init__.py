@@ -13,6 +13,7 @@ from sqlalchemy import Connection, Engine, RowMapping, func, select, update
 from connector.models import JobStatus
 from connector.store import schema, state
 from connector.store.dialect import insert_ignoring_duplicates, make_engine, slices, write_lock
+from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.migrations import migrate
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 
@@ -35,6 +36,7 @@ class Store:
         self.engine: Engine = make_engine(url)
         self._write_lock = write_lock(self.engine)
         migrate(self.engine)
+        self.leases = Leases(self.engine, self._writing)
 
     @contextmanager
     def _writing(self) -> Iterator[Connection]:
@@ -420,6 +422,27 @@ class Store:
                 for r in db.execute(query)
             ]
 
+    def last_written(
+        self, instance: str, record_ids: Sequence[str], fields: Sequence[str]
+    ) -> dict[tuple[str, str], Any]:
+        """(record, field) → the value we last wrote there, where that write is still ours: a rollback that
+        came after it restored what was there before us, so the field then holds nobody's value of ours."""
+        table, runs = schema.write_journal, schema.runs
+        latest: dict[tuple[str, str], tuple[int, Any, str]] = {}
+        with self.engine.connect() as db:
+            for some in slices(record_ids):
+                query = (
+                    select(table.c.id, table.c.record_id, table.c.field, table.c.new_value, runs.c.kind)
+                    .join(runs, runs.c.id == table.c.run_id)
+                    .where(table.c.instance == instance, table.c.record_id.in_(some),
+                           table.c.field.in_(list(fields)), table.c.outcome == "written")
+                )  # fmt: skip
+                for row in db.execute(query):
+                    key = (row.record_id, row.field)
+                    if key not in latest or latest[key][0] < row.id:
+                        latest[key] = (row.id, row.new_value, row.kind)
+        return {key: value for key, (_, value, kind) in latest.items() if kind != "rollback"}
+
     def journal_for_run(self, run_id: int) -> list[JournalEntry]:
         table = schema.write_journal
         return self._journal(select(table).where(table.c.run_id == run_id).order_by(table.c.id))
@@ -485,4 +508,5 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Arrival", "Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Store", "sha256"]
+__all__ = ["Arrival", "Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Store", "instance_lease",
+           "sha256"]  # fmt: skip

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, TypeVar
 
@@ -48,13 +48,34 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True)
 
 
+def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
+    if dialect == "sqlite":
+        return sqlite.insert(table)
+    if dialect == "postgresql":
+        return postgresql.insert(table)
+    raise NotImplementedError(f"no upsert for {dialect}; add it here")
+
+
 def insert_ignoring_duplicates(engine: Engine, table: Table) -> Insert:
     """INSERT … ON CONFLICT DO NOTHING, in the engine's dialect."""
-    if engine.dialect.name == "sqlite":
-        return sqlite.insert(table).on_conflict_do_nothing()
-    if engine.dialect.name == "postgresql":
-        return postgresql.insert(table).on_conflict_do_nothing()
-    raise NotImplementedError(f"no upsert for {engine.dialect.name}; add it here")
+    return _insert(engine.dialect.name, table).on_conflict_do_nothing()
+
+
+def upsert(
+    dialect: str,
+    table: Table,
+    keys: Sequence[str],
+    replace: Sequence[str],
+    *,
+    also: Mapping[str, Any] | None = None,
+    where: Any = None,
+) -> Insert:
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET each of `replace` to the inserted value (and `also`'s
+    expressions) [WHERE `where`]: one statement, so two writers of one row never meet between a read and an
+    insert (an IntegrityError), and a conditional takeover is atomic."""
+    statement = _insert(dialect, table)
+    values = {name: statement.excluded[name] for name in replace} | dict(also or {})
+    return statement.on_conflict_do_update(index_elements=list(keys), set_=values, where=where)
 
 
 def write_lock(engine: Engine) -> AbstractContextManager[Any]:

@@ -12,14 +12,23 @@ from connector.store import schema
 Migration = tuple[int, str, Callable[[Connection], None]]
 
 
+_FIRST_TABLES = ("runs", "cursors", "jobs", "job_contacts", "inbox", "record_state", "write_journal")
+
+
 def _initial(connection: Connection) -> None:
-    tables = [t for t in schema.metadata.sorted_tables if t is not schema.schema_migrations]
+    tables = [schema.metadata.tables[name] for name in _FIRST_TABLES]
     schema.metadata.create_all(connection, tables=tables)
 
 
-# Append, never edit: a released migration is history. A new column is a new entry with its own DDL.
+def _leases(connection: Connection) -> None:
+    schema.leases.create(connection, checkfirst=True)
+
+
+# Append, never edit: a released migration is history. A new table or column is a new entry with its own DDL
+# (and `_initial` names its own tables, so a fresh database gets later ones from their migrations).
 MIGRATIONS: list[Migration] = [
     (1, "runs, cursors, jobs, job contacts, inbox, record state, write journal", _initial),
+    (2, "leases: one holder per instance for syncs and write-backs", _leases),
 ]
 
 

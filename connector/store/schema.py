@@ -128,3 +128,19 @@ write_journal = Table(
     Index("ix_journal_record", "instance", "record_id"),
     Index("ix_journal_run", "run_id"),
 )
+
+# Who may work on an instance now (a sync or a write-back pass): one row per instance, taken for a while and
+# renewed as the work goes on. `epoch` grows with every new holder, so work done under a lease that was lost
+# (a frozen process that came back) can be told from the current holder's.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(128), primary_key=True),  # e.g. "instance:acme-salesforce"
+    Column("holder", String(200), nullable=False),  # "" once released
+    Column("host", String(200), nullable=False),
+    Column("pid", Integer, nullable=False),
+    Column("purpose", String(32), nullable=False),  # sync | apply | replay | retry | rollback | start
+    Column("epoch", BigInteger, nullable=False),
+    Column("acquired_at", WHEN, nullable=False),
+    Column("expires_at", WHEN, nullable=False),
+)

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence, Set
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, select, update
+from sqlalchemy import Connection, select
 
 from connector.store import schema
-from connector.store.dialect import slices
+from connector.store.dialect import slices, upsert
 
 Types = dict[str, dict[str, Any]]  # type → {"sent_at": iso, "found": bool | None}
 
@@ -25,25 +25,18 @@ def read(db: Connection, instance: str, record_ids: Sequence[str]) -> dict[str, 
     return states
 
 
-def write(db: Connection, instance: str, types: Mapping[str, Types], existing: Set[str]) -> None:
-    """One bulk UPDATE for the records that have a row (`existing`, as just read), one bulk INSERT for the rest."""
+def write(db: Connection, instance: str, types: Mapping[str, Types]) -> None:
+    """Each record's state as given, in one upsert: a row appears or is replaced without a read in between."""
+    if not types:
+        return
     table = schema.record_state
     now = datetime.now(UTC)
-    updates = [{"b_id": rid, "b_types": value} for rid, value in types.items() if rid in existing]
-    inserts = [
+    rows = [
         {"instance": instance, "record_id": rid, "types": value, "updated_at": now}
         for rid, value in types.items()
-        if rid not in existing
     ]
-    if updates:
-        statement = (
-            update(table)
-            .where(table.c.instance == instance, table.c.record_id == bindparam("b_id"))
-            .values(types=bindparam("b_types", type_=table.c.types.type), updated_at=now)
-        )
-        db.execute(statement, updates)
-    if inserts:
-        db.execute(table.insert(), inserts)
+    statement = upsert(db.dialect.name, table, ("instance", "record_id"), ("types", "updated_at"))
+    db.execute(statement, rows)
 
 
 def sent(db: Connection, instance: str, sent_types: Mapping[str, Sequence[str]], at: datetime) -> None:
@@ -53,7 +46,7 @@ def sent(db: Connection, instance: str, sent_types: Mapping[str, Sequence[str]],
     merged = {
         rid: {**states.get(rid, {}), **dict.fromkeys(kinds, stamp)} for rid, kinds in sent_types.items()
     }
-    write(db, instance, merged, states.keys())
+    write(db, instance, merged)
 
 
 def found(db: Connection, instance: str, hits: Mapping[str, Mapping[str, bool]]) -> None:
@@ -67,11 +60,11 @@ def found(db: Connection, instance: str, hits: Mapping[str, Mapping[str, bool]])
             **types,
             **{k: {**types.get(k, {"sent_at": now}), "found": hit} for k, hit in by_type.items()},
         }
-    write(db, instance, merged, states.keys())
+    write(db, instance, merged)
 
 
 def forget(db: Connection, instance: str, record_ids: Sequence[str], kinds: Sequence[str]) -> None:
     """Release from cooldown: their job expired, or never reached LoneScale."""
     states = read(db, instance, record_ids)
     released = {rid: {k: v for k, v in types.items() if k not in kinds} for rid, types in states.items()}
-    write(db, instance, released, states.keys())
+    write(db, instance, released)

@@ -1,0 +1,206 @@
+"""Per-instance leases: one holder at a time for a sync or a write-back pass, on SQLite and PostgreSQL alike.
+
+Why: two runs of one instance at once (a `sync NAME` beside the daemon, two daemons on one store) both read
+the cooldowns before either records its job, and post the same contacts twice; a `replay` beside the
+daemon's write-back cannot tell the journal rows that write has in flight from a crash's leftovers. A lease
+is a row taken by one atomic upsert (`ON CONFLICT … DO UPDATE … WHERE` the row is free or expired), renewed
+as the work goes on, and released at its end. Its epoch grows with each new holder, so a holder that froze
+past its expiry finds out at its next renewal (`LeaseLost`) before it writes anything more.
+
+A holder that died without releasing (SIGKILL, power loss) is waited out until its lease expires, except on
+the same host, where a holder whose process no longer exists is taken over at once: a restarted daemon
+resumes without waiting.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, select, update
+
+from connector.errors import Busy, LeaseLost
+from connector.store import schema
+from connector.store.dialect import upsert
+
+log = logging.getLogger(__name__)
+# Longer than any one step between renewals can take: one CRM or LoneScale call retried up to its 300 s
+# deadline (connector.retry), with room to spare.
+DEFAULT_TTL = timedelta(minutes=10)
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Holding:
+    """Who holds (or last held) a lease, as a person reads it in a refusal or in `status`."""
+
+    name: str
+    holder: str
+    host: str
+    pid: int
+    purpose: str
+    epoch: int
+    acquired_at: datetime
+    expires_at: datetime
+
+    def describe(self) -> str:
+        return (
+            f"a {self.purpose} by process {self.pid} on {self.host} holds it since "
+            f"{self.acquired_at:%Y-%m-%d %H:%M:%SZ} (until {self.expires_at:%H:%M:%SZ} unless renewed)"
+        )
+
+
+class Lease:
+    """A lease we hold. `renew()` before each step that writes (a trigger, a CRM batch, the cursor)."""
+
+    def __init__(self, leases: Leases, name: str, holder: str, epoch: int, ttl: timedelta):
+        self._leases, self.name, self.holder, self.epoch, self.ttl = leases, name, holder, epoch, ttl
+        self.released = False
+
+    def renew(self) -> None:
+        """Extend it; raises LeaseLost when another holder has taken it meanwhile."""
+        if not self._leases.renew(self):
+            raise LeaseLost(
+                f"{self.name}: our lease expired and another process took it over; stopping before writing more"
+            )
+
+    def release(self) -> None:
+        if not self.released:
+            self._leases.release(self)
+            self.released = True
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class Leases:
+    def __init__(
+        self, engine: Engine, writing: Callable[[], AbstractContextManager[Connection]], clock: Clock = _now
+    ):
+        self._engine, self._writing, self._clock = engine, writing, clock
+        self._host, self._pid = socket.gethostname()[:200], os.getpid()
+
+    def acquire(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL) -> Lease:
+        """Take the lease, or raise Busy naming who has it."""
+        holder = f"{self._host}:{self._pid}:{uuid.uuid4().hex[:12]}"
+        for _ in range(3):  # a lease released between our upsert and our read is tried again
+            now = self._clock()
+            epoch = self._take_if_free(name, holder, purpose, now, ttl)
+            if epoch is None:
+                current = self.holding(name)
+                if current is None:
+                    continue
+                epoch = self._take_from_the_dead(current, holder, purpose, now, ttl)
+            return Lease(self, name, holder, epoch, ttl)
+        raise Busy(f"{name} is busy: other processes keep taking it; try again later")
+
+    def _take_if_free(
+        self, name: str, holder: str, purpose: str, now: datetime, ttl: timedelta
+    ) -> int | None:
+        table = schema.leases
+        row = {"name": name, "holder": holder, "host": self._host, "pid": self._pid, "purpose": purpose,
+               "epoch": 1, "acquired_at": now, "expires_at": now + ttl}  # fmt: skip
+        statement = upsert(
+            self._engine.dialect.name,
+            table,
+            ("name",),
+            ("holder", "host", "pid", "purpose", "acquired_at", "expires_at"),
+            also={"epoch": table.c.epoch + 1},
+            where=(table.c.holder == "") | (table.c.expires_at < now),
+        ).returning(table.c.epoch)
+        with self._writing() as db:
+            epoch = db.execute(statement, row).scalar()
+        return None if epoch is None else int(epoch)
+
+    def _take_from_the_dead(
+        self, current: Holding, holder: str, purpose: str, now: datetime, ttl: timedelta
+    ) -> int:
+        if current.host != self._host or current.pid == self._pid or process_alive(current.pid):
+            raise Busy(f"{current.name} is busy: {current.describe()}; try again when it has finished")
+        table = schema.leases
+        statement = (
+            update(table)
+            .where(table.c.name == current.name, table.c.holder == current.holder,
+                   table.c.epoch == current.epoch)
+            .values(holder=holder, host=self._host, pid=self._pid, purpose=purpose, acquired_at=now,
+                    expires_at=now + ttl, epoch=table.c.epoch + 1)
+            .returning(table.c.epoch)
+        )  # fmt: skip
+        with self._writing() as db:
+            epoch = db.execute(statement).scalar()
+        if epoch is None:
+            raise Busy(f"{current.name} is busy: another process took it over at the same moment")
+        log.info(
+            "%s: took over from process %d, which stopped without releasing it", current.name, current.pid
+        )
+        return int(epoch)
+
+    def renew(self, lease: Lease) -> bool:
+        table = schema.leases
+        statement = (
+            update(table)
+            .where(table.c.name == lease.name, table.c.holder == lease.holder, table.c.epoch == lease.epoch)
+            .values(expires_at=self._clock() + lease.ttl)
+        )
+        with self._writing() as db:
+            return bool(db.execute(statement).rowcount)
+
+    def release(self, lease: Lease) -> None:
+        table = schema.leases
+        statement = (
+            update(table)
+            .where(table.c.name == lease.name, table.c.holder == lease.holder, table.c.epoch == lease.epoch)
+            .values(holder="", expires_at=self._clock())
+        )
+        with self._writing() as db:
+            db.execute(statement)
+
+    def holding(self, name: str) -> Holding | None:
+        """The live holder of a lease, or None when it is free (released or expired)."""
+        table = schema.leases
+        with self._engine.connect() as db:
+            row = db.execute(select(table).where(table.c.name == name)).first()
+        if row is None or not row.holder or _aware(row.expires_at) < self._clock():
+            return None
+        return Holding(row.name, row.holder, row.host, row.pid, row.purpose, row.epoch,
+                       _aware(row.acquired_at), _aware(row.expires_at))  # fmt: skip
+
+    @contextmanager
+    def held(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[Lease]:
+        lease = self.acquire(name, purpose, ttl)
+        try:
+            yield lease
+        finally:
+            lease.release()
+
+
+def instance_lease(instance: str) -> str:
+    """The lease a sync, a write-back pass, a replay and a rollback of one instance all take."""
+    return f"instance:{instance}"
