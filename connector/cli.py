@@ -17,6 +17,7 @@ from connector.cli_review import COMMANDS
 from connector.cli_support import CONFIG, EXIT_FAILED, EXIT_TIMEOUT, read_config, runtime_for, setup_logging
 from connector.errors import ConfigError
 from connector.models import JobStatus
+from connector.store import instance_lease
 from connector.sync import SyncReport, month_start
 
 
@@ -139,7 +140,11 @@ def status(config_path: Path) -> None:
                 if last is None:
                     click.echo(f"  last {kind}:  never")
                     continue
-                counts = ", ".join(f"{k} {v}" for k, v in last["counts"].items() if v not in ({}, 0))
+                counts = ", ".join(
+                    f"{k} {v}"
+                    for k, v in last["counts"].items()
+                    if v not in ({}, 0, None) and k != "clock_skew_seconds"
+                )
                 click.echo(
                     f"  last {kind}:  run {last['id']}, {_when(last['started_at'])} {last['status']}"
                     + (f" — {counts}" if counts else "")
@@ -160,6 +165,15 @@ def status(config_path: Path) -> None:
             click.echo(
                 f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
             )
+            skew = next((r["counts"].get("clock_skew_seconds") for r in runs if r["kind"] == "sync"), None)
+            if skew is not None and abs(skew) > 1.0:
+                click.echo(
+                    f"  clock:       this machine is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
+                    "CRM's; the cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"
+                )
+            holding = store.leases.holding(instance_lease(name))
+            if holding is not None:
+                click.echo(f"  busy:        {holding.describe()}")
             jobs = store.job_counts(name)
             click.echo(
                 "  jobs:        " + (", ".join(f"{state} {n}" for state, n in sorted(jobs.items())) or "none")

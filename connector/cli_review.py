@@ -11,6 +11,7 @@ from rich.console import Console
 from connector import reports
 from connector.apply import ApplyReport, apply_results
 from connector.cli_support import CONFIG, EXIT_FAILED, runtime_for
+from connector.errors import Busy
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
 
@@ -34,7 +35,9 @@ def _report(console: Console, title: str, report: ApplyReport, dry_run: bool, ou
                   f"{report.records_rejected} rejected, {report.duplicates} already applied")  # fmt: skip
     for record_id, reason in report.rejections[:20]:
         console.print(f"  rejected {record_id}: {reason}")
-    if report.failures:
+    for busy in report.busy:  # its results stay where they are, for when it is free
+        console.print(f"not written now: {busy}")
+    if report.failures or report.busy:
         console.print("\n".join(report.failures))
         raise SystemExit(EXIT_FAILED)
 
@@ -96,7 +99,7 @@ def rollback_command(config_path: Path, run_id: int, dry_run: bool, output: Path
     with runtime_for(config_path) as runtime:
         try:
             report = rollback(runtime.instances, runtime.store, run_id, dry_run=dry_run)
-        except ValueError as exc:
+        except (ValueError, Busy) as exc:
             raise click.ClickException(str(exc)) from exc
     reports.show(
         console, f"rollback of run {run_id}" + (" (dry run)" if dry_run else ""), report.planned, DIFF_COLUMNS

@@ -71,13 +71,7 @@ def run_daemon(
 
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
-    stopped, unsure = runtime.store.interrupt_unfinished()
-    if stopped or unsure:
-        log.warning(
-            "a previous run stopped abruptly: %d run(s) marked interrupted, %d job(s) uncertain",
-            stopped,
-            unsure,
-        )
+    runtime.settle_interrupted()
     runtime.serve_webhook()
     scheduler = build_scheduler(runtime, apply_every)
     scheduler.start()

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 
 from connector.apply import ApplyReport, PlannedField, apply_results, jsonable
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
-from connector.store import JobContact, JournalEntry, Store
+from connector.store import JobContact, JournalEntry, Store, instance_lease
 from connector.values import same_value
 from connector.wiring import Instance
 
@@ -100,6 +100,16 @@ def rollback(
     if run["instance"] not in instances:
         raise ValueError(f"run {run_id} belongs to instance {run['instance']!r}, which is not configured")
     instance = instances[run["instance"]]
+    if dry_run:
+        return _rollback(instance, store, run_id, dry_run, now)
+    # Under the instance's lease: what is current when we decide is still current when we write.
+    with store.leases.held(instance_lease(instance.name), "rollback"):
+        return _rollback(instance, store, run_id, dry_run, now)
+
+
+def _rollback(
+    instance: Instance, store: Store, run_id: int, dry_run: bool, now: Callable[[], datetime]
+) -> RollbackReport:
     entries = [e for e in store.journal_for_run(run_id) if e.outcome == "written"]
     report = RollbackReport()
     by_record: dict[str, list[JournalEntry]] = defaultdict(list)

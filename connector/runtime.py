@@ -10,10 +10,11 @@ from datetime import UTC, datetime, timedelta
 
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config, parse_duration
+from connector.errors import Busy
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
-from connector.store import Store
+from connector.store import Store, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
@@ -65,6 +66,22 @@ class Runtime:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def settle_interrupted(self) -> None:
+        """At start: what a previous process left half done, for each instance nobody else is working on now
+        (a `sync NAME` running beside us keeps its runs and jobs)."""
+        for name in self.instances:
+            try:
+                with self.store.leases.held(instance_lease(name), "start"):
+                    stopped, unsure = self.store.interrupt_unfinished(name)
+            except Busy as exc:
+                log.info("%s: left as it is at start: %s", name, exc)
+                continue
+            if stopped or unsure:
+                log.warning(
+                    "%s: a previous run stopped abruptly: %d run(s) marked interrupted, %d job(s) uncertain",
+                    name, stopped, unsure,
+                )  # fmt: skip
 
     def instance(self, name: str) -> Instance:
         try:

@@ -21,13 +21,13 @@ from typing import Any
 
 from connector.adapters.base import Window
 from connector.config import BudgetSettings, LoneScaleSettings
-from connector.errors import ConnectorError, QuotaExhausted, RequestRejected
+from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, TriggerUncertain
 from connector.mapping import FieldMapping, Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
 from connector.readahead import ReadAhead
 from connector.retry import call_with_retry
-from connector.store import Cursor, Job, JobContact, Store, sha256
+from connector.store import Cursor, Job, JobContact, Lease, Store, instance_lease, sha256
 from connector.wiring import Instance, durations
 
 log = logging.getLogger(__name__)
@@ -51,7 +51,9 @@ class SyncReport:
     dropped: Counter[str] = field(default_factory=Counter)
     credits_at_start: float | None = None
     projected_credits: float = 0.0  # if every type asked for were found (the most it can cost)
-    status: str = "running"
+    clock_skew: float | None = None  # seconds the daemon's clock is ahead of the CRM's (negative: behind)
+    cursor: datetime | None = None  # where the next window starts (before its look-back)
+    status: str = "running"  # running | succeeded | stopped | failed | busy
     message: str | None = None
 
     def counts(self) -> dict[str, Any]:
@@ -64,6 +66,7 @@ class SyncReport:
             "dropped_values": dict(self.dropped),
             "credits_at_start": self.credits_at_start,
             "projected_credits": self.projected_credits,
+            "clock_skew_seconds": self.clock_skew,
         }
 
 
@@ -120,10 +123,12 @@ class _Sender:
     """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps."""
 
     def __init__(self, instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
-                 webhook_base: str, report: SyncReport, now: Callable[[], datetime], allowance: float):  # fmt: skip
+                 webhook_base: str, report: SyncReport, now: Callable[[], datetime], allowance: float,
+                 lease: Lease | None):  # fmt: skip
         self.instance, self.store, self.lonescale, self.settings = instance, store, lonescale, settings
         self.webhook_base, self.report, self.now = webhook_base.rstrip("/"), report, now
         self.allowance = allowance  # contacts this run may still send (caps), float("inf") when uncapped
+        self.lease = lease  # None for a dry run, which sends nothing
 
     def send(self, types: Sequence[EnrichmentType], batch: Batch) -> None:
         if len(batch) > self.allowance:
@@ -147,6 +152,8 @@ class _Sender:
                        {name: record.get(name) for name in write_fields})
             for record, mapped in batch
         ]  # fmt: skip
+        if self.lease is not None:
+            self.lease.renew()  # fencing: a sync that lost its lease to another holder sends nothing more
         self.store.create_job(job, contacts)  # durable before LoneScale hears of it
         url = f"{self.webhook_base}/webhooks/lonescale/{job_id}?token={token}"
         try:
@@ -242,7 +249,8 @@ def _allowance(instance: Instance, store: Store, now: datetime) -> float:
 class _FirstSight:
     """Whether a pulled record is new to this run. Pulls come in changed_at order and a page boundary can
     only repeat records of one timestamp, so only the latest timestamp's ids are kept: memory stays flat
-    however many records a run reads."""
+    however many records a run reads. (A record read again at a later timestamp changed meanwhile: that
+    is a new sight, which `_Claims` keeps out of a second job.)"""
 
     def __init__(self) -> None:
         self._at, self._ids = EPOCH, set[str]()
@@ -256,6 +264,51 @@ class _FirstSight:
         return True
 
 
+class _Claims:
+    """Records this run has already taken: in a batch still filling, or put in a job since the current chunk's
+    cooldowns were read (later chunks read those from the store). A record is read twice when it changes
+    during the pull (a person's edit, our own write-back): it moves later in the window, where the CRM
+    yields it again, and must not go into a second job. Only these few ids are kept, so memory stays flat
+    however many records a run reads."""
+
+    def __init__(self, pending: Mapping[tuple[EnrichmentType, ...], Batch]):
+        self._pending, self._taken = pending, set[str]()
+
+    def new_chunk(self) -> None:
+        self._taken = {record.ref.id for batch in self._pending.values() for record, _ in batch}
+
+    def take(self, record_id: str) -> bool:
+        """False if the run already took it."""
+        if record_id in self._taken:
+            return False
+        self._taken.add(record_id)
+        return True
+
+
+def _cursor_end(instance: Instance, window: Window, report: SyncReport) -> datetime:
+    """Where the next window may start: the window's end, unless the CRM's clock says that moment has not
+    come there yet. The window's end is the daemon's "now" less the settle margin; a daemon clock running
+    ahead of the CRM's by more than that margin would put the cursor past records the CRM stamps later with
+    an earlier time, and they would never be read. So the cursor stops at the CRM's own time (the `Date` of
+    its first answer in this pull, whole seconds) less the settle margin."""
+    first = instance.adapter.server_clock.first
+    if first is None:  # no Date header came back: nothing to compare with
+        return window.end
+    crm_time, local_time = first
+    report.clock_skew = round((local_time - crm_time).total_seconds(), 1)
+    _, settle = durations(instance.settings)
+    crm_end = crm_time - timedelta(seconds=settle)
+    if crm_end < window.end:
+        if report.clock_skew > 1.0:  # more than the Date header's own rounding
+            log.warning(
+                "%s: this machine's clock is %.0f s ahead of the CRM's; the cursor stops at the CRM's time "
+                "less the settle margin (%s) so no record is skipped: fix the clock (NTP)",
+                instance.name, report.clock_skew, crm_end.isoformat(timespec="seconds"),
+            )  # fmt: skip
+        return crm_end
+    return window.end
+
+
 def pull_and_trigger(
     instance: Instance,
     store: Store,
@@ -267,17 +320,68 @@ def pull_and_trigger(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[SyncReport], None] | None = None,
 ) -> SyncReport:
-    """One cycle's pull side. A dry run reads the CRM and LoneScale's balance and changes nothing anywhere."""
+    """One cycle's pull side, under the instance's lease (another process syncing or writing back the same
+    instance makes this a `busy` report, nothing done). A dry run reads the CRM and LoneScale's balance and
+    changes nothing anywhere."""
+    lease = None
+    if not dry_run:
+        try:
+            lease = store.leases.acquire(instance_lease(instance.name), "sync")
+        except Busy as exc:
+            log.warning("%s: sync not started: %s", instance.name, exc)
+            return SyncReport(instance.name, 0, status="busy", message=str(exc))
+    try:
+        return _pull_and_trigger(instance, store, lonescale, settings, webhook_base, lease, now, progress)
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, window: Window,
+                 started: datetime, sender: _Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
+    """Pull the window chunk by chunk, triage each record, and send full batches as they fill; then the rest."""
+    report, lease = sender.report, sender.lease
+    pending: dict[tuple[EnrichmentType, ...], Batch] = {}
+    claims, once = _Claims(pending), _FirstSight()
+    instance.adapter.server_clock.start(sender.now)
+    records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
+    for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
+        if lease is not None:
+            lease.renew()
+        histories = store.record_states(instance.name, [r.ref.id for r in chunk])
+        claims.new_chunk()
+        for record in chunk:
+            if not once.first(record):
+                continue
+            report.pulled += 1
+            history = (histories.get(record.ref.id) or {}).get("types") or {}
+            triaged = _triage(instance, settings.enrichment_type, record, history, started, report)
+            if triaged is None:
+                continue
+            if not claims.take(record.ref.id):
+                report.skipped["read again: changed during this pull"] += 1
+                continue
+            key, outcome = triaged
+            pending.setdefault(key, []).append((record, outcome))
+            if len(pending[key]) >= settings.batch_size:
+                sender.send(key, pending.pop(key))
+        if progress:
+            progress(report)
+    for key, batch in pending.items():
+        sender.send(key, batch)
+
+
+def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
+                      webhook_base: str, lease: Lease | None, now: Callable[[], datetime],
+                      progress: Callable[[SyncReport], None] | None) -> SyncReport:  # fmt: skip
+    dry_run = lease is None
     report = SyncReport(
         instance.name, 0 if dry_run else store.start_run(instance.name, "sync"), dry_run=dry_run
     )
     started = now()
-    sender = _Sender(
-        instance, store, lonescale, settings, webhook_base, report, now, _allowance(instance, store, started)
-    )
+    allowance = _allowance(instance, store, started)
+    sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
-    pending: dict[tuple[EnrichmentType, ...], Batch] = {}
-    once = _FirstSight()
     try:
         report.credits_at_start = call_with_retry(lonescale.credits, what="LoneScale credits").enrichment
         if report.credits_at_start <= 0:
@@ -285,27 +389,11 @@ def pull_and_trigger(
         if sender.allowance <= 0:
             cap = instance.settings.budget.max_contacts_per_month
             raise CapReached(f"the monthly cap of {cap} contacts is already reached")
-        records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
-        for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
-            histories = store.record_states(instance.name, [r.ref.id for r in chunk])
-            for record in chunk:
-                if not once.first(record):
-                    continue
-                report.pulled += 1
-                history = (histories.get(record.ref.id) or {}).get("types") or {}
-                triaged = _triage(instance, settings.enrichment_type, record, history, started, report)
-                if triaged is None:
-                    continue
-                key, outcome = triaged
-                pending.setdefault(key, []).append((record, outcome))
-                if len(pending[key]) >= settings.batch_size:
-                    sender.send(key, pending.pop(key))
-            if progress:
-                progress(report)
-        for key, batch in pending.items():
-            sender.send(key, batch)
-        if not dry_run:
-            store.set_cursor(instance.name, Cursor(window.end))  # the whole window is stored
+        _send_window(instance, store, settings, window, started, sender, progress)
+        report.cursor = _cursor_end(instance, window, report)
+        if lease is not None:
+            lease.renew()
+            store.set_cursor(instance.name, Cursor(report.cursor))  # the whole window is stored
         report.status = "succeeded"
     except (QuotaExhausted, CapReached) as exc:
         report.status, report.message = "stopped", str(exc)

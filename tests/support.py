@@ -109,10 +109,12 @@ def salesforce_instance(served: Served, mapping: FieldMapping | None = None, **e
     return Instance(config, mapping or load_mapping(MAPPINGS / "salesforce-contact.toml"), adapter)
 
 
-def hubspot_instance(served: Served) -> Instance:
+def hubspot_instance(served: Served, **extra: Any) -> Instance:
     adapter = HubSpotAdapter("acme-hs", credentials.HUBSPOT_TOKEN, base_url=served.url)
     instance = Instance(
-        settings("acme-hs", "hubspot", "x.toml"), load_mapping(MAPPINGS / "hubspot-contacts.toml"), adapter
+        settings("acme-hs", "hubspot", "x.toml", **extra),
+        load_mapping(MAPPINGS / "hubspot-contacts.toml"),
+        adapter,
     )
     create_missing_status_fields(instance)
     return instance
@@ -127,3 +129,21 @@ def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyRepo
 
 def everything(instance: Instance, fields: list[str]) -> dict[str, dict[str, Any]]:
     return {r.ref.id: dict(r.fields) for r in instance.adapter.pull_changed(EVERYTHING, fields)}
+
+
+def edit_as_a_person(served: Served, crm: str, record_id: str, values: dict[str, Any]) -> None:
+    """A change made in the CRM by someone else, through its public REST API (not through the connector)."""
+    if crm == "hubspot":
+        response = httpx.patch(
+            f"{served.url}/crm/v3/objects/contacts/{record_id}",
+            json={"properties": values},
+            headers={"Authorization": f"Bearer {credentials.HUBSPOT_TOKEN}"},
+        )
+        assert response.status_code == 200, response.text
+        return
+    response = httpx.patch(
+        f"{served.url}/services/data/v62.0/sobjects/Contact/{record_id}",
+        json=values,
+        headers={"Authorization": f"Bearer {salesforce_token(served)}"},
+    )
+    assert response.status_code == 204, response.text

@@ -12,6 +12,7 @@ from connector.apply import apply_results
 from connector.mapping import FieldMapping, load_mapping
 from connector.review import failures, replay, retry_failed, rollback
 from connector.sandbox import credentials
+from connector.store import JournalEntry, instance_lease
 from connector.wiring import Instance
 from tests.adapters.contract import EVERYTHING
 from tests.conftest import Served
@@ -192,3 +193,28 @@ def test_rejected_records_are_quarantined_with_their_reason_and_retried_on_reque
 
 def _last_run(pipeline: Pipeline, name: str) -> int:
     return int(pipeline.store.runs(name, limit=1)[0]["id"])
+
+
+def test_a_replay_beside_a_write_in_flight_leaves_its_journal_rows_alone(
+    pipeline: Pipeline, crm: Crm
+) -> None:
+    """The daemon has journaled a batch as `pending` and is writing it now (it holds the instance's lease).
+    A replay from the CLI must not take those rows for a crash's leftovers and settle them under it."""
+    instance = crm.instance()
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    (contact, *_) = pipeline.store.job_contacts(report.jobs[0])
+    run_id = pipeline.store.start_run(instance.name, "apply")
+    in_flight = JournalEntry(run_id, contact.job_id, instance.name, contact.record_id, crm.title, None,
+                             "Being written right now", "pending")  # fmt: skip
+    (entry_id,) = pipeline.store.journal([in_flight])
+
+    with pipeline.store.leases.held(instance_lease(instance.name), "apply"):  # the daemon's write-back
+        replayed = replay({instance.name: instance}, pipeline.store, job_id=report.jobs[0])
+        assert replayed.busy and f"{instance.name} is busy: process" in replayed.busy[0]
+        assert replayed.records_written == 0
+        (still,) = [e for e in pipeline.store.pending_journal(instance.name) if e.id == entry_id]
+        assert still.outcome == "pending", "nobody but the writer settles its rows"
+
+    done = replay({instance.name: instance}, pipeline.store, job_id=report.jobs[0])
+    assert not done.busy and done.records_written > 0

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
 from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, WriteResult
@@ -31,6 +33,37 @@ def two_at_a_time(call: Callable[[B], R], batches: Sequence[B]) -> list[R]:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
+class ServerClock:
+    """The CRM's own time, read from the HTTP `Date` header of its answers (RFC 9110 §6.6.1: second precision,
+    the origin server's clock). A window's end comes from the daemon's clock; a cursor must not, or a daemon
+    whose clock runs ahead of the CRM's moves its cursor past records the CRM has not stamped yet.
+
+    `start(now)` forgets what was seen; afterwards `first` is the CRM time of the first answer received, with
+    the time `now` (the caller's clock, the one its window came from) said on its arrival, so the caller can
+    tell how far the two clocks are apart."""
+
+    def __init__(self) -> None:
+        self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._lock = threading.Lock()
+        self.first: tuple[datetime, datetime] | None = None  # (CRM time, local time on arrival)
+
+    def start(self, now: Callable[[], datetime]) -> None:
+        with self._lock:
+            self.first, self._now = None, now
+
+    def observe(self, header: str | None) -> None:
+        if not header or self.first is not None:
+            return
+        try:
+            stamp = parsedate_to_datetime(header)
+        except (TypeError, ValueError):  # a proxy's malformed Date says nothing about the CRM's clock
+            return
+        stamp = stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)
+        with self._lock:
+            if self.first is None:
+                self.first = (stamp.astimezone(UTC), self._now())
+
+
 @dataclass(frozen=True)
 class Window:
     """Records changed in [start, end), in (changed_at, id) order."""
@@ -41,6 +74,7 @@ class Window:
 
 class CrmAdapter(Protocol):
     name: str  # the instance name, stamped on every RecordRef
+    server_clock: ServerClock  # fed by every answer's Date header
 
     def check(self) -> None:
         """Authenticate and touch the object; raises AuthError or RequestRejected with a reason a person can use."""

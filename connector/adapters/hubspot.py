@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import urllib3
 from hubspot import HubSpot
 
-from connector.adapters.base import Window, two_at_a_time
+from connector.adapters.base import ServerClock, Window, two_at_a_time
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
 from connector.errors import (
     AuthError,
@@ -50,7 +50,6 @@ log = logging.getLogger(__name__)
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
 SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
-SEARCH_CAP = 10_000  # paging past the 10,000th result of one query is a 400
 BATCH = 100  # batch read/update maximum (§2.4)
 UNIQUE = "email"  # unique per portal: another contact's email is a 409 for the whole batch (§2.7)
 EXISTING = re.compile(r"Existing ID: (\d+)")
@@ -89,6 +88,7 @@ class HubSpotAdapter:
         retry_policy: RetryPolicy = DEFAULT_POLICY,
     ):
         self.name = name
+        self.server_clock = ServerClock()
         # retry=False turns urllib3's own retries off, even its Retry-After retries of GETs: one loop, ours.
         no_retries = urllib3.Retry(total=False, respect_retry_after_header=False)
         client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=no_retries)
@@ -139,6 +139,7 @@ class HubSpotAdapter:
 
         def call() -> dict[str, Any]:
             response = method(**arguments, _request_timeout=self._timeout, _preload_content=False)
+            self.server_clock.observe(response.headers.get("Date"))
             body: dict[str, Any] = json.loads(response.data)  # a urllib3 response
             return body
 
@@ -215,42 +216,38 @@ class HubSpotAdapter:
         )
 
     def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
-        """Search pages sorted by lastmodifieddate. Before a query reaches the 10,000-result cap, the next one
-        starts again from the last timestamp seen (GTE), skipping the ids already yielded at that timestamp
-        (hubspot-api.md §2.9). Search takes one sort, so ties keep the API's order; the sync relies only on
-        changed_at order and deduplicates."""
+        """Keyset pages sorted by lastmodifieddate: each search starts again at the last timestamp seen (GTE)
+        and skips the ids already yielded at it, never at an offset (`after`). Why: search pages by offset
+        over a live index, so when a record already pulled changes (our own write-back, a person's edit) it
+        leaves its place, every later result moves up one, and paging on by offset skips one record per
+        change. By keyset a change only moves that record later in the window, where it is read again.
+        Ties keep no order across searches (one sort per search), so a page that is all one timestamp (a
+        bulk import) is walked by id instead. Offsets never grow either, so the 10,000-result cap of one
+        query (hubspot-api.md §2.3) never applies."""
         properties = list(dict.fromkeys([*fields, CHANGED]))
-        start, skip = window.start, set[str]()
+        start, seen = window.start, set[str]()  # seen: ids yielded at `start`
         while True:
-            last_time, at_last, fetched, after = start, set(skip), 0, None
-            while True:
-                page = self._search_page(start, window.end, properties, after)
-                results = page.get("results") or []
-                for item in results:
-                    record_id, values = str(item["id"]), item.get("properties") or {}
-                    changed = _parse_time(values[CHANGED])
-                    if changed == start and record_id in skip:
-                        continue
-                    if changed != last_time:
-                        last_time, at_last = changed, set()
-                    at_last.add(record_id)
-                    yield CrmRecord(RecordRef(self.name, OBJECT, record_id), changed, values)
-                fetched += len(results)
-                after = ((page.get("paging") or {}).get("next") or {}).get("after")
-                if after is None:
-                    return
-                if fetched + SEARCH_PAGE > SEARCH_CAP:
-                    break
+            results = self._search_page(start, window.end, properties).get("results") or []
+            last_time, at_last = start, set(seen)
+            for item in results:
+                record_id, values = str(item["id"]), item.get("properties") or {}
+                changed = _parse_time(values[CHANGED])
+                if changed == start and record_id in seen:
+                    continue
+                if changed != last_time:
+                    last_time, at_last = changed, set()
+                at_last.add(record_id)
+                yield CrmRecord(RecordRef(self.name, OBJECT, record_id), changed, values)
+            if len(results) < SEARCH_PAGE:
+                return
             if last_time == start:
-                # 10,000 records share one millisecond (a bulk import): walk that millisecond by id instead.
+                # A whole page shares one millisecond: walk that millisecond by id, then go past it.
                 yield from self._pull_one_timestamp(start, properties, at_last)
-                start, skip = start + timedelta(milliseconds=1), set()
+                start, seen = start + timedelta(milliseconds=1), set()
             else:
-                start, skip = last_time, at_last
+                start, seen = last_time, at_last
 
-    def _search_page(
-        self, start: datetime, end: datetime, properties: list[str], after: str | None
-    ) -> dict[str, Any]:
+    def _search_page(self, start: datetime, end: datetime, properties: list[str]) -> dict[str, Any]:
         request = {
             "filterGroups": [
                 {
@@ -263,7 +260,6 @@ class HubSpotAdapter:
             "sorts": [{"propertyName": CHANGED, "direction": "ASCENDING"}],
             "properties": properties,
             "limit": SEARCH_PAGE,
-            **({"after": after} if after else {}),
         }
         return self._search_json(request)
 

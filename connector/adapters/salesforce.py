@@ -26,7 +26,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connector.adapters.base import Window, two_at_a_time
+from connector.adapters.base import ServerClock, Window, two_at_a_time
 from connector.adapters.salesforce_session import build_session
 from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
 from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
@@ -115,6 +115,10 @@ class SalesforceAdapter:
         login_url = login_url or instance_url
         domain, reroute = login_route(login_url)
         session = build_session(instance_url, login_url, timeout=timeout, reroute=reroute)
+        self.server_clock = ServerClock()
+        session.hooks["response"].append(
+            lambda response, **_: self.server_clock.observe(response.headers.get("Date"))
+        )
         self._connect: Callable[[], Salesforce] = lambda: self._login(
             credentials, domain, session, api_version
         )

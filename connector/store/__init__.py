@@ -366,19 +366,20 @@ class Store:
             .order_by(table.c.id)
         )
 
-    def interrupt_unfinished(self) -> tuple[int, int]:
-        """At daemon start: runs a crash left `running` are `interrupted`; jobs stored but maybe never posted
-        are `uncertain` (their webhook settles them, or they expire and release their contacts)."""
+    def interrupt_unfinished(self, instance: str) -> tuple[int, int]:
+        """For an instance nobody is working on (the caller holds its lease): runs a crash left `running` are
+        `interrupted`; jobs stored but maybe never posted are `uncertain` (their webhook settles them, or the
+        overdue path does)."""
         runs, jobs = schema.runs, schema.jobs
         with self._writing() as db:
             stopped = db.execute(
                 update(runs)
-                .where(runs.c.status == "running")
+                .where(runs.c.instance == instance, runs.c.status == "running")
                 .values(status="interrupted", finished_at=_now())
             ).rowcount
             unsure = db.execute(
                 update(jobs)
-                .where(jobs.c.status == JobStatus.PENDING.value)
+                .where(jobs.c.instance == instance, jobs.c.status == JobStatus.PENDING.value)
                 .values(status=JobStatus.UNCERTAIN.value, reason="the daemon stopped while posting it",
                         updated_at=_now())
             ).rowcount  # fmt: skip

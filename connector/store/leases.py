@@ -69,8 +69,8 @@ class Holding:
 
     def describe(self) -> str:
         return (
-            f"a {self.purpose} by process {self.pid} on {self.host} holds it since "
-            f"{self.acquired_at:%Y-%m-%d %H:%M:%SZ} (until {self.expires_at:%H:%M:%SZ} unless renewed)"
+            f"process {self.pid} on {self.host} holds it ({self.purpose}) since "
+            f"{self.acquired_at:%Y-%m-%d %H:%M:%SZ}, until {self.expires_at:%H:%M:%SZ} unless renewed"
         )
 
 

@@ -77,6 +77,7 @@ class Job:
             "id": self.id,
             "status": "finished" if self.finished else "processing",
             "contacts": len(self.contacts),
+            "contact_ids": [(c.get("custom") or {}).get("contact_id") for c in self.contacts],
             "not_found": self.not_found,
             "credits_charged": self.charged,
             "webhook_url": self.request["webhook_url"],

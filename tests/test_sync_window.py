@@ -1,0 +1,126 @@
+"""The pull side's window and its guarantees on every path: the CRM's clock, records read twice, one holder."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from connector.adapters.base import Window
+from connector.config import LoneScaleSettings
+from connector.mapping import Mapped, to_contact
+from connector.sync import SyncReport, select_types
+from connector.wiring import Instance
+from tests.conftest import Served
+from tests.support import (
+    LONESCALE,
+    Pipeline,
+    edit_as_a_person,
+    hubspot_instance,
+    salesforce_instance,
+)
+
+WHOLE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
+TITLE = {"salesforce": "Title", "hubspot": "jobtitle"}
+
+
+def instance_for(crm: str, salesforce: Served, hubspot: Served, **settings: str) -> Instance:
+    if crm == "salesforce":
+        return salesforce_instance(salesforce, **settings)
+    return hubspot_instance(hubspot, **settings)
+
+
+def filled(instance: Instance) -> list[str]:
+    """Records the first run skips because every target of every type is already filled."""
+    records = instance.adapter.pull_changed(WHOLE, instance.mapping.read_fields())
+    budget, now = instance.settings.budget, datetime.now(UTC)
+    return [
+        r.ref.id
+        for r in records
+        if isinstance(to_contact(instance.mapping, r), Mapped)
+        and select_types(LONESCALE.enrichment_type, instance.mapping, r, {}, budget, now)[0] == []
+    ]
+
+
+@pytest.mark.parametrize("crm", ["salesforce", "hubspot"])
+def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_changed_later(
+    pipeline: Pipeline, salesforce_sandbox: Served, hubspot_sandbox: Served, crm: str
+) -> None:
+    """Seven minutes ahead, with the default settle (1m) and look-back (5m): the cursor would sit six minutes
+    in the CRM's future, and a record a person fixes right after the run would never be read."""
+    instance = instance_for(crm, salesforce_sandbox, hubspot_sandbox, settle="1m", lookback="5m")
+    ahead = lambda: datetime.now(UTC) + timedelta(minutes=7)  # noqa: E731
+    first = pipeline.sync(instance, now=ahead)
+    assert first.status == "succeeded"
+    cursor = pipeline.store.cursor(instance.name)
+    assert cursor is not None and cursor.changed_at <= datetime.now(UTC) - timedelta(minutes=1)
+    (record_id, *_) = filled(instance)
+    edit_as_a_person(salesforce_sandbox if crm == "salesforce" else hubspot_sandbox, crm, record_id,
+                     {TITLE[crm]: ""})  # fmt: skip
+
+    second = pipeline.sync(instance, now=ahead)
+
+    sent = {c.record_id for job in second.jobs for c in pipeline.store.job_contacts(job)}
+    assert record_id in sent, "the title a person cleared is enriched on the next run"
+    assert first.clock_skew is not None and 7 * 60 - 5 <= first.clock_skew <= 7 * 60 + 5, "measured"
+    assert pipeline.store.runs(instance.name, limit=1)[0]["counts"]["clock_skew_seconds"] == second.clock_skew
+
+
+def test_a_record_that_changes_during_the_pull_is_read_again_but_goes_into_one_job(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """With the daemon's clock ahead, a record changed mid-pull stays inside the window and is read again
+    at its new time; it waits in a batch not yet sent, and must not be put in it twice."""
+    hubspot_sandbox.control.reset(contacts=3000)
+    lonescale_sandbox.control.admin_post("credits", {"enrichment_credits": 1_000_000})
+    instance = hubspot_instance(hubspot_sandbox, budget={"max_contacts_per_run": None})
+    first_chunk = list(instance.adapter.pull_changed(WHOLE, instance.mapping.read_fields()))[:500]
+    waiting = [r.ref.id for r in first_chunk if isinstance(to_contact(instance.mapping, r), Mapped)
+               and not r.get("email")][:3]  # fmt: skip
+    assert len(waiting) == 3
+    changed: list[str] = []
+
+    def change_after_first_chunk(report: SyncReport) -> None:
+        if report.pulled >= 500 and not changed:
+            changed.extend(waiting)
+            for record_id in waiting:
+                edit_as_a_person(hubspot_sandbox, "hubspot", record_id, {"jobtitle": "Changed mid-pull"})
+
+    big_batches = LoneScaleSettings(enrichment_type=LONESCALE.enrichment_type, batch_size=1000)
+    report = pipeline.sync(
+        instance, big_batches, now=lambda: datetime.now(UTC) + timedelta(minutes=2),
+        progress=change_after_first_chunk,
+    )  # fmt: skip
+
+    assert report.status == "succeeded", report.message
+    sent = Counter(c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job))
+    assert all(sent[record_id] == 1 for record_id in waiting), {r: sent[r] for r in waiting}
+    assert report.skipped["read again: changed during this pull"] == 3
+
+
+def test_two_syncs_of_one_instance_at_once_send_each_contact_once(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """A `sync NAME` beside the daemon: the second finds the instance's lease taken and does nothing."""
+    hubspot_sandbox.control.configure(latency_ms=30)  # each page takes a while: the runs overlap
+    instances = [hubspot_instance(hubspot_sandbox), hubspot_instance(hubspot_sandbox)]
+    start = threading.Barrier(2)
+    reports: list[SyncReport] = []
+
+    def run(instance: Instance) -> None:
+        start.wait()
+        reports.append(pipeline.sync(instance))
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in instances]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+
+    assert sorted(r.status for r in reports) == ["busy", "succeeded"]
+    busy = next(r for r in reports if r.status == "busy")
+    assert busy.message and "instance:acme-hs is busy: process" in busy.message
+    posted = [i for job in lonescale_sandbox.control.admin("jobs")["jobs"] for i in job["contact_ids"]]
+    assert posted and len(posted) == len(set(posted)), "no contact posted twice"
