@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from sqlalchemy import text
 
 from connector.apply import apply_results
 from connector.config import LoneScaleSettings
@@ -355,3 +356,22 @@ def test_two_results_for_one_record_in_one_pass_are_merged_by_type_and_both_writ
     assert (journal["email"], journal["phone"]) == (email_job.jobs[0], phone_job.jobs[0]), (
         "each field is journaled under the job that paid for it"
     )
+
+
+def test_an_apply_pass_that_raises_anything_is_recorded_failed_with_its_error(
+    pipeline: Pipeline, salesforce_sandbox: Served
+) -> None:
+    """Not only the connector's own errors: here the database lost a table under the pass (a half-applied
+    migration, a restore gone wrong). The run must say failed and why, never succeeded; the results wait."""
+    instance = salesforce_instance(salesforce_sandbox)
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    with pipeline.store.engine.begin() as db:
+        db.execute(text("ALTER TABLE write_journal RENAME TO write_journal_moved"))
+
+    applied = pipeline.apply(instance)
+
+    (run,) = [r for r in pipeline.store.runs(instance.name) if r["kind"] == "apply"]
+    assert run["status"] == "failed" and "write_journal" in (run["error"] or "")
+    assert applied.failures and "write_journal" in applied.failures[0]
+    assert pipeline.store.backlog()[0] > 0, "the results are still in the inbox"
