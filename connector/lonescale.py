@@ -272,8 +272,9 @@ class LoneScaleClient:
         """Start an async enrichment; returns LoneScale's job id.
 
         Retriable (RetriableError) only when the POST provably never reached LoneScale, or its throttler
-        answered 429 (a guard, before any handler runs). Once the body may have been read, a lost answer or a
-        5xx is TriggerUncertain: a gateway's 504 says nothing of whether LoneScale started (and bills) the job.
+        answered 429 (a guard, before any handler runs). Once the body may have been read, a lost answer, a
+        redirect or a 5xx is TriggerUncertain: a gateway's 504 says nothing of whether LoneScale started (and
+        bills) the job. A 2xx without a usable id is StartedWithoutId.
         """
         body: dict[str, Any] = {
             "enrichment_type": [t.value for t in enrichment_types],
@@ -288,10 +289,12 @@ class LoneScaleClient:
             raise RetriableError(f"cannot reach LoneScale: {exc!r}") from exc
         except httpx.TransportError as exc:
             raise TriggerUncertain(f"LoneScale's answer to the trigger was lost ({exc!r})") from exc
-        if response.status_code >= 500:
-            raise TriggerUncertain(
-                f"LoneScale answered the trigger {response.status_code} ({_message(response)})"
-            )
+        status = response.status_code
+        if status >= 500 or 300 <= status < 400:
+            # Neither says whether the job started: a gateway's 504 may come after LoneScale took it, and a
+            # 303 may answer a POST that was processed (https://www.rfc-editor.org/rfc/rfc9110#section-15.4.4).
+            where = f" to {response.headers['location']}" if "location" in response.headers else ""
+            raise TriggerUncertain(f"LoneScale answered the trigger {status}{where} ({_message(response)})")
         raise_for_status(response, "the enrichment request")
         return _job_id(response)
 

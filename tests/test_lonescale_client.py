@@ -7,6 +7,10 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain, parse_payload
@@ -14,6 +18,7 @@ from connector.models import Contact, ContactCustom, EnrichmentType
 from connector.redact import Secret
 from connector.retry import call_with_retry
 from connector.sandbox import credentials
+from connector.sandbox.kit import ServedApp
 from tests.conftest import Served
 
 CONTACTS = [
@@ -78,6 +83,23 @@ def test_an_answer_lost_after_the_body_was_sent_is_uncertain_and_never_retried(
     assert naps == [] and lonescale_sandbox.control.count(route="/trigger/enrich") == 1
     if fault == "gateway_timeout":  # the gateway's HTML page, in words
         assert "504 (504 Gateway Time-out 504 Gateway Time-out)" in str(lost.value)
+
+
+def test_a_redirect_is_uncertain_and_says_where_it_points() -> None:
+    async def moved(request: Request) -> Response:  # e.g. an http:// base URL sent on to https
+        return Response(
+            status_code=301, headers={"location": "https://public-api.lonescale.com/trigger/enrich"}
+        )
+
+    server = ServedApp(Starlette(routes=[Route("/trigger/enrich", moved, methods=["POST"])]), name="moved")
+    client = LoneScaleClient(server.start(), Secret(credentials.LONESCALE_API_KEY), timeout=5)
+    try:
+        with pytest.raises(TriggerUncertain, match=r"301 to https://public-api\.lonescale\.com/") as lost:
+            client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+    finally:
+        client.close()
+        server.stop()
+    assert not isinstance(lost.value, StartedWithoutId), "a redirect is not a job LoneScale took"
 
 
 def test_a_trigger_that_never_reached_lonescale_is_retried() -> None:
