@@ -8,6 +8,7 @@ pleases. Everything that comes in is normalised here; nothing past this module s
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ from connector.errors import (
 )
 from connector.models import Contact, EnrichmentResult, EnrichmentType
 from connector.redact import Secret
+from connector.retry import DEFAULT_POLICY, RetryPolicy
 
 # camelCase (current) → our names; the legacy shape is handled apart (lonescale-api.md §4.3, §4.4).
 _CURRENT = {
@@ -144,8 +146,48 @@ def parse_payload(body: bytes | str | Any) -> Payload:
 
 
 class TriggerUncertain(ConnectorError):
-    """The trigger POST timed out after it was sent: LoneScale may have started the job, and may bill it.
-    Deliberately not retriable: the job is resolved by polling, never by posting again (design.md §6)."""
+    """The trigger POST left us and its answer was lost (a 5xx, a reset, a read timeout): LoneScale may have
+    started the job, and may bill it. Deliberately not retriable: it is never posted again; its webhook or
+    the overdue path settles it (design.md §6)."""
+
+
+class StartedWithoutId(TriggerUncertain):
+    """LoneScale answered 2xx, so it took the job, but gave no id to poll it by (the start body is an
+    unresolved `$ref` at https://docs.lonescale.com/api-reference/endpoint/create): only its webhook brings
+    the results back."""
+
+
+class Refused(RequestRejected):
+    """LoneScale refused a request (a 4xx other than 401, 403, 429); `answer` is its own message."""
+
+    def __init__(self, message: str, status: int, answer: str):
+        super().__init__(message, status)
+        self.answer = answer
+
+
+# Errors raised before any byte of the request left: connect refused, DNS, the TLS handshake, no pooled
+# connection free. Every other transport error may come after LoneScale read the body.
+_NEVER_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+# A job id as LoneScale gives one (`{"id": "abc-123"}` in https://docs.lonescale.com/cli/recipes), never a
+# sentence like "Enrichment started for 3 contacts", the kind of plain string /trigger/contact-sourcing answers.
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+
+
+def _job_id(response: httpx.Response) -> str:
+    """The id in a 2xx start answer; StartedWithoutId when it has none we could poll."""
+    try:
+        started = response.json()
+    except ValueError as exc:
+        raise StartedWithoutId(
+            f"LoneScale accepted the trigger ({response.status_code}) with an answer that is not JSON: "
+            f"{response.text[:100]!r}"
+        ) from exc
+    candidate = started.get("id") if isinstance(started, Mapping) else started
+    if isinstance(candidate, int) and not isinstance(candidate, bool):
+        candidate = str(candidate)
+    if isinstance(candidate, str) and _JOB_ID.match(candidate):
+        return candidate
+    raise StartedWithoutId(f"LoneScale accepted the trigger without a job id: {started!r:.120}")
 
 
 @dataclass(frozen=True)
@@ -160,11 +202,14 @@ class Run:
     contacts: list[Any]  # as LoneScale sent them, to be stored like a webhook delivery
 
 
+_TAG = re.compile(r"<[^>]*>")
+
+
 def _message(response: httpx.Response) -> str:
     try:
         body = response.json()
-    except ValueError:
-        return response.text[:200]
+    except ValueError:  # a gateway's HTML page, say: its words, without the markup
+        return " ".join(_TAG.sub(" ", response.text).split())[:200]
     if isinstance(body, Mapping):
         message = body.get("message")
         return "; ".join(map(str, message)) if isinstance(message, list) else str(message or body)
@@ -188,8 +233,10 @@ def raise_for_status(response: httpx.Response, what: str) -> None:
         raise RateLimited(f"LoneScale rate limit: {message}", float(retry_after) if retry_after else 60.0)
     if status >= 500:
         raise RetriableError(f"LoneScale {what} failed with {status}: {message}")
-    raise RequestRejected(
-        f"LoneScale refused {what} ({status} {message}): a contact or option does not fit its schema", status
+    raise Refused(
+        f"LoneScale refused {what} ({status} {message}): a contact or option does not fit its schema",
+        status,
+        message,
     )
 
 
@@ -201,7 +248,9 @@ class LoneScaleClient:
         *,
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
+        retry_policy: RetryPolicy = DEFAULT_POLICY,
     ):
+        self.retry_policy = retry_policy  # for call_with_retry around every call (the one retry loop)
         self._http = httpx.Client(
             base_url=base_url,
             headers={"x-api-key": api_key.reveal(), "user-agent": "lonescale-sync"},
@@ -220,7 +269,13 @@ class LoneScaleClient:
         *,
         detect_job_change: bool = False,
     ) -> str:
-        """Start an async enrichment; returns LoneScale's job id. Raises TriggerUncertain on a read timeout."""
+        """Start an async enrichment; returns LoneScale's job id.
+
+        Retriable (RetriableError) only when the POST provably never reached LoneScale, or its throttler
+        answered 429 (a guard, before any handler runs). Once the body may have been read, a lost answer, a
+        redirect or a 5xx is TriggerUncertain: a gateway's 504 says nothing of whether LoneScale started (and
+        bills) the job. A 2xx without a usable id is StartedWithoutId.
+        """
         body: dict[str, Any] = {
             "enrichment_type": [t.value for t in enrichment_types],
             "contacts": [c.to_request() for c in contacts],
@@ -230,17 +285,18 @@ class LoneScaleClient:
             body["detect_job_change"] = True
         try:
             response = self._http.post("/trigger/enrich", json=body)
-        except (httpx.ReadTimeout, httpx.RemoteProtocolError) as exc:
-            raise TriggerUncertain(f"LoneScale did not answer the trigger in time ({exc!r})") from exc
-        except httpx.TransportError as exc:  # nothing reached LoneScale: safe to try again
+        except _NEVER_SENT as exc:
             raise RetriableError(f"cannot reach LoneScale: {exc!r}") from exc
+        except httpx.TransportError as exc:
+            raise TriggerUncertain(f"LoneScale's answer to the trigger was lost ({exc!r})") from exc
+        status = response.status_code
+        if status >= 500 or 300 <= status < 400:
+            # Neither says whether the job started: a gateway's 504 may come after LoneScale took it, and a
+            # 303 may answer a POST that was processed (https://www.rfc-editor.org/rfc/rfc9110#section-15.4.4).
+            where = f" to {response.headers['location']}" if "location" in response.headers else ""
+            raise TriggerUncertain(f"LoneScale answered the trigger {status}{where} ({_message(response)})")
         raise_for_status(response, "the enrichment request")
-        started = response.json()
-        if isinstance(started, Mapping) and started.get("id") is not None:
-            return str(started["id"])
-        if isinstance(started, str) and started:
-            return started
-        raise RequestRejected(f"LoneScale answered the trigger without a job id: {started!r}")
+        return _job_id(response)
 
     def run(self, job_id: str) -> Run:
         """`GET /trigger/run/{id}` (seen only in the CLI's debug trace: lonescale-api.md §2)."""

@@ -5,7 +5,8 @@ target fields are empty (by default) and whose cooldown has passed since we last
 write-back bumps SystemModstamp / lastmodifieddate and brings records back, but what it filled is no longer
 missing and what it did not find is in cooldown, so they are not sent again. Caps on contacts per run and
 per month, and the credit balance, stop a run cleanly. A job row exists before LoneScale is called; the
-cursor moves only once the whole window is stored.
+cursor moves only once the whole window is stored. A trigger is posted again only when it provably never
+reached LoneScale: one whose answer was lost is never re-posted, and stops the run.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 from connector.adapters.base import Window
 from connector.config import BudgetSettings, LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
-from connector.lonescale import LoneScaleClient, TriggerUncertain
+from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
 from connector.mapping import FieldMapping, Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
 from connector.readahead import ReadAhead
@@ -74,6 +75,11 @@ class CapReached(ConnectorError):
     """A per-run or monthly cap stops the run; the records left wait for the next one."""
 
 
+class StopSending(ConnectorError):
+    """Nothing more goes to LoneScale this run: an answer was lost, or LoneScale refuses every request.
+    The cursor stays, so the next run carries on where this one stopped."""
+
+
 def month_start(now: datetime) -> datetime:
     return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
 
@@ -119,6 +125,25 @@ def window_for(instance: Instance, store: Store, now: datetime) -> Window:
     return Window(start, now - timedelta(seconds=settle))
 
 
+@dataclass
+class _Split:
+    """One batch while LoneScale's refusal of it is worked out, part by part."""
+
+    accepted: bool = False  # some part was taken: the request as such is fine, so a refusal is about contacts
+    decided: set[str] = field(default_factory=set)  # records sent, marked refused, or already released
+
+
+@dataclass(frozen=True)
+class _Refusal:
+    job_id: str
+    error: RequestRejected
+
+    @property
+    def reason(self) -> tuple[int | None, str]:
+        answer = self.error.answer if isinstance(self.error, Refused) else str(self.error)
+        return self.error.status, answer
+
+
 class _Sender:
     """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps."""
 
@@ -136,11 +161,24 @@ class _Sender:
             if allowed:
                 self.send(types, batch[:allowed])
             raise CapReached(f"cap reached after {self.report.sent} contacts; the rest wait for the next run")
-        label = "+".join(t.value for t in types)
         self.report.projected_credits += len(batch) * sum(self.settings.credits_per_type[t] for t in types)
         if self.report.dry_run:
             self._count(types, len(batch))
             return
+        split = _Split()
+        try:
+            refusal = self._post(types, batch, split)
+            if refusal is not None:
+                self._refused(types, batch, refusal, split)
+        except ConnectorError:
+            # A refused job's cooldowns hold its contacts until a smaller job takes them: those a stop leaves
+            # unsent are released, or they would wait out a cooldown for a job that never ran.
+            self._release(types, [r.ref.id for r, _ in batch if r.ref.id not in split.decided])
+            raise
+
+    def _post(self, types: Sequence[EnrichmentType], batch: Batch, split: _Split) -> _Refusal | None:
+        """Store a job for the batch, then post it. Returns LoneScale's refusal (400, 413) for the caller to
+        split; raises StopSending when LoneScale's answer was lost."""
         job_id, token, created = str(uuid.uuid4()), secrets.token_urlsafe(32), self.now()
         write_fields = [rule.field for rule in self.instance.mapping.write_back]
         job = Job(
@@ -152,6 +190,7 @@ class _Sender:
                        {name: record.get(name) for name in write_fields})
             for record, mapped in batch
         ]  # fmt: skip
+        ids = [c.record_id for c in contacts]
         if self.lease is not None:
             self.lease.renew()  # fencing: a sync that lost its lease to another holder sends nothing more
         self.store.create_job(job, contacts)  # durable before LoneScale hears of it
@@ -162,53 +201,101 @@ class _Sender:
                     [m.contact for _, m in batch], types, url, detect_job_change=self._job_change(types)
                 ),
                 what="LoneScale trigger",
+                policy=self.lonescale.retry_policy,
             )
+        except StartedWithoutId as exc:
+            # Taken (a 2xx), with no id to poll: its webhook settles it. LoneScale answers, so the run goes on.
+            self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc), sent_at=self.now())
+            split.accepted = True
+            self._sent(job_id, types, ids, split)
+            log.warning("%s: job %s: %s", self.instance.name, job_id, exc)
+            return None
         except TriggerUncertain as exc:
-            # It may have started (and will bill): count it sent, and let polling settle it, never a re-post.
+            # It may have started (and will bill): count it sent, never post it again. A service that loses
+            # its answers may bill each next batch just the same, so nothing more goes into it this run.
             self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc))
-            self._sent(job_id, types, contacts)
-            return
+            self._sent(job_id, types, ids, split)
+            raise StopSending(
+                f"LoneScale's answer to job {job_id} was lost ({exc}); it may have started, so it is never "
+                "posted again: its webhook or the overdue check settles it. Nothing more is sent this run"
+            ) from exc
         except RequestRejected as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
-            if exc.status not in (400, 413):  # refused as malformed or too large: worth splitting
-                self._release(types, contacts)
-                raise
-            self._split(types, batch, contacts, exc)
-            return
+            if exc.status in (400, 413):  # refused as malformed or too large: free, and worth splitting
+                return _Refusal(job_id, exc)
+            self._release(types, ids)
+            split.decided.update(ids)
+            raise
         except ConnectorError as exc:
             self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
-            self._release(types, contacts)
+            self._release(types, ids)
+            split.decided.update(ids)
             raise
         self.store.update_job(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
-        self._sent(job_id, types, contacts)
-        log.debug("%s: job %s sent (%s, %d contacts)", self.instance.name, job_id, label, len(batch))
+        split.accepted = True
+        self._sent(job_id, types, ids, split)
+        log.debug("%s: job %s sent (%s, %d contacts)", self.instance.name, job_id, "+".join(types), len(ids))
+        return None
 
     def _job_change(self, types: Sequence[EnrichmentType]) -> bool:
         # LoneScale only honours it with "profile" (lonescale-api.md §6).
         return self.settings.detect_job_change and EnrichmentType.PROFILE in types
 
-    def _split(self, types: Sequence[EnrichmentType], batch: Batch, contacts: list[JobContact],
-               exc: RequestRejected) -> None:  # fmt: skip
+    def _refused(
+        self, types: Sequence[EnrichmentType], batch: Batch, refusal: _Refusal, split: _Split
+    ) -> None:
         """LoneScale refused the batch (400 or 413: free, and it does not say which contact). Halve it until
-        the contact it refuses stands alone, so one bad contact never holds back the others."""
-        if len(batch) > 1:
-            middle = len(batch) // 2
-            self.send(types, batch[:middle])
-            self.send(types, batch[middle:])
+        the contact it refuses stands alone, so one bad contact never holds back the others; a 400 that no
+        part of the batch has got past yet is first tried on single contacts (`_probe`)."""
+        if len(batch) == 1:
+            self._reject(batch[0][0], refusal, split)
             return
-        (contact,) = contacts
+        if refusal.error.status == 400 and not split.accepted:
+            rest = self._probe(types, batch, split)
+            parts = [rest] if rest else []
+        else:  # a 413 for halves too is only "still too large"
+            middle = len(batch) // 2
+            parts = [batch[:middle], batch[middle:]]
+        for part in parts:
+            again = self._post(types, part, split)
+            if again is not None:
+                self._refused(types, part, again, split)
+
+    def _probe(self, types: Sequence[EnrichmentType], batch: Batch, split: _Split) -> Batch:
+        """The batch's first and last contacts, each alone; returns the contacts left to send. One contact
+        cannot make a request too large, so if both are refused with the same answer, LoneScale refuses the
+        request whatever it holds (an `http://` webhook, an option the plan lacks, an API change): halving on
+        would cost 2N-1 requests and mark every contact refused for LoneScale's own reason."""
+        first = self._post(types, batch[:1], split)
+        if first is None:
+            return batch[1:]
+        last = self._post(types, batch[-1:], split)
+        if last is not None and last.reason == first.reason:
+            raise StopSending(
+                f"LoneScale refuses every request: {last.reason[1]} (even one contact alone, from either end "
+                "of a batch); no contact is marked refused and the cursor is kept"
+            )
+        self._reject(batch[0][0], first, split)
+        if last is not None:  # refused too, for a reason of its own
+            self._reject(batch[-1][0], last, split)
+        return batch[1:-1]
+
+    def _reject(self, record: CrmRecord, refusal: _Refusal, split: _Split) -> None:
         # It stays in cooldown (started with its job): the same input would be refused again until then.
-        self.store.mark_job_contacts(contact.job_id, [contact.record_id], "rejected", str(exc))
+        self.store.mark_job_contacts(refusal.job_id, [record.ref.id], "rejected", str(refusal.error))
+        split.decided.add(record.ref.id)
         self.report.skipped["refused by LoneScale"] += 1
-        log.warning("%s: LoneScale refused record %s: %s", self.instance.name, contact.record_id, exc)
+        log.warning("%s: LoneScale refused record %s: %s", self.instance.name, record.ref.id, refusal.error)
 
-    def _release(self, types: Sequence[EnrichmentType], contacts: list[JobContact]) -> None:
-        """LoneScale never took the job: the cooldowns started with it end, so the next run sends them."""
-        self.store.forget_sent(self.instance.name, [c.record_id for c in contacts], [t.value for t in types])
+    def _release(self, types: Sequence[EnrichmentType], record_ids: Sequence[str]) -> None:
+        """LoneScale never took them: the cooldowns started with their job end, so the next run sends them."""
+        if record_ids:
+            self.store.forget_sent(self.instance.name, record_ids, [t.value for t in types])
 
-    def _sent(self, job_id: str, types: Sequence[EnrichmentType], contacts: list[JobContact]) -> None:
+    def _sent(self, job_id: str, types: Sequence[EnrichmentType], ids: Sequence[str], split: _Split) -> None:
         self.report.jobs.append(job_id)
-        self._count(types, len(contacts))
+        split.decided.update(ids)
+        self._count(types, len(ids))
 
     def _count(self, types: Sequence[EnrichmentType], sent: int) -> None:
         self.report.sent += sent
@@ -383,7 +470,9 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
     try:
-        report.credits_at_start = call_with_retry(lonescale.credits, what="LoneScale credits").enrichment
+        report.credits_at_start = call_with_retry(
+            lonescale.credits, what="LoneScale credits", policy=lonescale.retry_policy
+        ).enrichment
         if report.credits_at_start <= 0:
             raise QuotaExhausted("LoneScale has no enrichment credits left: nothing was sent")
         if sender.allowance <= 0:
@@ -395,7 +484,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
             lease.renew()
             store.set_cursor(instance.name, Cursor(report.cursor))  # the whole window is stored
         report.status = "succeeded"
-    except (QuotaExhausted, CapReached) as exc:
+    except (QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)
         log.warning("%s: stopped, cursor kept for the next run: %s", instance.name, exc)
     except ConnectorError as exc:

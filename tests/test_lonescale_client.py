@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
-from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected
-from connector.lonescale import LoneScaleClient, parse_payload
+from connector.errors import AuthError, QuotaExhausted, RateLimited, RequestRejected, RetriableError
+from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain, parse_payload
 from connector.models import Contact, ContactCustom, EnrichmentType
 from connector.redact import Secret
+from connector.retry import call_with_retry
 from connector.sandbox import credentials
+from connector.sandbox.kit import ServedApp
 from tests.conftest import Served
 
 CONTACTS = [
@@ -43,11 +50,70 @@ def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(client: Lo
     assert sorted(r.contact_id for r in results if r.contact_id) == ["003A", "003B"]
 
 
-def test_the_plain_string_start_shape_is_understood(
+def test_the_plain_string_start_is_a_job_started_without_an_id_not_an_id(
     client: LoneScaleClient, lonescale_sandbox: Served
 ) -> None:
     lonescale_sandbox.control.configure(start_response="string")
-    assert client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+    with pytest.raises(StartedWithoutId, match="without a job id: 'Enrichment started for 2 contacts'"):
+        client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+    assert len(lonescale_sandbox.control.admin("jobs")["jobs"]) == 1, "LoneScale did start it"
+
+
+def test_a_200_without_an_id_is_a_job_started_without_an_id(
+    client: LoneScaleClient, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(trigger_fault="no_id")
+    with pytest.raises(StartedWithoutId, match="without a job id"):
+        client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+
+
+@pytest.mark.parametrize("fault", ["gateway_timeout", "reset"])
+def test_an_answer_lost_after_the_body_was_sent_is_uncertain_and_never_retried(
+    lonescale_sandbox: Served, fault: str
+) -> None:
+    lonescale_sandbox.control.configure(trigger_fault=fault, webhook_delay_seconds=60)
+    client = LoneScaleClient(lonescale_sandbox.url, Secret(credentials.LONESCALE_API_KEY), timeout=5)
+    naps: list[float] = []
+    with pytest.raises(TriggerUncertain) as lost:
+        call_with_retry(
+            lambda: client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK), what="t", sleep=naps.append
+        )
+    client.close()
+    assert not isinstance(lost.value, StartedWithoutId)
+    assert naps == [] and lonescale_sandbox.control.count(route="/trigger/enrich") == 1
+    if fault == "gateway_timeout":  # the gateway's HTML page, in words
+        assert "504 (504 Gateway Time-out 504 Gateway Time-out)" in str(lost.value)
+
+
+def test_a_redirect_is_uncertain_and_says_where_it_points() -> None:
+    async def moved(request: Request) -> Response:  # e.g. an http:// base URL sent on to https
+        return Response(
+            status_code=301, headers={"location": "https://public-api.lonescale.com/trigger/enrich"}
+        )
+
+    server = ServedApp(Starlette(routes=[Route("/trigger/enrich", moved, methods=["POST"])]), name="moved")
+    client = LoneScaleClient(server.start(), Secret(credentials.LONESCALE_API_KEY), timeout=5)
+    try:
+        with pytest.raises(TriggerUncertain, match=r"301 to https://public-api\.lonescale\.com/") as lost:
+            client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+    finally:
+        client.close()
+        server.stop()
+    assert not isinstance(lost.value, StartedWithoutId), "a redirect is not a job LoneScale took"
+
+
+def test_a_trigger_that_never_reached_lonescale_is_retried() -> None:
+    with socket.socket() as closed:  # a port nothing listens on: every connect is refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    client = LoneScaleClient(f"http://127.0.0.1:{port}", Secret(credentials.LONESCALE_API_KEY), timeout=5)
+    naps: list[float] = []
+    with pytest.raises(RetriableError, match="cannot reach LoneScale: ConnectError"):
+        call_with_retry(
+            lambda: client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK), what="t", sleep=naps.append
+        )
+    client.close()
+    assert len(naps) == client.retry_policy.attempts - 1
 
 
 def test_credits_are_read_from_the_user_array(client: LoneScaleClient) -> None:
@@ -80,3 +146,10 @@ def test_a_request_the_schema_refuses_is_a_rejection_with_its_status(client: Lon
     with pytest.raises(RequestRejected, match="does not fit its schema") as refused:
         client.trigger(CONTACTS, [EnrichmentType.EMAIL], "not a uri")
     assert refused.value.status == 400
+
+
+def test_a_refusal_carries_lonescales_own_words(client: LoneScaleClient, lonescale_sandbox: Served) -> None:
+    lonescale_sandbox.control.configure(refuse_all_with="webhook_url must be a URL address")
+    with pytest.raises(Refused) as refused:
+        client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+    assert (refused.value.status, refused.value.answer) == (400, "webhook_url must be a URL address")

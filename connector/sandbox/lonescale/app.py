@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import socket
+import struct
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -14,11 +16,18 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.sandbox import credentials
-from connector.sandbox.kit import ADMIN_PREFIX, Emulator, RollingWindow, StatsMiddleware, json_response
-from connector.sandbox.lonescale.behaviour import LoneScaleBehaviour, relaxed_behaviour
+from connector.sandbox.kit import (
+    ADMIN_PREFIX,
+    Emulator,
+    RollingWindow,
+    StatsMiddleware,
+    happens,
+    json_response,
+)
+from connector.sandbox.lonescale.behaviour import LoneScaleBehaviour, TriggerFault, relaxed_behaviour
 from connector.sandbox.lonescale.delivery import Deliverer, DeliveryLog, run_job
 from connector.sandbox.lonescale.jobs import Account, Job, JobBook, Preset
 from connector.sandbox.lonescale.schema import RequestRejected, parse_json, validate_enrichment_request
@@ -37,6 +46,12 @@ def error_body(status: int, message: str, error: str) -> Response:
     return json_response({"message": message, "error": error, "statusCode": status}, status)
 
 
+# What a gateway answers when its upstream is too slow (nginx's default page): HTML, not JSON.
+GATEWAY_TIMEOUT_PAGE = (
+    "<html>\r\n<head><title>504 Gateway Time-out</title></head>\r\n<body>\r\n"
+    "<center><h1>504 Gateway Time-out</h1></center>\r\n</body>\r\n</html>\r\n"
+)
+
 ERRORS = {
     400: ("Bad request", "Bad request"),
     401: ("Invalid API Key", "Unauthorized"),
@@ -44,6 +59,25 @@ ERRORS = {
     413: ("request entity too large", "Payload Too Large"),
     429: ("ThrottlerException: Too Many Requests", "Too Many Requests"),
 }
+
+
+class ConnectionReset(Response):
+    """No answer at all: the connection is reset (TCP RST) once the request was read. ASGI has no message
+    for that, so this reaches the transport of the uvicorn h11 cycle that owns `receive`; SO_LINGER 0 makes
+    the close a reset rather than an orderly FIN. Nothing is sent, so stats count the call as a 500."""
+
+    def __init__(self) -> None:
+        super().__init__(status_code=500)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        transport = getattr(getattr(receive, "__self__", None), "transport", None)
+        if transport is None:
+            raise RuntimeError("the reset fault needs uvicorn's h11 server (ServedApp)")
+        transport.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+        )
+        transport.abort()
+        await receive()  # uvicorn's http.disconnect, once the loop has closed the socket
 
 
 @dataclass
@@ -129,6 +163,10 @@ class LoneScaleEmulator(Emulator):
             body = validate_enrichment_request(parse_json(raw, request.headers.get("content-type")))
         except RequestRejected as exc:
             return self._reject(request, 400, str(exc))
+        if behaviour.refuse_all_with is not None:
+            self._note(request, 400, f"refuse_all_with: {behaviour.refuse_all_with}")
+            refusal = {"message": [behaviour.refuse_all_with], "error": "Bad Request", "statusCode": 400}
+            return json_response(refusal, 400)
         limit = behaviour.max_contacts_per_request
         if limit is not None and len(body["contacts"]) > limit:
             return self._reject(request, 400, f"{len(body['contacts'])} contacts exceed the limit of {limit}")
@@ -136,9 +174,22 @@ class LoneScaleEmulator(Emulator):
             return self._reject(request, 403, "no enrichment credits left")
         job = state.book.accept(body, behaviour)
         self.deliverer.spawn(self._run(job, state))
+        fault = behaviour.trigger_fault
+        if fault != "none" and happens(behaviour.trigger_fault_share, self.seed, "trigger_fault", job.id):
+            return self._lost_answer(job, fault)
         if behaviour.start_response == "string":
             return json_response(f"Enrichment started for {len(job.contacts)} contacts")
         return json_response({"id": job.id, "status": "processing"})
+
+    @staticmethod
+    def _lost_answer(job: Job, fault: TriggerFault) -> Response:
+        """The job is accepted and will run, be billed and call its webhook; only its answer goes wrong."""
+        job.fault = fault
+        if fault == "gateway_timeout":
+            return Response(GATEWAY_TIMEOUT_PAGE, status_code=504, media_type="text/html")
+        if fault == "no_id":
+            return json_response({"status": "processing"})
+        return ConnectionReset()
 
     async def run_status(self, request: Request) -> Response:
         state = self.state

@@ -11,6 +11,10 @@ from connector.sandbox.kit import Behaviour
 Delivery = Literal["per_contact", "per_job"]
 Casing = Literal["camel", "legacy"]
 StartShape = Literal["object", "string"]
+# What goes wrong with a trigger LoneScale has accepted (the job runs, is billed, and calls its webhook): a
+# gateway in front gives up waiting and answers 504 (https://www.rfc-editor.org/rfc/rfc9110#section-15.6.5),
+# the connection is reset before any answer, or a 200 comes back without an id.
+TriggerFault = Literal["none", "gateway_timeout", "reset", "no_id"]
 
 
 class LoneScaleBehaviour(Behaviour):
@@ -18,6 +22,13 @@ class LoneScaleBehaviour(Behaviour):
 
     # -- the async start (§4.1): `{"id", "status"}` per the CLI trace, or a plain JSON string like sourcing's.
     start_response: StartShape = "object"
+    # -- answers lost after the job was accepted: a network fault rather than an API choice, so off by default
+    # (a flaky default would make every test's outcome depend on the seed); the share picks jobs by seed.
+    trigger_fault: TriggerFault = "none"
+    trigger_fault_share: float = Field(default=1.0, ge=0, le=1)
+    # -- a refusal of every valid request (a plan without an option, an `http://` webhook refused, an API
+    # change), answered as NestJS's ValidationPipe does: 400 with this text in a `message` array.
+    refuse_all_with: str | None = Field(default=None, min_length=1)
 
     # -- timing: most jobs finish in under 60 s (§5); the results are ready, then the webhook follows.
     webhook_delay_seconds: float = Field(default=2.0, ge=0)

@@ -66,6 +66,7 @@ class Job:
     items: list[dict[str, Any]] = field(default_factory=list)  # delivered payload items, input order
     charged: dict[str, int] = field(default_factory=dict)
     not_found: int = 0
+    fault: str | None = None  # the trigger fault its answer met (behaviour `trigger_fault`), if any
 
     @property
     def contacts(self) -> list[dict[str, Any]]:
@@ -81,6 +82,7 @@ class Job:
             "not_found": self.not_found,
             "credits_charged": self.charged,
             "webhook_url": self.request["webhook_url"],
+            "fault": self.fault,
         }
 
 
