@@ -17,8 +17,9 @@ from connector.cli_review import COMMANDS
 from connector.cli_support import CONFIG, EXIT_FAILED, EXIT_TIMEOUT, read_config, runtime_for, setup_logging
 from connector.errors import ConfigError
 from connector.models import JobStatus
+from connector.selection import month_start
 from connector.store import instance_lease
-from connector.sync import SyncReport, month_start
+from connector.sync import SyncReport
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

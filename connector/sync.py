@@ -1,12 +1,10 @@
 """The pull side of a cycle (design.md §4 steps 1-5): pull changed records, map, select, store jobs, trigger.
 
-Nothing is paid twice. A contact is sent only for the enrichment types it still needs: the types whose
-target fields are empty (by default) and whose cooldown has passed since we last sent them. Our own
-write-back bumps SystemModstamp / lastmodifieddate and brings records back, but what it filled is no longer
-missing and what it did not find is in cooldown, so they are not sent again. Caps on contacts per run and
-per month, and the credit balance, stop a run cleanly. A job row exists before LoneScale is called; the
-cursor moves only once the whole window is stored. A trigger is posted again only when it provably never
-reached LoneScale: one whose answer was lost is never re-posted, and stops the run.
+Nothing is paid twice. What a record is sent for is chosen in `connector.selection` (only the types it
+still needs, outside their cooldowns); caps on contacts per run and per month, and the credit balance, stop
+a run cleanly. A job row exists before LoneScale is called; the cursor moves only once the whole window is
+stored (`connector.window`). A trigger is posted again only when it provably never reached LoneScale: one
+whose answer was lost is never re-posted, and stops the run.
 """
 
 from __future__ import annotations
@@ -21,18 +19,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.adapters.base import Window
-from connector.config import BudgetSettings, LoneScaleSettings
+from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
-from connector.mapping import FieldMapping, Mapped, to_contact
+from connector.mapping import Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
 from connector.readahead import ReadAhead
 from connector.retry import call_with_retry
+from connector.selection import allowance as budget_allowance
+from connector.selection import select_types
 from connector.store import Cursor, Job, JobContact, Lease, Store, instance_lease, sha256
-from connector.wiring import Instance, durations
+from connector.window import Claims, FirstSight, cursor_end, window_for
+from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 CHUNK = 500  # records looked up in the store at once
 JOB_DEADLINE = timedelta(hours=1)  # results normally arrive within a minute (lonescale-api.md §5)
 Batch = list[tuple[CrmRecord, Mapped]]
@@ -78,51 +78,6 @@ class CapReached(ConnectorError):
 class StopSending(ConnectorError):
     """Nothing more goes to LoneScale this run: an answer was lost, or LoneScale refuses every request.
     The cursor stays, so the next run carries on where this one stopped."""
-
-
-def month_start(now: datetime) -> datetime:
-    return now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-
-
-def select_types(
-    configured: Sequence[EnrichmentType],
-    mapping: FieldMapping,
-    record: CrmRecord,
-    history: Mapping[str, Any],
-    budget: BudgetSettings,
-    now: datetime,
-) -> tuple[list[EnrichmentType], str | None]:
-    """The types this record needs now, or none and why."""
-    chosen, reasons = [], []
-    for kind in configured:
-        targets = mapping.targets(kind)
-        if (
-            budget.only_missing
-            and targets
-            and not any(mapping.is_blank(record.get(name)) for name in targets)
-        ):
-            reasons.append("targets already filled")
-            continue
-        past = history.get(kind.value)
-        if past:
-            wait = budget.not_found_delta if past.get("found") is False else budget.cooldown_delta
-            if now - datetime.fromisoformat(past["sent_at"]) < wait:
-                reasons.append("in cooldown")
-                continue
-        chosen.append(kind)
-    if chosen:
-        return chosen, None
-    return [], "in cooldown" if "in cooldown" in reasons else "targets already filled"
-
-
-def window_for(instance: Instance, store: Store, now: datetime) -> Window:
-    lookback, settle = durations(instance.settings)
-    cursor = store.cursor(instance.name)
-    if cursor is None:
-        start = instance.settings.start_date or EPOCH
-    else:
-        start = cursor.changed_at - timedelta(seconds=lookback)
-    return Window(start, now - timedelta(seconds=settle))
 
 
 @dataclass
@@ -324,78 +279,6 @@ def _triage(
     return tuple(types), outcome
 
 
-def _allowance(instance: Instance, store: Store, now: datetime) -> float:
-    budget = instance.settings.budget
-    allowance = float(budget.max_contacts_per_run or "inf")
-    if budget.max_contacts_per_month is not None:
-        used = store.contacts_sent_since(instance.name, month_start(now))
-        allowance = min(allowance, max(0, budget.max_contacts_per_month - used))
-    return allowance
-
-
-class _FirstSight:
-    """Whether a pulled record is new to this run. Pulls come in changed_at order and a page boundary can
-    only repeat records of one timestamp, so only the latest timestamp's ids are kept: memory stays flat
-    however many records a run reads. (A record read again at a later timestamp changed meanwhile: that
-    is a new sight, which `_Claims` keeps out of a second job.)"""
-
-    def __init__(self) -> None:
-        self._at, self._ids = EPOCH, set[str]()
-
-    def first(self, record: CrmRecord) -> bool:
-        if record.changed_at != self._at:
-            self._at, self._ids = record.changed_at, set()
-        elif record.ref.id in self._ids:
-            return False
-        self._ids.add(record.ref.id)
-        return True
-
-
-class _Claims:
-    """Records this run has already taken: in a batch still filling, or put in a job since the current chunk's
-    cooldowns were read (later chunks read those from the store). A record is read twice when it changes
-    during the pull (a person's edit, our own write-back): it moves later in the window, where the CRM
-    yields it again, and must not go into a second job. Only these few ids are kept, so memory stays flat
-    however many records a run reads."""
-
-    def __init__(self, pending: Mapping[tuple[EnrichmentType, ...], Batch]):
-        self._pending, self._taken = pending, set[str]()
-
-    def new_chunk(self) -> None:
-        self._taken = {record.ref.id for batch in self._pending.values() for record, _ in batch}
-
-    def take(self, record_id: str) -> bool:
-        """False if the run already took it."""
-        if record_id in self._taken:
-            return False
-        self._taken.add(record_id)
-        return True
-
-
-def _cursor_end(instance: Instance, window: Window, report: SyncReport) -> datetime:
-    """Where the next window may start: the window's end, unless the CRM's clock says that moment has not
-    come there yet. The window's end is the daemon's "now" less the settle margin; a daemon clock running
-    ahead of the CRM's by more than that margin would put the cursor past records the CRM stamps later with
-    an earlier time, and they would never be read. So the cursor stops at the CRM's own time (the `Date` of
-    its first answer in this pull, whole seconds) less the settle margin."""
-    first = instance.adapter.server_clock.first
-    if first is None:  # no Date header came back: nothing to compare with
-        return window.end
-    crm_time, local_time = first
-    report.clock_skew = round((local_time - crm_time).total_seconds(), 1)
-    _, settle = durations(instance.settings)
-    crm_end = crm_time - timedelta(seconds=settle)
-    if crm_end < window.end:
-        if report.clock_skew > 1.0:  # more than the Date header's own rounding
-            log.warning(
-                "%s: this machine's clock is %.0f s ahead of the CRM's; the cursor stops at the CRM's time "
-                "less the settle margin (%s) so no record is skipped: fix the clock (NTP)",
-                instance.name, report.clock_skew, crm_end.isoformat(timespec="seconds"),
-            )  # fmt: skip
-        return crm_end
-    return window.end
-
-
 def pull_and_trigger(
     instance: Instance,
     store: Store,
@@ -429,7 +312,7 @@ def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, 
     """Pull the window chunk by chunk, triage each record, and send full batches as they fill; then the rest."""
     report, lease = sender.report, sender.lease
     pending: dict[tuple[EnrichmentType, ...], Batch] = {}
-    claims, once = _Claims(pending), _FirstSight()
+    claims, once = Claims(pending), FirstSight()
     instance.adapter.server_clock.start(sender.now)
     records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
     for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
@@ -466,7 +349,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
         instance.name, 0 if dry_run else store.start_run(instance.name, "sync"), dry_run=dry_run
     )
     started = now()
-    allowance = _allowance(instance, store, started)
+    allowance = budget_allowance(instance, store, started)
     sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
     try:
@@ -479,7 +362,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
             cap = instance.settings.budget.max_contacts_per_month
             raise CapReached(f"the monthly cap of {cap} contacts is already reached")
         _send_window(instance, store, settings, window, started, sender, progress)
-        report.cursor = _cursor_end(instance, window, report)
+        report.cursor, report.clock_skew = cursor_end(instance, window)
         if lease is not None:
             lease.renew()
             store.set_cursor(instance.name, Cursor(report.cursor))  # the whole window is stored

@@ -6,8 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from connector.mapping import load_mapping
 from connector.models import EnrichmentType
+from connector.selection import select_types
 from connector.store import Cursor
-from connector.sync import EPOCH, select_types
+from connector.window import EPOCH
 from tests.conftest import Served
 from tests.support import MAPPINGS, Pipeline, salesforce_instance
 

@@ -17,8 +17,8 @@ from connector.models import EnrichmentType
 from connector.review import replay
 from connector.serving import ThreadedServer
 from connector.store import Cursor, Store
-from connector.sync import EPOCH
 from connector.webhook import create_app
+from connector.window import EPOCH
 from tests.conftest import Served
 from tests.support import (
     MAPPINGS,

@@ -11,7 +11,8 @@ import pytest
 from connector.adapters.base import Window
 from connector.config import LoneScaleSettings
 from connector.mapping import Mapped, to_contact
-from connector.sync import SyncReport, select_types
+from connector.selection import select_types
+from connector.sync import SyncReport
 from connector.wiring import Instance
 from tests.conftest import Served
 from tests.support import (

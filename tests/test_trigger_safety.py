@@ -19,7 +19,7 @@ from connector.redact import Secret
 from connector.retry import RetryPolicy
 from connector.sandbox import credentials
 from connector.store import Cursor
-from connector.sync import EPOCH
+from connector.window import EPOCH
 from connector.wiring import Instance
 from tests.conftest import Served
 from tests.support import Pipeline, hubspot_instance, salesforce_instance
