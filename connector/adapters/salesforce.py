@@ -33,7 +33,7 @@ from simple_salesforce.exceptions import (
 from connector.adapters.base import Window
 from connector.adapters.salesforce_session import build_session
 from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
-from connector.adapters.salesforce_values import DescribedField, sendable
+from connector.adapters.salesforce_values import DescribedField, sendable, soql_datetime, to_salesforce_value
 from connector.adapters.salesforce_writes import save_result, write_in_rounds
 from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
 from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, RecordRef, WriteResult
@@ -60,11 +60,6 @@ class SalesforceCredentials:
     private_key_path: Path | None = None  # jwt
 
 
-def soql_datetime(moment: datetime) -> str:
-    """SOQL datetime literals take no quotes; keep milliseconds, which `format_soql` would drop (§1.7)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
 def parse_datetime(value: str) -> datetime:
     """'2020-03-11T11:49:59.000+0000' → aware UTC datetime."""
     return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(UTC)
@@ -81,12 +76,6 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def to_salesforce_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return soql_datetime(value)
-    return value
 
 
 def login_route(login_url: str) -> tuple[str, dict[str, str]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from connector.models import FieldInfo, is_valid_email
@@ -32,6 +32,18 @@ TEXT_TYPES = frozenset(
     }
 )
 NOT_SENT = "; not sent"
+
+
+def soql_datetime(moment: datetime) -> str:
+    """SOQL datetime literals take no quotes; keep milliseconds, which `format_soql` would drop (§1.7)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def to_salesforce_value(value: Any) -> Any:
+    """A value as it goes on the wire: datetimes as ISO-8601 in UTC, the rest as JSON has them."""
+    if isinstance(value, datetime):
+        return soql_datetime(value)
+    return value
 
 
 @dataclass(frozen=True)
@@ -73,12 +85,12 @@ class DescribedField:
 def sendable(
     values: Mapping[str, Any], fields: Mapping[str, DescribedField], object_name: str
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The values that fit their fields, and the others by name with the reason each is not sent.
-    `fields` is keyed by lower-case name, as Salesforce field names are case-insensitive."""
+    """The values that fit their fields, and the others by name with the reason each is not sent; each is
+    judged as it would be sent. `fields` is keyed by lower-case name (Salesforce's names ignore case)."""
     fit: dict[str, Any] = {}
     refused: dict[str, str] = {}
     for name, value in values.items():
-        reason = refusal(fields.get(name.lower()), name, value, object_name)
+        reason = refusal(fields.get(name.lower()), name, to_salesforce_value(value), object_name)
         if reason is None:
             fit[name] = value
         else:
@@ -99,14 +111,18 @@ def refusal(field: DescribedField | None, name: str, value: Any, object_name: st
     if field.type in TEXT_TYPES:
         return _text_refusal(field, value)
     fits = _SCALARS.get(field.type)
-    if fits is not None and not fits(value):
-        return f"INVALID_TYPE_ON_FIELD_IN_RECORD: {field.label}: value not of required type: {value!r:.80}{NOT_SENT}"
-    return None
+    return _wrong_type(field, value) if fits is not None and not fits(value) else None
+
+
+def _wrong_type(field: DescribedField, value: Any) -> str:
+    return (
+        f"INVALID_TYPE_ON_FIELD_IN_RECORD: {field.label}: value not of required type: {value!r:.80}{NOT_SENT}"
+    )
 
 
 def _text_refusal(field: DescribedField, value: Any) -> str | None:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
-        return f"INVALID_TYPE_ON_FIELD_IN_RECORD: {field.label}: value not of required type: {value!r:.80}{NOT_SENT}"
+        return _wrong_type(field, value)
     text = str(value)
     length = salesforce_length(text)
     if field.length is not None and length > field.length:
