@@ -35,7 +35,15 @@ from connector.errors import (
     RequestRejected,
     RetriableError,
 )
-from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, RecordRef, WriteOutcome, WriteResult
+from connector.models import (
+    CrmRecord,
+    FieldInfo,
+    FieldUpdate,
+    FollowUp,
+    RecordRef,
+    WriteOutcome,
+    WriteResult,
+)
 from connector.retry import DEFAULT_POLICY, Pacer, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
@@ -94,19 +102,16 @@ class HubSpotAdapter:
             (self._pace_search if search else self._pace).acquire()
             try:
                 return operation()
-            except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError) as exc:
-                if idempotent:
+            except urllib3.exceptions.HTTPError as exc:  # the SDK does not wrap transport errors
+                # Refused, unresolved or timed out while connecting: nothing was sent, so a retry is safe.
+                if idempotent or isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
                     raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
-                # Sent, then no answer: HubSpot may have created the objects, and a second POST would
-                # create them twice.
+                # Sent, then no answer, or one cut short or undecodable: HubSpot may have created the
+                # objects, and a second POST would create them twice.
                 raise ConnectorError(
                     f"HubSpot {what}: {type(exc).__name__} after the request was sent; not retried, "
                     "as the objects may exist already"
                 ) from exc
-            except (
-                urllib3.exceptions.HTTPError
-            ) as exc:  # refused, reset, timed out: the SDK does not wrap these
-                raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
             except Exception as exc:
                 raise self._translate(what, exc, search, idempotent) from exc
 

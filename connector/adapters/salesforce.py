@@ -178,9 +178,9 @@ class SalesforceAdapter:
                         "as the records may exist already"
                     ) from exc
                 raise RetriableError(f"Salesforce {what}: {type(exc).__name__}") from exc
-            except requests.RequestException as exc:  # the answer broke off mid-body, or could not be decoded
+            except requests.RequestException as exc:  # an answer that broke off, or would not decode
                 raise self._unreadable(
-                    what, f"an answer cut short ({type(exc).__name__})", sent, idempotent
+                    what, f"an answer it could not read ({type(exc).__name__})", sent, idempotent
                 ) from exc
             except SalesforceAuthenticationFailed as exc:
                 if isinstance(exc.code, int) and (exc.code < 300 or exc.code >= 500):

@@ -261,12 +261,27 @@ def html_in_place(pending: dict[str, int], request: Request) -> Response | None:
     """The maintenance page for this call, if `pending` (`{"METHOD /route/template": n}`, a behaviour knob)
     still owes this route some: the call is carried out first, so a write may have landed (the unkind reading
     of an answer that cannot be read). Each page served counts one down."""
+    if not _owed(pending, request):
+        return None
+    return Response(MAINTENANCE_PAGE, status_code=200, media_type="text/html")
+
+
+def garbled_in_place(pending: dict[str, int], request: Request) -> Response | None:
+    """As `html_in_place`, but a 200 whose body does not decode as its Content-Encoding says (a proxy that
+    mangled a compressed answer): HTTP clients fail while reading it, after the call was carried out."""
+    if not _owed(pending, request):
+        return None
+    headers = {"Content-Encoding": "gzip"}
+    return Response(b'{"not": "gzip"}', status_code=200, headers=headers, media_type="application/json")
+
+
+def _owed(pending: dict[str, int], request: Request) -> bool:
     route = getattr(request.scope.get("route"), "path", None)
     key = f"{request.method} {route}"
     if pending.get(key, 0) <= 0:
-        return None
+        return False
     pending[key] -= 1
-    return Response(MAINTENANCE_PAGE, status_code=200, media_type="text/html")
+    return True
 
 
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:

@@ -118,11 +118,12 @@ def test_an_html_page_after_a_batch_update_is_sent_again_and_the_records_written
     assert hubspot_sandbox.control.count(route=UPDATE) == 2
 
 
-def test_an_html_page_after_a_note_create_is_a_connector_error_and_never_posted_again(
-    hubspot_sandbox: Served, adapter: HubSpotAdapter
+@pytest.mark.parametrize("knob", ["html_answers", "garbled_answers"])
+def test_an_unreadable_answer_to_a_note_create_is_a_connector_error_and_never_posted_again(
+    hubspot_sandbox: Served, adapter: HubSpotAdapter, knob: str
 ) -> None:
     [contact] = ids(adapter, 1)
-    hubspot_sandbox.control.configure(html_answers={f"POST {NOTES}": 1})
+    hubspot_sandbox.control.configure(**{knob: {f"POST {NOTES}": 1}})
     hubspot_sandbox.control.clear_stats()
 
     with pytest.raises(ConnectorError, match="may exist already") as raised:
@@ -132,4 +133,4 @@ def test_an_html_page_after_a_note_create_is_a_connector_error_and_never_posted_
 
     assert not isinstance(raised.value, RetriableError)
     assert hubspot_sandbox.control.count(route=NOTES) == 1
-    assert len(notes_of(hubspot_sandbox, contact)) == 1, "the create behind the page was carried out, once"
+    assert len(notes_of(hubspot_sandbox, contact)) == 1, "the create behind the answer was carried out, once"

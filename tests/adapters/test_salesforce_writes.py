@@ -232,12 +232,13 @@ def test_an_html_page_after_an_update_is_sent_again_and_the_record_written(
     assert now(adapter, ref, "Title")["Title"] == "Twice sent, once set"
 
 
-def test_an_html_page_after_a_task_create_is_a_connector_error_and_never_posted_again(
-    salesforce_sandbox: Served,
+@pytest.mark.parametrize("knob", ["html_answers", "garbled_answers"])
+def test_an_unreadable_answer_to_a_task_create_is_a_connector_error_and_never_posted_again(
+    salesforce_sandbox: Served, knob: str
 ) -> None:
     adapter = quick(salesforce_sandbox)
     [ref] = contacts(adapter, 1)
-    salesforce_sandbox.control.configure(html_answers={f"POST {UPDATE}": 1})
+    salesforce_sandbox.control.configure(**{knob: {f"POST {UPDATE}": 1}})
     salesforce_sandbox.control.clear_stats()
 
     with pytest.raises(ConnectorError, match="may exist already") as raised:
@@ -246,4 +247,4 @@ def test_an_html_page_after_a_task_create_is_a_connector_error_and_never_posted_
     assert not isinstance(raised.value, RetriableError)
     assert salesforce_sandbox.control.count(method="POST", route=UPDATE) == 1
     tasks = adapter._call("tasks", lambda sf: sf.query_all(f"SELECT Id FROM Task WHERE WhoId = '{ref.id}'"))
-    assert tasks["totalSize"] == 1, "the create behind the page was carried out, once"
+    assert tasks["totalSize"] == 1, "the create behind the answer was carried out, once"

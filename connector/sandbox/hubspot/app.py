@@ -22,7 +22,15 @@ from connector.sandbox.hubspot.schema import standard_properties
 from connector.sandbox.hubspot.seed import from_test, reset_moment, seeded
 from connector.sandbox.hubspot.store import ObjectStore
 from connector.sandbox.hubspot.times import to_ms
-from connector.sandbox.kit import Behaviour, Emulator, StatsMiddleware, chance, happens, html_in_place
+from connector.sandbox.kit import (
+    Behaviour,
+    Emulator,
+    StatsMiddleware,
+    chance,
+    garbled_in_place,
+    happens,
+    html_in_place,
+)
 
 __all__ = ["HubSpotBehaviour", "HubSpotEmulator"]
 
@@ -160,7 +168,8 @@ class HubSpotEmulator(Emulator):
                 response = await handler(request)
             except HubSpotError as error:
                 return render(error, correlation_id, headers)
-            response = html_in_place(settings.html_answers, request) or response
+            broken = html_in_place(settings.html_answers, request)
+            response = broken or garbled_in_place(settings.garbled_answers, request) or response
             response.headers.update({**headers, "X-HubSpot-Correlation-Id": correlation_id})
             return response
 

@@ -40,6 +40,7 @@ class HubSpotBehaviour(Behaviour):
     # {"POST /crm/v3/objects/contacts/batch/read": n}: the next n calls of that route are carried out, then
     # answered 200 with an HTML page instead of their JSON (kit.html_in_place).
     html_answers: dict[str, int] = Field(default_factory=dict)
+    garbled_answers: dict[str, int] = Field(default_factory=dict)  # likewise, a body that does not decode
 
 
 def relaxed() -> HubSpotBehaviour:

@@ -19,7 +19,15 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.sandbox import credentials
-from connector.sandbox.kit import Behaviour, Emulator, StatsMiddleware, happens, html_in_place, json_response
+from connector.sandbox.kit import (
+    Behaviour,
+    Emulator,
+    StatsMiddleware,
+    garbled_in_place,
+    happens,
+    html_in_place,
+    json_response,
+)
 from connector.sandbox.salesforce import oauth
 from connector.sandbox.salesforce.errors import SalesforceError, error_response, invalid_session, oauth_error
 from connector.sandbox.salesforce.inserts import CollectionCreate
@@ -49,6 +57,7 @@ class SalesforceBehaviour(Behaviour):
     # {"PATCH /services/data/{version}/composite/sobjects": n}: the next n calls of that route are carried out,
     # then answered 200 with an HTML page instead of their JSON (kit.html_in_place).
     html_answers: dict[str, int] = Field(default_factory=dict)
+    garbled_answers: dict[str, int] = Field(default_factory=dict)  # likewise, a body that does not decode
 
 
 ApiHandler = Callable[[Request, Context], Awaitable[Response]]
@@ -171,7 +180,11 @@ class SalesforceEmulator(Emulator):
                 ):
                     raise SalesforceError(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
                 response = await handler(request, Context(version))
-                response = html_in_place(self.behaviour.html_answers, request) or response
+                response = (
+                    html_in_place(self.behaviour.html_answers, request)
+                    or garbled_in_place(self.behaviour.garbled_answers, request)
+                    or response
+                )
             except SalesforceError as error:
                 response = error_response(error)
                 if error.status == 401:
