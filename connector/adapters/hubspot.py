@@ -5,17 +5,18 @@ connection pool, §1.2); every call carries `_request_timeout` (the SDK sets non
 (urllib3 would not retry POST anyway, §1.4); each sub-package raises its own ApiException (§1.7), so errors
 are read by duck typing; batch calls answer 207 without raising (§1.8); search stops at 10,000 results (§2.3).
 
-The hot calls (search, batch read, batch update) go through the SDK's API classes (its auth, transport and
-errors) with plain-dict bodies and `_preload_content=False`, and their JSON is read here. Building and
-reading the SDK's models cost most of the connector's CPU (BENCHMARKS.md, figure 3): every model copies the
-SDK's Configuration, which resets logger levels, and every timestamp goes through `dateutil`.
+The calls go through the SDK's API classes (its auth, transport and errors) with `_preload_content=False`,
+and their JSON is read here. Building and reading the SDK's models cost most of the connector's CPU
+(BENCHMARKS.md, figure 3): every model copies the SDK's Configuration, which resets logger levels, and every
+timestamp goes through `dateutil`. Reading the JSON here also means an answer that is not JSON (an HTML page a
+proxy serves with a 200) or not of the expected shape is seen as such: the SDK's model path would give back a
+model of Nones. Every such answer leaves the adapter as a connector error (`_translate`).
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -25,6 +26,7 @@ from hubspot import HubSpot
 
 from connector.adapters.base import ServerClock, Window, two_at_a_time
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
+from connector.adapters.hubspot_writes import BATCH, BatchWriter, to_hubspot_value, update_request
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -50,10 +52,7 @@ log = logging.getLogger(__name__)
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
 SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
-BATCH = 100  # batch read/update maximum (§2.4)
-UNIQUE = "email"  # unique per portal: another contact's email is a 409 for the whole batch (§2.7)
-EXISTING = re.compile(r"Existing ID: (\d+)")
-IN_BATCH = re.compile(r"Duplicate email in batch input: (.+)$")
+__all__ = ["HubSpotAdapter", "to_hubspot_value"]
 
 
 def _millis(moment: datetime) -> str:
@@ -62,17 +61,6 @@ def _millis(moment: datetime) -> str:
 
 def _parse_time(value: str) -> datetime:
     return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
-
-
-def to_hubspot_value(value: Any) -> str:
-    """HubSpot properties are strings: booleans 'true'/'false', datetimes ISO-8601 in UTC, None clears."""
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, datetime):
-        return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    return str(value)
 
 
 class HubSpotAdapter:
@@ -101,6 +89,7 @@ class HubSpotAdapter:
         # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
         self._pace = Pacer(max(1, requests_per_10s - 5), 10.0)
         self._pace_search = Pacer(searches_per_second, 1.0)
+        self._writer = BatchWriter(self._update, self.read_current)
 
     def close(self) -> None:
         """The SDK's pools close with the process; nothing to release early."""
@@ -113,21 +102,18 @@ class HubSpotAdapter:
             (self._pace_search if search else self._pace).acquire()
             try:
                 return operation()
-            except (urllib3.exceptions.ReadTimeoutError, urllib3.exceptions.ProtocolError) as exc:
-                if idempotent:
+            except urllib3.exceptions.HTTPError as exc:  # the SDK does not wrap transport errors
+                # Refused, unresolved or timed out while connecting: nothing was sent, so a retry is safe.
+                if idempotent or isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
                     raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
-                # Sent, then no answer: HubSpot may have created the objects, and a second POST would
-                # create them twice.
+                # Sent, then no answer, or one cut short or undecodable: HubSpot may have created the
+                # objects, and a second POST would create them twice.
                 raise ConnectorError(
                     f"HubSpot {what}: {type(exc).__name__} after the request was sent; not retried, "
                     "as the objects may exist already"
                 ) from exc
-            except (
-                urllib3.exceptions.HTTPError
-            ) as exc:  # refused, reset, timed out: the SDK does not wrap these
-                raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
             except Exception as exc:
-                raise self._translate(what, exc, search) from exc
+                raise self._translate(what, exc, search, idempotent) from exc
 
         return call_with_retry(attempt, what=f"HubSpot {what}", policy=self._policy)
 
@@ -136,22 +122,50 @@ class HubSpotAdapter:
     ) -> dict[str, Any]:
         """An SDK call answered as JSON, not as SDK models (why: the module docstring); the SDK still raises
         its ApiException on a non-2xx status before the body is read."""
+        return self._read_json(what, method, _as_is, search=search, **arguments)
 
-        def call() -> dict[str, Any]:
+    def _read_json(
+        self,
+        what: str,
+        method: Callable[..., Any],
+        read: Callable[[dict[str, Any]], T],
+        *,
+        search: bool = False,
+        idempotent: bool = True,
+        **arguments: Any,
+    ) -> T:
+        """`_json_call`, its answer read by `read` inside the call, so a shape `read` does not expect is
+        translated like any other failure of the call."""
+
+        def call() -> T:
             response = method(**arguments, _request_timeout=self._timeout, _preload_content=False)
             self.server_clock.observe(response.headers.get("Date"))
-            body: dict[str, Any] = json.loads(response.data)  # a urllib3 response
-            return body
+            body = json.loads(response.data)  # a urllib3 response
+            if not isinstance(body, dict):
+                raise TypeError(f"a JSON {type(body).__name__}, not an object")
+            return read(body)
 
-        return self._call(what, call, search=search)
+        return self._call(what, call, search=search, idempotent=idempotent)
 
-    def _translate(self, what: str, exc: Exception, search: bool) -> Exception:
-        status = getattr(exc, "status", None)
-        if not isinstance(status, int):
+    def _translate(self, what: str, exc: Exception, search: bool, idempotent: bool) -> Exception:
+        if isinstance(exc, ConnectorError):
             return exc
+        status = getattr(exc, "status", None)
+        if not isinstance(status, int):  # no HTTP error: a 2xx answer we could not read
+            if isinstance(exc, json.JSONDecodeError):
+                detail = f"a body that is not JSON: {exc.doc[:80]!r}"
+            else:
+                detail = f"an answer of an unexpected shape ({type(exc).__name__}: {exc})"
+            if idempotent:
+                return RetriableError(f"HubSpot {what} answered with {detail}")
+            return ConnectorError(
+                f"HubSpot {what} answered with {detail}; not retried, as the objects may exist already"
+            )
         try:
             body = json.loads(getattr(exc, "body", None) or "{}")
         except ValueError:
+            body = {}
+        if not isinstance(body, dict):
             body = {}
         message = body.get("message") or getattr(exc, "reason", "") or str(exc)
         if status == 401:
@@ -165,7 +179,7 @@ class HubSpotAdapter:
             headers = getattr(exc, "headers", None) or {}
             retry_after = headers.get("Retry-After")
             # No Retry-After is documented: wait the policy's window (hubspot-api.md §2.5, §6.3).
-            wait = float(retry_after) if retry_after else (1.0 if search else 10.0)
+            wait = _seconds(retry_after) or (1.0 if search else 10.0)
             if not search:
                 self._pace.penalise(wait)
             return RateLimited(f"HubSpot {what}: {message}", retry_after=wait, policy=policy)
@@ -175,25 +189,25 @@ class HubSpotAdapter:
 
     # -- the seam --------------------------------------------------------------------------------------
     def check(self) -> None:
-        self._call(
-            "access check",
-            lambda: self._basic.get_page(limit=1, archived=False, _request_timeout=self._timeout),
-        )
+        self._json_call("access check", self._basic.get_page, limit=1, archived=False)
 
     def describe(self, fields: Sequence[str]) -> dict[str, FieldInfo]:
-        listing = self._call(
-            "properties",
-            lambda: self._properties.get_all(OBJECT, archived=False, _request_timeout=self._timeout),
-        )
         wanted = set(fields)
-        described = {}
-        for prop in listing.results:
-            if prop.name in wanted:
-                read_only = bool(prop.modification_metadata and prop.modification_metadata.read_only_value)
-                described[prop.name] = FieldInfo(
-                    prop.name, prop.type, writable=not (read_only or prop.calculated), length=None
-                )
-        return described
+
+        def described(listing: dict[str, Any]) -> dict[str, FieldInfo]:
+            found = {}
+            for prop in listing["results"]:
+                if prop["name"] in wanted:
+                    read_only = bool((prop.get("modificationMetadata") or {}).get("readOnlyValue"))
+                    writable = not (read_only or prop.get("calculated"))
+                    found[prop["name"]] = FieldInfo(
+                        prop["name"], prop["type"], writable=writable, length=None
+                    )
+            return found
+
+        return self._read_json(
+            "properties", self._properties.get_all, described, object_type=OBJECT, archived=False
+        )
 
     def create_property(self, name: str, label: str, kind: str) -> None:
         """Create one of the connector's own contact properties; `kind` is text, datetime or bool."""
@@ -210,9 +224,13 @@ class HubSpotAdapter:
             },
         }
         body = {"name": name, "label": label, "groupName": "contactinformation", **shapes[kind]}
-        self._call(
+        self._read_json(
             f"create property {name}",
-            lambda: self._properties.create(OBJECT, property_create=body, _request_timeout=self._timeout),
+            self._properties.create,
+            _as_is,
+            idempotent=False,
+            object_type=OBJECT,
+            property_create=body,
         )
 
     def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
@@ -305,103 +323,30 @@ class HubSpotAdapter:
 
     def _read_batch(self, ids: list[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         request = {"inputs": [{"id": i} for i in ids], "properties": list(fields)}
-        response = self._json_call(
-            "batch read", self._batch.read, batch_read_input_simple_public_object_id=request, archived=False
+
+        def found(response: dict[str, Any]) -> dict[str, Mapping[str, Any]]:
+            # Unknown ids come back in `errors` (207): absent here.
+            return {str(item["id"]): item.get("properties") or {} for item in response.get("results") or []}
+
+        return self._read_json(
+            "batch read",
+            self._batch.read,
+            found,
+            batch_read_input_simple_public_object_id=request,
+            archived=False,
         )
-        # Unknown ids come back in `errors` (207): absent here.
-        return {str(item["id"]): item.get("properties") or {} for item in response.get("results") or []}
 
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """Batches of 100 (hubspot_writes.py); an update HubSpot neither confirms nor refuses is read back."""
         batches = [list(updates[start : start + BATCH]) for start in range(0, len(updates), BATCH)]
-        return [result for answer in two_at_a_time(self._write_batch, batches) for result in answer]
-
-    def _write_batch(self, updates: list[FieldUpdate]) -> list[WriteResult]:
-        """One batch update, with HubSpot's all-or-nothing refusals undone record by record: a unique-value
-        conflict (409) costs one retry without that value; any other refusal splits the batch in halves."""
-        refused: dict[str, dict[str, str]] = {}
-        done: dict[str, WriteResult] = {}
-        pending = list(updates)
-        while pending:
-            try:
-                response = self._update(pending)
-            except RequestRejected as exc:
-                culprit = self._conflicting(pending, exc) if exc.status == 409 else None
-                if culprit is None:
-                    if len(pending) == 1:
-                        update = pending[0]
-                        done[update.ref.id] = WriteResult(
-                            update.ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR"
-                        )
-                    else:
-                        # One invalid value gets the whole batch a 400 with no record id (hubspot-api.md §2.4,
-                        # §6.5): split it until the offending records stand alone, so the others are written.
-                        middle = len(pending) // 2
-                        for result in self._write_batch(pending[:middle]) + self._write_batch(
-                            pending[middle:]
-                        ):
-                            done[result.ref.id] = result
-                    break
-                update = pending[culprit]
-                refused.setdefault(update.ref.id, {})[UNIQUE] = str(exc)
-                rest = {k: v for k, v in update.values.items() if k != UNIQUE}
-                if rest:
-                    pending[culprit] = FieldUpdate(update.ref, rest)
-                else:
-                    done[update.ref.id] = WriteResult(update.ref, WriteOutcome.REJECTED, str(exc), "CONFLICT")
-                    del pending[culprit]
-                continue
-            failed: dict[str, tuple[str, str]] = {}
-            for error in response.get("errors") or []:
-                for record_id in (error.get("context") or {}).get("ids", []):
-                    failed[str(record_id)] = (
-                        error.get("message", "rejected"),
-                        error.get("category", "ERROR"),
-                    )
-            for u in pending:
-                done[u.ref.id] = (
-                    WriteResult(u.ref, WriteOutcome.REJECTED, *failed[u.ref.id])
-                    if u.ref.id in failed
-                    else WriteResult(u.ref, WriteOutcome.WRITTEN)
-                )
-            break
-        return [self._with_refused(done[u.ref.id], refused.get(u.ref.id)) for u in updates]
-
-    @staticmethod
-    def _with_refused(result: WriteResult, refused: dict[str, str] | None) -> WriteResult:
-        if not refused or result.outcome is not WriteOutcome.WRITTEN:
-            return result
-        return WriteResult(result.ref, result.outcome, refused_fields={**result.refused_fields, **refused})
+        return [result for answer in two_at_a_time(self._writer.write, batches) for result in answer]
 
     def _update(self, updates: list[FieldUpdate]) -> dict[str, Any]:
-        request = {
-            "inputs": [
-                {"id": u.ref.id, "properties": {k: to_hubspot_value(v) for k, v in u.values.items()}}
-                for u in updates
-            ]
-        }
         return self._json_call(
-            "batch update", self._batch.update, batch_input_simple_public_object_batch_input=request
+            "batch update",
+            self._batch.update,
+            batch_input_simple_public_object_batch_input=update_request(updates),
         )
-
-    def _conflicting(self, updates: list[FieldUpdate], exc: RequestRejected) -> int | None:
-        """Which update holds the unique value a 409 is about. HubSpot names the contact that owns it
-        (`Contact already exists. Existing ID: 123`, hubspot-api.md §2.6), not the update: with one candidate
-        that is enough, otherwise one read of the owner's email tells. None: unknown, split instead."""
-        message = str(exc)
-        values = {i: str(u.values[UNIQUE]).lower() for i, u in enumerate(updates) if u.values.get(UNIQUE)}
-        duplicate = IN_BATCH.search(message)
-        if duplicate:  # two updates in the batch carry one value: the later ones give it up
-            value = duplicate.group(1).strip().lower()
-            holders = [i for i, v in values.items() if v == value]
-            return holders[-1] if len(holders) > 1 else None
-        owner = EXISTING.search(message)
-        if owner is None or owner.group(1) in {updates[i].ref.id for i in values}:
-            return None  # the owner is changing its own email in this batch: too tangled to guess
-        if len(values) == 1:
-            return next(iter(values))
-        held = self.read_current([owner.group(1)], [UNIQUE]).get(owner.group(1), {}).get(UNIQUE)
-        matches = [i for i, v in values.items() if held and v == str(held).lower()]
-        return matches[0] if matches else None
 
     # -- follow-ups ------------------------------------------------------------------------------------
     def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:
@@ -417,13 +362,12 @@ class HubSpotAdapter:
     def _create_notes(self, batch: list[FollowUp]) -> list[WriteResult]:
         request = notes_request(batch, datetime.now(UTC))
         try:
-            response = self._call(
+            return self._read_json(
                 "note create",
-                lambda: self._notes.create(
-                    batch_input_simple_public_object_batch_input_for_create=request,
-                    _request_timeout=self._timeout,
-                ),
-                idempotent=False,
+                self._notes.create,
+                lambda response: outcomes(batch, response),
+                idempotent=False,  # an answer we cannot read is not retried: the notes may exist
+                batch_input_simple_public_object_batch_input_for_create=request,
             )
         except RequestRejected as exc:
             # An unknown contact gets the whole batch a 400 and nothing is created (multi-status answers
@@ -432,4 +376,15 @@ class HubSpotAdapter:
                 return [WriteResult(batch[0].ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR")]
             middle = len(batch) // 2
             return self._create_notes(batch[:middle]) + self._create_notes(batch[middle:])
-        return outcomes(batch, response)
+
+
+def _as_is(body: dict[str, Any]) -> dict[str, Any]:
+    return body
+
+
+def _seconds(header: Any) -> float | None:
+    """A Retry-After header in seconds; None when absent or not a number (an HTTP date is not expected)."""
+    try:
+        return float(header) if header else None
+    except (TypeError, ValueError):
+        return None

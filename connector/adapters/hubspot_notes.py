@@ -8,7 +8,7 @@ failed: batch results are not documented to come back in input order.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
@@ -43,12 +43,18 @@ def notes_request(
     return BatchInputSimplePublicObjectBatchInputForCreate(inputs=inputs)
 
 
-def outcomes(batch: Sequence[FollowUp], response: Any) -> list[WriteResult]:
-    """201: every note made. 207: the errors name their inputs by objectWriteTraceId; the rest were made."""
+def outcomes(batch: Sequence[FollowUp], response: Mapping[str, Any]) -> list[WriteResult]:
+    """201: every note made. 207: the errors name their inputs by objectWriteTraceId; the rest were made.
+    An answer that accounts for fewer notes than were asked is not trusted (ValueError): some may exist."""
     failed: dict[str, tuple[str, str]] = {}
-    for error in getattr(response, "errors", None) or []:
-        for trace in (error.context or {}).get("objectWriteTraceId", []):
-            failed[trace] = (error.message, error.category)
+    for error in response.get("errors") or []:
+        for trace in (error.get("context") or {}).get("objectWriteTraceId", []):
+            failed[str(trace)] = (str(error.get("message")), str(error.get("category")))
+    made = response.get("results")
+    if not isinstance(made, list) or len(made) + len(failed) != len(batch):
+        raise ValueError(
+            f"{len(batch)} notes asked, the answer accounts for {made!r:.100} and {len(failed)} refused"
+        )
     return [
         WriteResult(f.ref, WriteOutcome.REJECTED, *failed[str(index)])
         if str(index) in failed

@@ -3,13 +3,17 @@
 Quirks handled here (salesforce-api.md): no timeouts and https-only URLs in the library (§1.7, §4: solved by
 the session in `salesforce_session`); login flows always post to `https://{domain}.salesforce.com` (§1.2);
 there is no composite method, and `composite/sobjects` answers 200 with per-record failures (§1.4, §2.3);
-per-record errors say `statusCode` where single-record errors say `errorCode` (§2.3).
+per-record errors say `statusCode` where single-record errors say `errorCode` (§2.3). The library parses every
+2xx body as JSON and raises requests' JSONDecodeError when it is not (an HTML page a proxy serves, §1.4), and
+its own error handling indexes bodies it expects to be lists (§1.5): `_call` turns each of these into a
+connector error, and the answers' shapes are read inside the call, so an unexpected one is one too.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,19 +30,13 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
-from connector.adapters.base import ServerClock, Window, two_at_a_time
+from connector.adapters.base import ServerClock, Window
 from connector.adapters.salesforce_session import build_session
 from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
+from connector.adapters.salesforce_values import DescribedField, sendable, soql_datetime, to_salesforce_value
+from connector.adapters.salesforce_writes import save_result, write_in_rounds
 from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
-from connector.models import (
-    CrmRecord,
-    FieldInfo,
-    FieldUpdate,
-    FollowUp,
-    RecordRef,
-    WriteOutcome,
-    WriteResult,
-)
+from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, RecordRef, WriteResult
 from connector.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 
 T = TypeVar("T")
@@ -46,8 +44,11 @@ log = logging.getLogger(__name__)
 
 QUERY_BATCH = 2000  # Sforce-Query-Options maximum (§2.1)
 READ_BATCH = 2000  # composite/sobjects/{object} retrieve takes 2,000 ids
-WRITE_BATCH = 200  # composite/sobjects update takes 200 records (§2.3)
-LOCK_RETRIES = 2  # UNABLE_TO_LOCK_ROW clears on retry (§2.4)
+LOCK_RETRIES = 2  # UNABLE_TO_LOCK_ROW clears on retry (§2.4); a record with a refused field goes again too
+DESCRIBE_TTL = 3600.0  # seconds a describe is trusted: one call an hour, and a field changed in Setup is seen
+# Whatever the library raises while reading an answer it did not expect: its own parsing (`result.json()[0]`
+# on a 401, `json_response['access_token']` at login) and ours, done inside the call (see `_call`).
+UNEXPECTED_SHAPE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
 SYNTHETIC_LOGIN = "lonescale-login"  # stands for a non-Salesforce login host (the sandbox): rerouted below
 
 
@@ -57,11 +58,6 @@ class SalesforceCredentials:
     client_secret: str | None = None  # client_credentials
     username: str | None = None  # jwt
     private_key_path: Path | None = None  # jwt
-
-
-def soql_datetime(moment: datetime) -> str:
-    """SOQL datetime literals take no quotes; keep milliseconds, which `format_soql` would drop (§1.7)."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def parse_datetime(value: str) -> datetime:
@@ -80,12 +76,6 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def to_salesforce_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return soql_datetime(value)
-    return value
 
 
 def login_route(login_url: str) -> tuple[str, dict[str, str]]:
@@ -124,10 +114,23 @@ class SalesforceAdapter:
         )
         self._sf: Salesforce | None = None
         self._connecting = threading.Lock()
+        self._described: tuple[float, dict[str, DescribedField]] | None = None  # (when, own fields)
+        self._describing = threading.Lock()
         self.api_usage: tuple[int, int] | None = None
 
-    @staticmethod
+    @classmethod
     def _login(
+        cls, creds: SalesforceCredentials, domain: str, session: requests.Session, version: str
+    ) -> Salesforce:
+        try:
+            return cls._logged_in(creds, domain, session, version)
+        except (requests.RequestException, SalesforceError):
+            raise  # the token endpoint's answers: translated in `_call`
+        except Exception as exc:  # the key file unreadable, the key no RSA key, a token body without a URL
+            raise AuthError(f"Salesforce login failed: {type(exc).__name__}: {exc}") from exc
+
+    @staticmethod
+    def _logged_in(
         creds: SalesforceCredentials, domain: str, session: requests.Session, version: str
     ) -> Salesforce:
         if creds.private_key_path is not None:
@@ -153,6 +156,9 @@ class SalesforceAdapter:
 
     # -- calls -----------------------------------------------------------------------------------------
     def _call(self, what: str, operation: Callable[[Salesforce], T], *, idempotent: bool = True) -> T:
+        """`operation` through the retry loop, every exception it can meet translated. Reading the answer's
+        shape belongs inside `operation`: a KeyError there is an answer we did not expect, not a bug elsewhere."""
+
         def attempt() -> T:
             sent = False  # whether the operation itself went out (a login that times out made nothing)
             try:
@@ -163,6 +169,10 @@ class SalesforceAdapter:
                 if usage is not None:
                     self.api_usage = (usage.used, usage.total)
                 return result
+            except requests.exceptions.JSONDecodeError as exc:  # a 2xx whose body is not JSON
+                raise self._unreadable(
+                    what, f"a body that is not JSON: {exc.doc[:80]!r}", sent, idempotent
+                ) from exc
             except (requests.ConnectionError, requests.Timeout) as exc:
                 if sent and not idempotent and maybe_processed(exc):
                     # The request went out and no answer came back: Salesforce may have created the records,
@@ -172,7 +182,17 @@ class SalesforceAdapter:
                         "as the records may exist already"
                     ) from exc
                 raise RetriableError(f"Salesforce {what}: {type(exc).__name__}") from exc
+            except requests.RequestException as exc:  # an answer that broke off, or would not decode
+                raise self._unreadable(
+                    what, f"an answer it could not read ({type(exc).__name__})", sent, idempotent
+                ) from exc
             except SalesforceAuthenticationFailed as exc:
+                if isinstance(exc.code, int) and (exc.code < 300 or exc.code >= 500):
+                    # The library's code for a token answer that is not JSON: its HTTP status, not an
+                    # OAuth error such as invalid_grant (simple-salesforce login.py, token_login).
+                    raise RetriableError(
+                        f"Salesforce login answered {exc.code} with a body that is not JSON"
+                    ) from exc
                 raise AuthError(f"Salesforce login refused: {exc.code} {exc.message}") from exc
             except SalesforceExpiredSession as exc:  # the library already re-logged in and gave up
                 self._sf = None
@@ -191,10 +211,22 @@ class SalesforceAdapter:
                 raise RequestRejected(
                     f"Salesforce {what}: {_first_message(exc.content)}", exc.status
                 ) from exc
+            except UNEXPECTED_SHAPE as exc:
+                detail = f"an answer of an unexpected shape ({type(exc).__name__}: {exc})"
+                raise self._unreadable(what, detail, sent, idempotent) from exc
 
         return call_with_retry(
             attempt, what=f"Salesforce {what}", policy=self._policy, refresh_credentials=self._reset
         )
+
+    @staticmethod
+    def _unreadable(what: str, detail: str, sent: bool, idempotent: bool) -> ConnectorError:
+        """An answer that cannot be read: worth another try, unless it may have created records."""
+        if sent and not idempotent:
+            return ConnectorError(
+                f"Salesforce {what} answered with {detail}; not retried, as the records may exist already"
+            )
+        return RetriableError(f"Salesforce {what} answered with {detail}")
 
     def _reset(self) -> None:
         self._sf = None
@@ -211,42 +243,44 @@ class SalesforceAdapter:
         self._call("access check", lambda sf: sf.query(f"SELECT Id FROM {self.object} LIMIT 1"))
 
     def describe(self, fields: Sequence[str]) -> dict[str, FieldInfo]:
-        described = self._describe(self.object)
+        described = self._own_fields(fresh=True)
         result: dict[str, FieldInfo] = {}
         for name in fields:
             relation, _, parent_field = name.partition(".")
             if not parent_field:
                 if name.lower() in described:
-                    result[name] = described[name.lower()][0]
+                    result[name] = described[name.lower()].info()
                 continue
             link = next(
-                (info for info, rel, _ in described.values() if rel and rel.lower() == relation.lower()), None
+                (
+                    f
+                    for f in described.values()
+                    if f.relationship and f.relationship.lower() == relation.lower()
+                ),
+                None,
             )
-            target = described[link.name.lower()][2] if link else None
-            parent = self._describe(target) if target else {}
+            parent = self._describe(link.references) if link and link.references else {}
             if parent_field.lower() in parent:
-                info = parent[parent_field.lower()][0]
+                info = parent[parent_field.lower()].info()
                 result[name] = FieldInfo(name, info.type, writable=False, length=info.length)
         return result
 
-    def _describe(self, object_name: str) -> dict[str, tuple[FieldInfo, str | None, str | None]]:
-        body = self._call(
-            f"describe {object_name}", lambda sf: sf.restful(f"sobjects/{object_name}/describe")
-        )
-        return {
-            field["name"].lower(): (
-                FieldInfo(
-                    field["name"],
-                    field["type"],
-                    writable=bool(field["updateable"]),
-                    length=field.get("length") or None,
-                    nillable=bool(field["nillable"]),
-                ),
-                field.get("relationshipName"),
-                (field.get("referenceTo") or [None])[0],
-            )
-            for field in (body or {}).get("fields", [])
-        }
+    def _own_fields(self, *, fresh: bool = False) -> dict[str, DescribedField]:
+        """The object's fields by lower-case name, described once an hour however many batches ask."""
+        with self._describing:
+            now = time.monotonic()
+            if fresh or self._described is None or now - self._described[0] > DESCRIBE_TTL:
+                self._described = (now, self._describe(self.object))
+            return self._described[1]
+
+    def _describe(self, object_name: str) -> dict[str, DescribedField]:
+        def fields(sf: Salesforce) -> dict[str, DescribedField]:
+            body = sf.restful(f"sobjects/{object_name}/describe")
+            return {
+                field["name"].lower(): DescribedField.from_describe(field) for field in (body or {})["fields"]
+            }
+
+        return self._call(f"describe {object_name}", fields)
 
     def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
         selected = list(dict.fromkeys(["Id", "SystemModstamp", *fields]))
@@ -257,19 +291,25 @@ class SalesforceAdapter:
             )
         soql = f"SELECT {', '.join(selected)} FROM {self.object} WHERE {where} ORDER BY SystemModstamp, Id"
         headers = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH}"}
-        page = self._call("query", lambda sf: sf.query(soql, headers=headers))
+        records, next_url = self._call("query", lambda sf: self._page(sf.query(soql, headers=headers)))
         while True:
-            for record in page["records"]:
-                flat = flatten(record)
-                changed = parse_datetime(flat["SystemModstamp"])
-                yield CrmRecord(RecordRef(self.name, self.object, flat["Id"]), changed, flat)
-            if page.get("done", True):
+            yield from records
+            if next_url is None:
                 return
-            next_url = page["nextRecordsUrl"]
-            page = self._call(
+            records, next_url = self._call(
                 "query page",
-                lambda sf, url=next_url: sf.query_more(url, identifier_is_url=True, headers=headers),  # type: ignore[misc]
+                lambda sf, url=next_url: self._page(  # type: ignore[misc]
+                    sf.query_more(url, identifier_is_url=True, headers=headers)
+                ),
             )
+
+    def _page(self, page: Mapping[str, Any]) -> tuple[list[CrmRecord], str | None]:
+        records = []
+        for record in page["records"]:
+            flat = flatten(record)
+            changed = parse_datetime(flat["SystemModstamp"])
+            records.append(CrmRecord(RecordRef(self.name, self.object, flat["Id"]), changed, flat))
+        return records, None if page.get("done", True) else str(page["nextRecordsUrl"])
 
     def read_current(self, ids: Sequence[str], fields: Sequence[str]) -> dict[str, Mapping[str, Any]]:
         wanted = list(dict.fromkeys(["Id", *fields]))
@@ -278,34 +318,24 @@ class SalesforceAdapter:
             chunk = list(ids[start : start + READ_BATCH])
             records = self._call(
                 "collection read",
-                lambda sf, c=chunk: sf.restful(  # type: ignore[misc]
-                    f"composite/sobjects/{self.object}", method="POST", json={"ids": c, "fields": wanted}
+                lambda sf, c=chunk: _records(  # type: ignore[misc]
+                    sf.restful(
+                        f"composite/sobjects/{self.object}", method="POST", json={"ids": c, "fields": wanted}
+                    )
                 ),
             )
-            for record in records or []:
-                if record is not None:  # unknown and deleted ids come back as null entries
-                    flat = flatten(record)
-                    current[flat["Id"]] = flat
+            current.update((record["Id"], record) for record in records)
         return current
 
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
-        results: dict[RecordRef, WriteResult] = {}
-        pending = list(updates)
-        for attempt in range(LOCK_RETRIES + 1):
-            retry: list[FieldUpdate] = []
-            batches = [pending[start : start + WRITE_BATCH] for start in range(0, len(pending), WRITE_BATCH)]
-            for batch, answer in zip(batches, two_at_a_time(self._write_batch, batches), strict=True):
-                for update, result in zip(batch, answer, strict=True):
-                    if result.outcome is WriteOutcome.RETRY and attempt < LOCK_RETRIES:
-                        retry.append(update)
-                    results[update.ref] = result
-            if not retry:
-                break
-            log.info("Salesforce: %d record(s) locked by another process; retrying them", len(retry))
-            pending = retry
-        return [results[u.ref] for u in updates]
+        """Values the describe says cannot fit are not sent; fields Salesforce refuses are dropped and the
+        rest of their record sent again (salesforce_writes.py); each refusal is reported with its reason."""
+        fields = self._own_fields() if updates else {}
+        return write_in_rounds(
+            updates, self._write_batch, lambda values: sendable(values, fields, self.object), LOCK_RETRIES + 1
+        )
 
-    def _write_batch(self, batch: Sequence[FieldUpdate]) -> list[WriteResult]:
+    def _write_batch(self, batch: list[FieldUpdate]) -> list[Mapping[str, Any]]:
         records = [
             {
                 "attributes": {"type": self.object},
@@ -314,27 +344,11 @@ class SalesforceAdapter:
             }
             for u in batch
         ]
-        answer = self._call(
+        body = {"allOrNone": False, "records": records}
+        return self._call(
             "collection update",
-            lambda sf: sf.restful(
-                "composite/sobjects", method="PATCH", json={"allOrNone": False, "records": records}
-            ),
+            lambda sf: _save_results(sf.restful("composite/sobjects", method="PATCH", json=body), len(batch)),
         )
-        if not isinstance(answer, list) or len(answer) != len(batch):
-            raise RetriableError(
-                f"Salesforce collection update answered {answer!r:.200}, not one result per record"
-            )
-        return [self._result(u.ref, item) for u, item in zip(batch, answer, strict=True)]
-
-    @staticmethod
-    def _result(ref: RecordRef, item: Mapping[str, Any]) -> WriteResult:
-        if item.get("success"):
-            return WriteResult(ref, WriteOutcome.WRITTEN)
-        errors = item.get("errors") or [{}]
-        code = str(errors[0].get("statusCode") or errors[0].get("errorCode") or "UNKNOWN")
-        reason = "; ".join(f"{e.get('statusCode', '')}: {e.get('message', '')}" for e in errors)
-        outcome = WriteOutcome.RETRY if code == "UNABLE_TO_LOCK_ROW" else WriteOutcome.REJECTED
-        return WriteResult(ref, outcome, reason, code)
 
     # -- follow-ups ------------------------------------------------------------------------------------
     def create_follow_ups(self, follow_ups: Sequence[FollowUp]) -> list[WriteResult]:
@@ -345,15 +359,28 @@ class SalesforceAdapter:
         body = {"allOrNone": False, "records": [task_record(follow_up) for follow_up in batch]}
         answer = self._call(
             "task create",
-            lambda sf: sf.restful("composite/sobjects", method="POST", json=body),
-            idempotent=False,
+            lambda sf: _save_results(sf.restful("composite/sobjects", method="POST", json=body), len(batch)),
+            idempotent=False,  # an answer we cannot read is not retried: the Tasks may exist
         )
-        if not isinstance(answer, list) or len(answer) != len(batch):
-            # The Tasks may exist: say so rather than retry and create them twice.
-            raise ConnectorError(
-                f"Salesforce task create answered {answer!r:.200}, not one result per record"
-            )
-        return [self._result(f.ref, item) for f, item in zip(batch, answer, strict=True)]
+        return [save_result(f.ref, item) for f, item in zip(batch, answer, strict=True)]
+
+
+def _records(answer: Any) -> list[dict[str, Any]]:
+    """A collection read's records, flattened; unknown and deleted ids come back as null entries."""
+    if not isinstance(answer, list):
+        raise TypeError(f"a collection read answered {answer!r:.200}, not a list")
+    return [flatten(record) for record in answer if record is not None]
+
+
+def _save_results(answer: Any, expected: int) -> list[Mapping[str, Any]]:
+    """One SaveResult object per record sent, or the answer is not one we can trust."""
+    if (
+        not isinstance(answer, list)
+        or len(answer) != expected
+        or not all(isinstance(i, Mapping) for i in answer)
+    ):
+        raise TypeError(f"answered {answer!r:.200}, not one result per record")
+    return answer
 
 
 def _first_message(content: Any) -> str:

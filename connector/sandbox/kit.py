@@ -249,6 +249,41 @@ async def _json_or_empty(request: Request) -> dict[str, Any]:
     return value
 
 
+# What a proxy, load balancer or maintenance window in front of an API serves in place of its JSON, with a 200:
+# clients that parse every 2xx as JSON meet it as a decoding error, not as an HTTP error.
+MAINTENANCE_PAGE = (
+    b"<!DOCTYPE html><html><head><title>Service Unavailable</title></head>"
+    b"<body><h1>We'll be back soon</h1><p>Scheduled maintenance is in progress.</p></body></html>"
+)
+
+
+def html_in_place(pending: dict[str, int], request: Request) -> Response | None:
+    """The maintenance page for this call, if `pending` (`{"METHOD /route/template": n}`, a behaviour knob)
+    still owes this route some: the call is carried out first, so a write may have landed (the unkind reading
+    of an answer that cannot be read). Each page served counts one down."""
+    if not _owed(pending, request):
+        return None
+    return Response(MAINTENANCE_PAGE, status_code=200, media_type="text/html")
+
+
+def garbled_in_place(pending: dict[str, int], request: Request) -> Response | None:
+    """As `html_in_place`, but a 200 whose body does not decode as its Content-Encoding says (a proxy that
+    mangled a compressed answer): HTTP clients fail while reading it, after the call was carried out."""
+    if not _owed(pending, request):
+        return None
+    headers = {"Content-Encoding": "gzip"}
+    return Response(b'{"not": "gzip"}', status_code=200, headers=headers, media_type="application/json")
+
+
+def _owed(pending: dict[str, int], request: Request) -> bool:
+    route = getattr(request.scope.get("route"), "path", None)
+    key = f"{request.method} {route}"
+    if pending.get(key, 0) <= 0:
+        return False
+    pending[key] -= 1
+    return True
+
+
 def json_response(content: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
     """Compact JSON with exact status and headers; every emulator answers through this."""
     body = json.dumps(content, separators=(",", ":"), ensure_ascii=False).encode()

@@ -211,19 +211,52 @@ def test_batch_update_gives_all_records_one_millisecond_after_their_last(hubspot
     assert ms(second.results[0].properties["lastmodifieddate"]) > stamp, "even within the same millisecond"
 
 
-def test_batch_update_with_unknown_ids_is_a_207_and_updates_the_rest(hubspot_sandbox: Served) -> None:
+def test_batch_update_with_gone_ids_is_a_207_that_names_them_nowhere_and_updates_the_rest(
+    hubspot_sandbox: Served,
+) -> None:
     hubspot = client(hubspot_sandbox.url)
-    result = hubspot.crm.contacts.batch_api.update(
-        updates(("1001", {"jobtitle": "Head of Data"}), ("77", {"jobtitle": "Ghost"})),
+    hubspot.crm.contacts.basic_api.archive("1002", _request_timeout=TIMEOUT)
+    result, status, _ = hubspot.crm.contacts.batch_api.update_with_http_info(
+        updates(
+            ("1001", {"jobtitle": "Head of Data"}), ("77", {"jobtitle": "Ghost"}), ("1002", {"city": "Oslo"})
+        ),
         _request_timeout=TIMEOUT,
     )
-    assert type(result).__name__ == "BatchResponseSimplePublicObjectWithErrors"
+    assert status == 207 and type(result).__name__ == "BatchResponseSimplePublicObjectWithErrors"
     assert [r.id for r in result.results] == ["1001"]
-    assert result.errors[0].context == {"ids": ["77"]}
+    assert (result.num_errors, result.errors) == (0, [])
     stored = hubspot.crm.contacts.basic_api.get_by_id(
         "1001", properties=["jobtitle"], _request_timeout=TIMEOUT
     )
     assert stored.properties["jobtitle"] == "Head of Data"
+
+
+def test_batch_update_can_list_gone_ids_as_batch_read_does(hubspot_sandbox: Served) -> None:
+    hubspot_sandbox.control.configure(batch_update_lists_missing_ids=True)
+    result = client(hubspot_sandbox.url).crm.contacts.batch_api.update(
+        updates(("1001", {"jobtitle": "Head of Data"}), ("77", {"jobtitle": "Ghost"})),
+        _request_timeout=TIMEOUT,
+    )
+    assert [r.id for r in result.results] == ["1001"]
+    assert (result.errors[0].category, result.errors[0].context) == ("OBJECT_NOT_FOUND", {"ids": ["77"]})
+
+
+def test_an_html_page_can_stand_in_for_the_json_of_a_call_that_was_carried_out(
+    hubspot_sandbox: Served,
+) -> None:
+    route = "POST /crm/v3/objects/contacts/batch/update"
+    hubspot_sandbox.control.configure(html_answers={route: 1})
+    headers = {"authorization": f"Bearer {credentials.HUBSPOT_TOKEN}"}
+    body = {"inputs": [{"id": "1001", "properties": {"jobtitle": "Proxy victim"}}]}
+    with httpx.Client(base_url=hubspot_sandbox.url, headers=headers, timeout=5) as http:
+        first = http.post("/crm/v3/objects/contacts/batch/update", json=body)
+        second = http.post("/crm/v3/objects/contacts/batch/update", json=body)
+        stored = http.get("/crm/v3/objects/contacts/1001", params={"properties": "jobtitle"}).json()
+    assert first.status_code == 200 and first.headers["content-type"].startswith("text/html")
+    assert first.text.startswith("<!DOCTYPE html>")
+    assert second.status_code == 200 and second.json()["results"][0]["id"] == "1001"
+    assert stored["properties"]["jobtitle"] == "Proxy victim", "the call behind the page was carried out"
+    assert hubspot_sandbox.control.configure()["html_answers"] == {route: 0}
 
 
 def test_an_invalid_email_rejects_the_whole_batch_and_writes_nothing(hubspot_sandbox: Served) -> None:

@@ -231,6 +231,49 @@ def test_collection_update_reports_each_failure_in_order_and_keeps_the_rest(sf: 
     assert sf.Contact.get(ids[0])["Email"] != "not-an-email"
 
 
+def test_a_validation_rule_refuses_saves_and_names_its_field_only_when_shown_on_it(
+    salesforce_sandbox: Served, sf: Salesforce
+) -> None:
+    first, second, third, fourth = contact_ids(sf, 4)
+    update(sf, [{"Id": fourth, "Department": "Office of the Chief"}])  # before the rule exists
+    message = "Titles are typed by the sales team"
+    rule = {"field": "Title", "value_pattern": "(?i)chief", "message": message}
+    salesforce_sandbox.control.configure(
+        validation_rules=[rule, {**rule, "field": "Department", "on_field": True}]
+    )
+
+    results = update(
+        sf,
+        [
+            {"Id": first, "Title": "Chief Data Officer"},
+            {"Id": second, "Department": "Office of the Chief"},
+            {"Id": third, "Title": "Engineer"},
+            {"Id": fourth, "Phone": "+1 555 0100"},
+        ],
+    )
+
+    error = {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION", "message": message}
+    assert results[0]["errors"] == [{**error, "fields": []}], "Top of Page, Setup's default: no field"
+    assert results[1]["errors"] == [{**error, "fields": ["Department"]}]
+    assert results[2]["success"] is True
+    assert results[3]["errors"] == [{**error, "fields": ["Department"]}], "a rule runs on every save"
+    assert sf.Contact.get(first)["Title"] != "Chief Data Officer"
+    with pytest.raises(SalesforceMalformedRequest) as raised:
+        sf.Contact.update(first, {"Title": "Chief of Staff"})
+    assert raised.value.content[0]["errorCode"] == "FIELD_CUSTOM_VALIDATION_EXCEPTION"
+
+
+def test_an_html_page_can_stand_in_for_the_json_of_a_call_that_was_carried_out(
+    salesforce_sandbox: Served, sf: Salesforce
+) -> None:
+    [record_id] = contact_ids(sf, 1)
+    salesforce_sandbox.control.configure(html_answers={f"PATCH {COLLECTION_ROUTE}": 1})
+    with pytest.raises(ValueError):  # requests' JSONDecodeError, from `result.json()` inside the library
+        update(sf, [{"Id": record_id, "Title": "Proxy victim"}])
+    assert sf.Contact.get(record_id)["Title"] == "Proxy victim", "the call behind the page was carried out"
+    assert update(sf, [{"Id": record_id, "Title": "Second"}])[0]["success"] is True
+
+
 def test_all_or_none_rolls_every_record_back_when_one_fails(sf: Salesforce) -> None:
     good, bad = contact_ids(sf, 2)
     before = sf.Contact.get(good)

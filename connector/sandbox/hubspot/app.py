@@ -22,7 +22,15 @@ from connector.sandbox.hubspot.schema import standard_properties
 from connector.sandbox.hubspot.seed import from_test, reset_moment, seeded
 from connector.sandbox.hubspot.store import ObjectStore
 from connector.sandbox.hubspot.times import to_ms
-from connector.sandbox.kit import Behaviour, Emulator, StatsMiddleware, chance, happens
+from connector.sandbox.kit import (
+    Behaviour,
+    Emulator,
+    StatsMiddleware,
+    chance,
+    garbled_in_place,
+    happens,
+    html_in_place,
+)
 
 __all__ = ["HubSpotBehaviour", "HubSpotEmulator"]
 
@@ -98,7 +106,7 @@ class HubSpotEmulator(Emulator):
     def api_routes(self) -> list[BaseRoute]:
         table: list[tuple[str, str, Endpoint, bool]] = []
         for store in self.stores.values():
-            table += ObjectRoutes(store, self.associations, self.portal_id).handlers()
+            table += ObjectRoutes(store, self.associations, self.portal_id, lambda: self.settings).handlers()
         table += NoteRoutes(
             self.notes_store, self.contacts_store, self.note_links, self.associations, self.portal_id
         ).handlers()
@@ -160,6 +168,8 @@ class HubSpotEmulator(Emulator):
                 response = await handler(request)
             except HubSpotError as error:
                 return render(error, correlation_id, headers)
+            broken = html_in_place(settings.html_answers, request)
+            response = broken or garbled_in_place(settings.garbled_answers, request) or response
             response.headers.update({**headers, "X-HubSpot-Correlation-Id": correlation_id})
             return response
 

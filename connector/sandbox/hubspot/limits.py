@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from pydantic import Field
 from starlette.responses import Response
@@ -26,6 +27,20 @@ class HubSpotBehaviour(Behaviour):
     server_error_share: float = Field(default=0.0, ge=0.0, le=1.0)
     server_error_statuses: list[int] = Field(default_factory=lambda: [502, 503])
     search_visibility_delay_ms: int = Field(default=0, ge=0)  # search is eventually consistent (§2.3)
+    # Batch update naming ids that are gone (archived, merged, never existed): whether HubSpot lists them in
+    # `errors[].context.ids` is undocumented, and one community thread saw a 207 with no results and 0 errors.
+    # Unkind by default: a 207 that leaves them out; True lists them under OBJECT_NOT_FOUND, as batch read does.
+    batch_update_lists_missing_ids: bool = False
+    # That thread's answer for every batch update: a 207 with no results and 0 errors, the updates carried out
+    # ("after_writing") or not ("without_writing", a batch accepted and dropped); "off": the usual answer.
+    batch_update_empty_answer: Literal["off", "after_writing", "without_writing"] = "off"
+    # Contact ids a person deletes while an apply pass runs: each is archived as the next batch update naming
+    # it arrives, after the pass has read it and before its update is carried out.
+    archive_before_update: list[str] = Field(default_factory=list)
+    # {"POST /crm/v3/objects/contacts/batch/read": n}: the next n calls of that route are carried out, then
+    # answered 200 with an HTML page instead of their JSON (kit.html_in_place).
+    html_answers: dict[str, int] = Field(default_factory=dict)
+    garbled_answers: dict[str, int] = Field(default_factory=dict)  # likewise, a body that does not decode
 
 
 def relaxed() -> HubSpotBehaviour:

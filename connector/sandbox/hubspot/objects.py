@@ -20,6 +20,7 @@ from connector.sandbox.hubspot.errors import (
     read_json,
     validation,
 )
+from connector.sandbox.hubspot.limits import HubSpotBehaviour
 from connector.sandbox.hubspot.search import SearchEngine, parse_search
 from connector.sandbox.hubspot.store import ObjectStore, Record
 from connector.sandbox.hubspot.times import iso, wall_ms
@@ -58,8 +59,15 @@ def decode_after(after: str) -> int:
 
 
 class ObjectRoutes:
-    def __init__(self, store: ObjectStore, associations: Associations, portal_id: int):
+    def __init__(
+        self,
+        store: ObjectStore,
+        associations: Associations,
+        portal_id: int,
+        settings: Callable[[], HubSpotBehaviour] = HubSpotBehaviour,
+    ):
         self.store = store
+        self.settings = settings
         self.engine = SearchEngine(store)
         self.associations = associations
         self.portal_id = portal_id
@@ -162,10 +170,21 @@ class ObjectRoutes:
 
     # -- batches ----------------------------------------------------------------------------------
     def _batch(
-        self, results: list[dict[str, Any]], missing: list[str], started: int, verb: str, status: int = 200
+        self,
+        results: list[dict[str, Any]],
+        missing: list[str],
+        started: int,
+        verb: str,
+        status: int = 200,
+        list_missing: bool = True,
     ) -> Response:
         body: dict[str, Any] = {"status": "COMPLETE", "results": results}
-        if missing:  # unknown ids: a 207 with the found ones in `results` (reference §1.8, §2.4)
+        if (
+            missing and not list_missing
+        ):  # the ids gone are in neither `results` nor `errors` (HubSpotBehaviour)
+            body["numErrors"], body["errors"] = 0, []
+            status = 207
+        elif missing:  # unknown ids: a 207 with the found ones in `results` (reference §1.8, §2.4)
             body["numErrors"] = 1
             message = (
                 f"Could not {verb} some {self.store.singular} objects, they may be deleted or not exist. "
@@ -231,15 +250,31 @@ class ObjectRoutes:
             planned.append((key, changes))
         if problems:  # one bad value rejects the whole batch; nothing is written (reference §2.4, §6.5)
             raise invalid_property_values(problems)
+        settings = self.settings()
+        self._archive_first(keys, settings)
         targets = [(self.store.find(key), key, changes) for key, changes in planned]
         unique_conflicts(self.store, [(record.id, changes) for record, _, changes in targets if record])
+        if settings.batch_update_empty_answer == "without_writing":
+            return self._batch([], [], started, "update", status=207)
         ms = self.store.write_ms(record for record, _, _ in targets if record)
         results = [
             record_json(self.store, self.store.apply(record, changes, ms), everything=True)
             for record, _, changes in targets
             if record is not None
         ]
-        return self._batch(results, [key for record, key, _ in targets if record is None], started, "update")
+        if settings.batch_update_empty_answer == "after_writing":
+            return self._batch([], [], started, "update", status=207)
+        missing = [key for record, key, _ in targets if record is None]
+        list_missing = settings.batch_update_lists_missing_ids
+        return self._batch(results, missing, started, "update", list_missing=list_missing)
+
+    def _archive_first(self, keys: list[str], settings: HubSpotBehaviour) -> None:
+        """The contacts a person deletes while this update is on its way (`archive_before_update`)."""
+        for key in keys:
+            record = self.store.find(key)
+            if key in settings.archive_before_update and record is not None:
+                self.store.archive(record, self.store.write_ms())
+                settings.archive_before_update.remove(key)
 
     async def batch_create(self, request: Request) -> Response:
         started = wall_ms()

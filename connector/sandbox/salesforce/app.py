@@ -19,13 +19,22 @@ from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.sandbox import credentials
-from connector.sandbox.kit import Behaviour, Emulator, StatsMiddleware, happens, json_response
+from connector.sandbox.kit import (
+    Behaviour,
+    Emulator,
+    StatsMiddleware,
+    garbled_in_place,
+    happens,
+    html_in_place,
+    json_response,
+)
 from connector.sandbox.salesforce import oauth
 from connector.sandbox.salesforce.errors import SalesforceError, error_response, invalid_session, oauth_error
 from connector.sandbox.salesforce.inserts import CollectionCreate
 from connector.sandbox.salesforce.query import Cursor
 from connector.sandbox.salesforce.rest import Context, RestApi
 from connector.sandbox.salesforce.store import Store, now_ms
+from connector.sandbox.salesforce.writes import ValidationRule
 
 DAY_SECONDS = 86_400.0
 MAX_OPEN_CURSORS = 500  # memory bound; Salesforce keeps cursors 2 days, simple-salesforce reads each once
@@ -44,6 +53,11 @@ class SalesforceBehaviour(Behaviour):
     min_query_batch_size: int = Field(default=200, ge=1, le=2000)  # Sforce-Query-Options clamp floor
     instance_url: str | None = None  # None: the emulator's own base URL
     expire_tokens: bool = False  # an action: setting it true invalidates every current token once
+    validation_rules: list[ValidationRule] = Field(default_factory=list)  # the org's own (writes.py)
+    # {"PATCH /services/data/{version}/composite/sobjects": n}: the next n calls of that route are carried out,
+    # then answered 200 with an HTML page instead of their JSON (kit.html_in_place).
+    html_answers: dict[str, int] = Field(default_factory=dict)
+    garbled_answers: dict[str, int] = Field(default_factory=dict)  # likewise, a body that does not decode
 
 
 ApiHandler = Callable[[Request, Context], Awaitable[Response]]
@@ -166,6 +180,11 @@ class SalesforceEmulator(Emulator):
                 ):
                     raise SalesforceError(503, "SERVER_UNAVAILABLE", "Server temporarily unavailable")
                 response = await handler(request, Context(version))
+                response = (
+                    html_in_place(self.behaviour.html_answers, request)
+                    or garbled_in_place(self.behaviour.garbled_answers, request)
+                    or response
+                )
             except SalesforceError as error:
                 response = error_response(error)
                 if error.status == 401:

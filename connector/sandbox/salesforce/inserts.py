@@ -8,7 +8,7 @@ attribute for each object, but don't set the id field"). Creating a child record
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -49,6 +49,7 @@ def create_collection(
     is_locked: Callable[[str], bool],
     stamp: datetime,
     user: str,
+    rules: Sequence[writes.ValidationRule] = (),
 ) -> list[dict[str, Any]]:
     """Per-record SaveResults in request order; with allOrNone one failure rolls every record back."""
     planned: list[tuple[SObjectSpec, Record] | RecordError] = []
@@ -56,7 +57,7 @@ def create_collection(
         try:
             if any(key.lower() == "id" and value not in (None, "") for key, value in item.items()):
                 raise ID_ON_INSERT
-            record = writes.prepare(store, spec, item, stamp, user)
+            record = writes.prepare(store, spec, item, stamp, user, rules)
             locked = next((parent for parent in parents(spec, record) if is_locked(parent)), None)
             if locked is not None:
                 raise RecordError(
@@ -99,5 +100,6 @@ class CollectionCreate:
             self.emulator.locked,
             self.emulator.stamp(),
             INTEGRATION_USER_ID,
+            self.emulator.behaviour.validation_rules,
         )
         return json_response(results)  # 200 even when records failed, as for updates (§2.3)

@@ -154,7 +154,14 @@ class RestApi:
         if not isinstance(body, dict):
             raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
         try:
-            record = writes.create(self.store, spec, body, self.emulator.stamp(), INTEGRATION_USER_ID)
+            record = writes.create(
+                self.store,
+                spec,
+                body,
+                self.emulator.stamp(),
+                INTEGRATION_USER_ID,
+                self.emulator.behaviour.validation_rules,
+            )
         except RecordError as error:
             raise error.as_rest_error() from error
         return json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
@@ -181,6 +188,8 @@ class RestApi:
             if not isinstance(body, dict):
                 raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
             changes = writes.check_values(spec, body, self.store, creating=False)
+            record = self.store.table(spec).records[record_id]
+            writes.enforce_rules(self.emulator.behaviour.validation_rules, spec, record, changes)
             if self.emulator.locked(record_id):
                 raise RecordError(
                     "UNABLE_TO_LOCK_ROW",
@@ -261,6 +270,7 @@ class RestApi:
             self.emulator.locked,
             self.emulator.stamp(),
             INTEGRATION_USER_ID,
+            self.emulator.behaviour.validation_rules,
         )
         return json_response(results)  # 200 even when records failed (salesforce-api.md §2.3)
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, field_validator
 
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.errors import NOT_FOUND_MESSAGE, RecordError, SalesforceError
@@ -18,6 +20,42 @@ ROLLED_BACK = RecordError(
     "ALL_OR_NONE_OPERATION_ROLLED_BACK",
     "Record rolled back because not all records were valid and the request was using AllOrNone header",
 )
+
+
+class ValidationRule(BaseModel):
+    """An org's validation rule, as an admin writes one in Setup: a save whose `field`, once changed, matches
+    `value_pattern` is refused with FIELD_CUSTOM_VALIDATION_EXCEPTION and the admin's `message`. Rules run on
+    every save of the record, whichever fields the save changes (unless the formula says ISCHANGED). Where the
+    error shows is the admin's choice: "Top of Page" (Setup's default) answers `fields: []`, "Field" names the
+    field (https://help.salesforce.com/s/articleView?id=sf.fields_defining_field_validation_rules.htm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sobject: str = "Contact"
+    field: str
+    value_pattern: str  # searched (re.search) in the field's value as text, "" when it is empty
+    message: str
+    on_field: bool = False
+
+    @field_validator("value_pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        re.compile(pattern)
+        return pattern
+
+
+def enforce_rules(
+    rules: Sequence[ValidationRule], spec: SObjectSpec, record: Mapping[str, Any], changes: Mapping[str, Any]
+) -> None:
+    """Raise the first rule the record breaks once `changes` are applied to it."""
+    for rule in rules:
+        field = spec.field(rule.field)
+        if rule.sobject.lower() != spec.name.lower() or field is None:
+            continue
+        value = changes[field.name] if field.name in changes else record.get(field.name)
+        if re.search(rule.value_pattern, "" if value is None else str(value)):
+            fields = [field.name] if rule.on_field else []
+            raise RecordError("FIELD_CUSTOM_VALIDATION_EXCEPTION", rule.message, fields)
 
 
 def check_values(
@@ -220,6 +258,7 @@ def update_collection(
     is_locked: Callable[[str], bool],
     stamp: datetime,
     user: str,
+    rules: Sequence[ValidationRule] = (),
 ) -> list[dict[str, Any]]:
     """Per-record SaveResults in request order; with allOrNone one failure rolls every record back."""
     planned: list[tuple[SObjectSpec, str, dict[str, Any]] | RecordError] = []
@@ -230,6 +269,7 @@ def update_collection(
             changes = check_values(
                 spec, {k: v for k, v in item.items() if k.lower() != "id"}, store, creating=False
             )
+            enforce_rules(rules, spec, store.table(spec).records[record_id], changes)
             if is_locked(record_id):
                 raise RecordError(
                     "UNABLE_TO_LOCK_ROW",
@@ -252,8 +292,15 @@ def update_collection(
     return results
 
 
-def create(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: datetime, user: str) -> Record:
-    record = prepare(store, spec, values, stamp, user)
+def create(
+    store: Store,
+    spec: SObjectSpec,
+    values: Mapping[str, Any],
+    stamp: datetime,
+    user: str,
+    rules: Sequence[ValidationRule] = (),
+) -> Record:
+    record = prepare(store, spec, values, stamp, user, rules)
     record["Id"] = store.new_id(spec)
     if spec.field("LastName") is not None:
         record["Name"] = full_name(record)
@@ -261,7 +308,14 @@ def create(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: da
     return record
 
 
-def prepare(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: datetime, user: str) -> Record:
+def prepare(
+    store: Store,
+    spec: SObjectSpec,
+    values: Mapping[str, Any],
+    stamp: datetime,
+    user: str,
+    rules: Sequence[ValidationRule] = (),
+) -> Record:
     """A new record, checked and defaulted but without an Id and not stored yet."""
     changes = check_values(spec, values, store, creating=True)
     record = store.blank(spec, stamp, user)
@@ -271,4 +325,5 @@ def prepare(store: Store, spec: SObjectSpec, values: Mapping[str, Any], stamp: d
         raise RecordError(
             "REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(missing)}]", missing
         )
+    enforce_rules(rules, spec, record, {})
     return record
