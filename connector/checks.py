@@ -34,6 +34,7 @@ MIN_LENGTH = {"email": 80, "phone": 20, "linkedin_url": 100, "job_title": 60, "c
 class Problem:
     where: str
     message: str
+    blocks_writing: bool = False  # a target that cannot take a value at all: a run would pay for nothing
 
     def __str__(self) -> str:
         return f"{self.where}: {self.message}"
@@ -41,6 +42,29 @@ class Problem:
 
 def _fits(info: FieldInfo, allowed: set[str]) -> bool:
     return info.type.lower() in allowed
+
+
+def _absent(mapping: FieldMapping, name: str, ours: bool) -> str:
+    """That a field is missing, and what fixes it in this CRM."""
+    if mapping.crm == "hubspot":
+        if ours:  # the connector's own status properties: an API call creates them
+            return (
+                f"property {name!r} does not exist: run `lonescale-sync check --create-missing` to create it"
+            )
+        return (
+            f"property {name!r} does not exist: create it in HubSpot (Settings → Properties → Contact "
+            "properties) or change the mapping"
+        )
+    # Custom fields need Setup or the Metadata API; the REST API the connector uses cannot create them.
+    return (
+        f"field {name!r} does not exist on {mapping.object}: create it in Salesforce Setup (Object Manager → "
+        f"{mapping.object} → Fields & Relationships → New, API name {name}) or change the mapping"
+    )
+
+
+def _read_only(mapping: FieldMapping, name: str) -> str:
+    where = "field-level security in Setup" if mapping.crm == "salesforce" else "the property's settings"
+    return f"field {name!r} is read-only for the connector: allow edits ({where}) or change the mapping"
 
 
 def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> list[Problem]:
@@ -55,16 +79,18 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
         where = f"write_back[{index}] ({rule.result} -> {rule.field})"
         info = described.get(rule.field)
         if info is None:
-            problems.append(Problem(where, f"field {rule.field!r} does not exist"))
+            problems.append(
+                Problem(where, _absent(mapping, rule.field, ours=False), rule.policy.value != "never")
+            )
             continue
         if rule.policy.value == "never":
             continue
         if not info.writable:
-            problems.append(Problem(where, f"field {rule.field!r} is read-only"))
+            problems.append(Problem(where, _read_only(mapping, rule.field), blocks_writing=True))
         allowed = FITS.get(rule.result, TEXT | {"email", "phone", "url", "picklist", "enumeration"})
         if not _fits(info, allowed):
             problems.append(
-                Problem(where, f"a {rule.result} value does not fit a field of type {info.type!r}")
+                Problem(where, f"a {rule.result} value does not fit a field of type {info.type!r}", True)
             )
         minimum = MIN_LENGTH.get(rule.result)
         if minimum and info.length is not None and info.length < minimum:
@@ -78,16 +104,15 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
             continue
         info = described.get(field_name)
         if info is None:
-            problems.append(
-                Problem(f"status.{role}", f"field {field_name!r} does not exist: create it first")
-            )
+            problems.append(Problem(f"status.{role}", _absent(mapping, field_name, ours=True), True))
         elif not info.writable:
-            problems.append(Problem(f"status.{role}", f"field {field_name!r} is read-only"))
+            problems.append(Problem(f"status.{role}", _read_only(mapping, field_name), True))
         elif not _fits(info, allowed):
             problems.append(
                 Problem(
                     f"status.{role}",
                     f"field {field_name!r} has type {info.type!r}, expected {sorted(allowed)}",
+                    True,
                 )
             )
     return problems
@@ -102,9 +127,26 @@ def check_instance(instance: Instance) -> list[Problem]:
     except ConnectorError as exc:
         return [Problem(instance.name, str(exc))]
     return [
-        Problem(f"{instance.name} {p.where}", p.message)
+        Problem(f"{instance.name} {p.where}", p.message, p.blocks_writing)
         for p in mapping_problems(instance.mapping, described)
     ]
+
+
+class CannotWrite(ConnectorError):
+    """The CRM cannot take what a run would buy (a target or status field missing or read-only)."""
+
+
+def preflight(instance: Instance) -> None:
+    """Before a run spends anything: every field it would write exists and takes a value. Raises
+    CannotWrite naming each field that does not and what fixes it; one describe call, whatever the run's size.
+
+    Why stop rather than write what exists: results bought for a field that is not there cannot be kept,
+    and the connector's status fields are what keeps a record from being bought again."""
+    described = instance.adapter.describe(instance.mapping.write_fields())
+    problems = [p for p in mapping_problems(instance.mapping, described) if p.blocks_writing]
+    if problems:
+        listing = "; ".join(str(p) for p in problems)
+        raise CannotWrite(f"nothing sent: the CRM cannot take what this run would buy: {listing}")
 
 
 STATUS_KINDS = {

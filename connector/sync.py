@@ -19,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.adapters.base import Window
+from connector.checks import CannotWrite, preflight
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
@@ -353,6 +354,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
     try:
+        preflight(instance)  # before anything is spent: every field the results go to can take them
         report.credits_at_start = call_with_retry(
             lonescale.credits, what="LoneScale credits", policy=lonescale.retry_policy
         ).enrichment
@@ -367,7 +369,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
             lease.renew()
             store.set_cursor(instance.name, Cursor(report.cursor))  # the whole window is stored
         report.status = "succeeded"
-    except (QuotaExhausted, CapReached, StopSending) as exc:
+    except (CannotWrite, QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)
         log.warning("%s: stopped, cursor kept for the next run: %s", instance.name, exc)
     except ConnectorError as exc:

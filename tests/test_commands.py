@@ -118,12 +118,12 @@ def test_the_example_config_documents_every_key_and_loads(tmp_path: Path) -> Non
 def test_check_lists_every_problem_then_passes_once_status_properties_exist(config: Path) -> None:
     code, output = cli("check", "--config", str(config))
     assert code == 1
-    assert "hs status.status: field 'lonescale_enrichment_status' does not exist" in output
+    assert "hs status.status: property 'lonescale_enrichment_status' does not exist" in output
     problems = [line for line in output.splitlines() if line.startswith("  - ")]
     assert (
-        "  - hs status.enriched_at: field 'lonescale_last_enriched_at' does not exist: create it first"
-        in problems
-    )
+        "  - hs status.enriched_at: property 'lonescale_last_enriched_at' does not exist: "
+        "run `lonescale-sync check --create-missing` to create it"
+    ) in problems, "check names --create-missing where it is the fix"
     assert not [p for p in problems if p.startswith("  - sf ")], "the Salesforce org has every mapped field"
     code, output = cli("check", "--config", str(config), "--create-missing")
     assert code == 0, output

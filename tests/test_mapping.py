@@ -276,9 +276,12 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
     problems = [str(p) for p in mapping_problems(MAPPING, described)]
     assert problems == [
         "write_back[1] (phone -> Phone): field holds 12 characters; phone values need 20",
-        "write_back[2] (job_title -> Title): field 'Title' is read-only",
+        "write_back[2] (job_title -> Title): field 'Title' is read-only for the connector: allow edits "
+        "(field-level security in Setup) or change the mapping",
         "status.enriched_at: field 'Last_Enriched__c' has type 'boolean', expected ['date', 'datetime', 'string']",
-        "status.job_change: field 'Job_Change_Detected__c' does not exist: create it first",
+        "status.job_change: field 'Job_Change_Detected__c' does not exist on Contact: create it in Salesforce "
+        "Setup (Object Manager → Contact → Fields & Relationships → New, API name Job_Change_Detected__c) or "
+        "change the mapping",
     ]
 
 
