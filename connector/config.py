@@ -16,44 +16,13 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from connector.durations import parse_duration
 from connector.errors import ConfigError
+from connector.mapping import FieldMapping, load_mapping
 from connector.models import EnrichmentType, is_absolute_http_url
+from connector.problems import pydantic_problems, validate_toml
 from connector.redact import Secret
-
-_DURATION = re.compile(r"^\s*(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?\s*(?:(\d+)s)?\s*$")
-_CRON_FIELDS = (
-    ("minute", 0, 59),
-    ("hour", 0, 23),
-    ("day of month", 1, 31),
-    ("month", 1, 12),
-    ("day of week", 0, 7),
-)
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90d', '1h30m', '15m', '45s' → timedelta."""
-    match = _DURATION.match(text)
-    if not text.strip() or not match or not any(match.groups()):
-        raise ValueError(f"{text!r} is not a duration such as '15m', '1h30m' or '90d'")
-    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
-    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
-
-
-def check_cron(expression: str) -> None:
-    """A standard five-field crontab line ('*/15 * * * *'); raises ValueError naming the bad field."""
-    parts = expression.split()
-    if len(parts) != 5:
-        raise ValueError(f"{expression!r} is neither 'every <duration>' nor a five-field cron expression")
-    for part, (name, low, high) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in part.split(","):
-            base, _, step = item.partition("/")
-            if step and not step.isdigit():
-                raise ValueError(f"cron {name} step {step!r} is not a number")
-            if base == "*":
-                continue
-            bounds = base.split("-")
-            if len(bounds) > 2 or not all(b.isdigit() and low <= int(b) <= high for b in bounds):
-                raise ValueError(f"cron {name} {item!r} is outside {low}-{high}")
+from connector.schedules import trigger_for
 
 
 class _Section(BaseModel):
@@ -228,10 +197,7 @@ class InstanceSettings(_Section):
     @field_validator("schedule")
     @classmethod
     def _schedule(cls, value: str) -> str:
-        if value.startswith("every "):
-            parse_duration(value.removeprefix("every "))
-        else:
-            check_cron(value)
+        trigger_for(value)  # the scheduler's own parser: what passes here is what the daemon runs
         return value
 
     @field_validator("lookback", "settle")
@@ -279,38 +245,35 @@ class Settings(_Section):
 
 
 class Config:
-    """Validated settings plus the secrets they name, read once from the environment."""
+    """Validated settings plus the secrets they name, read once from the environment, and each instance's
+    mapping (read and checked with the settings, so their problems are listed together)."""
 
-    def __init__(self, settings: Settings, secrets: Mapping[str, Secret], path: Path | None):
+    def __init__(
+        self,
+        settings: Settings,
+        secrets: Mapping[str, Secret],
+        path: Path | None,
+        mappings: Mapping[str, FieldMapping] | None = None,
+    ):
         self.settings = settings
         self.secrets = dict(secrets)
         self.path = path
+        self.mappings = dict(mappings or {})  # instance name → its mapping
 
     def secret(self, env: str) -> Secret:
         return self.secrets[env]
 
+    def resolve(self, path: Path) -> Path:
+        """A path from the file, relative to the file's folder."""
+        base = self.path.parent if self.path else Path.cwd()
+        return path if path.is_absolute() else base / path
+
+    def mapping(self, settings: InstanceSettings) -> FieldMapping:
+        known = self.mappings.get(settings.name)
+        return known if known is not None else load_mapping(self.resolve(settings.mapping))
+
     def __repr__(self) -> str:
         return f"Config(path={self.path}, instances={[i.name for i in self.settings.instances]})"
-
-
-def key_path(location: tuple[str | int, ...]) -> str:
-    path = ""
-    for part in location:
-        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-    return path or "(top level)"
-
-
-def pydantic_problems(error: ValidationError) -> list[str]:
-    problems = []
-    for item in error.errors():
-        location = tuple(p for p in item["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        message = item["msg"].removeprefix("Value error, ")
-        if item["type"] == "extra_forbidden":
-            message = "unknown key (a typo?)"
-        elif item["type"] == "missing":
-            message = "required key is missing"
-        problems.append(f"{key_path(location)}: {message}")
-    return problems
 
 
 def _table(value: Any) -> dict[str, Any]:
@@ -365,8 +328,37 @@ def _environment_problems(
     return problems, secrets
 
 
+def _mapping_problems(raw: dict[str, Any], base: Path) -> tuple[list[str], dict[str, FieldMapping]]:
+    """Each instance's mapping, read now from the raw file (whatever else is wrong with it): its problems are
+    listed beside the settings' own, in one pass."""
+    problems: list[str] = []
+    mappings: dict[str, FieldMapping] = {}
+    instances = raw.get("instances")
+    for index, item in enumerate(instances if isinstance(instances, list) else []):
+        instance = _table(item)
+        name = instance.get("mapping")
+        if not isinstance(name, str) or not name:
+            continue
+        file = Path(name) if Path(name).is_absolute() else base / name
+        if not file.is_file():
+            continue  # said already, with the key's path
+        where = f"instances[{index}].mapping ({file})"
+        try:
+            mapping = load_mapping(file)
+        except ConfigError as exc:
+            problems += [f"{where}: {problem}" for problem in exc.problems]
+            continue
+        crm = instance.get("crm")
+        if crm in ("salesforce", "hubspot") and mapping.crm != crm:
+            problems.append(f"{where}: a {mapping.crm} mapping for a {crm} instance")
+            continue
+        mappings[str(instance.get("name"))] = mapping
+    return problems, mappings
+
+
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read, validate and freeze the configuration; raises ConfigError listing every problem found."""
+    """Read, validate and freeze the configuration and its mappings; raises ConfigError listing every problem
+    found in all of them, each with its key path and the value found there."""
     env = os.environ if env is None else env
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -375,10 +367,12 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], source=str(path)) from None
     problems, secrets = _environment_problems(raw, env, path.parent)
+    found, mappings = _mapping_problems(raw, path.parent)
     try:
-        settings = Settings.model_validate(raw)
+        settings = validate_toml(Settings, raw)
     except ValidationError as exc:
         problems = pydantic_problems(exc) + problems
+    problems += found
     if problems:
         raise ConfigError(problems, source=str(path))
-    return Config(settings, secrets, path)
+    return Config(settings, secrets, path, mappings)

@@ -15,22 +15,13 @@ from datetime import UTC, datetime
 from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.base import BaseTrigger
-from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from connector.config import InstanceSettings, parse_duration
 from connector.runtime import Runtime
+from connector.schedules import trigger_for
 
 log = logging.getLogger(__name__)
 APPLY_EVERY_SECONDS = 2.0
-
-
-def trigger_for(settings: InstanceSettings) -> BaseTrigger:
-    if settings.schedule.startswith("every "):
-        interval = parse_duration(settings.schedule.removeprefix("every "))
-        return IntervalTrigger(seconds=interval.total_seconds(), timezone=UTC)
-    return CronTrigger.from_crontab(settings.schedule, timezone=UTC)
 
 
 def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) -> BackgroundScheduler:
@@ -40,7 +31,7 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
     for name, instance in runtime.instances.items():
         scheduler.add_job(
             runtime.sync,
-            trigger_for(instance.settings),
+            trigger_for(instance.settings.schedule),
             args=[name],
             id=f"sync:{name}",
             name=f"sync {name}",

@@ -16,7 +16,6 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from connector.config import pydantic_problems
 from connector.errors import ConfigError
 from connector.models import (
     Contact,
@@ -27,6 +26,7 @@ from connector.models import (
     is_absolute_http_url,
     is_valid_email,
 )
+from connector.problems import pydantic_problems, validate_toml
 from connector.transforms import TRANSFORMS
 from connector.values import NO_PLACEHOLDERS, blank, same_value
 
@@ -226,7 +226,7 @@ def _blanks_of(values: list[str]) -> frozenset[str]:
 def load_mapping(path: Path) -> FieldMapping:
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
-        return FieldMapping.model_validate(raw)
+        return validate_toml(FieldMapping, raw)
     except FileNotFoundError:
         raise ConfigError([f"file {path} does not exist"], source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:

@@ -9,7 +9,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from connector.apply import ApplyReport, apply_results
-from connector.config import Config, parse_duration
+from connector.config import Config
+from connector.durations import parse_duration
 from connector.errors import Busy
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from connector.adapters.base import CrmAdapter
 from connector.adapters.hubspot import HubSpotAdapter
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
-from connector.config import Config, InstanceSettings, parse_duration
+from connector.config import Config, InstanceSettings
+from connector.durations import parse_duration
 from connector.lonescale import LoneScaleClient
-from connector.mapping import FieldMapping, load_mapping
+from connector.mapping import FieldMapping
 from connector.store import Store
 
 
@@ -23,11 +23,6 @@ class Instance:
     @property
     def name(self) -> str:
         return self.settings.name
-
-
-def _resolve(config: Config, path: Path) -> Path:
-    base = config.path.parent if config.path else Path.cwd()
-    return path if path.is_absolute() else base / path
 
 
 def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
@@ -44,7 +39,7 @@ def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
         if sf.auth == "client_credentials" and sf.client_secret_env
         else None,
         username=sf.username,
-        private_key_path=_resolve(config, sf.private_key_path)
+        private_key_path=config.resolve(sf.private_key_path)
         if sf.auth == "jwt" and sf.private_key_path
         else None,
     )
@@ -59,7 +54,7 @@ def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
 
 
 def build_instance(config: Config, settings: InstanceSettings) -> Instance:
-    mapping = load_mapping(_resolve(config, settings.mapping))
+    mapping = config.mapping(settings)
     return Instance(settings, mapping, build_adapter(config, settings))
 
 

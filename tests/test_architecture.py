@@ -13,8 +13,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "connector"
 # → sync → webhook/daemon → cli.
 LAYERS = {
     "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.serving": 0,
-    "connector.readahead": 0, "connector.values": 0,
-    "connector.config": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
+    "connector.readahead": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0,
+    "connector.config": 1, "connector.schedules": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
     "connector.wiring": 3, "connector.sync": 3, "connector.apply": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.merging": 3, "connector.selection": 3, "connector.window": 3,
@@ -26,7 +26,7 @@ LAYERS = {
 OWNERS = {
     "simple_salesforce": ("connector.adapters.salesforce",),
     "hubspot": ("connector.adapters.hubspot",),
-    "apscheduler": ("connector.daemon",),
+    "apscheduler": ("connector.daemon", "connector.schedules"),  # schedules: the one parser of schedule lines
 }
 SANDBOX = "connector.sandbox"
 SANDBOX_USERS = ("connector.cli", "connector.demo")  # the `sandbox` and `demo` commands

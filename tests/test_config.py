@@ -3,20 +3,28 @@
 from __future__ import annotations
 
 import logging
+import re
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from connector.config import check_cron, load_config, parse_duration
+from connector.config import load_config
+from connector.durations import parse_duration
 from connector.errors import ConfigError
 from connector.redact import RedactingFilter, Secret
+from connector.schedules import trigger_for
 
 ENV = {"LONESCALE_API_KEY": "ls_live_abcdef123456", "HS_TOKEN": "pat-na1-secret-token", "SF_ID": "id-1234", "SF_SECRET": "sf-secret-9876"}  # fmt: skip
 
 
+SHIPPED = Path(__file__).resolve().parent.parent / "mappings"
+
+
 def write(tmp_path: Path, text: str) -> Path:
     (tmp_path / "mappings").mkdir(exist_ok=True)
-    (tmp_path / "mappings" / "hubspot.toml").write_text("schema_version = 1\n")
+    for crm, shipped in (("hubspot", "hubspot-contacts.toml"), ("salesforce", "salesforce-contact.toml")):
+        (tmp_path / "mappings" / f"{crm}.toml").write_text((SHIPPED / shipped).read_text())
     path = tmp_path / "config.toml"
     path.write_text(text)
     return path
@@ -45,7 +53,7 @@ access_token_env = "HS_TOKEN"
 [[instances]]
 name = "acme-sf"
 crm = "salesforce"
-mapping = "mappings/hubspot.toml"
+mapping = "mappings/salesforce.toml"
 
 [instances.salesforce]
 instance_url = "https://acme.my.salesforce.com"
@@ -190,12 +198,96 @@ def test_unreadable_durations_are_refused(text: str) -> None:
         parse_duration(text)
 
 
-@pytest.mark.parametrize("expression", ["*/15 * * * *", "0 6 * * 1-5", "30 2 1,15 * 0"])
-def test_standard_cron_lines_pass(expression: str) -> None:
-    check_cron(expression)
+SATURDAY_10AM = datetime(2026, 12, 5, 10, 0, tzinfo=UTC)
 
 
-@pytest.mark.parametrize("expression", ["* * * *", "61 * * * *", "* 24 * * *", "*/x * * * *"])
-def test_bad_cron_lines_are_refused(expression: str) -> None:
-    with pytest.raises(ValueError, match=r"cron|five-field"):
-        check_cron(expression)
+def next_runs(schedule: str, count: int = 3) -> list[str]:
+    trigger, at, runs = trigger_for(schedule), SATURDAY_10AM, []
+    for _ in range(count):
+        at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        runs.append(f"{at:%a %H:%M}")
+    return runs
+
+
+@pytest.mark.parametrize(
+    ("schedule", "runs"),
+    [
+        ("0 9 * * 1-5", ["Mon 09:00", "Tue 09:00", "Wed 09:00"]),  # crontab's 1-5: Monday to Friday
+        ("0 9 * * MON-FRI", ["Mon 09:00", "Tue 09:00", "Wed 09:00"]),
+        ("0 9 * * 0", ["Sun 09:00", "Sun 09:00", "Sun 09:00"]),  # 0 is Sunday, not Monday
+        ("0 9 * * 7", ["Sun 09:00", "Sun 09:00", "Sun 09:00"]),  # and so is 7
+        ("0 9 * * 5-7", ["Sun 09:00", "Fri 09:00", "Sat 09:00"]),  # Friday to Sunday
+        ("@hourly", ["Sat 11:00", "Sat 12:00", "Sat 13:00"]),
+    ],
+)
+def test_a_schedule_runs_when_its_crontab_line_says_not_a_day_later(schedule: str, runs: list[str]) -> None:
+    assert next_runs(schedule) == runs
+
+
+def test_a_day_of_month_and_a_day_of_week_run_when_either_matches_as_in_crontab() -> None:
+    # The 1st of the month, and every Monday: Monday 7th, Monday 14th, ... and Friday January 1st.
+    trigger, at = trigger_for("0 9 1 * 1"), datetime(2026, 12, 27, tzinfo=UTC)
+    days = []
+    for _ in range(3):
+        at = trigger.get_next_fire_time(None, at + timedelta(seconds=1))
+        days.append(f"{at:%a %d}")
+    assert days == ["Mon 28", "Fri 01", "Mon 04"]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "said"),
+    [
+        ("* * * *", "five-field cron line"),
+        ("*/61 * * * *", "the step value (61) is higher than the total range"),
+        ("61 * * * *", "higher than the maximum value (59)"),
+        ("* 24 * * *", "higher than the maximum value (23)"),
+        ("*/x * * * *", "Unrecognized expression"),
+        ("0 9 * * 8", "is not 0-7 or a day name"),
+        ("0 9 * * 5-1", "runs backwards"),
+        ("every fortnight", "is not a duration"),
+    ],
+)
+def test_a_schedule_the_scheduler_would_refuse_is_refused_with_why(schedule: str, said: str) -> None:
+    with pytest.raises(ValueError, match=re.escape(said)):
+        trigger_for(schedule)
+
+
+def test_config_and_mapping_problems_come_in_one_pass_each_with_the_value_found(tmp_path: Path) -> None:
+    path = write(tmp_path, GOOD.replace('crm = "hubspot"', 'crm = "hubspott"').replace(
+        'name = "acme-sf"', 'name = "acme-sf"\nsettle = 60'))  # fmt: skip
+    (tmp_path / "mappings" / "salesforce.toml").write_text("schema_version = 1\ncrm = salesforce\n")
+    (tmp_path / "mappings" / "hubspot.toml").write_text(
+        (SHIPPED / "hubspot-contacts.toml")
+        .read_text()
+        .replace('policy = "fill_empty"', 'policy = "fill_emtpy"', 1)
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path, env=ENV)
+    problems = caught.value.problems
+    assert "instances[0].crm: Input should be 'salesforce' or 'hubspot' (got 'hubspott')" in problems
+    assert "instances[1].settle: Input should be a valid string (got 60)" in problems
+    hubspot = f"instances[0].mapping ({tmp_path / 'mappings' / 'hubspot.toml'})"
+    assert any(
+        p.startswith(f"{hubspot}: write_back[0].policy:") and "(got 'fill_emtpy')" in p for p in problems
+    )
+    salesforce = f"instances[1].mapping ({tmp_path / 'mappings' / 'salesforce.toml'}): not valid TOML"
+    assert any(p.startswith(salesforce) for p in problems), "a mapping's syntax error names its file"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "said"),
+    [
+        ("[lonescale]", '[lonescale]\nbatch_size = "100"',
+         "lonescale.batch_size: Input should be a valid integer (got '100')"),
+        ("detect_job_change = true", 'detect_job_change = "yes"',
+         "lonescale.detect_job_change: Input should be a valid boolean (got 'yes')"),
+        ("[lonescale]", "[lonescale]\ntimeout_seconds = true",
+         "lonescale.timeout_seconds: Input should be a valid number (got True)"),
+    ],
+)  # fmt: skip
+def test_a_value_of_the_wrong_type_is_refused_not_coerced(
+    tmp_path: Path, old: str, new: str, said: str
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, GOOD.replace(old, new)), env=ENV)
+    assert said in caught.value.problems
