@@ -10,16 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config, parse_duration
-from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
 from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
-from connector.webhook import create_app
+from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)
-DONE = {JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED}
 FULL_BACKLOG = 200  # deliveries: at least a full Salesforce write batch
 QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results are in
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
@@ -55,7 +53,9 @@ class Runtime:
 
     def serve_webhook(self) -> str:
         settings = self.config.settings.webhook
-        app = create_app(self.store, max_body_bytes=settings.max_body_bytes)
+        app = create_app(
+            self.store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
+        )
         self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
         url = self._server.start()
         log.info("webhook listening on %s (LoneScale calls %s)", url, self.webhook_base)
@@ -134,7 +134,7 @@ class Runtime:
         while True:
             total.absorb(self.apply_when_ready())
             states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
-            if all(state in DONE for state in states):
+            if all(state in SETTLED for state in states):
                 return total, True
             if time.monotonic() >= deadline:
                 return total, False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -128,6 +129,24 @@ auth = "jwt"
 )
 def test_lonescale_settings_follow_the_api_rules(tmp_path: Path, fragment: str, message: str) -> None:
     text = fragment + "[webhook]" + GOOD.split("[webhook]", 1)[1]
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), env=ENV)
+
+
+def test_a_token_retires_a_week_after_its_job_by_default(tmp_path: Path) -> None:
+    webhook = load_config(write(tmp_path, GOOD), env=ENV).settings.webhook
+    assert webhook.token_grace_delta == timedelta(days=7)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('token_grace = "30m"', "webhook.token_grace: '30m' is shorter than an hour"),
+        ('token_grace = "a week"', "webhook.token_grace: 'a week' is not a duration"),
+    ],
+)
+def test_webhook_limits_out_of_range_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    text = GOOD.replace("[webhook]\n", f"[webhook]\n{line}\n")
     with pytest.raises(ConfigError, match=message):
         load_config(write(tmp_path, text), env=ENV)
 
