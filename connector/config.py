@@ -111,6 +111,9 @@ class WebhookSettings(_Section):
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
     # A job's URL token stops authenticating this long after the job is done (applied, failed or expired).
     token_grace: str = "7d"
+    # On shutdown, after the running syncs: keep the webhook up (and apply what arrives) at most this long
+    # while jobs sent by this run still await their results. 0 skips the wait.
+    drain_seconds: float = Field(default=20.0, ge=0, le=600)
 
     @field_validator("token_grace")
     @classmethod

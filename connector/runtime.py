@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config, parse_duration
+from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
 from connector.store import Store
@@ -18,6 +19,7 @@ from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)
+AWAITING = [JobStatus.PENDING, JobStatus.SENT, JobStatus.UNCERTAIN, JobStatus.RECEIVED]  # results may come
 FULL_BACKLOG = 200  # deliveries: at least a full Salesforce write batch
 QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results are in
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
@@ -139,6 +141,31 @@ class Runtime:
             if time.monotonic() >= deadline:
                 return total, False
             time.sleep(poll)
+
+    def drain(self, since: datetime) -> bool:
+        """On the way out, the webhook still serving: while jobs sent since `since` (by this run) await their
+        results, apply what arrives, for at most `[webhook] drain_seconds`. True if none was left waiting."""
+        seconds = self.config.settings.webhook.drain_seconds
+        awaiting = [job.id for job in self.store.jobs(statuses=AWAITING) if job.created_at >= since]
+        if not awaiting:
+            return True
+        if not seconds:
+            log.info(
+                "%d job(s) sent by this run await results; drain_seconds = 0: not waiting", len(awaiting)
+            )
+            return False
+        log.info("waiting up to %g s for the results of %d job(s) sent by this run; the webhook keeps serving",
+                 seconds, len(awaiting))  # fmt: skip
+        _, finished = self.wait_and_apply(awaiting, seconds)
+        if finished:
+            log.info("the results of every job sent by this run are in")
+        else:
+            left = [j for j in awaiting if (job := self.store.job(j)) is not None and job.status in AWAITING]
+            log.warning(
+                "%d job(s) still await results after %g s: what LoneScale sends after the webhook stops "
+                "depends on its retries, and the jobs are polled at their deadline", len(left), seconds,
+            )  # fmt: skip
+        return finished
 
     def close(self) -> None:
         self.stop_webhook()

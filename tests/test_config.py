@@ -133,9 +133,11 @@ def test_lonescale_settings_follow_the_api_rules(tmp_path: Path, fragment: str, 
         load_config(write(tmp_path, text), env=ENV)
 
 
-def test_a_token_retires_a_week_after_its_job_by_default(tmp_path: Path) -> None:
+def test_a_token_retires_a_week_after_its_job_and_a_stop_waits_20_s_for_results_by_default(
+    tmp_path: Path,
+) -> None:
     webhook = load_config(write(tmp_path, GOOD), env=ENV).settings.webhook
-    assert webhook.token_grace_delta == timedelta(days=7)
+    assert (webhook.token_grace_delta, webhook.drain_seconds) == (timedelta(days=7), 20)
 
 
 @pytest.mark.parametrize(
@@ -143,6 +145,8 @@ def test_a_token_retires_a_week_after_its_job_by_default(tmp_path: Path) -> None
     [
         ('token_grace = "30m"', "webhook.token_grace: '30m' is shorter than an hour"),
         ('token_grace = "a week"', "webhook.token_grace: 'a week' is not a duration"),
+        ("drain_seconds = -1", "webhook.drain_seconds"),
+        ("drain_seconds = 3600", "webhook.drain_seconds"),
     ],
 )
 def test_webhook_limits_out_of_range_are_refused(tmp_path: Path, line: str, message: str) -> None:
