@@ -154,7 +154,7 @@ class Runtime:
                 "%d job(s) sent by this run await results; drain_seconds = 0: not waiting", len(awaiting)
             )
             return False
-        log.info("waiting up to %g s for the results of %d job(s) sent by this run; the webhook keeps serving",
+        log.info("waiting up to %g s for the results of %d job(s) sent by this run, the webhook serving",
                  seconds, len(awaiting))  # fmt: skip
         _, finished = self.wait_and_apply(awaiting, seconds)
         if finished:

@@ -181,8 +181,11 @@ class KnownJobs:
         return kept
 
 
-def _ago(delta: timedelta) -> str:
-    return f"{delta.days} d" if delta.days else f"{delta.seconds // 3600} h"
+def _span(delta: timedelta) -> str:
+    """'8 d', '5 h', '40 min': a grace and an age as a log line needs them."""
+    if delta.days:
+        return f"{delta.days} d"
+    return f"{delta.seconds // 3600} h" if delta.seconds >= 3600 else f"{delta.seconds // 60} min"
 
 
 def _not_json(constant: str) -> Any:
@@ -239,9 +242,9 @@ class Webhook:
             return answer(401, "unknown job or wrong token")
         if job.retired(now, self.token_grace):
             # 410, not 401: only the token's holder learns it, and a sender that retries would stop here.
-            since = _ago(now - job.changed_at) if job.changed_at else "?"
-            log.warning("webhook refused 410: the job is %s since %s, its token retired after %s (%s)",
-                        job.status.value, since, _ago(self.token_grace), where)  # fmt: skip
+            ago = _span(now - job.changed_at) if job.changed_at else "?"
+            log.warning("webhook refused 410: job %s %s ago, its token retired after %s (%s)",
+                        job.status.value, ago, _span(self.token_grace), where)  # fmt: skip
             return answer(410, "the job is done and its token retired")
         try:
             body = await read_limited(request, self.max_body_bytes)
@@ -253,7 +256,7 @@ class Webhook:
             return answer(400, "client went away mid-body")
         over = job.over_cap(len(body))
         # Over a cap, a body already kept is still a duplicate: answered as ever, nothing new stored.
-        if over is not None and not await run_in_threadpool(self.store.has_delivery, job_id, sha256(body)):
+        if over is not None and not await run_in_threadpool(self._kept_before, job_id, body):
             log.warning("webhook refused %d, body not kept: %s; it has %d, %d bytes (%s)",
                         over.status, over.reason, job.kept, job.kept_bytes, where)  # fmt: skip
             return answer(over.status, over.reason)
@@ -267,6 +270,9 @@ class Webhook:
             job.settle(len(body), stored, held)
         return response
 
+    def _kept_before(self, job_id: str, body: bytes) -> bool:  # on a worker thread: hashing megabytes
+        return self.store.has_delivery(job_id, sha256(body))
+
     def _look_up(self, job_id: str) -> KnownJob | None:  # on a worker thread: the store is synchronous
         job = self.store.job(job_id)
         return None if job is None else KnownJob.of(job, self.store.inbox_usage(job_id), self.clock())
@@ -274,8 +280,7 @@ class Webhook:
     async def _known(self, job_id: str, now: datetime) -> KnownJob | None:
         job = self.known.get(job_id)
         if job is None:
-            # We issue UUIDs only; a control character (PostgreSQL refuses NUL) is an unknown job, not a
-            # query.
+            # We issue UUIDs only: a control character (PostgreSQL refuses NUL) is an unknown id, not a query.
             found = await run_in_threadpool(self._look_up, job_id) if job_id.isprintable() else None
             return None if found is None else self.known.remember(job_id, found)
         if job.stale(now):
