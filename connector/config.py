@@ -78,6 +78,24 @@ class WebhookSettings(_Section):
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
+    # A job's URL token stops authenticating this long after the job is done (applied, failed or expired).
+    token_grace: str = "7d"
+    # On shutdown, after the running syncs: keep the webhook up (and apply what arrives) at most this long
+    # while jobs sent by this run still await their results. 0 skips the wait.
+    drain_seconds: float = Field(default=20.0, ge=0, le=600)
+
+    @field_validator("token_grace")
+    @classmethod
+    def _grace(cls, value: str) -> str:
+        # Shorter, and a late delivery (a retry, a result of an expired job, which is still paid for and
+        # applied) would be refused while LoneScale may still be sending it.
+        if parse_duration(value) < timedelta(hours=1):
+            raise ValueError(f"{value!r} is shorter than an hour")
+        return value
+
+    @property
+    def token_grace_delta(self) -> timedelta:
+        return parse_duration(self.token_grace)
 
     @field_validator("listen")
     @classmethod

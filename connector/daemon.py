@@ -1,9 +1,14 @@
 """`lonescale-sync run`: a scheduled sync per instance, the webhook server and the apply loop, until SIGTERM.
 
 APScheduler 3 runs each instance's sync on its own trigger with `max_instances=1`, so a slow run is never
-overlapped by the next one of the same instance; `coalesce` folds missed runs into one. On SIGTERM or SIGINT
-the webhook stops taking new deliveries (those in flight are stored), running syncs and write-backs finish,
-and the store is closed: nothing is half-written, and whatever is still in the inbox waits for the next start.
+overlapped by the next one of the same instance; `coalesce` folds missed runs into one.
+
+On SIGTERM or SIGINT the daemon stops in the order that loses nothing: no new sync or write-back starts;
+the running ones finish, the webhook still serving, so the results of jobs posted during the shutdown have
+somewhere to go; then, while jobs sent by this run still await results, the webhook keeps serving (and what
+arrives is applied) for at most `[webhook] drain_seconds`; the webhook stops last (requests in flight are
+stored before their 2xx), then the store closes. Nothing is half-written, and whatever is still in the
+inbox is applied at the next start.
 """
 
 from __future__ import annotations
@@ -63,6 +68,7 @@ def run_daemon(
         signal.signal(signal.SIGTERM, on_signal)
         signal.signal(signal.SIGINT, on_signal)
     runtime.settle_interrupted()
+    started = datetime.now(UTC)
     runtime.serve_webhook()
     scheduler = build_scheduler(runtime, apply_every)
     scheduler.start()
@@ -70,7 +76,24 @@ def run_daemon(
     try:
         stop.wait()
     finally:
+        shut_down(runtime, scheduler, started)
+
+
+def shut_down(runtime: Runtime, scheduler: BackgroundScheduler, started: datetime) -> None:
+    """The webhook stops last: a sync still running posts jobs whose results must find it listening."""
+    log.info("stopping: no new sync starts; running syncs and write-backs finish, the webhook still serving")
+    scheduler.shutdown(wait=True)
+    try:
+        runtime.drain(started)
         runtime.stop_webhook()  # no new deliveries; those in flight are stored before their 2xx
-        scheduler.shutdown(wait=True)  # running syncs and write-backs finish
-        runtime.close()
-        log.info("stopped cleanly")
+        waiting, _, _ = runtime.store.backlog()
+        if waiting:
+            log.info(
+                "webhook stopped; %d delivery(ies) stored, not yet applied: applied at the next start",
+                waiting,
+            )
+    except Exception:  # the store or a CRM failing now must not keep the rest from stopping
+        log.exception("stopping: draining failed; whatever was stored waits in the inbox for the next start")
+    finally:
+        runtime.close()  # stops the webhook too, if it still serves
+    log.info("stopped cleanly")

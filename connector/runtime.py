@@ -17,11 +17,11 @@ from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
 from connector.store import Store, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
-from connector.webhook import create_app
+from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)
-DONE = {JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED}
+AWAITING = [JobStatus.PENDING, JobStatus.SENT, JobStatus.UNCERTAIN, JobStatus.RECEIVED]  # results may come
 FULL_BACKLOG = 200  # deliveries: at least a full Salesforce write batch
 QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results are in
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
@@ -57,7 +57,9 @@ class Runtime:
 
     def serve_webhook(self) -> str:
         settings = self.config.settings.webhook
-        app = create_app(self.store, max_body_bytes=settings.max_body_bytes)
+        app = create_app(
+            self.store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
+        )
         self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
         url = self._server.start()
         log.info("webhook listening on %s (LoneScale calls %s)", url, self.webhook_base)
@@ -152,11 +154,36 @@ class Runtime:
         while True:
             total.absorb(self.apply_when_ready())
             states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
-            if all(state in DONE for state in states):
+            if all(state in SETTLED for state in states):
                 return total, True
             if time.monotonic() >= deadline:
                 return total, False
             time.sleep(poll)
+
+    def drain(self, since: datetime) -> bool:
+        """On the way out, the webhook still serving: while jobs sent since `since` (by this run) await their
+        results, apply what arrives, for at most `[webhook] drain_seconds`. True if none was left waiting."""
+        seconds = self.config.settings.webhook.drain_seconds
+        awaiting = [job.id for job in self.store.jobs(statuses=AWAITING) if job.created_at >= since]
+        if not awaiting:
+            return True
+        if not seconds:
+            log.info(
+                "%d job(s) sent by this run await results; drain_seconds = 0: not waiting", len(awaiting)
+            )
+            return False
+        log.info("waiting up to %g s for the results of %d job(s) sent by this run, the webhook serving",
+                 seconds, len(awaiting))  # fmt: skip
+        _, finished = self.wait_and_apply(awaiting, seconds)
+        if finished:
+            log.info("the results of every job sent by this run are in")
+        else:
+            left = [j for j in awaiting if (job := self.store.job(j)) is not None and job.status in AWAITING]
+            log.warning(
+                "%d job(s) still await results after %g s: what LoneScale sends after the webhook stops "
+                "depends on its retries, and the jobs are polled at their deadline", len(left), seconds,
+            )  # fmt: skip
+        return finished
 
     def close(self) -> None:
         self.stop_webhook()

@@ -6,6 +6,10 @@ is applied here: the body goes to the inbox and `apply_results` drains it, so th
 duplicate delivery is a no-op; deliveries arriving together share one commit (connector.ingest). A body
 we cannot use is answered 4xx and kept for a person to inspect. No input, however malformed, earns a 5xx;
 the token (in the query string) never reaches a log line.
+
+A token is not a licence to fill the disk: it retires `token_grace` after its job is done (410 Gone), and
+each job may keep only so many bodies and bytes, sized from its contacts (429, 413). A refused body is not
+stored, and nothing not stored is ever answered 2xx; a duplicate of a kept body is still a 200.
 """
 
 from __future__ import annotations
@@ -14,8 +18,10 @@ import hmac
 import json
 import logging
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, NamedTuple
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
@@ -26,7 +32,8 @@ from starlette.routing import Route
 
 from connector.ingest import GroupCommit
 from connector.lonescale import Payload, PayloadError, parse_payload
-from connector.store import Arrival, Store, sha256
+from connector.models import JobStatus
+from connector.store import Arrival, Job, Store, sha256
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/lonescale/{job_id}"
@@ -36,8 +43,24 @@ MAX_RESULTS = 10_000
 # A body this small (a few dozen results) is parsed in well under a millisecond: cheaper on the event loop
 # than the hop to a worker thread. Larger ones still go to a thread, so megabytes never stall the loop.
 INLINE_EXAMINE_BYTES = 16_384
-# Jobs whose token hash is remembered: more than are ever awaiting results at once.
+# Jobs remembered between deliveries: more than are ever awaiting results at once.
 KNOWN_JOBS = 4_096
+# Done: no more results are expected. An expired job is done too, though a late result of it is still
+# applied (it was paid for): its token retires like the others, `token_grace` after it expired.
+SETTLED = frozenset({JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED})
+TOKEN_GRACE = timedelta(days=7)
+# A remembered job's status is read again after this long: it changes once the job is seen (applied,
+# expired), and the grace it starts is days long, so learning of it a minute late costs nothing.
+STATUS_TTL = timedelta(minutes=1)
+# Per-job caps. LoneScale documents a webhook body of one contact but not its envelope
+# (https://docs.lonescale.com/api-reference/webhookpayload/enrichment-payload), so a job's results come as
+# one body per contact or one per job; a retry or another shape may repeat results in other bytes (an
+# identical body is a duplicate and costs nothing). Three bodies per contact plus ten (per-job envelopes,
+# a result fetched by polling, bodies refused and kept) is three times what a correct sender needs.
+DELIVERIES_PER_CONTACT, SPARE_DELIVERIES = 3, 10
+# A one-contact payload with every documented field filled is about 1.5 kB: 64 KiB per contact is forty
+# times it, and 1 MiB spare covers a small job's envelope however verbose its profiles.
+BYTES_PER_CONTACT, SPARE_BYTES = 64 * 1024, 1024 * 1024
 
 
 class TooLarge(Exception):
@@ -73,27 +96,96 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class TokenHashes:
-    """Job id → its token's hash, for the jobs seen lately: a job's token never changes, so a delivery for a
-    known job needs no database read. Only jobs that exist are remembered (a refused id is looked up every
-    time: it may be a job not yet created), and the least recently used is forgotten past `size`. Used from
-    the event loop only."""
+class OverCap(NamedTuple):
+    status: int  # 429: too many bodies, 413: too many bytes
+    reason: str
+
+
+@dataclass
+class KnownJob:
+    """What the webhook keeps about a job between deliveries, so that a delivery needs no database read:
+    its token's hash (it never changes), its status (read again past STATUS_TTL) and what its deliveries
+    keep in the inbox (read once, then counted here as this process stores them). With several webhook
+    replicas each counts its own stores, so a job may keep up to the caps once per replica: still bounded.
+    Used from the event loop only, so the counts need no lock."""
+
+    digest: str
+    status: JobStatus
+    changed_at: datetime | None  # the job's updated_at: when it became done, once it is
+    read_at: datetime
+    max_deliveries: int
+    max_bytes: int
+    kept: int
+    kept_bytes: int
+    held: int = 0  # deliveries past their cap check, not yet committed: counted, so concurrency cannot
+    held_bytes: int = 0  # take a job over its caps
+
+    @classmethod
+    def of(cls, job: Job, usage: tuple[int, int], now: datetime) -> KnownJob:
+        contacts = job.contact_count
+        return cls(
+            job.token_sha256, job.status, job.updated_at, now,
+            max_deliveries=contacts * DELIVERIES_PER_CONTACT + SPARE_DELIVERIES,
+            max_bytes=contacts * BYTES_PER_CONTACT + SPARE_BYTES,
+            kept=usage[0], kept_bytes=usage[1],
+        )  # fmt: skip
+
+    def stale(self, now: datetime) -> bool:
+        return not timedelta(0) <= now - self.read_at < STATUS_TTL  # a clock set back is stale too
+
+    def retired(self, now: datetime, grace: timedelta) -> bool:
+        return self.status in SETTLED and self.changed_at is not None and now - self.changed_at > grace
+
+    def over_cap(self, size: int) -> OverCap | None:
+        if self.kept + self.held >= self.max_deliveries:
+            return OverCap(429, f"the job has had its {self.max_deliveries} deliveries")
+        if self.kept_bytes + self.held_bytes + size > self.max_bytes:
+            return OverCap(413, f"the job's deliveries may not exceed {self.max_bytes} bytes in all")
+        return None
+
+    def hold(self, size: int) -> None:
+        self.held += 1
+        self.held_bytes += size
+
+    def settle(self, size: int, stored: bool, held: bool) -> None:
+        if held:
+            self.held -= 1
+            self.held_bytes -= size
+        if stored:
+            self.kept += 1
+            self.kept_bytes += size
+
+
+class KnownJobs:
+    """Job id → KnownJob, for the jobs seen lately. Only jobs that exist are remembered (a refused id is
+    looked up every time: it may be a job not yet created), and the least recently used is forgotten past
+    `size`. Used from the event loop only."""
 
     def __init__(self, size: int = KNOWN_JOBS):
-        self._hashes: OrderedDict[str, str] = OrderedDict()
+        self._jobs: OrderedDict[str, KnownJob] = OrderedDict()
         self._size = size
 
-    def get(self, job_id: str) -> str | None:
-        digest = self._hashes.get(job_id)
-        if digest is not None:
-            self._hashes.move_to_end(job_id)
-        return digest
+    def get(self, job_id: str) -> KnownJob | None:
+        job = self._jobs.get(job_id)
+        if job is not None:
+            self._jobs.move_to_end(job_id)
+        return job
 
-    def remember(self, job_id: str, digest: str) -> None:
-        self._hashes[job_id] = digest
-        self._hashes.move_to_end(job_id)
-        if len(self._hashes) > self._size:
-            self._hashes.popitem(last=False)
+    def remember(self, job_id: str, job: KnownJob) -> KnownJob:
+        """The job as remembered: `job`, or the one a concurrent first delivery remembered meanwhile (its
+        counts are current; this one's may already be behind)."""
+        kept = self._jobs.setdefault(job_id, job)
+        self._jobs.move_to_end(job_id)
+        if len(self._jobs) > self._size:
+            self._jobs.popitem(last=False)
+        return kept
+
+
+def _span(delta: timedelta) -> str:
+    """'8 d', '5 h', '40 min': a grace and an age as a log line needs them."""
+    if delta.days:
+        return f"{delta.days} d"
+    return f"{delta.seconds // 3600} h" if delta.seconds >= 3600 else f"{delta.seconds // 60} min"
 
 
 def _not_json(constant: str) -> Any:
@@ -122,75 +214,129 @@ def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
         raise Unusable(422, str(exc)) from exc
 
 
-def create_app(store: Store, *, max_body_bytes: int = 5_000_000, max_results: int = MAX_RESULTS) -> Starlette:
-    intake = GroupCommit(store)
-    known = TokenHashes()
+def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
+    body = {"status": "error" if status >= 400 else "ok", "message": message}
+    return JSONResponse(body, status_code=status, headers=headers)
 
-    def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
-        body = {"status": "error" if status >= 400 else "ok", "message": message}
-        return JSONResponse(body, status_code=status, headers=headers)
 
-    async def token_hash(job_id: str) -> str | None:
-        digest = known.get(job_id)
-        # We issue UUIDs only; a control character (PostgreSQL refuses NUL) is an unknown job, not a query.
-        if digest is None and job_id.isprintable():
-            # The store is synchronous: keep it off the event loop.
-            job = await run_in_threadpool(store.job, job_id)
-            if job is not None:
-                digest = job.token_sha256
-                known.remember(job_id, digest)
-        return digest
+class Webhook:
+    """The app's handlers and what they share: the store, its group commit and the jobs seen lately."""
 
-    async def receive(request: Request) -> Response:
+    def __init__(self, store: Store, max_body_bytes: int, max_results: int, token_grace: timedelta,
+                 clock: Callable[[], datetime]):  # fmt: skip
+        self.store, self.max_body_bytes, self.max_results = store, max_body_bytes, max_results
+        self.token_grace, self.clock = token_grace, clock
+        self.intake = GroupCommit(store)
+        self.known = KnownJobs()
+
+    async def receive(self, request: Request) -> Response:
         job_id = request.path_params["job_id"]
         token = request.query_params.get("token", "")
         where = f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
-        digest = await token_hash(job_id)
+        now = self.clock()
+        job = await self._known(job_id, now)
         # One answer for an unknown job and a wrong token, so the endpoint tells a prober nothing. (A known
         # id answers a little faster than an unknown one, but ids are random UUIDs: useless without a token.)
-        if digest is None or not hmac.compare_digest(sha256(token), digest):
+        if job is None or not hmac.compare_digest(sha256(token), job.digest):
             log.warning("webhook refused 401: unknown job or wrong token (%s)", where)
             return answer(401, "unknown job or wrong token")
+        if job.retired(now, self.token_grace):
+            # 410, not 401: only the token's holder learns it, and a sender that retries would stop here.
+            ago = _span(now - job.changed_at) if job.changed_at else "?"
+            log.warning("webhook refused 410: job %s %s ago, its token retired after %s (%s)",
+                        job.status.value, ago, _span(self.token_grace), where)  # fmt: skip
+            return answer(410, "the job is done and its token retired")
         try:
-            body = await read_limited(request, max_body_bytes)
+            body = await read_limited(request, self.max_body_bytes)
         except TooLarge:  # not kept: keeping it would undo the limit
-            log.warning("webhook refused 413: body over %d bytes (%s)", max_body_bytes, where)
-            return answer(413, f"body larger than {max_body_bytes} bytes")
+            log.warning("webhook refused 413: body over %d bytes (%s)", self.max_body_bytes, where)
+            return answer(413, f"body larger than {self.max_body_bytes} bytes")
         except ClientDisconnect:
             log.warning("webhook gave up: the client went away mid-body (%s)", where)
             return answer(400, "client went away mid-body")
+        over = job.over_cap(len(body))
+        # Over a cap, a body already kept is still a duplicate: answered as ever, nothing new stored.
+        if over is not None and not await run_in_threadpool(self._kept_before, job_id, body):
+            log.warning("webhook refused %d, body not kept: %s; it has %d, %d bytes (%s)",
+                        over.status, over.reason, job.kept, job.kept_bytes, where)  # fmt: skip
+            return answer(over.status, over.reason)
+        held = over is None
+        if held:
+            job.hold(len(body))
+        stored = False
+        try:
+            stored, response = await self._keep(request, job_id, body, where)
+        finally:
+            job.settle(len(body), stored, held)
+        return response
+
+    def _kept_before(self, job_id: str, body: bytes) -> bool:  # on a worker thread: hashing megabytes
+        return self.store.has_delivery(job_id, sha256(body))
+
+    def _look_up(self, job_id: str) -> KnownJob | None:  # on a worker thread: the store is synchronous
+        job = self.store.job(job_id)
+        return None if job is None else KnownJob.of(job, self.store.inbox_usage(job_id), self.clock())
+
+    async def _known(self, job_id: str, now: datetime) -> KnownJob | None:
+        job = self.known.get(job_id)
+        if job is None:
+            # We issue UUIDs only: a control character (PostgreSQL refuses NUL) is an unknown id, not a query.
+            found = await run_in_threadpool(self._look_up, job_id) if job_id.isprintable() else None
+            return None if found is None else self.known.remember(job_id, found)
+        if job.stale(now):
+            job.read_at = now  # one read at a time: deliveries meanwhile go by what is known
+            current = await run_in_threadpool(self.store.job, job_id)
+            if current is not None:
+                job.status, job.changed_at = current.status, current.updated_at
+        return job
+
+    async def _keep(self, request: Request, job_id: str, body: bytes, where: str) -> tuple[bool, Response]:
+        """Store the body (`invalid` if we cannot use it): whether it was fresh, and the answer."""
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
             if len(body) <= INLINE_EXAMINE_BYTES:
-                payload = examine(body, encoding, max_results)
+                payload = examine(body, encoding, self.max_results)
             else:
-                payload = await run_in_threadpool(examine, body, encoding, max_results)
+                payload = await run_in_threadpool(examine, body, encoding, self.max_results)
         except Unusable as exc:
-            await intake.keep(Arrival(job_id, body, "invalid", str(exc)))
+            fresh = await self.intake.keep(Arrival(job_id, body, "invalid", str(exc)))
             log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)
-            return answer(exc.status, f"unusable payload: {exc}")
-        fresh = await intake.keep(Arrival(job_id, body))
+            return fresh, answer(exc.status, f"unusable payload: {exc}")
+        fresh = await self.intake.keep(Arrival(job_id, body))
         outcome = "stored" if fresh else "duplicate"  # an identical body again: acknowledged, ignored
         log.debug("webhook %s (%s): %d result(s)", outcome, where, len(payload.results))
-        return answer(200, outcome)
+        return fresh, answer(200, outcome)
 
-    async def healthz(request: Request) -> Response:
+    async def healthz(self, request: Request) -> Response:
         try:
-            await run_in_threadpool(store.job, "healthz")  # a real query: a broken database makes this 503
+            await run_in_threadpool(
+                self.store.job, "healthz"
+            )  # a real query: a broken database makes this 503
         except Exception as exc:  # any failure at all means unhealthy
             return answer(503, f"store unavailable: {type(exc).__name__}")
         return answer(200, "ok")
 
-    async def refused(request: Request, exc: Exception) -> Response:
+    async def refused(self, request: Request, exc: Exception) -> Response:
         """A wrong path or method: JSON and a log line like every other refusal (the path holds no token)."""
         assert isinstance(exc, HTTPException)  # the only class it is registered for
         log.warning("webhook refused %d: %s %s", exc.status_code, request.method, shown(request.url.path))
         return answer(exc.status_code, exc.detail, exc.headers)  # a 405 keeps its Allow header
 
+
+def create_app(
+    store: Store,
+    *,
+    max_body_bytes: int = 5_000_000,
+    max_results: int = MAX_RESULTS,
+    token_grace: timedelta = TOKEN_GRACE,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Starlette:
+    """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week)."""
+    hook = Webhook(store, max_body_bytes, max_results, token_grace, clock)
     return Starlette(
         routes=[
-            Route(WEBHOOK_PATH, receive, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
+            Route(WEBHOOK_PATH, hook.receive, methods=["POST"]),
+            Route("/healthz", hook.healthz, methods=["GET"]),
         ],
-        exception_handlers={HTTPException: refused},
+        exception_handlers={HTTPException: hook.refused},
     )

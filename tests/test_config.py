@@ -140,6 +140,28 @@ def test_lonescale_settings_follow_the_api_rules(tmp_path: Path, fragment: str, 
         load_config(write(tmp_path, text), env=ENV)
 
 
+def test_a_token_retires_a_week_after_its_job_and_a_stop_waits_20_s_for_results_by_default(
+    tmp_path: Path,
+) -> None:
+    webhook = load_config(write(tmp_path, GOOD), env=ENV).settings.webhook
+    assert (webhook.token_grace_delta, webhook.drain_seconds) == (timedelta(days=7), 20)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ('token_grace = "30m"', "webhook.token_grace: '30m' is shorter than an hour"),
+        ('token_grace = "a week"', "webhook.token_grace: 'a week' is not a duration"),
+        ("drain_seconds = -1", "webhook.drain_seconds"),
+        ("drain_seconds = 3600", "webhook.drain_seconds"),
+    ],
+)
+def test_webhook_limits_out_of_range_are_refused(tmp_path: Path, line: str, message: str) -> None:
+    text = GOOD.replace("[webhook]\n", f"[webhook]\n{line}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(write(tmp_path, text), env=ENV)
+
+
 def test_jwt_auth_needs_a_username_and_a_key_file(tmp_path: Path) -> None:
     text = GOOD.replace(
         'client_secret_env = "SF_SECRET"', 'auth = "jwt"\nusername = "u@x.com"\nprivate_key_path = "k.pem"'

@@ -45,13 +45,14 @@ def store(store_url: str) -> Iterator[GroupsSeen]:
     opened.close()
 
 
-def add_job(store: Store) -> tuple[str, str]:
-    """A sent job: its id and its webhook token."""
+def add_job(store: Store, contacts: int = 1) -> tuple[str, str]:
+    """A sent job of `contacts`: its id and its webhook token."""
     job_id, token = str(uuid.uuid4()), secrets.token_urlsafe(24)
     now = datetime.now(UTC)
     run_id = store.start_run("acme", "sync")
     store.create_job(
-        Job(job_id, "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], 1, now, now, None, None), []
+        Job(job_id, "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], contacts, now, now, None, None),
+        [],
     )  # fmt: skip
     return job_id, token
 
@@ -149,7 +150,7 @@ class Served:
 
 @pytest.fixture
 def served(store: GroupsSeen, store_url: str) -> Iterator[Served]:
-    job_id, token = add_job(store)
+    job_id, token = add_job(store, contacts=64)  # the tests deliver one body per contact, 64 at most
     server = ThreadedServer(create_app(store), name="webhook")
     url = server.start()
     yield Served(url, store, store_url, job_id, token)

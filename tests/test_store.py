@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from connector.models import JobStatus
-from connector.store import Cursor, Job, JobContact, JournalEntry, Store
+from connector.store import Cursor, Job, JobContact, JournalEntry, Store, sha256
 from connector.store.migrations import MIGRATIONS, current_version, migrate
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123000, tzinfo=UTC)
@@ -113,6 +113,20 @@ def test_a_duplicate_delivery_is_stored_once(store: Store) -> None:
     assert [d.body for d in deliveries] == [b'{"email": "a@x.com"}', b'{"email": "b@x.com"}']
     store.mark_delivery(deliveries[0].id, "applied")
     assert [d.body for d in store.new_deliveries()] == [b'{"email": "b@x.com"}']
+
+
+def test_a_jobs_inbox_usage_counts_every_body_it_keeps_and_their_bytes(store: Store) -> None:
+    make_job(store)
+    make_job(store, "job-2")
+    assert store.inbox_usage("job-1") == (0, 0) and not store.has_delivery("job-1", sha256(b"[]"))
+    store.store_delivery("job-1", b'{"email": "a@x.com"}')
+    store.store_delivery("job-1", b"\xff not json", "invalid", "not JSON")  # kept for a person: it counts
+    store.store_delivery("job-2", b"[]", "invalid", "no contacts")
+    assert store.inbox_usage("job-1") == (2, 20 + 10)
+    assert store.has_delivery("job-1", sha256(b"\xff not json"))
+    assert not store.has_delivery("job-1", sha256(b"[]")), "job-2's body, not job-1's"
+    updated = store.job("job-1")
+    assert updated is not None and updated.updated_at is not None, "when it last changed: a token's grace"
 
 
 def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(store: Store) -> None:

@@ -20,6 +20,7 @@ from connector.webhook import create_app
 
 HTTP = httpx.Client(timeout=10)  # one client: building one per call costs ~50 ms (its SSL context)
 RESULT = {"email": "zoe@acme.fr", "emailStatus": "valid", "custom": {"contact_id": "003A"}}
+CONTACTS = 60  # job-1's: one body per contact is what the concurrent test delivers
 
 
 @pytest.fixture
@@ -29,11 +30,10 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Store, str]]:
     run_id = store.start_run("acme", "sync")
     now = datetime.now(UTC)
     store.create_job(
-        Job(
-            "job-1", "acme", run_id, sha256(token), "ls-1", JobStatus.SENT, ["email"], 1, now, now, None, None
-        ),
+        Job("job-1", "acme", run_id, sha256(token), "ls-1", JobStatus.SENT, ["email"], CONTACTS, now, now, None,
+            None),
         [],
-    )
+    )  # fmt: skip
     server = ThreadedServer(create_app(store, max_body_bytes=4096), name="webhook")
     url = server.start()
     yield url, store, token
@@ -120,11 +120,11 @@ def test_an_unusable_body_is_refused_and_kept_for_inspection(
 
 def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) -> None:
     url, store, token = served
-    bodies = [json.dumps({**RESULT, "custom": {"contact_id": f"003{n}"}}) for n in range(60)]
+    bodies = [json.dumps({**RESULT, "custom": {"contact_id": f"003{n}"}}) for n in range(CONTACTS)]
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(lambda b: post(url, token, b).status_code, bodies))
-    assert statuses == [200] * 60
-    assert len(store.new_deliveries(limit=100)) == 60
+    assert statuses == [200] * CONTACTS
+    assert len(store.new_deliveries(limit=100)) == CONTACTS
 
 
 def test_healthz_answers_only_while_the_store_answers(served: tuple[str, Store, str]) -> None:

@@ -72,15 +72,16 @@ class Hook:
         assert response.status_code == 200 and response.json()["message"] == "stored"
 
 
-def add_jobs(store: Store) -> tuple[dict[str, str], dict[str, str]]:
-    """Two new jobs: their ids and their tokens, both keyed `job-a` and `job-b`."""
+def add_jobs(store: Store, contacts: int = 1) -> tuple[dict[str, str], dict[str, str]]:
+    """Two new jobs of `contacts` each: their ids and their tokens, both keyed `job-a` and `job-b`."""
     run_id = store.start_run("acme", "sync")
     now = datetime.now(UTC)
     ids = {name: f"{name}-{secrets.token_hex(4)}" for name in ("job-a", "job-b")}
     tokens = {name: secrets.token_urlsafe(32) for name in ids}
     for name, job_id in ids.items():
         store.create_job(
-            Job(job_id, "acme", run_id, sha256(tokens[name]), None, JobStatus.SENT, ["email"], 1, now, now, None, None),
+            Job(job_id, "acme", run_id, sha256(tokens[name]), None, JobStatus.SENT, ["email"], contacts, now, now, None,
+                None),
             [],
         )  # fmt: skip
     return ids, tokens
@@ -253,7 +254,7 @@ def test_a_huge_array_of_tiny_objects_is_refused_before_it_is_parsed_and_kept(
     tmp_path: Path, logged: pytest.LogCaptureFixture
 ) -> None:
     store = Store(f"sqlite:///{tmp_path / 'big.db'}")
-    ids, tokens = add_jobs(store)
+    ids, tokens = add_jobs(store, contacts=100)  # a job whose byte cap the 2 MB flood is well within
     defaults = ThreadedServer(create_app(store), name="webhook-defaults")  # 5 MB, 10,000 results
     try:
         url = defaults.start()
@@ -415,7 +416,7 @@ def test_an_unsupported_transfer_encoding_is_a_400(hook: Hook) -> None:
 @pytest.fixture(scope="module")
 def shared_hook(server: tuple[str, Store]) -> Hook:
     url, store = server
-    return Hook(url, store, *add_jobs(store))
+    return Hook(url, store, *add_jobs(store, contacts=100))  # caps far off: 150 examples reach the store
 
 
 KEYS = st.sampled_from(

@@ -184,6 +184,7 @@ class Store:
             deadline=_aware(row["deadline"]),
             reason=row["reason"],
             polls=row["polls"],
+            updated_at=_aware(row["updated_at"]),
         )
 
     def job_contacts(self, job_id: str) -> list[JobContact]:
@@ -267,6 +268,24 @@ class Store:
         query = select(schema.inbox).where(schema.inbox.c.job_id == job_id).order_by(schema.inbox.c.id)
         with self.engine.connect() as db:
             return [dict(row._mapping) for row in db.execute(query)]
+
+    def inbox_usage(self, job_id: str) -> tuple[int, int]:
+        """A job's deliveries kept in the inbox, whatever their status, and their bytes: what the webhook's
+        per-job caps count from. (A purged body counts as empty; purging is long after a token retires.)"""
+        inbox = schema.inbox
+        query = select(func.count(), func.coalesce(func.sum(func.length(inbox.c.body)), 0)).where(
+            inbox.c.job_id == job_id
+        )
+        with self.engine.connect() as db:
+            count, size = db.execute(query).one()
+        return int(count), int(size)
+
+    def has_delivery(self, job_id: str, body_sha256: str) -> bool:
+        """Whether this exact body is already kept for the job (a duplicate delivery)."""
+        inbox = schema.inbox
+        query = select(inbox.c.id).where(inbox.c.job_id == job_id, inbox.c.body_sha256 == body_sha256)
+        with self.engine.connect() as db:
+            return db.execute(query.limit(1)).first() is not None
 
     def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
         self.mark_deliveries([delivery_id], status, error)

@@ -32,6 +32,7 @@ class Job:
     deadline: datetime | None
     reason: str | None
     polls: int = 0
+    updated_at: datetime | None = None  # set by the store: when the status (or anything else) last changed
 
 
 @dataclass(frozen=True)
