@@ -333,10 +333,15 @@ def create_app(
 ) -> Starlette:
     """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week)."""
     hook = Webhook(store, max_body_bytes, max_results, token_grace, clock)
-    return Starlette(
+    app = Starlette(
         routes=[
             Route(WEBHOOK_PATH, hook.receive, methods=["POST"]),
             Route("/healthz", hook.healthz, methods=["GET"]),
         ],
         exception_handlers={HTTPException: hook.refused},
     )
+    # Starlette answers a path with one slash too many (`/webhooks/lonescale/<id>/`) with a bodiless 307 to
+    # the path without it; a sender that follows it would re-POST, one that does not gets no JSON to read.
+    # Like every other wrong path, it is a 404 in JSON.
+    app.router.redirect_slashes = False
+    return app

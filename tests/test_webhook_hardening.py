@@ -397,7 +397,8 @@ def test_a_wrong_method_is_a_405_in_json_and_logged(
 def test_an_unknown_path_is_a_404_in_json_and_logged(hook: Hook, logged: pytest.LogCaptureFixture) -> None:
     refused(HTTP.post(f"{hook.url}/webhooks/lonescale/"), 404)
     refused(HTTP.post(f"{hook.url}/webhooks/lonescale/job-a/extra"), 404)
-    assert sum("refused 404" in line for line in webhook_lines(logged)) == 2
+    refused(HTTP.post(f"{hook.url}/webhooks/lonescale/{hook.ids['job-a']}/"), 404)  # not a bodiless redirect
+    assert sum("refused 404" in line for line in webhook_lines(logged)) == 3
     hook.still_serves()
 
 
