@@ -122,7 +122,7 @@ def _follow_up(
     )
 
 
-def _ours(instance: Instance, store: Store, record_ids: list[str]) -> dict[tuple[str, str], Any]:
+def _ours(instance: Instance, store: Store, record_ids: list[str]) -> dict[str, dict[str, Any]]:
     """What we last wrote to the fields `overwrite_if_unchanged` may replace (nothing to read otherwise)."""
     fields = [r.field for r in instance.mapping.write_back if r.policy is WritePolicy.OVERWRITE_IF_UNCHANGED]
     return store.last_written(instance.name, record_ids, fields) if fields and record_ids else {}
@@ -142,8 +142,9 @@ def _plan(instance: Instance, store: Store, records: dict[str, RecordResults], r
             continue
         if not item.result.found:
             report.not_found += 1
-        mine = {name: value for (rid, name), value in ours.items() if rid == record_id}
-        decisions = plan_writes(instance.mapping, item.result, current[record_id], mine, now)
+        decisions = plan_writes(
+            instance.mapping, item.result, current[record_id], ours.get(record_id, {}), now
+        )
         follow_up = _follow_up(instance, item, current[record_id], now)
         if follow_up:
             plan.follow_ups[record_id] = follow_up

@@ -27,6 +27,7 @@ from connector.schedules import trigger_for
 
 log = logging.getLogger(__name__)
 APPLY_EVERY_SECONDS = 2.0
+SYNC_WAITS_FOR_LEASE = 300.0  # seconds
 
 
 def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) -> BackgroundScheduler:
@@ -38,6 +39,9 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
             runtime.sync,
             trigger_for(instance.settings.schedule),
             args=[name],
+            # A write-back pass of the instance (seconds) may hold its lease when the sync is due: wait for
+            # it rather than skip a whole interval; a sync started elsewhere is waited out as long.
+            kwargs={"wait_for_lease": SYNC_WAITS_FOR_LEASE},
             id=f"sync:{name}",
             name=f"sync {name}",
             next_run_time=datetime.now(UTC),  # a fresh start syncs at once, then on schedule

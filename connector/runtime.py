@@ -94,7 +94,12 @@ class Runtime:
             raise KeyError(f"no instance named {name!r} in the config (known: {known})") from None
 
     def sync(
-        self, name: str, progress: Callable[[SyncReport], None] | None = None, *, dry_run: bool = False
+        self,
+        name: str,
+        progress: Callable[[SyncReport], None] | None = None,
+        *,
+        dry_run: bool = False,
+        wait_for_lease: float = 0.0,
     ) -> SyncReport:
         settings = self.config.settings
         report = pull_and_trigger(
@@ -105,6 +110,7 @@ class Runtime:
             self.webhook_base,
             progress=progress,
             dry_run=dry_run,
+            wait_for_lease=wait_for_lease,
         )
         log.info(
             "%s: sync %s: pulled %d, sent %d in %d job(s), skipped %s",

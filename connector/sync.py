@@ -290,14 +290,15 @@ def pull_and_trigger(
     dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Callable[[SyncReport], None] | None = None,
+    wait_for_lease: float = 0.0,
 ) -> SyncReport:
-    """One cycle's pull side, under the instance's lease (another process syncing or writing back the same
-    instance makes this a `busy` report, nothing done). A dry run reads the CRM and LoneScale's balance and
-    changes nothing anywhere."""
+    """One cycle's pull side, under the instance's lease: another process syncing or writing back the same
+    instance makes this a `busy` report, nothing done, once `wait_for_lease` seconds have passed. A dry run
+    reads the CRM and LoneScale's balance and changes nothing anywhere."""
     lease = None
     if not dry_run:
         try:
-            lease = store.leases.acquire(instance_lease(instance.name), "sync")
+            lease = store.leases.acquire(instance_lease(instance.name), "sync", wait=wait_for_lease)
         except Busy as exc:
             log.warning("%s: sync not started: %s", instance.name, exc)
             return SyncReport(instance.name, 0, status="busy", message=str(exc))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -66,3 +67,17 @@ def test_a_lease_left_by_a_killed_process_on_this_host_is_taken_over_at_once(sto
 def test_leases_of_different_instances_do_not_meet(store: Store) -> None:
     with store.leases.held(instance_lease("a"), "sync"), store.leases.held(instance_lease("b"), "sync"):
         assert store.leases.holding(instance_lease("a")) and store.leases.holding(instance_lease("b"))
+
+
+def test_a_holder_may_wait_for_a_lease_to_come_free(store: Store) -> None:
+    """The daemon's scheduled sync waits for a write-back pass of its instance instead of skipping its turn."""
+    first = store.leases.acquire(NAME, "apply")
+    releaser = threading.Timer(0.3, first.release)
+    releaser.start()
+    try:
+        waited = store.leases.acquire(NAME, "sync", wait=10)
+    finally:
+        releaser.join()
+    assert waited.epoch == first.epoch + 1
+    with pytest.raises(Busy):
+        store.leases.acquire(NAME, "sync", wait=0.2)  # held now, and not released within the wait

@@ -444,9 +444,9 @@ class Store:
 
     def last_written(
         self, instance: str, record_ids: Sequence[str], fields: Sequence[str]
-    ) -> dict[tuple[str, str], Any]:
-        """(record, field) → the value we last wrote there, where that write is still ours: a rollback that
-        came after it restored what was there before us, so the field then holds nobody's value of ours."""
+    ) -> dict[str, dict[str, Any]]:
+        """Record → field → the value we last wrote there, where that write is still ours: a rollback that
+        came after it restored what was there before us, so the field then holds no value of ours."""
         table, runs = schema.write_journal, schema.runs
         latest: dict[tuple[str, str], tuple[int, Any, str]] = {}
         with self.engine.connect() as db:
@@ -461,7 +461,11 @@ class Store:
                     key = (row.record_id, row.field)
                     if key not in latest or latest[key][0] < row.id:
                         latest[key] = (row.id, row.new_value, row.kind)
-        return {key: value for key, (_, value, kind) in latest.items() if kind != "rollback"}
+        ours: dict[str, dict[str, Any]] = {}
+        for (record_id, name), (_, value, kind) in latest.items():
+            if kind != "rollback":
+                ours.setdefault(record_id, {})[name] = value
+        return ours
 
     def journal_for_run(self, run_id: int) -> list[JournalEntry]:
         table = schema.write_journal

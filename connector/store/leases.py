@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 # Longer than any one step between renewals can take: one CRM or LoneScale call retried up to its 300 s
 # deadline (connector.retry), with room to spare.
 DEFAULT_TTL = timedelta(minutes=10)
+WAIT_STEP = 0.5  # seconds between tries while waiting for a lease
 Clock = Callable[[], datetime]
 
 
@@ -107,8 +109,18 @@ class Leases:
         self._engine, self._writing, self._clock = engine, writing, clock
         self._host, self._pid = socket.gethostname()[:200], os.getpid()
 
-    def acquire(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL) -> Lease:
-        """Take the lease, or raise Busy naming who has it."""
+    def acquire(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL, *, wait: float = 0.0) -> Lease:
+        """Take the lease, or raise Busy naming who has it; `wait` seconds for it to come free first."""
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                return self._acquire(name, purpose, ttl)
+            except Busy:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(min(WAIT_STEP, max(0.0, deadline - time.monotonic())))
+
+    def _acquire(self, name: str, purpose: str, ttl: timedelta) -> Lease:
         holder = f"{self._host}:{self._pid}:{uuid.uuid4().hex[:12]}"
         for _ in range(3):  # a lease released between our upsert and our read is tried again
             now = self._clock()
