@@ -14,9 +14,18 @@ import click
 from connector import reports
 from connector.checks import check_instance, create_missing_status_fields
 from connector.cli_review import COMMANDS
-from connector.cli_support import CONFIG, EXIT_FAILED, EXIT_TIMEOUT, read_config, runtime_for, setup_logging
+from connector.cli_support import (
+    CONFIG,
+    EXIT_AT_BUDGET,
+    EXIT_FAILED,
+    EXIT_TIMEOUT,
+    read_config,
+    runtime_for,
+    setup_logging,
+)
 from connector.errors import ConfigError
 from connector.models import JobStatus
+from connector.runtime import Runtime
 from connector.selection import month_start
 from connector.store import instance_lease
 from connector.sync import SyncReport
@@ -68,7 +77,16 @@ def sync(
 ) -> None:
     """Run one cycle for INSTANCE now: pull changed contacts, send them to LoneScale.
 
-    Exit status: 0 done, 1 failed or stopped (e.g. no credits), 2 bad configuration, 3 timed out.
+    With --wait it also serves the webhook and writes back the results of every job it sent, even when the
+    run stopped early (a cap, the credits) or failed after sending some.
+
+    \b
+    Exit status:
+      0  done: every result written
+      1  failed, busy (another run of INSTANCE), or the CRM rejected every record
+      2  bad configuration
+      3  --wait: some results had not arrived after --timeout (the daemon applies them when they do)
+      4  stopped at a cap or out of credits; with --wait, the results of the jobs it sent are written
     """
     with runtime_for(config_path) as runtime:
         if instance not in runtime.instances:
@@ -86,21 +104,32 @@ def sync(
                    f"in {len(report.jobs)} job(s); skipped {skipped}")  # fmt: skip
         if report.status != "succeeded":
             click.echo(f"{instance}: {report.message}", err=True)
-            raise SystemExit(EXIT_FAILED)
-        if not wait or not report.jobs:
-            return
-        applied, finished = runtime.wait_and_apply(report.jobs, timeout)
-        click.echo(f"{instance}: wrote {applied.fields_written} field(s) on {applied.records_written} record(s); "
-                   f"{applied.records_rejected} rejected by the CRM")  # fmt: skip
-        for record_id, reason in applied.rejections[:20]:
-            click.echo(f"  rejected {record_id}: {reason}")
-        if applied.failures:
-            click.echo("\n".join(applied.failures), err=True)
-            raise SystemExit(EXIT_FAILED)
-        if not finished:
-            click.echo(f"{instance}: some results had not arrived after {timeout:.0f} s; "
-                       "the daemon (`run`) applies them when they do", err=True)  # fmt: skip
-            raise SystemExit(EXIT_TIMEOUT)
+        code = _waited(runtime, instance, report.jobs, timeout) if wait and report.jobs else 0
+        if report.status == "stopped" and report.at_budget:
+            code = code or EXIT_AT_BUDGET
+        elif report.status != "succeeded":
+            code = EXIT_FAILED
+        raise SystemExit(code)
+
+
+def _waited(runtime: Runtime, instance: str, jobs: list[str], timeout: float) -> int:
+    """Serve the webhook and write back what the jobs paid for; the exit status it comes to (0 if all well)."""
+    applied, finished = runtime.wait_and_apply(jobs, timeout)
+    click.echo(f"{instance}: wrote {applied.fields_written} field(s) on {applied.records_written} record(s); "
+               f"{applied.records_rejected} rejected by the CRM")  # fmt: skip
+    for record_id, reason in applied.rejections[:20]:
+        click.echo(f"  rejected {record_id}: {reason}")
+    if applied.failures:
+        click.echo("\n".join(applied.failures), err=True)
+        return EXIT_FAILED
+    if applied.records_rejected and not applied.records_written:
+        click.echo(f"{instance}: the CRM rejected every record (see `lonescale-sync failures`)", err=True)
+        return EXIT_FAILED
+    if not finished:
+        click.echo(f"{instance}: some results had not arrived after {timeout:.0f} s; "
+                   "the daemon (`run`) applies them when they do", err=True)  # fmt: skip
+        return EXIT_TIMEOUT
+    return 0
 
 
 def _dry_run(report: SyncReport, output: Path | None) -> None:

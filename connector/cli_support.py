@@ -24,7 +24,10 @@ CONFIG = click.option(
     envvar="LONESCALE_SYNC_CONFIG",
     help="The TOML configuration (see config.example.toml). Env: LONESCALE_SYNC_CONFIG.",
 )
-EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT = 1, 2, 3
+# What a script may act on (README, "Commands"): 0 done; 1 failed, or nothing the CRM would take; 2 bad
+# configuration; 3 results still on their way when --timeout passed; 4 stopped at a cap or out of credits,
+# the jobs it had sent written back.
+EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT, EXIT_AT_BUDGET = 1, 2, 3, 4
 
 
 def setup_logging(level: str) -> None:

@@ -56,6 +56,7 @@ class SyncReport:
     clock_skew: float | None = None  # seconds the daemon's clock is ahead of the CRM's (negative: behind)
     cursor: datetime | None = None  # where the next window starts (before its look-back)
     status: str = "running"  # running | succeeded | stopped | failed | busy
+    at_budget: bool = False  # stopped by a cap or by the credit balance: the budget at work, not a fault
     message: str | None = None
 
     def counts(self) -> dict[str, Any]:
@@ -372,6 +373,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
         report.status = "succeeded"
     except (CannotWrite, QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)
+        report.at_budget = isinstance(exc, QuotaExhausted | CapReached)
         log.warning("%s: stopped, cursor kept for the next run: %s", instance.name, exc)
     except ConnectorError as exc:
         report.status, report.message = "failed", str(exc)

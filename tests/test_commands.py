@@ -170,6 +170,44 @@ def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: P
     )
 
 
+def test_sync_wait_stopped_at_its_cap_still_writes_back_what_it_paid_for_and_says_so(
+    config: Path, lonescale_sandbox: Served
+) -> None:
+    """A cap stops the run after two jobs: the webhook keeps serving until their results are written, and the
+    exit status says "stopped at a cap, results written" (4), not a failure."""
+    budget = 'schedule = "every 1h"\n\n[instances.budget]\nmax_contacts_per_run = 50\n'
+    text = config.read_text().replace('schedule = "every 1h"\n', budget, 1)
+    config.write_text(text.replace('enrichment_type = ["email", "phone", "profile"]',
+                                   'enrichment_type = ["email", "phone", "profile"]\nbatch_size = 25'))  # fmt: skip
+
+    code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
+
+    assert code == 4, output
+    assert "sf: stopped — pulled" in output and "sent 50 in 2 job(s)" in output
+    assert re.search(r"sf: wrote [1-9]\d* field\(s\) on [1-9]\d* record\(s\)", output)
+    given_up = [
+        d for d in lonescale_sandbox.control.admin("deliveries")["deliveries"] if d["outcome"] != "delivered"
+    ]
+    assert not given_up, "every delivery found the webhook listening"
+    store = Store(f"sqlite:///{config.parent / 'state.db'}")
+    try:
+        assert {j.status.value for j in store.jobs("sf")} == {"applied"}
+    finally:
+        store.close()
+
+
+def test_sync_wait_whose_every_record_the_crm_rejects_does_not_exit_0(
+    config: Path, salesforce_sandbox: Served
+) -> None:
+    salesforce_sandbox.control.configure(lock_row_share=1.0)  # every row locked by other jobs, on every try
+
+    code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
+
+    assert code == 1, output
+    assert re.search(r"sf: wrote 0 field\(s\) on 0 record\(s\); [1-9]\d* rejected by the CRM", output)
+    assert "the CRM rejected every record (see `lonescale-sync failures`)" in output
+
+
 def test_sync_names_the_instances_it_knows(config: Path) -> None:
     code, output = cli("sync", "nope", "--config", str(config))
     assert code == 2 and "known: sf, hs" in output
