@@ -100,7 +100,8 @@ def sync(
             runtime.serve_webhook()
         report = runtime.sync(instance)
         skipped = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common()) or "none"
-        click.echo(f"{instance}: {report.status} — pulled {report.pulled}, sent {report.sent} "
+        run = f" (run {report.run_id})" if report.run_id else ""  # what rollback --run and history know it by
+        click.echo(f"{instance}: {report.status}{run} — pulled {report.pulled}, sent {report.sent} "
                    f"in {len(report.jobs)} job(s); skipped {skipped}")  # fmt: skip
         if report.status != "succeeded":
             click.echo(f"{instance}: {report.message}", err=True)

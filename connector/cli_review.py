@@ -124,7 +124,7 @@ def history_command(record_id: str, config_path: Path, instance: str | None) -> 
         names = [instance] if instance else list(runtime.instances)
         entries = [e for name in names for e in runtime.store.journal_for(name, record_id)]
     reports.show(reports.console(), f"history of {record_id}", entries,
-                 ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run_id", "job_id", "reason"])  # fmt: skip
+                 ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run", "job_id", "reason"])  # fmt: skip
 
 
 @click.command("failures")

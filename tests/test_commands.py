@@ -149,7 +149,7 @@ def test_a_config_with_problems_lists_them_all_and_exits_2(tmp_path: Path) -> No
 def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: Path) -> None:
     code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
     assert code == 0, output
-    assert re.search(r"sf: succeeded — pulled 300, sent \d+ in \d+ job\(s\)", output)
+    assert re.search(r"sf: succeeded \(run \d+\) — pulled 300, sent \d+ in \d+ job\(s\)", output)
     assert re.search(r"sf: wrote \d+ field\(s\) on \d+ record\(s\); 0 rejected by the CRM", output)
 
     code, output = cli("sync", "sf", "--config", str(config))
@@ -183,7 +183,7 @@ def test_sync_wait_stopped_at_its_cap_still_writes_back_what_it_paid_for_and_say
     code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
 
     assert code == 4, output
-    assert "sf: stopped — pulled" in output and "sent 50 in 2 job(s)" in output
+    assert re.search(r"sf: stopped \(run \d+\) — pulled", output) and "sent 50 in 2 job(s)" in output
     assert re.search(r"sf: wrote [1-9]\d* field\(s\) on [1-9]\d* record\(s\)", output)
     given_up = [
         d for d in lonescale_sandbox.control.admin("deliveries")["deliveries"] if d["outcome"] != "delivered"
@@ -206,6 +206,27 @@ def test_sync_wait_whose_every_record_the_crm_rejects_does_not_exit_0(
     assert code == 1, output
     assert re.search(r"sf: wrote 0 field\(s\) on 0 record\(s\); [1-9]\d* rejected by the CRM", output)
     assert "the CRM rejected every record (see `lonescale-sync failures`)" in output
+
+
+def test_the_run_a_sync_wait_printed_is_the_one_rollback_and_history_follow(config: Path) -> None:
+    """One cycle, one run id: the write-back passes of `sync --wait` are not runs of their own to its user."""
+    code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
+    assert code == 0, output
+    match = re.search(r"sf: succeeded \(run (\d+)\)", output)
+    assert match, output
+    run = match.group(1)
+    store = Store(f"sqlite:///{config.parent / 'state.db'}")
+    try:
+        (record_id, *_) = {e.record_id for e in store.journal_for_run(int(run)) if e.outcome == "written"}
+    finally:
+        store.close()
+
+    code, history = cli("history", record_id, "--config", str(config))
+    assert code == 0 and re.search(rf"│ {run}\s+│", history), history
+
+    code, rolled = cli("rollback", "--run", run, "--config", str(config))
+    assert code == 0, rolled
+    assert re.search(r"restored [1-9]\d* field\(s\)", rolled), rolled
 
 
 def test_sync_names_the_instances_it_knows(config: Path) -> None:

@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, select, update
+from sqlalchemy import Connection, Engine, RowMapping, func, or_, select, update
 
 from connector.models import JobStatus
 from connector.store import schema, state
@@ -379,11 +379,7 @@ class Store:
     def pending_journal(self, instance: str) -> list[JournalEntry]:
         """Writes journaled as about to happen whose answer never came (the daemon stopped mid-write)."""
         table = schema.write_journal
-        return self._journal(
-            select(table)
-            .where(table.c.instance == instance, table.c.outcome == "pending")
-            .order_by(table.c.id)
-        )
+        return self._journal(table.c.instance == instance, table.c.outcome == "pending")
 
     def interrupt_unfinished(self, instance: str) -> tuple[int, int]:
         """For an instance nobody is working on (the caller holds its lease): runs a crash left `running` are
@@ -468,8 +464,9 @@ class Store:
         return ours
 
     def journal_for_run(self, run_id: int) -> list[JournalEntry]:
-        table = schema.write_journal
-        return self._journal(select(table).where(table.c.run_id == run_id).order_by(table.c.id))
+        """What run `run_id` wrote: as a sync run, everything written from its jobs' results, by whichever
+        write-back passes (a `sync --wait` is one run to the person who ran it); otherwise its own rows."""
+        return self._journal(or_(schema.write_journal.c.run_id == run_id, schema.jobs.c.run_id == run_id))
 
     def run(self, run_id: int) -> dict[str, Any] | None:
         with self.engine.connect() as db:
@@ -517,17 +514,21 @@ class Store:
 
     def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
         table = schema.write_journal
-        return self._journal(
-            select(table)
-            .where(table.c.instance == instance, table.c.record_id == record_id)
+        return self._journal(table.c.instance == instance, table.c.record_id == record_id)
+
+    def _journal(self, *conditions: Any) -> list[JournalEntry]:
+        """Journal rows, oldest first, each with the sync run whose job it wrote (`cycle`)."""
+        table, jobs = schema.write_journal, schema.jobs
+        query = (
+            select(table, jobs.c.run_id.label("cycle"))
+            .select_from(table.outerjoin(jobs, jobs.c.id == table.c.job_id))
+            .where(*conditions)
             .order_by(table.c.id)
         )
-
-    def _journal(self, query: Any) -> list[JournalEntry]:
         with self.engine.connect() as db:
             return [
                 JournalEntry(r.run_id, r.job_id, r.instance, r.record_id, r.field, r.old_value, r.new_value,
-                             r.outcome, r.reason, _aware(r.written_at), r.id)
+                             r.outcome, r.reason, _aware(r.written_at), r.id, r.cycle)
                 for r in db.execute(query)
             ]  # fmt: skip
 

@@ -76,3 +76,9 @@ class JournalEntry:
     reason: str | None = None
     written_at: datetime | None = None
     id: int | None = None
+    cycle: int | None = None  # the sync run whose job this value came from (None: a rollback's own row)
+
+    @property
+    def run(self) -> int:
+        """The run a person knows this write by: the sync that bought the value, else the run that wrote it."""
+        return self.cycle if self.cycle is not None else self.run_id
