@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import click
 
@@ -23,7 +24,7 @@ from connector.cli_support import (
     runtime_for,
     setup_logging,
 )
-from connector.errors import ConfigError
+from connector.errors import ConfigError, ConnectorError, ServerFailed
 from connector.models import JobStatus
 from connector.runtime import Runtime
 from connector.selection import month_start
@@ -31,7 +32,21 @@ from connector.store import instance_lease
 from connector.sync import SyncReport
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Commands(click.Group):
+    """A failure the user can fix (the store unreachable, the webhook's port taken, credentials refused) is
+    said in one sentence with its fix and exit status 1, never as a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except ConnectorError as exc:
+            click.echo(f"lonescale-sync: {exc}", err=True)
+            ctx.exit(EXIT_FAILED)
+
+
+@click.group(
+    cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
+)
 @click.version_option(version("lonescale-sync"), prog_name="lonescale-sync")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))  # fmt: skip
@@ -285,7 +300,7 @@ def sandbox(
     running = Sandbox(contacts=contacts, seed=seed, realistic=not relaxed, ports=ports)
     try:
         endpoints = running.start()
-    except RuntimeError as exc:
+    except ServerFailed as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         for line in endpoints.as_lines():

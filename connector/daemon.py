@@ -16,12 +16,16 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.exc import SQLAlchemyError
 
+from connector.errors import ConnectorError
 from connector.runtime import Runtime
 from connector.schedules import trigger_for
 
@@ -30,13 +34,32 @@ APPLY_EVERY_SECONDS = 2.0
 SYNC_WAITS_FOR_LEASE = 300.0  # seconds
 
 
+def _said(what: str, work: Callable[..., object]) -> Callable[..., None]:
+    """A scheduled job whose failures the user can act on (the database gone, a CRM refusing us) are one log
+    line with the reason, not APScheduler's traceback; the daemon goes on and the next tick tries again. A bug
+    keeps its traceback."""
+
+    def run(*args: Any, **kwargs: Any) -> None:
+        try:
+            work(*args, **kwargs)
+        except ConnectorError as exc:
+            log.error("%s failed: %s", what, exc)
+        except SQLAlchemyError as exc:
+            log.error("%s failed: the store is unavailable (%s); trying again at the next tick", what,
+                      str(getattr(exc, "orig", None) or exc).strip().splitlines()[0])  # fmt: skip
+        except Exception:
+            log.exception("%s failed unexpectedly", what)
+
+    return run
+
+
 def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600}
     )
     for name, instance in runtime.instances.items():
         scheduler.add_job(
-            runtime.sync,
+            _said(f"sync {name}", runtime.sync),
             trigger_for(instance.settings.schedule),
             args=[name],
             # A write-back pass of the instance (seconds) may hold its lease when the sync is due: wait for
@@ -47,13 +70,22 @@ def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) 
             next_run_time=datetime.now(UTC),  # a fresh start syncs at once, then on schedule
         )
     scheduler.add_job(
-        runtime.apply_when_ready, IntervalTrigger(seconds=apply_every, timezone=UTC), id="apply", name="apply"
+        _said("write-back", runtime.apply_when_ready),
+        IntervalTrigger(seconds=apply_every, timezone=UTC),
+        id="apply",
+        name="apply",
     )
     scheduler.add_job(
-        runtime.settle_overdue, IntervalTrigger(minutes=1, timezone=UTC), id="overdue", name="overdue jobs"
+        _said("overdue jobs", runtime.settle_overdue),
+        IntervalTrigger(minutes=1, timezone=UTC),
+        id="overdue",
+        name="overdue jobs",
     )
     scheduler.add_job(
-        runtime.purge_payloads, IntervalTrigger(hours=6, timezone=UTC), id="purge", name="retention"
+        _said("retention", runtime.purge_payloads),
+        IntervalTrigger(hours=6, timezone=UTC),
+        id="purge",
+        name="retention",
     )
     return scheduler
 

@@ -55,3 +55,11 @@ class Busy(ConnectorError):
 
 class LeaseLost(ConnectorError):
     """Our lease expired and another holder took it: stop before writing anything more."""
+
+
+class StoreUnavailable(ConnectorError):
+    """The store cannot be opened or reached: its folder is missing, the database is down or refuses us."""
+
+
+class ServerFailed(ConnectorError):
+    """A server could not start: its address is taken, not this machine's, or needs privileges."""

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config
 from connector.durations import parse_duration
-from connector.errors import Busy
+from connector.errors import Busy, ServerFailed
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
@@ -61,7 +61,11 @@ class Runtime:
             self.store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
         )
         self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
-        url = self._server.start()
+        try:
+            url = self._server.start()
+        except ServerFailed as exc:
+            self._server = None
+            raise ServerFailed(f"{exc}: free it, or set [webhook] listen to another host:port") from exc
         log.info("webhook listening on %s (LoneScale calls %s)", url, self.webhook_base)
         return url
 

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import socket
 import threading
 import time
 
 import uvicorn
 from starlette.types import ASGIApp
+
+from connector.errors import ServerFailed
 
 
 class ThreadedServer:
@@ -27,7 +32,7 @@ class ThreadedServer:
             timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(target=self._server.run, name=f"{name}-server", daemon=True)
+        self._thread = threading.Thread(target=self._serve, name=f"{name}-server", daemon=True)
         self.name, self.host, self.port = name, host, port
 
     @property
@@ -40,14 +45,31 @@ class ThreadedServer:
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if not self._thread.is_alive():
-                raise RuntimeError(
-                    f"the {self.name} server failed to start ({self.host}:{self.port} in use?)"
+                raise ServerFailed(
+                    f"the {self.name} server cannot listen on {self.host}:{self.port}: {self._why()}"
                 )
             if time.monotonic() > deadline:
-                raise RuntimeError(f"the {self.name} server did not start within {timeout} s")
+                raise ServerFailed(f"the {self.name} server did not start within {timeout} s")
             time.sleep(0.01)
         self.port = self._server.servers[0].sockets[0].getsockname()[1]
         return self.base_url
+
+    def _serve(self) -> None:
+        with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind; `start` says why, plainly
+            self._server.run()
+
+    def _why(self) -> str:
+        """Why uvicorn could not bind (it logs the errno and exits its thread): the same bind, said plainly."""
+        try:
+            with socket.create_server((self.host, self.port)):
+                return "the server stopped while starting"
+        except OSError as exc:
+            reasons = {
+                errno.EADDRINUSE: "the address is already in use (another lonescale-sync, or another program)",
+                errno.EACCES: "permission denied (ports below 1024 need privileges)",
+                errno.EADDRNOTAVAIL: f"this machine has no address {self.host}",
+            }
+            return reasons.get(exc.errno or 0, exc.strerror or str(exc))
 
     def stop(self, timeout: float = 10.0) -> None:
         self._server.should_exit = True

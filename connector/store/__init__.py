@@ -9,10 +9,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, RowMapping, func, or_, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
+from connector.errors import StoreUnavailable
 from connector.models import JobStatus
 from connector.store import schema, state
-from connector.store.dialect import insert_ignoring_duplicates, make_engine, slices, write_lock
+from connector.store.dialect import insert_ignoring_duplicates, make_engine, slices, unavailable, write_lock
 from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.migrations import migrate
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
@@ -33,9 +35,12 @@ def sha256(data: bytes | str) -> str:
 
 class Store:
     def __init__(self, url: str):
-        self.engine: Engine = make_engine(url)
-        self._write_lock = write_lock(self.engine)
-        migrate(self.engine)
+        try:
+            self.engine: Engine = make_engine(url)
+            self._write_lock = write_lock(self.engine)
+            migrate(self.engine)
+        except (SQLAlchemyError, OSError) as exc:  # said as a sentence with its fix, not a traceback
+            raise StoreUnavailable(unavailable(url, exc)) from exc
         self.leases = Leases(self.engine, self._writing)
 
     @contextmanager

@@ -5,10 +5,12 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, event
+from sqlalchemy import URL, Engine, Table, create_engine, event, make_url
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql.dml import Insert
 
 T = TypeVar("T")
@@ -83,3 +85,30 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
     100 ms per retry. Taking turns on a process lock instead keeps concurrent webhook intake fast.
     Other databases lock rows, not files: no lock."""
     return threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
+
+
+def unavailable(url: str, exc: Exception) -> str:
+    """Why the store at `url` cannot be used, in a sentence with the fix; never the password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return (
+            f"the [store] url {url!r} is not a database URL (e.g. sqlite:///state.db, postgresql+psycopg://…)"
+        )
+    cause = (
+        str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        if str(exc).strip()
+        else type(exc).__name__
+    )
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "")
+        if parsed.database and not path.parent.exists():
+            return f"the store's folder {path.parent} does not exist: create it, or change [store] url"
+        return f"cannot open the SQLite store {path} ({cause}): check the file's permissions, or change [store] url"
+    where = URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database
+    ).render_as_string()
+    return (
+        f"cannot use the store at {where} ({cause}): is the database server running and reachable, and are "
+        "the user and database in [store] url right?"
+    )
