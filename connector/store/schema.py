@@ -81,7 +81,8 @@ job_contacts = Table(
     Column("object", String(64), nullable=False),
     Column("sent", JSON, nullable=False),  # the Contact exactly as sent
     Column("pulled", JSON, nullable=False),  # write-back fields as they were at pull time
-    Column("status", String(16), nullable=False),  # waiting | received | applied | rejected | not_found
+    # waiting | applied | rejected | superseded | expired (no results by the grace) | resent (by a person)
+    Column("status", String(16), nullable=False),
     Column("reason", Text),
 )
 
