@@ -99,8 +99,9 @@ class _Refusal:
         return self.error.status, answer
 
 
-class _Sender:
-    """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps."""
+class Sender:
+    """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps. A sync's, and a
+    person's re-send of an expired job's contacts (connector.resend)."""
 
     def __init__(self, instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
                  webhook_base: str, report: SyncReport, now: Callable[[], datetime], allowance: float,
@@ -308,7 +309,7 @@ def pull_and_trigger(
 
 
 def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, window: Window,
-                 started: datetime, sender: _Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
+                 started: datetime, sender: Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
     """Pull the window chunk by chunk, triage each record, and send full batches as they fill; then the rest."""
     report, lease = sender.report, sender.lease
     pending: dict[tuple[EnrichmentType, ...], Batch] = {}
@@ -350,7 +351,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     )
     started = now()
     allowance = budget_allowance(instance, store, started)
-    sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
+    sender = Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
     try:
         report.credits_at_start = call_with_retry(
