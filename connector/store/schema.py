@@ -140,7 +140,8 @@ leases = Table(
     Column("holder", String(200), nullable=False),  # "" once released
     Column("host", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
-    Column("purpose", String(32), nullable=False),  # sync | apply | replay | retry | rollback | start
+    # sync | apply | replay | retry | rollback | start (settling a crash) | overdue | resend
+    Column("purpose", String(32), nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("acquired_at", WHEN, nullable=False),
     Column("expires_at", WHEN, nullable=False),
