@@ -78,6 +78,11 @@ def _poll(lonescale: LoneScaleClient, store: Store, job: Job, lonescale_id: str)
     return f"LoneScale says {run.status!r}", False
 
 
+def _waits_for_its_webhook(job: Job, now: datetime, grace: timedelta) -> bool:
+    """A job without a LoneScale id has nothing to poll it by: within its grace, its webhook may still come."""
+    return job.lonescale_id is None and job.deadline is not None and now < job.deadline + grace
+
+
 def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, grace: timedelta,
             report: OverdueReport) -> None:  # fmt: skip
     contacts = store.job_contacts(job.id)
@@ -87,10 +92,9 @@ def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, g
         return
     if store.unapplied_deliveries(job.id):
         return  # its results are here, and the write-back has not caught up with them (a CRM outage?)
-    assert job.deadline is not None  # every overdue job has one
+    if _waits_for_its_webhook(job, now, grace):
+        return
     if job.lonescale_id is None:
-        if now < job.deadline + grace:
-            return  # nothing to poll it by: its webhook may still come
         reason = f"{MAY_HAVE_BEEN_BILLED} within {_minutes(grace)} of its deadline. No LoneScale id to poll it by: "
         _expire(store, job, contacts, reason + (job.reason or "its trigger's answer was lost"), report)
         return
@@ -116,7 +120,10 @@ def settle_overdue(
     """Poll, recover or expire every job past its deadline; never release a contact."""
     report = OverdueReport()
     by_instance: dict[str, list[str]] = defaultdict(list)
-    for overdue in store.overdue_jobs(now()):
+    moment = now()
+    for overdue in store.overdue_jobs(moment):
+        if _waits_for_its_webhook(overdue, moment, grace):
+            continue  # nothing to do, so the lease is not taken: a sync starting now is not made busy
         by_instance[overdue.instance].append(overdue.id)
     for name, job_ids in by_instance.items():
         try:

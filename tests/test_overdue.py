@@ -155,6 +155,8 @@ def test_the_overdue_check_leaves_an_instance_another_process_is_working_on_for_
     store = pipeline.store
     uncertain_job(store)
     sync = store.leases.acquire(instance_lease("acme-sf"), "sync")
+    within_its_grace = settle_overdue(store, pipeline.lonescale)
+    assert not within_its_grace.busy, "nothing to do yet: the lease was not even asked for"
 
     busy = settle_overdue(store, pipeline.lonescale, now=lambda: later(GRACE))
 
