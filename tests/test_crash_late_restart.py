@@ -116,5 +116,13 @@ def test_a_job_whose_trigger_answer_a_kill_lost_is_never_bought_again_after_a_la
         cooling = re.search(r"in cooldown: (\d+)", output)
         assert cooling and int(cooling.group(1)) >= len(contacts), output
 
-    twice = {contact: n for contact, n in posted(world).items() if n > 1}
-    assert not twice, f"contacts LoneScale was given twice: {dict(list(twice.items())[:5])}"
+        twice = {contact: n for contact, n in posted(world).items() if n > 1}
+        assert not twice, f"contacts LoneScale was given twice: {dict(list(twice.items())[:5])}"
+
+        # A person who checked the bill sends them again, once, by naming the job.
+        assert cli("retry-failed", "--job", job, "--config", config)[0] == 2, "--job goes with --jobs"
+        code, output = cli("retry-failed", "--jobs", "--job", job, "--config", config)
+        assert code == 0 and f"sent {len(contacts)} in 1 job(s)" in output, output
+        code, output = cli("retry-failed", "--jobs", "--config", config)
+        assert code == 0 and "chose to send 0 contact(s) again" in output, output
+        assert {c: n for c, n in posted(world).items() if n > 1} == dict.fromkeys(contacts, 2)
