@@ -26,6 +26,7 @@ from connector.cli_support import (
 )
 from connector.errors import ConfigError, ConnectorError, ServerFailed
 from connector.models import JobStatus
+from connector.overdue import MAY_HAVE_BEEN_BILLED
 from connector.runtime import Runtime
 from connector.selection import month_start
 from connector.store import instance_lease
@@ -228,6 +229,15 @@ def status(config_path: Path) -> None:
             click.echo(
                 f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
             )
+            if jobs.get(JobStatus.UNCERTAIN.value):
+                click.echo(f"  uncertain:   {jobs[JobStatus.UNCERTAIN.value]} job(s) may have reached LoneScale unbeknown "
+                           "to us: never posted again; without results after their grace they go to `failures`")  # fmt: skip
+            billed = [(job, held) for job, held in store.jobs_holding(name, "expired")
+                      if (job.reason or "").startswith(MAY_HAVE_BEEN_BILLED)]  # fmt: skip
+            if billed:
+                click.echo(f"  no results:  {len(billed)} job(s) expired and {MAY_HAVE_BEEN_BILLED}: their "
+                           f"{sum(held for _, held in billed)} contact(s) stay in cooldown (`failures`; "
+                           "`retry-failed --jobs --dry-run` to send them again)")  # fmt: skip
             for job in store.jobs(name, [JobStatus.EXPIRED])[-3:]:
                 click.echo(f"  expired:     job {job.id} ({job.contact_count} contacts): {job.reason}")
             for contact in store.contacts_with_status(name, "rejected", limit=5):

@@ -12,6 +12,7 @@ from connector import reports
 from connector.apply import ApplyReport, apply_results
 from connector.cli_support import CONFIG, EXIT_FAILED, runtime_for
 from connector.errors import Busy
+from connector.resend import resend_expired
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
 
@@ -134,20 +135,63 @@ def failures_command(config_path: Path, output: Path | None) -> None:
     """The quarantine: records the CRM rejected, jobs that expired, deliveries we could not use — with reasons."""
     with runtime_for(config_path) as runtime:
         found = failures(runtime.store, list(runtime.instances))
-    reports.show(reports.console(), "failures", found)
+    console = reports.console()
+    reports.show(console, "failures", found)
+    if any(f.kind == "expired job" for f in found):
+        console.print("an expired job may have been billed: `retry-failed --jobs --dry-run` shows what sending "
+                      "its contacts again would cost")  # fmt: skip
     if output:
         reports.write(output, found)
 
 
 @click.command("retry-failed")
 @CONFIG
+@click.option("--jobs", "resend", is_flag=True,
+              help="Instead: send the contacts of expired jobs to LoneScale again. This costs credits.")  # fmt: skip
+@click.option("--job", "job_ids", multiple=True, metavar="JOB",
+              help="With --jobs: only this expired job (repeat for several).")  # fmt: skip
 @DRY_RUN
 @OUTPUT
-def retry_failed_command(config_path: Path, dry_run: bool, output: Path | None) -> None:
-    """Write again the records the CRM rejected, from their stored results (no new LoneScale call)."""
+def retry_failed_command(
+    config_path: Path, resend: bool, job_ids: tuple[str, ...], dry_run: bool, output: Path | None
+) -> None:
+    """Write again the records the CRM rejected, from their stored results (no new LoneScale call).
+
+    With --jobs: send the contacts of jobs that expired without results to LoneScale again. Those jobs may
+    have been run and billed (a lost answer, a webhook that never came), so this is never done on its own.
+    Try --dry-run first: it lists each contact and what sending it again can cost. Results come back to the
+    daemon's webhook, as for `sync`.
+    """
+    if job_ids and not resend:
+        raise click.UsageError("--job names an expired job to send again: add --jobs")
     with runtime_for(config_path) as runtime:
+        if resend:
+            _resend(runtime, job_ids, dry_run, output)
+            return
         report = retry_failed(runtime.instances, runtime.store, dry_run=dry_run)
         _report(reports.console(), "retry", report, dry_run, output)
+
+
+def _resend(runtime: Runtime, job_ids: tuple[str, ...], dry_run: bool, output: Path | None) -> None:
+    console = reports.console()
+    report = resend_expired(runtime.instances, runtime.store, runtime.lonescale, runtime.config.settings.lonescale,
+                            runtime.webhook_base, job_ids=job_ids, dry_run=dry_run)  # fmt: skip
+    title = "contacts of expired jobs" + (" (dry run: nothing is sent)" if dry_run else "")
+    reports.show(console, title, report.rows)
+    if output:
+        reports.write(output, report.rows)
+    verb = "would send" if dry_run else "chose to send"
+    console.print(f"{verb} {len(report.chosen)} contact(s) again: at most {report.most_credits:g} credits "
+                  f"(balance {report.balance:g})")  # fmt: skip
+    for line in report.costs():
+        console.print(f"  {line}")
+    for run in report.runs:
+        console.print(f"{run.instance}: run {run.run_id} {run.status}: sent {run.sent} in {len(run.jobs)} job(s)"
+                      + (f": {run.message}" if run.message else ""))  # fmt: skip
+    for busy in report.busy:
+        console.print(f"not sent now: {busy}")
+    if report.busy or any(run.status != "succeeded" for run in report.runs):
+        raise SystemExit(EXIT_FAILED)
 
 
 COMMANDS = [

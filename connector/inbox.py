@@ -17,8 +17,9 @@ Accept = Callable[[JobContact], bool]
 
 
 def waiting(contact: JobContact) -> bool:
-    """The normal drain: contacts without a result yet, and late results of expired jobs (paid for)."""
-    return contact.status in ("waiting", "expired")
+    """The normal drain: contacts without a result yet, and late results of expired jobs (paid for), also
+    once a person sent them again (`resent`): whichever results come second find the fields already equal."""
+    return contact.status in ("waiting", "expired", "resent")
 
 
 @dataclass(frozen=True)

@@ -299,8 +299,10 @@ class LoneScaleClient:
         return _job_id(response)
 
     def run(self, job_id: str) -> Run:
-        """`GET /trigger/run/{id}` (seen only in the CLI's debug trace: lonescale-api.md §2)."""
-        response = self._get(f"/trigger/run/{job_id}", "the run status")
+        """`GET /trigger/run/{id}`, seen only in the CLI's debug trace (https://docs.lonescale.com/cli/recipes),
+        not in the OpenAPI: it may not be open to a public API key at all. A 403 or 404 is that route's answer
+        (Refused, with LoneScale's words), not an empty balance or an unknown job."""
+        response = self._get(f"/trigger/run/{job_id}", "the run status", answers=(403, 404))
         body = response.json()
         if not isinstance(body, Mapping):
             raise RequestRejected(f"LoneScale answered the run status with {body!r:.100}")
@@ -316,10 +318,15 @@ class LoneScaleClient:
         plan = user.get("plan", {}) if isinstance(user, Mapping) else {}
         return Credits(float(plan.get("enrichmentCredits", 0)), float(plan.get("contactCredits", 0)))
 
-    def _get(self, path: str, what: str) -> httpx.Response:
+    def _get(self, path: str, what: str, answers: tuple[int, ...] = ()) -> httpx.Response:
+        """GET `path`; a status in `answers` is refused as it stands, with LoneScale's message."""
         try:
             response = self._http.get(path)
         except httpx.TransportError as exc:
             raise RetriableError(f"cannot reach LoneScale for {what}: {exc!r}") from exc
+        if response.status_code in answers:
+            message = _message(response)
+            raise Refused(f"LoneScale refused {what} ({response.status_code} {message})", response.status_code,
+                          message)  # fmt: skip
         raise_for_status(response, what)
         return response

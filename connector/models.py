@@ -156,7 +156,7 @@ class WriteResult:
 class JobStatus(enum.StrEnum):
     PENDING = "pending"  # stored, not yet posted to LoneScale
     SENT = "sent"  # LoneScale accepted it; waiting for results
-    UNCERTAIN = "uncertain"  # the trigger POST timed out: resolve by polling, never by re-posting
+    UNCERTAIN = "uncertain"  # its answer was lost, or had no id: its webhook settles it; never re-posted
     RECEIVED = "received"  # results arrived for every contact
     APPLIED = "applied"
     EXPIRED = "expired"

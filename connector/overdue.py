@@ -1,30 +1,44 @@
-"""Jobs whose webhook never came (design.md §4 step 8): poll LoneScale, then expire with a reason.
+"""Jobs whose results never came (design.md §4 step 8): found again by polling if we can, else expired.
 
-LoneScale documents no webhook retries (lonescale-api.md §6), so a lost delivery is possible. Past its
-deadline a job is polled once (`GET /trigger/run/{id}`); finished results are stored in the inbox like a
-delivery and applied as usual. A job still without results a grace period later is expired: its contacts
-are released from cooldown so a later run may send them again, and `status` shows why. A job left
-`uncertain` (its trigger timed out, so it has no LoneScale id) is settled by its own webhook or expires;
-it is never re-posted blindly.
+A job still waiting past its deadline may well have reached LoneScale, which bills a job whether or not
+its webhook ever arrives (LoneScale documents no webhook retries: lonescale-api.md §6). So:
+- a job with a LoneScale id is polled (`GET /trigger/run/{id}`) at its deadline, and once more a grace
+  period later; finished results are stored in the inbox like a delivery and applied as usual;
+- a job without one (its trigger's answer was lost, a 2xx came without an id, the daemon stopped while
+  posting it) cannot be polled, so it waits out the same grace for its webhook.
+Still without results after the grace, the job is expired with its reason (the last poll's answer, or why
+it has no id). Its contacts stay in cooldown and are listed in `failures`: releasing them would buy them
+again, for a job LoneScale may have run and billed. `retry-failed --jobs` sends them again on a person's
+word; late results of an expired job are still applied (connector.inbox). Only a trigger that provably
+never reached LoneScale releases its contacts (connector.sync).
+
+Each instance's jobs are settled under its lease: an apply pass marks the same contacts, and a job it has
+just finished must not be expired on a stale read. A busy instance is left for the next visit.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
-from connector.errors import ConnectorError
+from connector.errors import Busy, ConnectorError
 from connector.lonescale import LoneScaleClient
 from connector.models import JobStatus
-from connector.retry import call_with_retry
-from connector.store import Job, Store
+from connector.retry import RetryPolicy, call_with_retry
+from connector.store import Job, JobContact, Store, instance_lease
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(minutes=30)
+# A poll that fails is counted and asked again at the next visit: not retried for minutes under the lease.
+POLL_POLICY = RetryPolicy(attempts=3, deadline=30.0)
+# How every automatic expiry's reason starts: `status` counts these, `failures` lists them.
+MAY_HAVE_BEEN_BILLED = "may have been billed; no results arrived"
+WAITING = {JobStatus.SENT, JobStatus.RECEIVED, JobStatus.UNCERTAIN}
 
 
 @dataclass
@@ -32,15 +46,68 @@ class OverdueReport:
     polled: int = 0
     recovered: int = 0  # jobs whose results came through polling
     expired: list[tuple[str, str]] = field(default_factory=list)  # (job id, reason)
+    busy: list[str] = field(default_factory=list)  # instances another process was working on: next visit
 
 
-def _expire(store: Store, job: Job, reason: str, report: OverdueReport) -> None:
-    waiting = [c.record_id for c in store.job_contacts(job.id) if c.status == "waiting"]
+def _minutes(span: timedelta) -> str:
+    return f"{span.total_seconds() / 60:g} min"
+
+
+def _expire(store: Store, job: Job, contacts: list[JobContact], reason: str, report: OverdueReport) -> None:
+    waiting = [c.record_id for c in contacts if c.status == "waiting"]
+    # Contacts first: a stop before the job's own update leaves none waiting, and the next visit finishes it.
     store.mark_job_contacts(job.id, waiting, "expired", reason)
-    store.forget_sent(job.instance, waiting, job.enrichment_types)
     store.update_job(job.id, JobStatus.EXPIRED, reason=reason)
     report.expired.append((job.id, reason))
-    log.warning("job %s (%s) expired: %s; %d contact(s) released", job.id, job.instance, reason, len(waiting))
+    log.warning("job %s (%s) expired: %s; its %d contact(s) stay in cooldown, listed in `failures`",
+                job.id, job.instance, reason, len(waiting))  # fmt: skip
+
+
+def _poll(lonescale: LoneScaleClient, store: Store, job: Job, lonescale_id: str) -> tuple[str, bool]:
+    """Ask LoneScale once; (its answer in words, whether it brought results not stored before)."""
+    try:
+        run = call_with_retry(
+            partial(lonescale.run, lonescale_id), what="LoneScale run status", policy=POLL_POLICY
+        )
+    except ConnectorError as exc:
+        return f"the poll failed: {exc}", False
+    if run.status == "finished" and run.contacts:
+        body = json.dumps({"id": lonescale_id, "status": run.status, "contacts": run.contacts}).encode()
+        if store.store_delivery(job.id, body):  # applied like any webhook
+            return "results fetched by polling: the webhook never came", True
+    return f"LoneScale says {run.status!r}", False
+
+
+def _waits_for_its_webhook(job: Job, now: datetime, grace: timedelta) -> bool:
+    """A job without a LoneScale id has nothing to poll it by: within its grace, its webhook may still come."""
+    return job.lonescale_id is None and job.deadline is not None and now < job.deadline + grace
+
+
+def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, grace: timedelta,
+            report: OverdueReport) -> None:  # fmt: skip
+    contacts = store.job_contacts(job.id)
+    states = {c.status for c in contacts}
+    if "waiting" not in states:  # everything arrived and only the status lagged, or an expiry was cut short
+        store.update_job(job.id, JobStatus.EXPIRED if "expired" in states else JobStatus.APPLIED)
+        return
+    if store.unapplied_deliveries(job.id):
+        return  # its results are here, and the write-back has not caught up with them (a CRM outage?)
+    if _waits_for_its_webhook(job, now, grace):
+        return
+    if job.lonescale_id is None:
+        reason = f"{MAY_HAVE_BEEN_BILLED} within {_minutes(grace)} of its deadline. No LoneScale id to poll it by: "
+        _expire(store, job, contacts, reason + (job.reason or "its trigger's answer was lost"), report)
+        return
+    report.polled += 1
+    answer, fresh = _poll(lonescale, store, job, job.lonescale_id)
+    report.recovered += fresh
+    if fresh or not job.polls:  # results to apply, or the first visit: one grace period more
+        reason = answer if fresh else f"{answer} at the deadline"
+        store.update_job(job.id, job.status, polls=job.polls + 1, deadline=now + grace, reason=reason)
+        log.info("job %s: %s", job.id, reason)
+        return
+    reason = f"{MAY_HAVE_BEEN_BILLED} within {_minutes(grace)} of its deadline. Last poll: {answer}"
+    _expire(store, job, contacts, reason, report)
 
 
 def settle_overdue(
@@ -50,37 +117,26 @@ def settle_overdue(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     grace: timedelta = GRACE,
 ) -> OverdueReport:
+    """Poll, recover or expire every job past its deadline; never release a contact."""
     report = OverdueReport()
-    for job in store.overdue_jobs(now()):
-        if not any(c.status == "waiting" for c in store.job_contacts(job.id)):
-            store.update_job(job.id, JobStatus.APPLIED)  # everything arrived; only the status lagged
-            continue
-        if job.polls:
-            _expire(store, job, f"no results {grace} after the deadline, even by polling", report)
-            continue
-        if job.lonescale_id is None:
-            _expire(
-                store,
-                job,
-                "the trigger timed out and no webhook came: LoneScale likely never started it",
-                report,
-            )
-            continue
-        report.polled += 1
+    by_instance: dict[str, list[str]] = defaultdict(list)
+    moment = now()
+    for overdue in store.overdue_jobs(moment):
+        if _waits_for_its_webhook(overdue, moment, grace):
+            continue  # nothing to do, so the lease is not taken: a sync starting now is not made busy
+        by_instance[overdue.instance].append(overdue.id)
+    for name, job_ids in by_instance.items():
         try:
-            run = call_with_retry(partial(lonescale.run, job.lonescale_id), what="LoneScale run status")
-        except ConnectorError as exc:
-            log.warning("job %s: could not poll LoneScale (%s); trying again later", job.id, exc)
+            lease = store.leases.acquire(instance_lease(name), "overdue")
+        except Busy as exc:
+            report.busy.append(str(exc))
+            log.info("%s: overdue jobs left for the next check: %s", name, exc)
             continue
-        if run.status == "finished" and run.contacts:
-            body = json.dumps(
-                {"id": job.lonescale_id, "status": run.status, "contacts": run.contacts}
-            ).encode()
-            store.store_delivery(job.id, body)  # applied like any webhook; duplicates are ignored there
-            report.recovered += 1
-            reason = "results fetched by polling: the webhook never came"
-        else:
-            reason = f"LoneScale says {run.status!r} at the deadline"
-        store.update_job(job.id, job.status, polls=job.polls + 1, deadline=now() + grace, reason=reason)
-        log.info("job %s: %s", job.id, reason)
+        with lease:
+            for job_id in job_ids:
+                lease.renew()
+                job = store.job(job_id)  # as it is now that nobody else works on the instance
+                moment = now()
+                if job is not None and job.status in WAITING and job.deadline and job.deadline < moment:
+                    _settle(store, lonescale, job, moment, grace, report)
     return report

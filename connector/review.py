@@ -58,18 +58,21 @@ def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bo
 @dataclass(frozen=True)
 class Failure:
     instance: str
-    kind: str  # rejected | expired | unusable delivery
-    subject: str  # a record id or a delivery
+    kind: str  # rejected | expired job | delivery <status>
+    subject: str  # a record id, a job (its contacts still expired), or a delivery
     reason: str
 
 
 def failures(store: Store, instances: list[str], limit: int = 50) -> list[Failure]:
-    """The quarantine: every record or delivery that needs a person, with its reason code."""
+    """The quarantine: every record, job or delivery that needs a person, with its reason."""
     found: list[Failure] = []
     for name in instances:
-        for status in ("rejected", "expired"):
-            contacts: list[JobContact] = store.contacts_with_status(name, status, limit)
-            found += [Failure(name, status, c.record_id, c.reason or "") for c in contacts]
+        contacts: list[JobContact] = store.contacts_with_status(name, "rejected", limit)
+        found += [Failure(name, "rejected", c.record_id, c.reason or "") for c in contacts]
+        # A job is what a person decides on (`retry-failed --jobs --job J`): one row, newest first.
+        for expired, held in store.jobs_holding(name, "expired")[::-1][:limit]:
+            found.append(Failure(name, "expired job", f"job {expired.id}: {held} contact(s) kept in cooldown",
+                                 expired.reason or ""))  # fmt: skip
     for delivery in store.unusable_deliveries(limit):
         job = store.job(delivery["job_id"])
         found.append(Failure(job.instance if job else "?", f"delivery {delivery['status']}", f"delivery {delivery['id']}",

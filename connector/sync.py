@@ -101,8 +101,9 @@ class _Refusal:
         return self.error.status, answer
 
 
-class _Sender:
-    """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps."""
+class Sender:
+    """Stores a job, then posts it; owns what happens when LoneScale says no, and the caps. A sync's, and a
+    person's re-send of an expired job's contacts (connector.resend)."""
 
     def __init__(self, instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
                  webhook_base: str, report: SyncReport, now: Callable[[], datetime], allowance: float,
@@ -311,7 +312,7 @@ def pull_and_trigger(
 
 
 def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, window: Window,
-                 started: datetime, sender: _Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
+                 started: datetime, sender: Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
     """Pull the window chunk by chunk, triage each record, and send full batches as they fill; then the rest."""
     report, lease = sender.report, sender.lease
     pending: dict[tuple[EnrichmentType, ...], Batch] = {}
@@ -353,7 +354,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     )
     started = now()
     allowance = budget_allowance(instance, store, started)
-    sender = _Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
+    sender = Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store, started)
     try:
         preflight(instance)  # before anything is spent: every field the results go to can take them

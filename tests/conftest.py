@@ -103,8 +103,9 @@ def lonescale_sandbox(_lonescale_server: Served) -> Served:
     return _lonescale_server.fresh()
 
 
-# The end-to-end `pipeline` fixture (store + webhook + LoneScale client), shared by several test files.
-from tests.support import pipeline  # noqa: E402, F401
+# The end-to-end `pipeline` fixture (store + webhook + LoneScale client) and `instance` (once per CRM), shared
+# by several test files.
+from tests.support import instance, pipeline  # noqa: E402, F401
 
 POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
 

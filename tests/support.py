@@ -120,6 +120,14 @@ def hubspot_instance(served: Served, **extra: Any) -> Instance:
     return instance
 
 
+@pytest.fixture(params=["salesforce", "hubspot"])
+def instance(request: pytest.FixtureRequest) -> Instance:
+    """The test's instance, once on each CRM (its emulator reset)."""
+    if request.param == "salesforce":
+        return salesforce_instance(request.getfixturevalue("salesforce_sandbox"))
+    return hubspot_instance(request.getfixturevalue("hubspot_sandbox"))
+
+
 def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyReport]:
     report = pipeline.sync(instance)
     assert report.status == "succeeded", report.message

@@ -38,7 +38,10 @@ def client(lonescale_sandbox: Served) -> Iterator[LoneScaleClient]:
     made.close()
 
 
-def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(client: LoneScaleClient) -> None:
+def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(
+    client: LoneScaleClient, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(run_route="served")  # the CLI trace's polling route, by name
     job_id = client.trigger(CONTACTS, [EnrichmentType.EMAIL, EnrichmentType.PROFILE], HOOK)
     deadline = time.monotonic() + 10
     run = client.run(job_id)
@@ -48,6 +51,23 @@ def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(client: Lo
     assert run.status == "finished"
     results = parse_payload({"contacts": run.contacts}).results
     assert sorted(r.contact_id for r in results if r.contact_id) == ["003A", "003B"]
+
+
+@pytest.mark.parametrize(
+    ("route", "status", "words"),
+    [("not_found", 404, "Cannot GET /trigger/run/"), ("forbidden", 403, "Forbidden resource")],
+)
+def test_a_refused_poll_is_the_routes_own_answer_not_an_empty_balance(
+    client: LoneScaleClient, lonescale_sandbox: Served, route: str, status: int, words: str
+) -> None:
+    lonescale_sandbox.control.configure(run_route=route)
+    job_id = client.trigger(CONTACTS, [EnrichmentType.EMAIL], HOOK)
+
+    with pytest.raises(Refused) as refused:
+        client.run(job_id)
+
+    assert refused.value.status == status and words in refused.value.answer
+    assert str(refused.value).startswith(f"LoneScale refused the run status ({status} ")
 
 
 def test_the_plain_string_start_is_a_job_started_without_an_id_not_an_id(

@@ -27,13 +27,6 @@ from tests.support import Pipeline, hubspot_instance, salesforce_instance
 TRIGGER = "/trigger/enrich"
 
 
-@pytest.fixture(params=["salesforce", "hubspot"])
-def instance(request: pytest.FixtureRequest) -> Instance:
-    if request.param == "salesforce":
-        return salesforce_instance(request.getfixturevalue("salesforce_sandbox"))
-    return hubspot_instance(request.getfixturevalue("hubspot_sandbox"))
-
-
 def held_by_lonescale(served: Served) -> list[dict[str, Any]]:
     """The jobs LoneScale holds (and will bill), from the emulator's own book."""
     jobs: list[dict[str, Any]] = served.control.admin("jobs")["jobs"]

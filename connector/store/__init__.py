@@ -101,7 +101,8 @@ class Store:
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
         """The job, its contacts and the start of their cooldowns, in one transaction, before LoneScale is
-        called: a crash mid-POST cannot then send them again (an unsent job is released when it expires)."""
+        called: a crash mid-POST cannot then send them again (the job is uncertain, and only a person's
+        `retry-failed --jobs` sends its contacts again)."""
         with self._writing() as db:
             state.sent(
                 db, job.instance, {c.record_id: job.enrichment_types for c in contacts}, job.created_at
@@ -172,6 +173,24 @@ class Store:
         )
         with self.engine.connect() as db:
             return {status: int(count) for status, count in db.execute(query)}
+
+    def jobs_holding(self, instance: str, status: str) -> list[tuple[Job, int]]:
+        """The jobs with contacts in this state (e.g. `expired`), oldest first, each with how many it holds."""
+        jobs, contacts = schema.jobs, schema.job_contacts
+        held = (
+            select(contacts.c.job_id, func.count().label("held"))
+            .where(contacts.c.status == status)
+            .group_by(contacts.c.job_id)
+            .subquery()
+        )
+        query = (
+            select(jobs, held.c.held)
+            .join(held, held.c.job_id == jobs.c.id)
+            .where(jobs.c.instance == instance)
+            .order_by(jobs.c.created_at)
+        )
+        with self.engine.connect() as db:
+            return [(self._job(row._mapping), int(row.held)) for row in db.execute(query)]
 
     @staticmethod
     def _job(row: RowMapping) -> Job:
@@ -292,6 +311,13 @@ class Store:
         with self.engine.connect() as db:
             return db.execute(query.limit(1)).first() is not None
 
+    def unapplied_deliveries(self, job_id: str) -> int:
+        """How many of this job's stored deliveries wait to be applied."""
+        inbox = schema.inbox
+        query = select(func.count()).where(inbox.c.job_id == job_id, inbox.c.status == "new")
+        with self.engine.connect() as db:
+            return int(db.execute(query).scalar_one())
+
     def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
         self.mark_deliveries([delivery_id], status, error)
 
@@ -320,7 +346,7 @@ class Store:
             state.found(db, instance, found)
 
     def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
-        """Release contacts from cooldown for these types: their job expired or never reached LoneScale."""
+        """Release contacts from cooldown for these types: their job provably never reached LoneScale."""
         with self._writing() as db:
             state.forget(db, instance, record_ids, types)
 

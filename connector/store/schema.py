@@ -81,7 +81,8 @@ job_contacts = Table(
     Column("object", String(64), nullable=False),
     Column("sent", JSON, nullable=False),  # the Contact exactly as sent
     Column("pulled", JSON, nullable=False),  # write-back fields as they were at pull time
-    Column("status", String(16), nullable=False),  # waiting | received | applied | rejected | not_found
+    # waiting | applied | rejected | superseded | expired (no results by the grace) | resent (by a person)
+    Column("status", String(16), nullable=False),
     Column("reason", Text),
 )
 
@@ -139,7 +140,8 @@ leases = Table(
     Column("holder", String(200), nullable=False),  # "" once released
     Column("host", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
-    Column("purpose", String(32), nullable=False),  # sync | apply | replay | retry | rollback | start
+    # sync | apply | replay | retry | rollback | start (settling a crash) | overdue | resend
+    Column("purpose", String(32), nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("acquired_at", WHEN, nullable=False),
     Column("expires_at", WHEN, nullable=False),

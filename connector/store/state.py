@@ -64,7 +64,7 @@ def found(db: Connection, instance: str, hits: Mapping[str, Mapping[str, bool]])
 
 
 def forget(db: Connection, instance: str, record_ids: Sequence[str], kinds: Sequence[str]) -> None:
-    """Release from cooldown: their job expired, or never reached LoneScale."""
+    """Release from cooldown: their job provably never reached LoneScale."""
     states = read(db, instance, record_ids)
     released = {rid: {k: v for k, v in types.items() if k not in kinds} for rid, types in states.items()}
     write(db, instance, released)

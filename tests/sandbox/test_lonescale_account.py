@@ -22,7 +22,8 @@ COSTS = {"profile": 1, "email": 1, "phone": 10}  # the emulator's documented cho
 
 @pytest.fixture
 def api(lonescale_sandbox: Served, _client: httpx.Client) -> httpx.Client:
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0)
+    # Most of these tests poll: the route as the CLI trace shows it, turned on by name.
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served")
     return _client
 
 
@@ -157,6 +158,46 @@ def test_polling_an_unknown_run_gets_404(api: httpx.Client) -> None:
 
     assert response.status_code == 404
     assert response.json() == {"message": "Run not found", "error": "Not Found", "statusCode": 404}
+
+
+def test_polling_is_not_a_route_a_public_key_has_by_default(
+    lonescale_sandbox: Served, _client: httpx.Client
+) -> None:
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0)
+    job_id = start(_client, contacts(1), ["email"]).json()["id"]
+
+    polled = _client.get(f"/trigger/run/{job_id}")
+    keyless = httpx.get(f"{lonescale_sandbox.url}/trigger/run/{job_id}")
+
+    path = f"/trigger/run/{job_id}"
+    assert polled.status_code == keyless.status_code == 404, "the route is not there: Express answers first"
+    assert polled.json() == {"message": f"Cannot GET {path}", "error": "Not Found", "statusCode": 404}
+
+
+def test_a_forbidden_polling_route_checks_the_key_then_answers_a_guards_403(
+    api: httpx.Client, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(run_route="forbidden")
+    job_id = start(api, contacts(1), ["email"]).json()["id"]
+
+    polled = api.get(f"/trigger/run/{job_id}")
+    keyless = httpx.get(f"{lonescale_sandbox.url}/trigger/run/{job_id}")
+
+    assert polled.status_code == 403
+    assert polled.json() == {"message": "Forbidden resource", "error": "Forbidden", "statusCode": 403}
+    assert keyless.status_code == 401
+
+
+def test_polling_can_be_refused_for_a_share_of_the_jobs_always_the_same_ones(
+    api: httpx.Client, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(run_route="not_found", run_route_share=0.5)
+    job_ids = [start(api, contacts(1), ["email"]).json()["id"] for _ in range(20)]
+
+    first = [api.get(f"/trigger/run/{job_id}").status_code for job_id in job_ids]
+    again = [api.get(f"/trigger/run/{job_id}").status_code for job_id in job_ids]
+
+    assert first == again and set(first) == {200, 404}
 
 
 def test_no_rate_limit_applies_by_default(api: httpx.Client) -> None:

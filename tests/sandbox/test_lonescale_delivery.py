@@ -108,7 +108,11 @@ def receiver(_receiver_server: Receiver) -> Receiver:
 @pytest.fixture
 def api(lonescale_sandbox: Served, _client: httpx.Client) -> httpx.Client:
     lonescale_sandbox.control.configure(
-        webhook_delay_seconds=0, delivery_backoff_seconds=0.02, receiver_timeout_seconds=2, not_found_share=0
+        webhook_delay_seconds=0,
+        delivery_backoff_seconds=0.02,
+        receiver_timeout_seconds=2,
+        not_found_share=0,
+        run_route="served",  # these tests poll: the route as the CLI trace shows it, turned on by name
     )
     return _client
 
@@ -407,6 +411,20 @@ def test_a_missing_webhook_is_logged_and_the_results_can_still_be_polled(
     assert [e["outcome"] for e in log] == ["skipped"]
     assert receiver.bodies("lost") == []
     assert len(api.get(f"/trigger/run/{job_id}").json()["contacts"]) == 4
+
+
+def test_a_finished_jobs_webhooks_can_be_delivered_late_on_the_admin_route(
+    api: httpx.Client, lonescale_sandbox: Served, receiver: Receiver
+) -> None:
+    lonescale_sandbox.control.configure(webhook_missing_share=1)
+    job_id = start(api, receiver.url("late"))
+    assert [e["outcome"] for e in settled_log(api, job_id)] == ["skipped"]
+
+    lonescale_sandbox.control.admin_post("deliver", {"job_id": job_id})  # the queue catches up, hours later
+
+    assert [e["outcome"] for e in settled_log(api, job_id)] == ["skipped", *["delivered"] * 4]
+    assert sorted(contact_ids(receiver.bodies("late"))) == ["003A", "003B", "003C", "003D"]
+    assert api.post("/__sandbox/deliver", json={"job_id": "no-such-job"}).status_code == 404
 
 
 def test_the_webhook_waits_for_the_configured_delay(

@@ -23,7 +23,8 @@ def body(count: int = 2) -> dict[str, Any]:
 @pytest.fixture
 def api(lonescale_sandbox: Served) -> Iterator[httpx.Client]:
     """A client of its own per test: a reset kills its connection."""
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0, delivery_max_attempts=1)
+    # Polling shows the job ran: the route as the CLI trace shows it, turned on by name.
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, delivery_max_attempts=1, run_route="served")
     key = lonescale_sandbox.emulator.api_key
     with httpx.Client(base_url=lonescale_sandbox.url, headers={"x-api-key": key}, timeout=5) as client:
         yield client

@@ -28,7 +28,7 @@ from connector.sandbox.kit import (
     json_response,
 )
 from connector.sandbox.lonescale.behaviour import LoneScaleBehaviour, TriggerFault, relaxed_behaviour
-from connector.sandbox.lonescale.delivery import Deliverer, DeliveryLog, run_job
+from connector.sandbox.lonescale.delivery import Deliverer, DeliveryLog, deliver, run_job
 from connector.sandbox.lonescale.jobs import Account, Job, JobBook, Preset
 from connector.sandbox.lonescale.schema import RequestRejected, parse_json, validate_enrichment_request
 
@@ -192,11 +192,21 @@ class LoneScaleEmulator(Emulator):
         return ConnectionReset()
 
     async def run_status(self, request: Request) -> Response:
-        state = self.state
+        state, behaviour = self.state, self.behaviour
+        run_id = request.path_params["id"]
+        barred = behaviour.run_route != "served" and happens(
+            behaviour.run_route_share, self.seed, "run_route", run_id
+        )
+        if barred and behaviour.run_route == "not_found":  # no route: Express answers before any guard
+            self._note(request, 404, "run_route=not_found")
+            return error_body(404, f"Cannot GET {request.url.path}", "Not Found")
         refused = self._guard(request)
         if refused is not None:
             return refused
-        job = state.book.jobs.get(request.path_params["id"])
+        if barred:  # a NestJS guard's refusal, after the API key was accepted
+            self._note(request, 403, "run_route=forbidden")
+            return error_body(403, "Forbidden resource", "Forbidden")
+        job = state.book.jobs.get(run_id)
         if job is None:
             self._note(request, 404, "unknown run id")
             return error_body(404, "Run not found", "Not Found")
@@ -265,6 +275,21 @@ class LoneScaleEmulator(Emulator):
                 }
             )
 
+        async def deliver_late(request: Request) -> Response:
+            # A finished job's webhooks sent (again) now, whatever its delivery knobs said: LoneScale's queue
+            # catching up hours later, after the connector gave the job up.
+            body = await request.json()
+            state = self.state
+            job = state.book.jobs.get(str(body.get("job_id")))
+            if job is None:
+                return json_response({"error": "no such job"}, 404)
+            if not state.book.complete_if_due(job, state.account, state.presets):
+                return json_response({"error": "the job has not finished yet"}, 409)
+            self.deliverer.spawn(
+                deliver(job, self.seed, state.log, self.deliverer.client(), self.deliverer.spawn)
+            )
+            return json_response({"job_id": job.id})
+
         async def set_credits(request: Request) -> Response:
             # Unlike the behaviour knobs (initial values), this sets the balance even to the same number.
             body = await request.json()
@@ -279,6 +304,7 @@ class LoneScaleEmulator(Emulator):
             Route(f"{ADMIN_PREFIX}/rejections", rejections, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/deliveries", deliveries, methods=["GET"]),
             Route(f"{ADMIN_PREFIX}/jobs", jobs, methods=["GET"]),
+            Route(f"{ADMIN_PREFIX}/deliver", deliver_late, methods=["POST"]),
         ]
 
     def asgi_app(self) -> ASGIApp:

@@ -15,6 +15,11 @@ StartShape = Literal["object", "string"]
 # gateway in front gives up waiting and answers 504 (https://www.rfc-editor.org/rfc/rfc9110#section-15.6.5),
 # the connection is reset before any answer, or a 200 comes back without an id.
 TriggerFault = Literal["none", "gateway_timeout", "reset", "no_id"]
+# What `GET /trigger/run/{id}` answers. It is seen only in the CLI's debug trace
+# (https://docs.lonescale.com/cli/recipes), not in the OpenAPI, so whether a public API key may call it is
+# unknown: by default the unkind reading, a route that is not there for us (Express's `Cannot GET` 404);
+# `forbidden` is a guard's 403; `served` is the trace's `processing` → `finished` with the contacts.
+RunRoute = Literal["served", "not_found", "forbidden"]
 
 
 class LoneScaleBehaviour(Behaviour):
@@ -29,6 +34,10 @@ class LoneScaleBehaviour(Behaviour):
     # -- a refusal of every valid request (a plan without an option, an `http://` webhook refused, an API
     # change), answered as NestJS's ValidationPipe does: 400 with this text in a `message` array.
     refuse_all_with: str | None = Field(default=None, min_length=1)
+
+    # -- polling (§2, §8.2): refused for `run_route_share` of the jobs (by seed and id) unless `served`.
+    run_route: RunRoute = "not_found"
+    run_route_share: float = Field(default=1.0, ge=0, le=1)
 
     # -- timing: most jobs finish in under 60 s (§5); the results are ready, then the webhook follows.
     webhook_delay_seconds: float = Field(default=2.0, ge=0)

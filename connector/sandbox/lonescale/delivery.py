@@ -99,6 +99,17 @@ async def run_job(
     if happens(behaviour.webhook_missing_share, seed, "missing", job.id):
         log.record(job, None, 0, None, "not sent (webhook_missing_share)", "skipped")
         return
+    await deliver(job, seed, log, client, spawn)
+
+
+async def deliver(
+    job: Job,
+    seed: int,
+    log: DeliveryLog,
+    client: httpx.AsyncClient,
+    spawn: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
+    """A finished job's bodies: each first attempt in order, retries in their own tasks."""
     for body in plan_bodies(job, seed):
         if await _attempt(job, body, 1, log, client):
             spawn(_retry(job, body, log, client))
