@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.errors import Busy, ConnectorError
-from connector.inbox import Accept, Drain, Pending, waiting
+from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
 from connector.mapping import Decision, WritePolicy, plan_writes
 from connector.merging import RecordResults, by_record
 from connector.models import FieldUpdate, FollowUp, JobStatus, RecordRef, WriteOutcome
@@ -364,9 +364,7 @@ def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery
             _execute(instance, store, plan, run_id, report, lease)
         store.mark_deliveries([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
-            store.mark_delivery(
-                delivery_id, "applied", f"{drain.lost[delivery_id]} result(s) matched no contact"
-            )
+            store.mark_delivery(delivery_id, "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
         _settle_jobs(store, [i.job.id for i in items])
     except Exception as exc:  # whatever it was, the pass did not finish: recorded as failed, never succeeded
         status, error = "failed", str(exc) or type(exc).__name__

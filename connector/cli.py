@@ -229,6 +229,12 @@ def status(config_path: Path) -> None:
             click.echo(
                 f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
             )
+            unmatched = store.unmatched_results(name)
+            if unmatched:
+                click.echo(
+                    f"  unmatched:   {unmatched} result(s) matched no contact: paid for, not written (their "
+                    "deliveries are kept: `lonescale-sync failures`)"
+                )
             if jobs.get(JobStatus.UNCERTAIN.value):
                 click.echo(f"  uncertain:   {jobs[JobStatus.UNCERTAIN.value]} job(s) may have reached LoneScale unbeknown "
                            "to us: never posted again; without results after their grace they go to `failures`")  # fmt: skip

@@ -42,6 +42,9 @@ class LoneScaleSettings(_Section):
         default_factory=lambda: [EnrichmentType.EMAIL], min_length=1
     )
     detect_job_change: bool = False
+    # Jobs hold one contact each until a delivery shows that LoneScale's results carry each contact's
+    # `custom` back (connector.batching); true skips that wait. Only for an account LoneScale has confirmed.
+    assume_custom_echoed: bool = False
     batch_size: int = Field(default=100, ge=1, le=1000)
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # LoneScale does not publish its prices (lonescale-api.md §5): these estimates drive projections only.

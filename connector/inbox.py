@@ -35,10 +35,13 @@ def _fold(value: Any) -> str | None:
 
 
 def correlate(result: EnrichmentResult, contacts: Sequence[JobContact]) -> JobContact | None:
-    """By `custom.contact_id` when echoed; else by one identity within the job that matches exactly one
-    contact (LinkedIn URL, input email, full name). Ambiguity is never resolved by guessing."""
+    """By `custom.contact_id` when echoed; a job of one contact is that contact's (its webhook URL says which
+    job a result belongs to); else by one identity within the job that matches exactly one contact (LinkedIn
+    URL, input email, full name). Ambiguity is never resolved by guessing."""
     if result.contact_id is not None:
         return next((c for c in contacts if c.record_id == result.contact_id), None)
+    if len(contacts) == 1:
+        return contacts[0]
     values = result.values
     keys: list[Callable[[Mapping[str, Any]], Any]] = [
         lambda sent: linkedin_url(sent.get("linkedin_url")),
@@ -57,6 +60,9 @@ def correlate(result: EnrichmentResult, contacts: Sequence[JobContact]) -> JobCo
         if len(matches) == 1:
             return matches[0]
     return None
+
+
+UNMATCHED = "result(s) matched no contact"
 
 
 class Drain:
@@ -106,3 +112,20 @@ class Drain:
     def _mark(self, delivery_id: int, status: str, error: str) -> None:
         if self.record:
             self.store.mark_delivery(delivery_id, status, error)
+
+
+ECHO_SAMPLE = 5  # recent deliveries looked at
+
+
+def echo_seen(store: Store) -> bool:
+    """Whether LoneScale has been seen echoing each contact's `custom.contact_id` in its results, from the
+    latest deliveries applied: the one fact that lets a job hold more than one contact (connector.batching).
+    Read again at each sync, so it follows LoneScale if its payload changes."""
+    for delivery in store.recent_deliveries(ECHO_SAMPLE):
+        try:
+            payload = parse_payload(delivery.body)
+        except (PayloadError, ValueError):
+            continue
+        if any(result.contact_id is not None for result in payload.results):
+            return True
+    return False

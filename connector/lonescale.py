@@ -93,8 +93,10 @@ def parse_result(
     if "email" not in values and _nonblank(item.get("predicted_email")):
         # A pattern-built guess, free and unverified: keep it marked so `only_if` rules can refuse it.
         values["email"], values["email_status"] = item["predicted_email"], "predicted"
-    custom = _table(item.get("custom")) or _table(envelope_custom)
-    contact_id = custom.get("contact_id") or custom.get("id")
+    # Only a contact's own `custom.contact_id` names the contact. A request-level `custom` (the envelope's)
+    # speaks for the whole job, and its `id` is the request's, not a record's (the seed schema's
+    # EnrichmentCustomOptions); the caller passes it only for an envelope holding a single contact.
+    contact_id = _table(item.get("custom")).get("contact_id") or _table(envelope_custom).get("contact_id")
     job_change = item.get("jobChangeDetected", item.get("job_change_detected"))
     if job_change is True:
         # Only a true is news (§6): `only_if = { job_change_detected = ["true"] }` gates the new-company rules.
@@ -133,10 +135,12 @@ def parse_payload(body: bytes | str | Any) -> Payload:
     else:
         raise PayloadError(f"expected a JSON object or array, got {type(data).__name__}")
     results = []
+    items = list(items)
+    shared = envelope_custom if len(items) == 1 else None  # one contact's envelope may speak for it
     for index, item in enumerate(items):
         if not isinstance(item, Mapping):
             raise PayloadError(f"contact {index} is {type(item).__name__}, not an object")
-        results.append(parse_result(item, envelope_custom))
+        results.append(parse_result(item, shared))
     if not results:
         raise PayloadError("no contacts in the payload")
     return Payload(job_id, results)

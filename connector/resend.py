@@ -22,15 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.batching import Batch, Batcher
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted
+from connector.inbox import echo_seen
 from connector.lonescale import LoneScaleClient
 from connector.mapping import Mapped
 from connector.models import Contact, CrmRecord, EnrichmentType, RecordRef
 from connector.retry import call_with_retry
 from connector.selection import allowance, select_types
 from connector.store import Job, Lease, Store, instance_lease
-from connector.sync import Batch, CapReached, Sender, StopSending, SyncReport
+from connector.sync import CapReached, Sender, StopSending, SyncReport
 from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
@@ -150,14 +152,23 @@ def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings
         ).enrichment
         if report.credits_at_start <= 0:
             raise QuotaExhausted("LoneScale has no enrichment credits left: nothing was sent")
+        # Jobs as a sync would make them: one contact each until LoneScale's echo is known (connector.batching).
+        batcher = Batcher(settings.batch_size, echoed=settings.assume_custom_echoed or echo_seen(store))
         for types, batch in plan.batches.items():
-            for start in range(0, len(batch), settings.batch_size):
-                sender.send(types, batch[start : start + settings.batch_size])
+            for record, mapped in batch:
+                ready = batcher.add(types, record, mapped)
+                if ready is not None:
+                    sender.send(types, ready)
+        for types, batch in batcher.rest():
+            sender.send(types, batch)
+        sender.settle(stopped=False)
         report.status = "succeeded"
     except (QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)
+        sender.settle(stopped=True)
     except ConnectorError as exc:
         report.status, report.message = "failed", str(exc)
+        sender.settle(stopped=True)
     finally:
         if report.status == "running":  # an unexpected exception is on its way up
             report.status = "failed"

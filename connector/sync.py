@@ -19,9 +19,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connector.adapters.base import Window
+from connector.batching import Batch, Batcher
 from connector.checks import CannotWrite, preflight
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
+from connector.inbox import echo_seen
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
 from connector.mapping import Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
@@ -36,7 +38,6 @@ from connector.wiring import Instance
 log = logging.getLogger(__name__)
 CHUNK = 500  # records looked up in the store at once
 JOB_DEADLINE = timedelta(hours=1)  # results normally arrive within a minute (lonescale-api.md §5)
-Batch = list[tuple[CrmRecord, Mapped]]
 
 
 @dataclass
@@ -112,6 +113,10 @@ class Sender:
         self.webhook_base, self.report, self.now = webhook_base.rstrip("/"), report, now
         self.allowance = allowance  # contacts this run may still send (caps), float("inf") when uncapped
         self.lease = lease  # None for a dry run, which sends nothing
+        self.accepted = False  # LoneScale took a job of this run: its requests as such are fine
+        # A one-contact job refused before any was taken: the contact's fault, or LoneScale refusing every
+        # request? The next job's answer tells (see `_refused_alone`).
+        self._lone: tuple[Sequence[EnrichmentType], CrmRecord, _Refusal] | None = None
 
     def send(self, types: Sequence[EnrichmentType], batch: Batch) -> None:
         if len(batch) > self.allowance:
@@ -172,7 +177,7 @@ class Sender:
             # It may have started (and will bill): count it sent, never post it again. A service that loses
             # its answers may bill each next batch just the same, so nothing more goes into it this run.
             self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc))
-            self._sent(job_id, types, ids, split)
+            self._sent(job_id, types, ids, split, taken=False)
             raise StopSending(
                 f"LoneScale's answer to job {job_id} was lost ({exc}); it may have started, so it is never "
                 "posted again: its webhook or the overdue check settles it. Nothing more is sent this run"
@@ -206,7 +211,7 @@ class Sender:
         the contact it refuses stands alone, so one bad contact never holds back the others; a 400 that no
         part of the batch has got past yet is first tried on single contacts (`_probe`)."""
         if len(batch) == 1:
-            self._reject(batch[0][0], refusal, split)
+            self._refused_alone(types, batch[0][0], refusal, split)
             return
         if refusal.error.status == 400 and not split.accepted:
             rest = self._probe(types, batch, split)
@@ -238,6 +243,44 @@ class Sender:
             self._reject(batch[-1][0], last, split)
         return batch[1:-1]
 
+    def _refused_alone(
+        self, types: Sequence[EnrichmentType], record: CrmRecord, refusal: _Refusal, split: _Split
+    ) -> None:
+        """A job of one contact refused (jobs hold one contact until LoneScale's echo is known). Once LoneScale
+        has taken a job of this run, the contact is at fault. Before that, two contacts refused alone with the
+        same answer mean LoneScale refuses every request: stop, mark no one, start no cooldown; a first one
+        waits for the next job's answer."""
+        if self.accepted or refusal.error.status != 400:
+            self._reject(record, refusal, split)
+            return
+        if self._lone is None:
+            self._lone = (types, record, refusal)
+            split.decided.add(record.ref.id)  # its fate is the next answer's, not this batch's
+            return
+        first_types, first, first_refusal = self._lone
+        self._lone = None
+        if first_refusal.reason == refusal.reason:
+            self._release(first_types, [first.ref.id])
+            raise StopSending(
+                f"LoneScale refuses every request: {refusal.reason[1]} (two contacts alone, nothing taken); no "
+                "contact is marked refused and the cursor is kept"
+            )
+        self._reject(first, first_refusal, split)
+        self._reject(record, refusal, split)
+
+    def settle(self, stopped: bool) -> None:
+        """At the end of a run, the contact refused alone that no later answer judged: marked refused when
+        the run went on (alone it cannot tell LoneScale's refusal from its own), released when it stopped
+        for another reason (it never started, and is sent again next time)."""
+        if self._lone is None:
+            return
+        types, record, refusal = self._lone
+        self._lone = None
+        if stopped:
+            self._release(types, [record.ref.id])
+        else:
+            self._reject(record, refusal, _Split())
+
     def _reject(self, record: CrmRecord, refusal: _Refusal, split: _Split) -> None:
         # It stays in cooldown (started with its job): the same input would be refused again until then.
         self.store.mark_job_contacts(refusal.job_id, [record.ref.id], "rejected", str(refusal.error))
@@ -250,10 +293,19 @@ class Sender:
         if record_ids:
             self.store.forget_sent(self.instance.name, record_ids, [t.value for t in types])
 
-    def _sent(self, job_id: str, types: Sequence[EnrichmentType], ids: Sequence[str], split: _Split) -> None:
+    def _sent(self, job_id: str, types: Sequence[EnrichmentType], ids: Sequence[str], split: _Split,
+              *, taken: bool = True) -> None:  # fmt: skip
+        """Counted as sent; `taken`: LoneScale said so (not a lost answer, which may or may not be)."""
         self.report.jobs.append(job_id)
         split.decided.update(ids)
         self._count(types, len(ids))
+        if not taken:
+            return
+        self.accepted = True
+        if self._lone is not None:  # LoneScale takes requests: the contact refused alone before was at fault
+            _, first, first_refusal = self._lone
+            self._lone = None
+            self._reject(first, first_refusal, split)
 
     def _count(self, types: Sequence[EnrichmentType], sent: int) -> None:
         self.report.sent += sent
@@ -315,8 +367,8 @@ def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, 
                  started: datetime, sender: Sender, progress: Callable[[SyncReport], None] | None) -> None:  # fmt: skip
     """Pull the window chunk by chunk, triage each record, and send full batches as they fill; then the rest."""
     report, lease = sender.report, sender.lease
-    pending: dict[tuple[EnrichmentType, ...], Batch] = {}
-    claims, once = Claims(pending), FirstSight()
+    batcher = Batcher(settings.batch_size, echoed=settings.assume_custom_echoed or echo_seen(store))
+    claims, once = Claims(batcher.waiting), FirstSight()
     instance.adapter.server_clock.start(sender.now)
     records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
     for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
@@ -336,12 +388,12 @@ def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, 
                 report.skipped["read again: changed during this pull"] += 1
                 continue
             key, outcome = triaged
-            pending.setdefault(key, []).append((record, outcome))
-            if len(pending[key]) >= settings.batch_size:
-                sender.send(key, pending.pop(key))
+            ready = batcher.add(key, record, outcome)
+            if ready is not None:
+                sender.send(key, ready)
         if progress:
             progress(report)
-    for key, batch in pending.items():
+    for key, batch in batcher.rest():
         sender.send(key, batch)
 
 
@@ -367,6 +419,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
             cap = instance.settings.budget.max_contacts_per_month
             raise CapReached(f"the monthly cap of {cap} contacts is already reached")
         _send_window(instance, store, settings, window, started, sender, progress)
+        sender.settle(stopped=False)
         report.cursor, report.clock_skew = cursor_end(instance, window)
         if lease is not None:
             lease.renew()
@@ -375,9 +428,11 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     except (CannotWrite, QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)
         report.at_budget = isinstance(exc, QuotaExhausted | CapReached)
+        sender.settle(stopped=True)
         log.warning("%s: stopped, cursor kept for the next run: %s", instance.name, exc)
     except ConnectorError as exc:
         report.status, report.message = "failed", str(exc)
+        sender.settle(stopped=True)
         log.error("%s: sync failed, cursor kept for the next run: %s", instance.name, exc)
     finally:
         if report.status == "running":  # an unexpected exception is on its way up

@@ -8,9 +8,8 @@ the CRM's own clock says has happened (records stamped late, with an earlier tim
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from connector.adapters.base import Window
 from connector.models import CrmRecord
@@ -56,11 +55,11 @@ class Claims:
     yields it again, and must not go into a second job. Only these few ids are kept, so memory stays flat
     however many records a run reads."""
 
-    def __init__(self, pending: Mapping[Any, Sequence[tuple[CrmRecord, Any]]]):
-        self._pending, self._taken = pending, set[str]()
+    def __init__(self, waiting: Callable[[], Iterable[str]]):
+        self._waiting, self._taken = waiting, set[str]()  # waiting: ids in batches not sent yet
 
     def new_chunk(self) -> None:
-        self._taken = {record.ref.id for batch in self._pending.values() for record, _ in batch}
+        self._taken = set(self._waiting())
 
     def take(self, record_id: str) -> bool:
         """False if the run already took it."""

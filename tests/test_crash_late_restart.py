@@ -49,7 +49,12 @@ def settled(world: World, held_job_id: str, after_run: int) -> bool:
 def test_a_job_whose_trigger_answer_a_kill_lost_is_never_bought_again_after_a_late_restart(
     tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served, name: str
 ) -> None:
-    with open_world(tmp_path, lonescale_sandbox, salesforce_sandbox, hubspot_sandbox, (name,)) as world:
+    # One job must stand for many contacts, billed: jobs of BATCH_SIZE from the first run, and results that
+    # carry each contact's `custom` back (the kind reading, by name) so the other jobs' results are matched.
+    lonescale_sandbox.control.configure(echo_custom=True)
+    with open_world(
+        tmp_path, lonescale_sandbox, salesforce_sandbox, hubspot_sandbox, (name,), full_jobs=True
+    ) as world:
         config = str(world.config)
         # A delivery that fails is gone: LoneScale documents no webhook retries (the unkind reading).
         world.lonescale.control.configure(delivery_max_attempts=1)

@@ -156,8 +156,14 @@ class Relay:
 
 
 def write_config(
-    directory: Path, relays: dict[str, Relay], webhook_port: int, instances: tuple[str, ...] = ("sf", "hs")
+    directory: Path,
+    relays: dict[str, Relay],
+    webhook_port: int,
+    instances: tuple[str, ...] = ("sf", "hs"),
+    full_jobs: bool = False,
 ) -> Path:
+    """`full_jobs`: jobs of BATCH_SIZE contacts from the first run (`assume_custom_echoed`), for a test that
+    needs one job to stand for many contacts; otherwise one contact per job until the echo is seen."""
     sections = {
         "sf": f"""
 [[instances]]
@@ -193,6 +199,7 @@ base_url = "{relays["lonescale"].url}"
 api_key_env = "LS_KEY"
 enrichment_type = ["email", "phone", "profile"]
 batch_size = {BATCH_SIZE}
+assume_custom_echoed = {"true" if full_jobs else "false"}
 
 [webhook]
 listen = "127.0.0.1:{webhook_port}"
@@ -365,7 +372,7 @@ def record_writes(instance: str, body: bytes) -> list[tuple[str, str, set[str]]]
 
 @contextmanager
 def open_world(directory: Path, lonescale: Served, salesforce: Served, hubspot: Served,
-               instances: tuple[str, ...] = ("sf", "hs")) -> Iterator[World]:  # fmt: skip
+               instances: tuple[str, ...] = ("sf", "hs"), full_jobs: bool = False) -> Iterator[World]:  # fmt: skip
     """Relays in front of every emulator and of the daemon's webhook, a config for `instances` (checked, with
     the status fields created), and the store; everything stopped afterwards."""
     salesforce.control.reset(contacts=CONTACTS, seed=7)
@@ -381,7 +388,7 @@ def open_world(directory: Path, lonescale: Served, salesforce: Served, hubspot: 
         relays["webhook"] = Relay("webhook", f"http://127.0.0.1:{webhook_port}")
         # Salesforce hands out its instance URL at login; make it the relay's, so every REST call passes it.
         salesforce.control.configure(instance_url=relays["salesforce"].url)
-        config = write_config(directory, relays, webhook_port, instances)
+        config = write_config(directory, relays, webhook_port, instances, full_jobs)
         code, output = cli("check", "--config", str(config), "--create-missing")
         assert code == 0, output
         store = Store(f"sqlite:///{directory / 'state.db'}")

@@ -41,7 +41,8 @@ def client(lonescale_sandbox: Served) -> Iterator[LoneScaleClient]:
 def test_a_trigger_returns_the_job_id_and_polling_returns_its_results(
     client: LoneScaleClient, lonescale_sandbox: Served
 ) -> None:
-    lonescale_sandbox.control.configure(run_route="served")  # the CLI trace's polling route, by name
+    # The CLI trace's polling route, and results that carry each contact's `custom`: kind readings, by name.
+    lonescale_sandbox.control.configure(run_route="served", echo_custom=True)
     job_id = client.trigger(CONTACTS, [EnrichmentType.EMAIL, EnrichmentType.PROFILE], HOOK)
     deadline = time.monotonic() + 10
     run = client.run(job_id)

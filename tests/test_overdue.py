@@ -28,7 +28,7 @@ def later(delta: timedelta) -> datetime:
 
 def expired_jobs(store: Store, instance: str) -> dict[str, str]:
     """Job id → reason, for each `expired job` row of the quarantine."""
-    rows = [f for f in failures(store, [instance]) if f.kind == "expired job"]
+    rows = [f for f in failures(store, [instance], limit=10_000) if f.kind == "expired job"]
     return {row.subject.split(":")[0].removeprefix("job "): row.reason for row in rows}
 
 

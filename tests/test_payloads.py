@@ -54,10 +54,23 @@ def test_the_job_id_is_read_from_a_job_envelope() -> None:
     assert parse_payload(CURRENT).job_id is None
 
 
-def test_custom_on_the_envelope_applies_when_contacts_carry_none() -> None:
+def test_custom_on_the_envelope_names_its_contact_only_when_it_holds_just_one() -> None:
     item = {k: v for k, v in CURRENT.items() if k != "custom"}
     assert parse_payload({"custom": {"contact_id": "9"}, "contacts": [item]}).results[0].contact_id == "9"
     assert parse_payload(item).results[0].contact_id is None
+    two = parse_payload({"custom": {"contact_id": "9"}, "contacts": [item, item]}).results
+    assert [r.contact_id for r in two] == [None, None], "a request-level custom speaks for the whole job"
+
+
+def test_a_request_id_echoed_in_custom_is_not_taken_for_a_contact() -> None:
+    (result,) = parse_payload(
+        {"custom": {"id": "job-7", "provider": "lonescale"}, "contacts": [CURRENT]}
+    ).results
+    assert result.contact_id == "44479301", "the contact's own custom"
+    (bare,) = parse_payload(
+        {**{k: v for k, v in CURRENT.items() if k != "custom"}, "custom": {"id": "job-7"}}
+    ).results
+    assert bare.contact_id is None
 
 
 def test_a_predicted_email_is_kept_but_marked_predicted() -> None:

@@ -21,6 +21,7 @@ from connector.webhook import create_app
 from connector.window import EPOCH
 from tests.conftest import Served
 from tests.support import (
+    LONESCALE,
     MAPPINGS,
     Pipeline,
     cycle,
@@ -123,33 +124,33 @@ def test_overwrite_if_unchanged_replaces_our_own_last_value_and_never_a_persons(
 
 
 @pytest.mark.parametrize(
-    "delivery",
+    ("delivery", "batched"),
     [
-        {"delivery": "per_job"},
-        {"casing": "legacy"},
-        {"echo_custom": False},
-        {"delivery": "per_job", "casing": "legacy", "echo_custom": False},
-        {"out_of_order": True, "duplicate_deliveries": 2},
+        ({"delivery": "per_job"}, False),
+        ({"casing": "legacy"}, False),
+        ({"delivery": "per_job", "casing": "legacy"}, False),
+        ({"out_of_order": True, "duplicate_deliveries": 2}, False),
+        # The kind reading, by name: results carry each contact's `custom`, so jobs may hold many contacts.
+        ({"echo_custom": True, "delivery": "per_job", "out_of_order": True}, True),
     ],
-    ids=["per job", "legacy snake_case", "no custom echo", "all at once", "shuffled and duplicated"],
+    ids=["per job", "legacy snake_case", "all at once", "shuffled and duplicated", "echoed, in full jobs"],
 )
 def test_every_webhook_shape_and_delivery_mode_is_applied_once(
-    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served, delivery: dict[str, Any]
+    pipeline: Pipeline,
+    hubspot_sandbox: Served,
+    lonescale_sandbox: Served,
+    delivery: dict[str, Any],
+    batched: bool,
 ) -> None:
     lonescale_sandbox.control.configure(**delivery)
     instance = hubspot_instance(hubspot_sandbox)
-    report, applied = cycle(pipeline, instance)
+    settings = LONESCALE.model_copy(update={"assume_custom_echoed": batched})
+    report = pipeline.sync(instance, settings)
+    pipeline.wait_for_results(report)
+    applied = pipeline.apply(instance)
     assert applied.records_written > 0
-    correlated = applied.records_written + applied.records_rejected
-    if delivery.get("echo_custom", True):
-        assert correlated == report.sent and applied.uncorrelated == 0
-    else:
-        # Without the echo only identity can match, and a phone-only result carries none: never a guess.
-        assert 0 < correlated < report.sent
-        notes = [d["error"] for job in report.jobs for d in pipeline.store.deliveries(job) if d["error"]]
-        assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, (
-            "unmatched results are noted"
-        )
+    assert applied.records_written + applied.records_rejected == report.sent and applied.uncorrelated == 0
+    assert (len(report.jobs) < report.sent) is batched, "one contact per job until the echo is known"
     histories = [
         pipeline.store.journal_for("acme-hs", c.record_id)
         for j in report.jobs
@@ -375,3 +376,22 @@ def test_an_apply_pass_that_raises_anything_is_recorded_failed_with_its_error(
     assert run["status"] == "failed" and "write_journal" in (run["error"] or "")
     assert applied.failures and "write_journal" in applied.failures[0]
     assert pipeline.store.backlog()[0] > 0, "the results are still in the inbox"
+
+
+def test_full_jobs_without_the_echo_leave_results_that_match_no_contact_counted_and_shown(
+    pipeline: Pipeline, hubspot_sandbox: Served
+) -> None:
+    """Why a job holds one contact until the echo is seen: assumed wrongly, a phone-only result carries
+    nothing to tell its contact by, and is paid for and lost. Never a guess: it is counted and kept."""
+    instance = hubspot_instance(hubspot_sandbox)
+    report = pipeline.sync(instance, LONESCALE.model_copy(update={"assume_custom_echoed": True}))
+    pipeline.wait_for_results(report)
+    applied = pipeline.apply(instance)
+
+    correlated = applied.records_written + applied.records_rejected
+    assert 0 < correlated < report.sent and applied.uncorrelated > 0
+    notes = [d["error"] for job in report.jobs for d in pipeline.store.deliveries(job) if d["error"]]
+    assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, (
+        "each is noted on its delivery"
+    )
+    assert pipeline.store.unmatched_results(instance.name) == applied.uncorrelated, "and counted for status"

@@ -177,8 +177,8 @@ def quiet_lonescale(tmp_path: Path, lonescale_sandbox: Served, hubspot_sandbox: 
 @pytest.mark.parametrize(
     ("drain_seconds", "said"),
     [
-        (1, "1 job(s) still await results after 1 s"),
-        (0, "1 job(s) sent by this run await results; drain_seconds = 0: not waiting"),
+        (1, r"\d+ job\(s\) still await results after 1 s"),
+        (0, r"\d+ job\(s\) sent by this run await results; drain_seconds = 0: not waiting"),
     ],
 )
 def test_the_wait_for_results_on_the_way_out_is_bounded_and_says_what_it_left(
@@ -204,5 +204,5 @@ def test_the_wait_for_results_on_the_way_out_is_bounded_and_says_what_it_left(
         daemon.join(timeout=60)
     assert not daemon.is_alive(), "the daemon stopped though a job still awaits its results"
     messages = [record.getMessage() for record in caplog.records if record.name.startswith("connector")]
-    assert any(said in message for message in messages), messages[-10:]
+    assert any(re.search(said, message) for message in messages), messages[-10:]
     assert messages[-1] == "stopped cleanly"

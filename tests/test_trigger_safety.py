@@ -22,7 +22,7 @@ from connector.store import Cursor
 from connector.window import EPOCH
 from connector.wiring import Instance
 from tests.conftest import Served
-from tests.support import Pipeline, hubspot_instance, salesforce_instance
+from tests.support import LONESCALE, Pipeline, hubspot_instance, salesforce_instance
 
 TRIGGER = "/trigger/enrich"
 
@@ -35,6 +35,11 @@ def held_by_lonescale(served: Served) -> list[dict[str, Any]]:
 
 def contacts_of(pipeline: Pipeline, job_ids: list[str]) -> set[str]:
     return {c.record_id for job in job_ids for c in pipeline.store.job_contacts(job)}
+
+
+# Jobs of `batch_size` contacts from the first run: the kind reading of LoneScale's echo, assumed by name (and
+# these tests read no results that would need it).
+FULL_JOBS = LONESCALE.model_copy(update={"assume_custom_echoed": True})
 
 
 def in_cooldown(pipeline: Pipeline, instance: Instance, record_ids: set[str]) -> set[str]:
@@ -171,14 +176,35 @@ def test_a_2xx_without_a_job_id_is_uncertain_kept_in_cooldown_and_never_sent_aga
     assert {pipeline.store.job(job_id).status for job_id in report.jobs} == {JobStatus.APPLIED}  # type: ignore[union-attr]
 
 
-def test_a_refusal_of_every_request_stops_the_run_after_three_posts_and_marks_no_contact(
+def test_a_refusal_of_every_request_stops_the_run_after_two_posts_and_marks_no_contact(
+    pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """Jobs of one contact each (the echo not known yet): two contacts refused alone with the same answer,
+    nothing taken, is LoneScale refusing every request."""
+    reason = "webhook_url must be a URL address using https"
+    lonescale_sandbox.control.configure(refuse_all_with=reason)
+    instance = salesforce_instance(salesforce_sandbox)
+
+    report = pipeline.sync(instance)
+
+    assert report.status == "stopped"
+    assert (report.message or "").startswith(f"LoneScale refuses every request: {reason} ")
+    assert lonescale_sandbox.control.count(route=TRIGGER) == 2, "two contacts alone, and no more"
+    assert (report.sent, report.jobs, held_by_lonescale(lonescale_sandbox)) == (0, [], [])
+    assert pipeline.store.contacts_with_status(instance.name, "rejected", limit=1000) == []
+    assert pipeline.store.cursor(instance.name) is None
+    refused = contacts_of(pipeline, [j.id for j in pipeline.store.jobs(instance.name)])
+    assert len(refused) == 2 and in_cooldown(pipeline, instance, refused) == set(), "no cooldown"
+
+
+def test_a_refusal_of_every_full_job_stops_the_run_after_three_posts_and_marks_no_contact(
     pipeline: Pipeline, salesforce_sandbox: Served, lonescale_sandbox: Served
 ) -> None:
     reason = "webhook_url must be a URL address using https"
     lonescale_sandbox.control.configure(refuse_all_with=reason)
     instance = salesforce_instance(salesforce_sandbox)
 
-    report = pipeline.sync(instance)
+    report = pipeline.sync(instance, FULL_JOBS)
 
     assert report.status == "stopped"
     assert (report.message or "").startswith(f"LoneScale refuses every request: {reason} ")
@@ -193,7 +219,7 @@ def test_a_refusal_of_every_request_stops_the_run_after_three_posts_and_marks_no
     assert refused and in_cooldown(pipeline, instance, refused) == set(), "they never started: no cooldown"
 
     lonescale_sandbox.control.configure(refuse_all_with=None)
-    again = pipeline.sync(instance)
+    again = pipeline.sync(instance, FULL_JOBS)
     assert again.status == "succeeded" and refused <= contacts_of(pipeline, again.jobs)
 
 
@@ -224,7 +250,7 @@ def test_a_stop_in_the_middle_of_a_split_releases_the_contacts_it_never_sent(
     lonescale_sandbox.control.configure(max_contacts_per_request=5, trigger_fault="gateway_timeout")
     instance = salesforce_instance(salesforce_sandbox)
 
-    report = pipeline.sync(instance)
+    report = pipeline.sync(instance, FULL_JOBS)
 
     assert report.status == "stopped" and "was lost" in (report.message or "")
     [uncertain] = report.jobs

@@ -278,6 +278,18 @@ class Store:
         with self.engine.connect() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
+    def recent_deliveries(self, limit: int, max_bytes: int = 65_536) -> list[Delivery]:
+        """The latest deliveries applied, newest first, leaving out big ones (a whole job's body)."""
+        inbox = schema.inbox
+        query = (
+            select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at)
+            .where(inbox.c.status == "applied", func.length(inbox.c.body) <= max_bytes)
+            .order_by(inbox.c.id.desc())
+            .limit(limit)
+        )
+        with self.engine.connect() as db:
+            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
+
     def backlog(self) -> tuple[int, datetime | None, datetime | None]:
         """Deliveries waiting to be applied: how many, the oldest and the newest arrival."""
         inbox = schema.inbox
@@ -310,6 +322,19 @@ class Store:
         query = select(inbox.c.id).where(inbox.c.job_id == job_id, inbox.c.body_sha256 == body_sha256)
         with self.engine.connect() as db:
             return db.execute(query.limit(1)).first() is not None
+
+    def unmatched_results(self, instance: str) -> int:
+        """Results of the instance's jobs that matched no contact (paid for, never written), as their
+        deliveries note them ("N result(s) matched no contact")."""
+        inbox, jobs = schema.inbox, schema.jobs
+        query = (
+            select(inbox.c.error)
+            .join(jobs, jobs.c.id == inbox.c.job_id)
+            .where(jobs.c.instance == instance, inbox.c.error.like("% matched no contact"))
+        )
+        with self.engine.connect() as db:
+            notes = list(db.scalars(query))
+        return sum(int(note.split()[0]) for note in notes if note and note.split()[0].isdigit())
 
     def unapplied_deliveries(self, job_id: str) -> int:
         """How many of this job's stored deliveries wait to be applied."""

@@ -113,6 +113,10 @@ def api(lonescale_sandbox: Served, _client: httpx.Client) -> httpx.Client:
         receiver_timeout_seconds=2,
         not_found_share=0,
         run_route="served",  # these tests poll: the route as the CLI trace shows it, turned on by name
+        # The kind readings these tests of the delivery machinery rely on, named: each result carries its
+        # contact's `custom` (the tests tell results apart by it), and a failed delivery is retried.
+        echo_custom=True,
+        delivery_max_attempts=5,
     )
     return _client
 
@@ -153,6 +157,22 @@ def settled_log(api: httpx.Client, job_id: str) -> list[dict[str, Any]]:
 
 def contact_ids(bodies: list[dict[str, Any]]) -> list[str]:
     return [body["custom"]["contact_id"] for body in bodies]
+
+
+def test_by_default_results_carry_no_custom_and_a_failed_delivery_is_not_retried(
+    lonescale_sandbox: Served, _client: httpx.Client, receiver: Receiver
+) -> None:
+    """The unkind readings of what the docs leave open: the EnrichPayload documents no `custom`, and nothing
+    documents a retry."""
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, not_found_share=0)
+    receiver.scripts["once"] = [503]
+
+    log = settled_log(_client, start(_client, receiver.url("once"), contacts=CONTACTS[:1]))
+    quiet = settled_log(_client, start(_client, receiver.url("plain")))
+
+    assert [(e["attempt"], e["status"], e["outcome"]) for e in log] == [(1, 503, "gave_up")]
+    assert [e["outcome"] for e in quiet] == ["delivered"] * len(CONTACTS)
+    assert receiver.bodies("plain") and not any("custom" in body for body in receiver.bodies("plain"))
 
 
 def test_per_contact_delivery_posts_one_bare_payload_per_contact(
@@ -284,7 +304,7 @@ def test_a_duplicate_share_picks_the_same_payloads_for_the_same_seed(
     def duplicated_ids(name: str) -> list[str]:
         lonescale_sandbox.fresh()
         lonescale_sandbox.control.configure(
-            webhook_delay_seconds=0, duplicate_deliveries=1, duplicate_share=0.5
+            webhook_delay_seconds=0, duplicate_deliveries=1, duplicate_share=0.5, echo_custom=True
         )
         settled_log(api, start(api, receiver.url(name), contacts=contacts))
         return contact_ids(receiver.bodies(name))[20:]
@@ -303,7 +323,7 @@ def test_out_of_order_shuffles_deliveries_the_same_way_each_run(
 
     def received_order(name: str) -> list[str]:
         lonescale_sandbox.fresh()
-        lonescale_sandbox.control.configure(webhook_delay_seconds=0, out_of_order=True)
+        lonescale_sandbox.control.configure(webhook_delay_seconds=0, out_of_order=True, echo_custom=True)
         settled_log(api, start(api, receiver.url(name), contacts=contacts))
         return contact_ids(receiver.bodies(name))
 

@@ -43,8 +43,9 @@ E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 
 @pytest.fixture
 def api(lonescale_sandbox: Served, _client: httpx.Client) -> httpx.Client:
-    # These tests read results by polling: the route as the CLI trace shows it, turned on by name.
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served")
+    # These tests read results by polling (the route as the CLI trace shows it) and tell them apart by each
+    # contact's `custom`: both kind readings, turned on by name.
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served", echo_custom=True)
     return _client
 
 
@@ -99,10 +100,10 @@ def test_the_same_input_and_seed_give_identical_results(api: httpx.Client, lones
 
     first = enrich(api, contacts, ["email", "phone", "profile"], detect_job_change=True)
     lonescale_sandbox.fresh()
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served")
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served", echo_custom=True)
     second = enrich(api, contacts, ["email", "phone", "profile"], detect_job_change=True)
     lonescale_sandbox.control.reset(contacts=SANDBOX_CONTACTS, seed=SANDBOX_SEED + 1)
-    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served")
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0, run_route="served", echo_custom=True)
     other_seed = enrich(api, contacts, ["email", "phone", "profile"], detect_job_change=True)
 
     assert first == second

@@ -46,7 +46,10 @@ class LoneScaleBehaviour(Behaviour):
     # -- delivery shape (§4.3, §8.3-8.5): one bare EnrichPayload per contact, or one per-job envelope.
     delivery: Delivery = "per_contact"
     casing: Casing = "camel"
-    echo_custom: bool = True
+    # The documented EnrichPayload has no `custom` (https://docs.lonescale.com/api-reference/webhookpayload/
+    # enrichment-payload): by default each contact's `custom` is not echoed (the unkind reading); a test that
+    # needs the echo says so with echo_custom=True.
+    echo_custom: bool = False
     deliver_not_found: bool = True  # False: unresolved contacts are left out of webhooks and polling (§8.6)
 
     # -- delivery faults, deterministic for a seed (§6: nothing documented about retries or ordering).
@@ -55,7 +58,9 @@ class LoneScaleBehaviour(Behaviour):
     out_of_order: bool = False
     webhook_missing_share: float = Field(default=0.0, ge=0, le=1)
     receiver_timeout_seconds: float = Field(default=10.0, gt=0)
-    delivery_max_attempts: int = Field(default=5, ge=1, le=20)
+    # Nothing documents webhook retries: by default a delivery that fails is gone, and only polling (where
+    # the run route answers) recovers it; delivery_max_attempts > 1 is the kind reading, named by its test.
+    delivery_max_attempts: int = Field(default=1, ge=1, le=20)
     delivery_backoff_seconds: float = Field(default=1.0, ge=0)
 
     # -- what the waterfall finds, deterministic per input identity and seed.
