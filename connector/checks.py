@@ -28,6 +28,8 @@ STATUS_FITS = {
 }
 # Shortest field that holds typical values: shorter ones get values rejected (STRING_TOO_LONG).
 MIN_LENGTH = {"email": 80, "phone": 20, "linkedin_url": 100, "job_title": 60, "company_name": 80}
+# The Setup data type each status field takes, for the hint that says how to create a missing one.
+SETUP_TYPES = {"enriched_at": "Date/Time", "job_change": "Checkbox", "job_change_at": "Date/Time"}
 
 
 @dataclass(frozen=True)
@@ -55,7 +57,7 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
         where = f"write_back[{index}] ({rule.result} -> {rule.field})"
         info = described.get(rule.field)
         if info is None:
-            problems.append(Problem(where, f"field {rule.field!r} does not exist"))
+            problems.append(Problem(where, f"field {rule.field!r} does not exist{_setup_hint(mapping)}"))
             continue
         if rule.policy.value == "never":
             continue
@@ -78,9 +80,8 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
             continue
         info = described.get(field_name)
         if info is None:
-            problems.append(
-                Problem(f"status.{role}", f"field {field_name!r} does not exist: create it first")
-            )
+            hint = _setup_hint(mapping, _setup_type(mapping, role)) or ": create it first"
+            problems.append(Problem(f"status.{role}", f"field {field_name!r} does not exist{hint}"))
         elif not info.writable:
             problems.append(Problem(f"status.{role}", f"field {field_name!r} is read-only"))
         elif not _fits(info, allowed):
@@ -91,6 +92,23 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
                 )
             )
     return problems
+
+
+def _setup_type(mapping: FieldMapping, role: str) -> str:
+    status = mapping.status
+    values = f"Picklist with the values {status.enriched_value!r} and {status.not_found_value!r}"
+    return SETUP_TYPES.get(role, values)
+
+
+def _setup_hint(mapping: FieldMapping, kind: str | None = None) -> str:
+    """How an admin creates a missing Salesforce field: custom fields are made in Setup, the data API cannot
+    (https://help.salesforce.com/s/articleView?id=sf.adding_fields.htm). "" for other CRMs."""
+    if mapping.crm != "salesforce":
+        return ""
+    where = f"Object Manager > {mapping.object} > Fields & Relationships > New"
+    if kind is None:  # a write-back target: the org's own field, or another one
+        return f" on {mapping.object}: create it in Setup ({where}) or map another field"
+    return f" on {mapping.object}: create it in Setup ({where}, {kind}) and give the integration user edit access"
 
 
 def check_instance(instance: Instance) -> list[Problem]:

@@ -47,6 +47,7 @@ def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
         private_key_path=_resolve(config, sf.private_key_path)
         if sf.auth == "jwt" and sf.private_key_path
         else None,
+        jwt_audience=sf.jwt_audience,
     )
     return SalesforceAdapter(
         settings.name,

@@ -21,6 +21,7 @@ from connector.mapping import FieldMapping, load_mapping
 from connector.models import EnrichmentType
 from connector.redact import Secret
 from connector.sandbox import credentials
+from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
 from connector.serving import ThreadedServer
 from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
@@ -100,7 +101,18 @@ def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSetting
     )
 
 
+def create_status_fields(served: Served, sobjects: tuple[str, ...] = ("Contact", "Lead")) -> None:
+    """The connector's status fields, created as an admin creates them in Setup before the first sync (the
+    emulator's org, like a real one, starts without them; its admin route is that Setup step)."""
+    for sobject in sobjects:
+        spec = served.emulator.store.schema.sobject(sobject)
+        missing = [field for field in CONNECTOR_STATUS_FIELDS if spec.field(field["name"]) is None]
+        if missing:
+            served.control.create_fields(sobject, missing)
+
+
 def salesforce_instance(served: Served, mapping: FieldMapping | None = None, **extra: Any) -> Instance:
+    create_status_fields(served)
     creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
     adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
     config = settings(

@@ -53,7 +53,7 @@ from connector.serving import ThreadedServer
 from connector.store import Store, schema
 from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
-from tests.support import SANDBOX_ENV
+from tests.support import SANDBOX_ENV, create_status_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = SANDBOX_ENV
@@ -357,6 +357,7 @@ def world(
     tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served
 ) -> Iterator[World]:
     salesforce_sandbox.control.reset(contacts=CONTACTS, seed=7)
+    create_status_fields(salesforce_sandbox)  # the org's admin, in Setup: check creates HubSpot's only
     hubspot_sandbox.control.reset(contacts=CONTACTS, seed=7)
     relays: dict[str, Relay] = {}
     store: Store | None = None

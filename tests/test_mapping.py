@@ -278,7 +278,9 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
         "write_back[1] (phone -> Phone): field holds 12 characters; phone values need 20",
         "write_back[2] (job_title -> Title): field 'Title' is read-only",
         "status.enriched_at: field 'Last_Enriched__c' has type 'boolean', expected ['date', 'datetime', 'string']",
-        "status.job_change: field 'Job_Change_Detected__c' does not exist: create it first",
+        "status.job_change: field 'Job_Change_Detected__c' does not exist on Contact: create it in Setup "
+        "(Object Manager > Contact > Fields & Relationships > New, Checkbox) and give the integration user edit "
+        "access",
     ]
 
 
@@ -289,7 +291,8 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
         ("2026-11-26T12:00:00.123+0000", "2026-11-26T12:00:00.123456+00:00", True),
         ("2026-11-26T12:00:00.123Z", datetime(2026, 11, 26, 12, 0, 0, 123999, tzinfo=UTC), True),
         ("2026-11-26T13:00:00.000+0100", "2026-11-26T12:00:00Z", True),
-        ("2026-11-26T12:00:00.124Z", "2026-11-26T12:00:00.123Z", False),
+        ("2026-11-26T12:00:00.482Z", "2026-11-26T12:00:00.000+0000", True),  # Salesforce keeps no ms
+        ("2026-11-26T12:00:01.000Z", "2026-11-26T12:00:00.999Z", False),
         (True, "true", True),
         ("CTO", "CEO", False),
     ],

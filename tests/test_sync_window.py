@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connector.adapters.base import Window
-from connector.config import LoneScaleSettings
+from connector.adapters.salesforce import parse_datetime
+from connector.config import InstanceSettings, LoneScaleSettings
 from connector.mapping import Mapped, to_contact
 from connector.selection import select_types
 from connector.sync import SyncReport
@@ -67,6 +70,51 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
     assert record_id in sent, "the title a person cleared is enriched on the next run"
     assert first.clock_skew is not None and 7 * 60 - 5 <= first.clock_skew <= 7 * 60 + 5, "measured"
     assert pipeline.store.runs(instance.name, limit=1)[0]["counts"]["clock_skew_seconds"] == second.clock_skew
+
+
+def sent_by(pipeline: Pipeline, report: SyncReport) -> set[str]:
+    return {c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)}
+
+
+@pytest.mark.parametrize(("lookback", "read"), [(None, True), ("0s", False)])
+def test_a_record_a_long_transaction_commits_behind_the_cursor_is_read_by_the_next_run_through_its_look_back(
+    pipeline: Pipeline, salesforce_sandbox: Served, lookback: str | None, read: bool
+) -> None:
+    """Salesforce stamps a record when its transaction writes it and shows it when the transaction commits:
+    a run in between reads later records and moves its cursor past that stamp. The default look-back (5m)
+    reads it on the next run; without one it would never be read (the second case shows the trap)."""
+    instance = salesforce_instance(salesforce_sandbox, **({"lookback": lookback} if lookback else {}))
+    if lookback is None:
+        assert instance.settings.lookback == InstanceSettings.model_fields["lookback"].default
+    assert pipeline.sync(instance).status == "succeeded"
+    late, seen, *_ = filled(instance)
+    salesforce_sandbox.control.configure(long_transaction_seconds=4.0)
+    edit_as_a_person(salesforce_sandbox, "salesforce", late, {"Title": ""})  # committed 4 s from now
+    stamped = datetime.now(UTC).replace(microsecond=0)  # `late`'s stamp is this second or an earlier one
+    salesforce_sandbox.control.configure(long_transaction_seconds=0.0)
+    while datetime.now(UTC).replace(microsecond=0) < stamped + timedelta(seconds=2):
+        time.sleep(0.05)  # two seconds on: `seen` and the next cursor (whole seconds) are past `late`'s stamp
+    edit_as_a_person(salesforce_sandbox, "salesforce", seen, {"Title": ""})
+
+    second = pipeline.sync(instance)
+    cursor = pipeline.store.cursor(instance.name)
+    committed = wait_for(lambda: instance.adapter.read_current([late], ["Title"])[late]["Title"] is None)
+    stamp = instance.adapter.read_current([late], ["SystemModstamp"])[late]["SystemModstamp"]
+    third = pipeline.sync(instance)
+
+    assert second.status == third.status == "succeeded"
+    assert seen in sent_by(pipeline, second) and late not in sent_by(pipeline, second), "still in flight"
+    assert committed and cursor is not None and parse_datetime(stamp) < cursor.changed_at, "behind the cursor"
+    assert (late in sent_by(pipeline, third)) is read
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_a_record_that_changes_during_the_pull_is_read_again_but_goes_into_one_job(
