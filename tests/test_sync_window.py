@@ -24,6 +24,7 @@ from tests.support import (
     edit_as_a_person,
     hubspot_instance,
     salesforce_instance,
+    wait_until_searchable,
 )
 
 WHOLE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
@@ -63,6 +64,7 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
     (record_id, *_) = filled(instance)
     edit_as_a_person(salesforce_sandbox if crm == "salesforce" else hubspot_sandbox, crm, record_id,
                      {TITLE[crm]: ""})  # fmt: skip
+    wait_until_searchable(instance, [record_id])  # the next run comes once HubSpot's search shows the edit
 
     second = pipeline.sync(instance, now=ahead)
 
@@ -88,12 +90,12 @@ def test_a_record_a_long_transaction_commits_behind_the_cursor_is_read_by_the_ne
         assert instance.settings.lookback == InstanceSettings.model_fields["lookback"].default
     assert pipeline.sync(instance).status == "succeeded"
     late, seen, *_ = filled(instance)
-    salesforce_sandbox.control.configure(long_transaction_seconds=4.0)
-    edit_as_a_person(salesforce_sandbox, "salesforce", late, {"Title": ""})  # committed 4 s from now
+    salesforce_sandbox.control.configure(long_transaction_seconds=5.0)
+    edit_as_a_person(salesforce_sandbox, "salesforce", late, {"Title": ""})  # committed 5 s from now
     stamped = datetime.now(UTC).replace(microsecond=0)  # `late`'s stamp is this second or an earlier one
     salesforce_sandbox.control.configure(long_transaction_seconds=0.0)
-    while datetime.now(UTC).replace(microsecond=0) < stamped + timedelta(seconds=2):
-        time.sleep(0.05)  # two seconds on: `seen` and the next cursor (whole seconds) are past `late`'s stamp
+    while datetime.now(UTC).replace(microsecond=0) < stamped + timedelta(seconds=3):
+        time.sleep(0.05)  # `seen` and the next cursor (the CRM's whole-second Date header) are past it
     edit_as_a_person(salesforce_sandbox, "salesforce", seen, {"Title": ""})
 
     second = pipeline.sync(instance)
@@ -106,6 +108,38 @@ def test_a_record_a_long_transaction_commits_behind_the_cursor_is_read_by_the_ne
     assert seen in sent_by(pipeline, second) and late not in sent_by(pipeline, second), "still in flight"
     assert committed and cursor is not None and parse_datetime(stamp) < cursor.changed_at, "behind the cursor"
     assert (late in sent_by(pipeline, third)) is read
+
+
+@pytest.mark.parametrize(
+    ("timing", "read"),
+    [({"settle": "1m", "lookback": "5m"}, True), ({"settle": "0s", "lookback": "0s"}, False)],
+)
+def test_a_contact_edited_just_before_a_run_and_not_yet_in_search_is_enriched_by_a_later_run(
+    pipeline: Pipeline, hubspot_sandbox: Served, timing: dict[str, str], read: bool
+) -> None:
+    """HubSpot's search shows a write seconds after it: a run in that gap does not see the record, and its
+    cursor may pass it. The default settle margin keeps the cursor a minute behind the CRM's clock, so a later
+    run reads it (the first case: the defaults); with no margin and no look-back it would be lost for good."""
+    if read:
+        defaults = InstanceSettings.model_fields
+        assert timing == {"settle": defaults["settle"].default, "lookback": defaults["lookback"].default}
+    hubspot_sandbox.control.configure(search_visibility_delay_ms=6000)  # a slow index, so the gap is sure
+    instance = hubspot_instance(hubspot_sandbox, **timing)
+    next_minute = lambda: datetime.now(UTC) + timedelta(seconds=61)  # noqa: E731  the run a minute on
+    assert pipeline.sync(instance, now=next_minute).status == "succeeded"
+    (record_id, *_) = filled(instance)
+    edit_as_a_person(hubspot_sandbox, "hubspot", record_id, {"jobtitle": ""})
+    edited = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC).replace(microsecond=0) < edited + timedelta(seconds=3):
+        time.sleep(0.05)  # the CRM's clock, its whole-second Date header, is past the edit
+
+    second = pipeline.sync(instance, now=next_minute)
+    wait_until_searchable(instance, [record_id])
+    third = pipeline.sync(instance, now=next_minute)
+
+    assert second.status == third.status == "succeeded"
+    assert record_id not in sent_by(pipeline, second), "not in search yet"
+    assert (record_id in sent_by(pipeline, third)) is read
 
 
 def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
