@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from connector.sandbox.control import SandboxControl
+from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
 
 ENDPOINT_KEYS = ("hubspot", "salesforce", "lonescale", "salesforce_private_key_path")
 START_TIMEOUT = 600.0  # seeding 200,000 contacts takes a while on a small machine
@@ -78,6 +79,8 @@ class SandboxProcess:
         """Every emulator back to seeded data with `contacts` records; credits unlimited for benchmarks."""
         for name in ("hubspot", "salesforce", "lonescale"):
             self._controls[name].reset(contacts=contacts, seed=self.seed)
+        for sobject in ("Contact", "Lead"):  # as the org's admin creates them in Setup, before the first sync
+            self._controls["salesforce"].create_fields(sobject, CONNECTOR_STATUS_FIELDS)
         self._controls["lonescale"].admin_post("credits", {"enrichment_credits": 10**12})
         # The kind reading the figures rest on, named: LoneScale echoes each contact's `custom`, so jobs hold
         # `batch_size` contacts whatever they ask for (without it, phone and email lookups go one contact per

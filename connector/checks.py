@@ -28,6 +28,8 @@ STATUS_FITS = {
 }
 # Shortest field that holds typical values: shorter ones get values rejected (STRING_TOO_LONG).
 MIN_LENGTH = {"email": 80, "phone": 20, "linkedin_url": 100, "job_title": 60, "company_name": 80}
+# The Setup data type each status field takes, for the hint that says how to create a missing one.
+SETUP_TYPES = {"enriched_at": "Date/Time", "job_change": "Checkbox", "job_change_at": "Date/Time"}
 
 
 @dataclass(frozen=True)
@@ -44,8 +46,8 @@ def _fits(info: FieldInfo, allowed: set[str]) -> bool:
     return info.type.lower() in allowed
 
 
-def _absent(mapping: FieldMapping, name: str, ours: bool) -> str:
-    """That a field is missing, and what fixes it in this CRM."""
+def _absent(mapping: FieldMapping, name: str, ours: bool, role: str | None = None) -> str:
+    """That a field is missing, and what fixes it in this CRM (`role`: which status field it is)."""
     if mapping.crm == "hubspot":
         if ours:  # the connector's own status properties: an API call creates them
             return (
@@ -55,10 +57,13 @@ def _absent(mapping: FieldMapping, name: str, ours: bool) -> str:
             f"property {name!r} does not exist: create it in HubSpot (Settings → Properties → Contact "
             "properties) or change the mapping"
         )
-    # Custom fields need Setup or the Metadata API; the REST API the connector uses cannot create them.
+    # Custom fields are made in Setup (or the Metadata API); the REST API the connector uses cannot create
+    # them: https://help.salesforce.com/s/articleView?id=sf.adding_fields.htm
+    kind = f", {_setup_type(mapping, role)}" if role else ""
     return (
         f"field {name!r} does not exist on {mapping.object}: create it in Salesforce Setup (Object Manager → "
-        f"{mapping.object} → Fields & Relationships → New, API name {name}) or change the mapping"
+        f"{mapping.object} → Fields & Relationships → New{kind}, API name {name}) and give the integration "
+        "user edit access, or change the mapping"
     )
 
 
@@ -104,7 +109,9 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
             continue
         info = described.get(field_name)
         if info is None:
-            problems.append(Problem(f"status.{role}", _absent(mapping, field_name, ours=True), True))
+            problems.append(
+                Problem(f"status.{role}", _absent(mapping, field_name, ours=True, role=role), True)
+            )
         elif not info.writable:
             problems.append(Problem(f"status.{role}", _read_only(mapping, field_name), True))
         elif not _fits(info, allowed):
@@ -116,6 +123,12 @@ def mapping_problems(mapping: FieldMapping, described: dict[str, FieldInfo]) -> 
                 )
             )
     return problems
+
+
+def _setup_type(mapping: FieldMapping, role: str) -> str:
+    status = mapping.status
+    values = f"Picklist with the values {status.enriched_value!r} and {status.not_found_value!r}"
+    return SETUP_TYPES.get(role, values)
 
 
 def check_instance(instance: Instance) -> list[Problem]:

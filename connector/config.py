@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -153,12 +154,27 @@ class SalesforceSettings(_Section):
     client_secret_env: str | None = "SALESFORCE_CLIENT_SECRET"
     username: str | None = None
     private_key_path: Path | None = None
+    # The JWT's audience, never the host the token is posted to: "login" (production orgs), "test" (sandbox
+    # orgs) or an Experience Cloud site's URL (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm).
+    jwt_audience: str = "login"
     api_version: str = "62.0"
 
     @field_validator("instance_url", "login_url")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
         return None if value is None else _http_url(value)
+
+    @field_validator("jwt_audience")
+    @classmethod
+    def _audience(cls, value: str) -> str:
+        if value in ("login", "test"):
+            return value
+        if not (value.startswith("https://") and is_absolute_http_url(value)):
+            raise ValueError(f"{value!r} is not 'login', 'test' or an https:// Experience Cloud site URL")
+        if (urlsplit(value).hostname or "").endswith(".salesforce.com"):
+            # Salesforce refuses a My Domain or login URL as audience ("audience is invalid").
+            raise ValueError(f"{value!r} is not a JWT audience: use 'login' (production) or 'test' (sandbox)")
+        return value.rstrip("/")
 
     @field_validator("api_version")
     @classmethod

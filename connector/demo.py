@@ -24,6 +24,7 @@ from connector.config import load_config
 from connector.runtime import Runtime
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.runner import Sandbox, SandboxEndpoints
+from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
 from connector.sync import SyncReport
 
 MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
@@ -105,6 +106,16 @@ access_token_env = "DEMO_HUBSPOT_TOKEN"
     return path, env
 
 
+def admin_creates_status_fields(salesforce_url: str) -> None:
+    """A new org has none of the connector's fields and the API cannot create them: the admin's Setup step."""
+    control = SandboxControl(salesforce_url)
+    try:
+        for sobject in ("Contact", "Lead"):
+            control.create_fields(sobject, CONNECTOR_STATUS_FIELDS)
+    finally:
+        control.close()
+
+
 def summary(outcomes: list[Outcome], credits_used: float) -> Table:
     table = Table(
         title="one full cycle per CRM, then a second sync", box=box.SIMPLE_HEAD, collapse_padding=True
@@ -156,6 +167,11 @@ def run_demo(contacts: int = 300, seed: int = 1) -> int:
             f"[bold]sandbox[/] Salesforce {ep.salesforce} · HubSpot {ep.hubspot} · LoneScale {ep.lonescale}"
         )
         path, env = demo_config(ep, Path(tmp))
+        admin_creates_status_fields(ep.salesforce)
+        console.print(
+            "[dim]salesforce: the status fields created on Contact and Lead, as an admin does in Setup "
+            "(the sandbox's POST /__sandbox/fields)[/]"
+        )
         runtime = Runtime(load_config(path, env=env))
         try:
             for instance in runtime.instances.values():

@@ -27,7 +27,9 @@ def blank(value: Any, placeholders: Collection[str] = NO_PLACEHOLDERS) -> bool:
 
 
 def _moment(value: Any) -> datetime | None:
-    """A timestamp, however a CRM writes it ('…T12:00:00.000+0000', '…Z', a datetime), to the millisecond."""
+    """A timestamp, however a CRM writes it ('…T12:00:00.000+0000', '…Z', a datetime), to the second: Salesforce
+    stores datetimes without their milliseconds and answers `.000` (salesforce.stackexchange.com/questions/
+    234824), so a value written as 12:00:00.482 reads back as 12:00:00.000 and is the same value."""
     if isinstance(value, datetime):
         moment = value
     elif isinstance(value, str) and len(value) >= 19 and value[10:11] == "T":
@@ -45,12 +47,12 @@ def _moment(value: Any) -> datetime | None:
     else:
         return None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC).replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def same_value(left: Any, right: Any, placeholders: Collection[str] = NO_PLACEHOLDERS) -> bool:
     """Equal as a CRM would store them: two blanks are the same (None, "" and a placeholder alike), a blank
-    and a value are not; otherwise case and surrounding spaces aside, and timestamps to the millisecond."""
+    and a value are not; otherwise case and surrounding spaces aside, and timestamps to the second."""
     left_blank, right_blank = blank(left, placeholders), blank(right, placeholders)
     if left_blank or right_blank:
         return left_blank and right_blank

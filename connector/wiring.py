@@ -42,6 +42,7 @@ def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
         private_key_path=config.resolve(sf.private_key_path)
         if sf.auth == "jwt" and sf.private_key_path
         else None,
+        jwt_audience=sf.jwt_audience,
     )
     return SalesforceAdapter(
         settings.name,

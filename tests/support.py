@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +21,7 @@ from connector.mapping import FieldMapping, load_mapping
 from connector.models import EnrichmentType
 from connector.redact import Secret
 from connector.sandbox import credentials
+from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
 from connector.serving import ThreadedServer
 from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
@@ -29,6 +30,7 @@ from connector.wiring import Instance
 from tests.adapters.contract import EVERYTHING
 from tests.conftest import Served
 
+HUBSPOT_CHANGED = "lastmodifieddate"
 # The environment a config written for the sandbox names its secrets in.
 SANDBOX_ENV = {
     "LS_KEY": credentials.LONESCALE_API_KEY,
@@ -100,7 +102,18 @@ def settings(name: str, crm: str, mapping: str, **extra: Any) -> InstanceSetting
     )
 
 
+def create_status_fields(served: Served, sobjects: tuple[str, ...] = ("Contact", "Lead")) -> None:
+    """The connector's status fields, created as an admin creates them in Setup before the first sync (the
+    emulator's org, like a real one, starts without them; its admin route is that Setup step)."""
+    for sobject in sobjects:
+        spec = served.emulator.store.schema.sobject(sobject)
+        missing = [field for field in CONNECTOR_STATUS_FIELDS if spec.field(field["name"]) is None]
+        if missing:
+            served.control.create_fields(sobject, missing)
+
+
 def salesforce_instance(served: Served, mapping: FieldMapping | None = None, **extra: Any) -> Instance:
+    create_status_fields(served)
     creds = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
     adapter = SalesforceAdapter("acme-sf", creds, instance_url=served.url)
     config = settings(
@@ -129,14 +142,39 @@ def instance(request: pytest.FixtureRequest) -> Instance:
 
 
 def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyReport]:
+    """One sync, its results delivered and applied; then, as a client that reads its writes back through
+    search must, until HubSpot's search shows them."""
     report = pipeline.sync(instance)
     assert report.status == "succeeded", report.message
     pipeline.wait_for_results(report)
-    return report, pipeline.apply(instance)
+    applied = pipeline.apply(instance)
+    wait_until_searchable(
+        instance, [c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)]
+    )
+    return report, applied
+
+
+def wait_until_searchable(instance: Instance, record_ids: Sequence[str], timeout: float = 30.0) -> None:
+    """HubSpot's search lags writes (eventually consistent; the emulator's default lag too), reads by id do
+    not: until a pull through search shows each record as a read by id does. Nothing to wait for elsewhere."""
+    if instance.settings.crm != "hubspot" or not record_ids:
+        return
+    deadline = time.monotonic() + timeout
+    while True:
+        current = instance.adapter.read_current(list(record_ids), [HUBSPOT_CHANGED])
+        found = {r.ref.id: r.get(HUBSPOT_CHANGED) for r in instance.adapter.pull_changed(EVERYTHING, [])}
+        if all(found.get(i) == current[i].get(HUBSPOT_CHANGED) for i in record_ids if i in current):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("HubSpot's search never caught up with the writes")
+        time.sleep(0.5)
 
 
 def everything(instance: Instance, fields: list[str]) -> dict[str, dict[str, Any]]:
-    return {r.ref.id: dict(r.fields) for r in instance.adapter.pull_changed(EVERYTHING, fields)}
+    """Every record's current values: found by a pull, read by id (HubSpot's search may lag our writes)."""
+    ids = [r.ref.id for r in instance.adapter.pull_changed(EVERYTHING, [])]
+    current = instance.adapter.read_current(ids, fields)
+    return {i: {name: current[i].get(name) for name in fields} for i in ids if i in current}
 
 
 def edit_as_a_person(served: Served, crm: str, record_id: str, values: dict[str, Any]) -> None:

@@ -14,6 +14,7 @@ from connector.cli import main
 EXPECTED_KEYS = [
     "hubspot", "salesforce", "lonescale", "lonescale_api_key", "hubspot_token",
     "salesforce_client_id", "salesforce_client_secret", "salesforce_username", "salesforce_private_key_path",
+    "salesforce_refresh_token",
 ]  # fmt: skip
 
 

@@ -30,7 +30,7 @@ from connector.demo import free_port
 from connector.sandbox import credentials
 from connector.store import Store
 from tests.conftest import Served
-from tests.support import SANDBOX_ENV
+from tests.support import SANDBOX_ENV, create_status_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = SANDBOX_ENV
@@ -79,6 +79,17 @@ access_token_env = "HS_TOKEN"
 def config(
     tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served
 ) -> Path:
+    """A config for the sandbox, whose Salesforce admin has created the status fields in Setup."""
+    create_status_fields(salesforce_sandbox)
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.2)
+    return write_config(tmp_path, lonescale_sandbox.url, salesforce_sandbox.url, hubspot_sandbox.url)
+
+
+@pytest.fixture
+def new_org_config(
+    tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served
+) -> Path:
+    """The same, on a new org and portal: neither CRM has the connector's status fields yet."""
     lonescale_sandbox.control.configure(webhook_delay_seconds=0.2)
     return write_config(tmp_path, lonescale_sandbox.url, salesforce_sandbox.url, hubspot_sandbox.url)
 
@@ -115,7 +126,10 @@ def test_the_example_config_documents_every_key_and_loads(tmp_path: Path) -> Non
     assert [i.name for i in config.settings.instances] == ["acme-salesforce", "acme-hubspot"]
 
 
-def test_check_lists_every_problem_then_passes_once_status_properties_exist(config: Path) -> None:
+def test_check_lists_every_problem_then_passes_once_status_properties_exist(
+    new_org_config: Path, salesforce_sandbox: Served
+) -> None:
+    config = new_org_config
     code, output = cli("check", "--config", str(config))
     assert code == 1
     assert "hs status.status: property 'lonescale_enrichment_status' does not exist" in output
@@ -124,7 +138,19 @@ def test_check_lists_every_problem_then_passes_once_status_properties_exist(conf
         "  - hs status.enriched_at: property 'lonescale_last_enriched_at' does not exist: "
         "run `lonescale-sync check --create-missing` to create it"
     ) in problems, "check names --create-missing where it is the fix"
-    assert not [p for p in problems if p.startswith("  - sf ")], "the Salesforce org has every mapped field"
+    # A new org has none of the connector's fields either: each is named with the Setup step that makes it.
+    assert (
+        "  - sf status.job_change: field 'Job_Change_Detected__c' does not exist on Contact: create it in "
+        "Salesforce Setup (Object Manager → Contact → Fields & Relationships → New, Checkbox, API name "
+        "Job_Change_Detected__c) and give the integration user edit access, or change the mapping"
+    ) in problems
+    assert "Picklist with the values 'Enriched' and 'Not Found'" in output
+    assert {p.split(":")[0] for p in problems if p.startswith("  - sf ")} == {
+        "  - sf status.status",
+        "  - sf status.enriched_at",
+        "  - sf status.job_change",
+    }, "the org's own fields (Title, LinkedIn_URL__c, …) are all there"
+    create_status_fields(salesforce_sandbox)  # the admin's Setup step
     code, output = cli("check", "--config", str(config), "--create-missing")
     assert code == 0, output
     assert "created property lonescale_enrichment_status" in output and "2 instance(s) ready" in output

@@ -174,6 +174,40 @@ def test_jwt_auth_needs_a_username_and_a_key_file(tmp_path: Path) -> None:
     assert load_config(write(tmp_path, text), env=ENV).settings.instances[1].salesforce is not None
 
 
+@pytest.mark.parametrize(
+    ("audience", "loaded"),
+    [
+        (None, "login"),
+        ('"test"', "test"),
+        ('"https://acme.my.site.com/partners/"', "https://acme.my.site.com/partners"),
+    ],
+)
+def test_a_jwt_is_signed_for_login_by_default_or_for_test_or_a_site(
+    tmp_path: Path, audience: str | None, loaded: str
+) -> None:
+    setting = f"\njwt_audience = {audience}" if audience else ""
+    text = GOOD.replace(
+        'client_secret_env = "SF_SECRET"',
+        f'auth = "jwt"\nusername = "u@x.com"\nprivate_key_path = "k.pem"{setting}',
+    )
+    (tmp_path / "k.pem").write_text("key")
+    salesforce = load_config(write(tmp_path, text), env=ENV).settings.instances[1].salesforce
+    assert salesforce is not None and salesforce.jwt_audience == loaded
+
+
+@pytest.mark.parametrize(
+    ("audience", "message"),
+    [
+        ('"https://acme.my.salesforce.com"', "not a JWT audience: use 'login' \\(production\\) or 'test'"),
+        ('"prod"', "'prod' is not 'login', 'test' or an https:// Experience Cloud site URL"),
+    ],
+)
+def test_a_my_domain_url_is_refused_as_jwt_audience(tmp_path: Path, audience: str, message: str) -> None:
+    text = GOOD.replace('client_secret_env = "SF_SECRET"', f"jwt_audience = {audience}")
+    with pytest.raises(ConfigError, match=rf"instances\[1\].salesforce.jwt_audience: .*{message}"):
+        load_config(write(tmp_path, text), env=ENV)
+
+
 def test_instance_names_are_unique(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="repeated: acme"):
         load_config(

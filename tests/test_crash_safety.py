@@ -54,7 +54,7 @@ from connector.serving import ThreadedServer
 from connector.store import Store, schema
 from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
-from tests.support import SANDBOX_ENV
+from tests.support import SANDBOX_ENV, create_status_fields
 
 ROOT = Path(__file__).resolve().parent.parent
 ENV = SANDBOX_ENV
@@ -374,8 +374,10 @@ def record_writes(instance: str, body: bytes) -> list[tuple[str, str, set[str]]]
 def open_world(directory: Path, lonescale: Served, salesforce: Served, hubspot: Served,
                instances: tuple[str, ...] = ("sf", "hs"), full_jobs: bool = False) -> Iterator[World]:  # fmt: skip
     """Relays in front of every emulator and of the daemon's webhook, a config for `instances` (checked, with
-    the status fields created), and the store; everything stopped afterwards."""
+    the status fields created: Salesforce's by its admin in Setup, HubSpot's by `check --create-missing`),
+    and the store; everything stopped afterwards."""
     salesforce.control.reset(contacts=CONTACTS, seed=7)
+    create_status_fields(salesforce)
     hubspot.control.reset(contacts=CONTACTS, seed=7)
     relays: dict[str, Relay] = {}
     store: Store | None = None

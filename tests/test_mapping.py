@@ -280,8 +280,8 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
         "(field-level security in Setup) or change the mapping",
         "status.enriched_at: field 'Last_Enriched__c' has type 'boolean', expected ['date', 'datetime', 'string']",
         "status.job_change: field 'Job_Change_Detected__c' does not exist on Contact: create it in Salesforce "
-        "Setup (Object Manager → Contact → Fields & Relationships → New, API name Job_Change_Detected__c) or "
-        "change the mapping",
+        "Setup (Object Manager → Contact → Fields & Relationships → New, Checkbox, API name "
+        "Job_Change_Detected__c) and give the integration user edit access, or change the mapping",
     ]
 
 
@@ -292,7 +292,8 @@ def test_check_reports_missing_read_only_mistyped_and_short_fields() -> None:
         ("2026-11-26T12:00:00.123+0000", "2026-11-26T12:00:00.123456+00:00", True),
         ("2026-11-26T12:00:00.123Z", datetime(2026, 11, 26, 12, 0, 0, 123999, tzinfo=UTC), True),
         ("2026-11-26T13:00:00.000+0100", "2026-11-26T12:00:00Z", True),
-        ("2026-11-26T12:00:00.124Z", "2026-11-26T12:00:00.123Z", False),
+        ("2026-11-26T12:00:00.482Z", "2026-11-26T12:00:00.000+0000", True),  # Salesforce keeps no ms
+        ("2026-11-26T12:00:01.000Z", "2026-11-26T12:00:00.999Z", False),
         (True, "true", True),
         ("CTO", "CEO", False),
     ],

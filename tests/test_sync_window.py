@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import Counter
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connector.adapters.base import Window
-from connector.config import LoneScaleSettings
+from connector.adapters.salesforce import parse_datetime
+from connector.config import InstanceSettings, LoneScaleSettings
 from connector.mapping import Mapped, to_contact
 from connector.selection import select_types
 from connector.sync import SyncReport
@@ -21,6 +24,7 @@ from tests.support import (
     edit_as_a_person,
     hubspot_instance,
     salesforce_instance,
+    wait_until_searchable,
 )
 
 WHOLE = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
@@ -60,6 +64,7 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
     (record_id, *_) = filled(instance)
     edit_as_a_person(salesforce_sandbox if crm == "salesforce" else hubspot_sandbox, crm, record_id,
                      {TITLE[crm]: ""})  # fmt: skip
+    wait_until_searchable(instance, [record_id])  # the next run comes once HubSpot's search shows the edit
 
     second = pipeline.sync(instance, now=ahead)
 
@@ -67,6 +72,83 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
     assert record_id in sent, "the title a person cleared is enriched on the next run"
     assert first.clock_skew is not None and 7 * 60 - 5 <= first.clock_skew <= 7 * 60 + 5, "measured"
     assert pipeline.store.runs(instance.name, limit=1)[0]["counts"]["clock_skew_seconds"] == second.clock_skew
+
+
+def sent_by(pipeline: Pipeline, report: SyncReport) -> set[str]:
+    return {c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)}
+
+
+@pytest.mark.parametrize(("lookback", "read"), [(None, True), ("0s", False)])
+def test_a_record_a_long_transaction_commits_behind_the_cursor_is_read_by_the_next_run_through_its_look_back(
+    pipeline: Pipeline, salesforce_sandbox: Served, lookback: str | None, read: bool
+) -> None:
+    """Salesforce stamps a record when its transaction writes it and shows it when the transaction commits:
+    a run in between reads later records and moves its cursor past that stamp. The default look-back (5m)
+    reads it on the next run; without one it would never be read (the second case shows the trap)."""
+    instance = salesforce_instance(salesforce_sandbox, **({"lookback": lookback} if lookback else {}))
+    if lookback is None:
+        assert instance.settings.lookback == InstanceSettings.model_fields["lookback"].default
+    assert pipeline.sync(instance).status == "succeeded"
+    late, seen, *_ = filled(instance)
+    salesforce_sandbox.control.configure(long_transaction_seconds=5.0)
+    edit_as_a_person(salesforce_sandbox, "salesforce", late, {"Title": ""})  # committed 5 s from now
+    stamped = datetime.now(UTC).replace(microsecond=0)  # `late`'s stamp is this second or an earlier one
+    salesforce_sandbox.control.configure(long_transaction_seconds=0.0)
+    while datetime.now(UTC).replace(microsecond=0) < stamped + timedelta(seconds=3):
+        time.sleep(0.05)  # `seen` and the next cursor (the CRM's whole-second Date header) are past it
+    edit_as_a_person(salesforce_sandbox, "salesforce", seen, {"Title": ""})
+
+    second = pipeline.sync(instance)
+    cursor = pipeline.store.cursor(instance.name)
+    committed = wait_for(lambda: instance.adapter.read_current([late], ["Title"])[late]["Title"] is None)
+    stamp = instance.adapter.read_current([late], ["SystemModstamp"])[late]["SystemModstamp"]
+    third = pipeline.sync(instance)
+
+    assert second.status == third.status == "succeeded"
+    assert seen in sent_by(pipeline, second) and late not in sent_by(pipeline, second), "still in flight"
+    assert committed and cursor is not None and parse_datetime(stamp) < cursor.changed_at, "behind the cursor"
+    assert (late in sent_by(pipeline, third)) is read
+
+
+@pytest.mark.parametrize(
+    ("timing", "read"),
+    [({"settle": "1m", "lookback": "5m"}, True), ({"settle": "0s", "lookback": "0s"}, False)],
+)
+def test_a_contact_edited_just_before_a_run_and_not_yet_in_search_is_enriched_by_a_later_run(
+    pipeline: Pipeline, hubspot_sandbox: Served, timing: dict[str, str], read: bool
+) -> None:
+    """HubSpot's search shows a write seconds after it: a run in that gap does not see the record, and its
+    cursor may pass it. The default settle margin keeps the cursor a minute behind the CRM's clock, so a later
+    run reads it (the first case: the defaults); with no margin and no look-back it would be lost for good."""
+    if read:
+        defaults = InstanceSettings.model_fields
+        assert timing == {"settle": defaults["settle"].default, "lookback": defaults["lookback"].default}
+    hubspot_sandbox.control.configure(search_visibility_delay_ms=6000)  # a slow index, so the gap is sure
+    instance = hubspot_instance(hubspot_sandbox, **timing)
+    next_minute = lambda: datetime.now(UTC) + timedelta(seconds=61)  # noqa: E731  the run a minute on
+    assert pipeline.sync(instance, now=next_minute).status == "succeeded"
+    (record_id, *_) = filled(instance)
+    edit_as_a_person(hubspot_sandbox, "hubspot", record_id, {"jobtitle": ""})
+    edited = datetime.now(UTC).replace(microsecond=0)
+    while datetime.now(UTC).replace(microsecond=0) < edited + timedelta(seconds=3):
+        time.sleep(0.05)  # the CRM's clock, its whole-second Date header, is past the edit
+
+    second = pipeline.sync(instance, now=next_minute)
+    wait_until_searchable(instance, [record_id])
+    third = pipeline.sync(instance, now=next_minute)
+
+    assert second.status == third.status == "succeeded"
+    assert record_id not in sent_by(pipeline, second), "not in search yet"
+    assert (record_id in sent_by(pipeline, third)) is read
+
+
+def wait_for(condition: Callable[[], bool], timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
 
 
 def test_a_record_that_changes_during_the_pull_is_read_again_but_goes_into_one_job(

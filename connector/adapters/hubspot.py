@@ -185,7 +185,7 @@ class HubSpotAdapter:
             return RateLimited(f"HubSpot {what}: {message}", retry_after=wait, policy=policy)
         if status >= 500 or status == 0:
             return RetriableError(f"HubSpot {what} failed with {status}: {message}")
-        return RequestRejected(f"HubSpot {what} refused ({status}): {message}", status)
+        return RequestRejected(f"HubSpot {what} refused ({status}{_category(body)}): {message}", status)
 
     # -- the seam --------------------------------------------------------------------------------------
     def check(self) -> None:
@@ -380,6 +380,27 @@ class HubSpotAdapter:
 
 def _as_is(body: dict[str, Any]) -> dict[str, Any]:
     return body
+
+
+def _category(body: Mapping[str, Any]) -> str:
+    """The error's category, which every HubSpot error body carries (the spec's Error schema requires it), and
+    for MISSING_SCOPES the scopes a call needs, one of which the private app must be given."""
+    category = body.get("category")
+    if not isinstance(category, str):
+        return ""
+    if category != "MISSING_SCOPES":
+        return f" {category}"
+    needed = [
+        scope
+        for error in body.get("errors") or []
+        if isinstance(error, Mapping)
+        for scope in (error.get("context") or {}).get("requiredGranularScopes") or []
+    ]
+    return (
+        f" MISSING_SCOPES, the app needs one of: {', '.join(map(str, needed))}"
+        if needed
+        else " MISSING_SCOPES"
+    )
 
 
 def _seconds(header: Any) -> float | None:

@@ -1,7 +1,8 @@
 """Salesforce REST through simple-salesforce: SOQL pull on SystemModstamp, collection reads and writes.
 
 Quirks handled here (salesforce-api.md): no timeouts and https-only URLs in the library (§1.7, §4: solved by
-the session in `salesforce_session`); login flows always post to `https://{domain}.salesforce.com` (§1.2);
+the session in `salesforce_session`); login flows always post to `https://{domain}.salesforce.com` (§1.2), and
+a JWT's audience is not the host it is posted to (`salesforce_login`);
 there is no composite method, and `composite/sobjects` answers 200 with per-record failures (§1.4, §2.3);
 per-record errors say `statusCode` where single-record errors say `errorCode` (§2.3). The library parses every
 2xx body as JSON and raises requests' JSONDecodeError when it is not (an HTML page a proxy serves, §1.4), and
@@ -15,11 +16,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import requests
 from simple_salesforce.api import Salesforce
@@ -31,6 +29,7 @@ from simple_salesforce.exceptions import (
 )
 
 from connector.adapters.base import ServerClock, Window
+from connector.adapters.salesforce_login import SalesforceCredentials, login, login_route
 from connector.adapters.salesforce_session import build_session
 from connector.adapters.salesforce_tasks import create_in_batches, maybe_processed, task_record
 from connector.adapters.salesforce_values import DescribedField, sendable, soql_datetime, to_salesforce_value
@@ -49,15 +48,11 @@ DESCRIBE_TTL = 3600.0  # seconds a describe is trusted: one call an hour, and a 
 # Whatever the library raises while reading an answer it did not expect: its own parsing (`result.json()[0]`
 # on a 401, `json_response['access_token']` at login) and ours, done inside the call (see `_call`).
 UNEXPECTED_SHAPE = (KeyError, IndexError, TypeError, AttributeError, ValueError)
-SYNTHETIC_LOGIN = "lonescale-login"  # stands for a non-Salesforce login host (the sandbox): rerouted below
-
-
-@dataclass(frozen=True)
-class SalesforceCredentials:
-    client_id: str
-    client_secret: str | None = None  # client_credentials
-    username: str | None = None  # jwt
-    private_key_path: Path | None = None  # jwt
+# REQUEST_LIMIT_EXCEEDED is one errorCode for the day's allocation and for concurrency limits (too many
+# requests at once, too many long ones at once); only the message says which (SalesforceLabs/OrgCheck#181 and
+# #432, mautic/mautic#5006). Only the daily cap waits for tomorrow.
+DAILY_CAP = "TotalRequests"
+__all__ = ["SalesforceAdapter", "SalesforceCredentials"]
 
 
 def parse_datetime(value: str) -> datetime:
@@ -76,14 +71,6 @@ def flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             flat[f"{prefix}{key}"] = value
     return flat
-
-
-def login_route(login_url: str) -> tuple[str, dict[str, str]]:
-    """The `domain` simple-salesforce wants, and a reroute for hosts that are not `*.salesforce.com`."""
-    host = urlsplit(login_url).netloc
-    if host.endswith(".salesforce.com"):
-        return host.removesuffix(".salesforce.com"), {}
-    return SYNTHETIC_LOGIN, {f"{SYNTHETIC_LOGIN}.salesforce.com": host}
 
 
 class SalesforceAdapter:
@@ -109,46 +96,12 @@ class SalesforceAdapter:
         session.hooks["response"].append(
             lambda response, **_: self.server_clock.observe(response.headers.get("Date"))
         )
-        self._connect: Callable[[], Salesforce] = lambda: self._login(
-            credentials, domain, session, api_version
-        )
+        self._connect: Callable[[], Salesforce] = lambda: login(credentials, domain, session, api_version)
         self._sf: Salesforce | None = None
         self._connecting = threading.Lock()
         self._described: tuple[float, dict[str, DescribedField]] | None = None  # (when, own fields)
         self._describing = threading.Lock()
         self.api_usage: tuple[int, int] | None = None
-
-    @classmethod
-    def _login(
-        cls, creds: SalesforceCredentials, domain: str, session: requests.Session, version: str
-    ) -> Salesforce:
-        try:
-            return cls._logged_in(creds, domain, session, version)
-        except (requests.RequestException, SalesforceError):
-            raise  # the token endpoint's answers: translated in `_call`
-        except Exception as exc:  # the key file unreadable, the key no RSA key, a token body without a URL
-            raise AuthError(f"Salesforce login failed: {type(exc).__name__}: {exc}") from exc
-
-    @staticmethod
-    def _logged_in(
-        creds: SalesforceCredentials, domain: str, session: requests.Session, version: str
-    ) -> Salesforce:
-        if creds.private_key_path is not None:
-            return Salesforce(
-                username=creds.username,
-                consumer_key=creds.client_id,
-                privatekey_file=str(creds.private_key_path),
-                domain=domain,
-                session=session,
-                version=version,
-            )
-        return Salesforce(
-            consumer_key=creds.client_id,
-            consumer_secret=creds.client_secret,
-            domain=domain,
-            session=session,
-            version=version,
-        )
 
     def close(self) -> None:
         if self._sf is not None:
@@ -193,14 +146,20 @@ class SalesforceAdapter:
                     raise RetriableError(
                         f"Salesforce login answered {exc.code} with a body that is not JSON"
                     ) from exc
-                raise AuthError(f"Salesforce login refused: {exc.code} {exc.message}") from exc
+                description = exc.content.decode(errors="replace") if isinstance(exc.content, bytes) else ""
+                raise AuthError(f"Salesforce login refused: {exc.code}: {description}") from exc
             except SalesforceExpiredSession as exc:  # the library already re-logged in and gave up
                 self._sf = None
                 raise AuthError(f"Salesforce session refused: {_first_message(exc.content)}") from exc
             except SalesforceRefusedRequest as exc:
                 if "REQUEST_LIMIT_EXCEEDED" in str(exc.content):
-                    raise QuotaExhausted(
-                        f"Salesforce daily API limit reached: {_first_message(exc.content)}"
+                    if DAILY_CAP in str(exc.content):
+                        raise QuotaExhausted(
+                            f"Salesforce daily API limit reached: {_first_message(exc.content)}"
+                        ) from exc
+                    # Refused before it was carried out, so a retry after a pause is safe even for a create.
+                    raise RetriableError(
+                        f"Salesforce {what}: a concurrency limit: {_first_message(exc.content)}"
                     ) from exc
                 raise RequestRejected(
                     f"Salesforce {what} refused: {_first_message(exc.content)}", exc.status

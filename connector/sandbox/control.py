@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -55,6 +56,15 @@ class SandboxControl:
         response = self._http.post(f"/__sandbox/{path}", json=body)
         response.raise_for_status()
         return response.json()
+
+    def create_fields(self, sobject: str, fields: Sequence[Mapping[str, Any]]) -> list[str]:
+        """Salesforce: what an admin does in Setup (New Custom Field), e.g. with CONNECTOR_STATUS_FIELDS from
+        connector.sandbox.salesforce.org; returns the names created. The data API cannot create fields."""
+        response = self._http.post("/__sandbox/fields", json={"sobject": sobject, "fields": list(fields)})
+        if response.status_code != 200:
+            raise ValueError(f"sandbox refused fields: {response.text}")
+        created: list[str] = response.json()["created"]
+        return created
 
     def seed(self, records: list[dict[str, Any]]) -> list[str]:
         response = self._http.post("/__sandbox/records", json={"records": records})

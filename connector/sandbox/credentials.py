@@ -12,6 +12,9 @@ HUBSPOT_TOKEN = "pat-na1-sandbox-7d3e"
 SALESFORCE_CLIENT_ID = "3MVG9sandbox.lonescale.sync"
 SALESFORCE_CLIENT_SECRET = "sandbox-client-secret-91b2"
 SALESFORCE_USERNAME = "integration@lonescale-sync.sandbox"
+# A refresh token as the web-server flow would have handed one out once a person authorised the app: what
+# most connected apps hold, and what the emulator's refresh_token grant accepts.
+SALESFORCE_REFRESH_TOKEN = "5Aep861sandbox.refresh.token.3c9d"
 
 
 def write_jwt_keypair(directory: Path) -> tuple[Path, bytes]:

@@ -34,6 +34,7 @@ class SandboxEndpoints:
     salesforce_client_secret: str
     salesforce_username: str
     salesforce_private_key_path: str
+    salesforce_refresh_token: str
 
     def as_lines(self) -> list[str]:
         return [f"{f.name}={getattr(self, f.name)}" for f in fields(self)]
@@ -101,6 +102,7 @@ class Sandbox:
             salesforce_client_secret=credentials.SALESFORCE_CLIENT_SECRET,
             salesforce_username=credentials.SALESFORCE_USERNAME,
             salesforce_private_key_path=str(self.private_key_path),
+            salesforce_refresh_token=credentials.SALESFORCE_REFRESH_TOKEN,
         )
         return self._endpoints
 

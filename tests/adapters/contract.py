@@ -6,6 +6,7 @@ A subclass provides the fixtures: `adapter`, `refused_adapter` (wrong credential
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -57,7 +58,12 @@ class AdapterContract:
         assert adapter.read_current([first.ref.id], [self.title_field])[first.ref.id][self.title_field] == (
             "Chief Enrichment Officer"
         )
-        latest = {r.ref.id: r.changed_at for r in adapter.pull_changed(EVERYTHING, [self.title_field])}
+        deadline = time.monotonic() + 20  # HubSpot's search lags writes: read again until it shows it
+        while True:
+            latest = {r.ref.id: r.changed_at for r in adapter.pull_changed(EVERYTHING, [self.title_field])}
+            if latest[first.ref.id] > first.changed_at or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
         assert latest[first.ref.id] > first.changed_at, "our own write bumps the modified stamp"
 
     def test_a_rejected_record_does_not_block_its_batch(self, adapter: CrmAdapter) -> None:

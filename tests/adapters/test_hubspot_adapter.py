@@ -5,10 +5,13 @@ from __future__ import annotations
 import pytest
 
 from connector.adapters.hubspot import HubSpotAdapter
+from connector.checks import check_instance
+from connector.errors import RequestRejected
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
 from connector.sandbox import credentials
 from tests.adapters.contract import EVERYTHING, AdapterContract
 from tests.conftest import SANDBOX_CONTACTS, Served
+from tests.support import hubspot_instance
 
 
 @pytest.fixture
@@ -145,3 +148,25 @@ def test_two_updates_giving_one_email_keep_it_for_the_first(
     current = adapter.read_current([first, second], ["email", "jobtitle"])
     assert current[first]["email"] == "shared@fresh-domain.com"
     assert current[second]["jobtitle"] == "CFO"
+
+
+def test_a_token_without_the_contacts_schema_scope_is_named_by_check_with_the_scopes_it_needs(
+    hubspot_sandbox: Served,
+) -> None:
+    """A private app created without `crm.schemas.contacts.read`: the properties list answers 403
+    MISSING_SCOPES, and check says which scopes to give the app rather than only "refused (403)"."""
+    instance = hubspot_instance(hubspot_sandbox)  # creates the status properties with the full scopes
+    hubspot_sandbox.control.configure(token_scopes=["crm.objects.companies.read"])
+
+    [problem] = check_instance(instance)
+
+    assert "refused (403 MISSING_SCOPES, the app needs one of: crm.objects.contacts.read, " in problem.message
+    assert "crm.schemas.contacts.read)" in problem.message
+
+
+def test_a_404_is_reported_with_its_category(hubspot_sandbox: Served) -> None:
+    misrouted = HubSpotAdapter(
+        "acme-hubspot", credentials.HUBSPOT_TOKEN, base_url=f"{hubspot_sandbox.url}/v2"
+    )
+    with pytest.raises(RequestRejected, match=r"refused \(404 OBJECT_NOT_FOUND\): resource not found"):
+        misrouted.check()

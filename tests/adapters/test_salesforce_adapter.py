@@ -7,20 +7,27 @@ from pathlib import Path
 import pytest
 
 from connector.adapters.salesforce import SalesforceAdapter, SalesforceCredentials
-from connector.errors import QuotaExhausted
+from connector.errors import AuthError, QuotaExhausted, RetriableError
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
+from connector.retry import DEFAULT_POLICY, RetryPolicy
 from connector.sandbox import credentials
 from tests.adapters.contract import EVERYTHING, AdapterContract
 from tests.conftest import SANDBOX_CONTACTS, Served
 
 CLIENT = SalesforceCredentials(credentials.SALESFORCE_CLIENT_ID, credentials.SALESFORCE_CLIENT_SECRET)
+TOKEN_ROUTE = "/services/oauth2/token"
 
 
 def make(
-    served: Served, creds: SalesforceCredentials = CLIENT, object_name: str = "Contact"
+    served: Served,
+    creds: SalesforceCredentials = CLIENT,
+    object_name: str = "Contact",
+    retry_policy: RetryPolicy = DEFAULT_POLICY,
 ) -> SalesforceAdapter:
     # The sandbox URL as both instance and login URL: plain HTTP on 127.0.0.1, no library patching.
-    return SalesforceAdapter("acme-sf", creds, instance_url=served.url, object_name=object_name)
+    return SalesforceAdapter(
+        "acme-sf", creds, instance_url=served.url, object_name=object_name, retry_policy=retry_policy
+    )
 
 
 @pytest.fixture
@@ -44,16 +51,45 @@ class TestSalesforceAdapter(AdapterContract):
         return RecordRef(adapter.name, "Contact", record_id)
 
 
-def test_jwt_bearer_login_pulls_the_same_records(
-    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
-) -> None:
-    jwt = SalesforceCredentials(
+def jwt(key_path: str, audience: str = "login") -> SalesforceCredentials:
+    return SalesforceCredentials(
         credentials.SALESFORCE_CLIENT_ID,
         username=credentials.SALESFORCE_USERNAME,
-        private_key_path=Path(jwt_private_key_path[0]),
+        private_key_path=Path(key_path),
+        jwt_audience=audience,
     )
-    records = list(make(salesforce_sandbox, jwt).pull_changed(EVERYTHING, ["Email"]))
+
+
+def test_jwt_bearer_login_signs_the_login_audience_and_posts_to_the_configured_host(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    # The emulator refuses any audience but login, test or a site of the org, as Salesforce does; the token
+    # request itself goes to the instance (the sandbox), as it goes to My Domain in production.
+    records = list(make(salesforce_sandbox, jwt(jwt_private_key_path[0])).pull_changed(EVERYTHING, ["Email"]))
     assert len(records) == SANDBOX_CONTACTS
+    assert salesforce_sandbox.control.count(method="POST", route=TOKEN_ROUTE, status=200) == 1
+
+
+def test_a_sandbox_org_is_logged_in_to_with_the_test_audience(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    make(salesforce_sandbox, jwt(jwt_private_key_path[0], "test")).check()
+    assert salesforce_sandbox.control.count(method="POST", route=TOKEN_ROUTE, status=200) == 1
+
+
+def test_an_experience_cloud_site_audience_logs_in_where_the_org_has_that_site_and_renews_its_token(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    site = "https://acme.my.site.com/partners"
+    adapter = make(salesforce_sandbox, jwt(jwt_private_key_path[0], site))
+    with pytest.raises(AuthError, match="invalid_grant: audience is invalid"):
+        adapter.check()
+
+    salesforce_sandbox.control.configure(experience_cloud_sites=[site])
+    adapter.check()
+    salesforce_sandbox.control.configure(expire_tokens=True)  # the token handed over: renewed by a new login
+    assert len(list(adapter.pull_changed(EVERYTHING, ["Email"]))) == SANDBOX_CONTACTS
+    assert salesforce_sandbox.control.count(method="POST", route=TOKEN_ROUTE, status=200) == 2
 
 
 def test_relationship_fields_arrive_dotted_and_describe_follows_the_lookup(
@@ -107,6 +143,43 @@ def test_the_daily_limit_stops_the_instance_and_usage_is_visible(
     salesforce_sandbox.control.configure(daily_api_limit=adapter.api_usage[0])
     with pytest.raises(QuotaExhausted, match="REQUEST_LIMIT_EXCEEDED"):
         adapter.check()
+
+
+QUICK = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05)
+
+
+def test_a_concurrency_limit_is_waited_out_and_the_call_goes_through(salesforce_sandbox: Served) -> None:
+    adapter = make(salesforce_sandbox, retry_policy=QUICK)
+    salesforce_sandbox.control.configure(concurrent_request_refusals=2)
+
+    adapter.check()  # refused twice with REQUEST_LIMIT_EXCEEDED, then answered: not the day's cap
+
+    assert salesforce_sandbox.control.count(status=403) == 2
+
+
+def test_an_update_refused_by_the_long_transaction_limit_is_sent_again_and_written(
+    salesforce_sandbox: Served,
+) -> None:
+    adapter = make(salesforce_sandbox, retry_policy=QUICK)
+    record_id = next(iter(adapter.pull_changed(EVERYTHING, ["Title"]))).ref.id
+    salesforce_sandbox.control.configure(long_transaction_refusals=1)
+
+    [result] = adapter.write_back([FieldUpdate(RecordRef("acme-sf", "Contact", record_id), {"Title": "CTO"})])
+
+    assert result.outcome is WriteOutcome.WRITTEN
+    assert adapter.read_current([record_id], ["Title"])[record_id]["Title"] == "CTO"
+
+
+def test_a_concurrency_limit_that_does_not_clear_gives_up_as_retriable_never_as_the_daily_cap(
+    salesforce_sandbox: Served,
+) -> None:
+    adapter = make(salesforce_sandbox, retry_policy=QUICK)
+    adapter.check()
+    salesforce_sandbox.control.configure(concurrent_request_refusals=10)
+    with pytest.raises(RetriableError, match="ConcurrentRequests") as refused:
+        adapter.check()
+    assert not isinstance(refused.value, QuotaExhausted)
+    assert salesforce_sandbox.control.count(status=403) == QUICK.attempts
 
 
 def test_leads_are_pulled_without_converted_ones(salesforce_sandbox: Served) -> None:

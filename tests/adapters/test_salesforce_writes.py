@@ -18,6 +18,7 @@ from connector.retry import RetryPolicy
 from tests.adapters.contract import EVERYTHING
 from tests.adapters.test_salesforce_adapter import CLIENT, make
 from tests.conftest import Served
+from tests.support import create_status_fields
 
 UPDATE = "/services/data/{version}/composite/sobjects"
 DESCRIBE = "/services/data/{version}/sobjects/{sobject}/describe"
@@ -28,6 +29,7 @@ QUICK = RetryPolicy(attempts=2, base_delay=0.01)
 
 @pytest.fixture
 def adapter(salesforce_sandbox: Served) -> SalesforceAdapter:
+    create_status_fields(salesforce_sandbox)
     return make(salesforce_sandbox)
 
 
@@ -37,6 +39,24 @@ def contacts(adapter: SalesforceAdapter, count: int) -> list[RecordRef]:
 
 def now(adapter: SalesforceAdapter, ref: RecordRef, *fields: str) -> dict[str, Any]:
     return dict(adapter.read_current([ref.id], list(fields))[ref.id])
+
+
+def test_a_field_the_org_has_not_created_yet_is_refused_with_salesforces_reason_and_the_rest_written(
+    salesforce_sandbox: Served,
+) -> None:
+    """A new org: nobody has created the status fields in Setup. The write of one is refused as Salesforce
+    refuses it (INVALID_FIELD, "No such column"), never sent, and the record's other fields are written."""
+    adapter = make(salesforce_sandbox)
+    record, *_ = contacts(adapter, 1)
+
+    [result] = adapter.write_back([FieldUpdate(record, {"Title": "CTO", "Enrichment_Status__c": "Enriched"})])
+
+    assert result.outcome is WriteOutcome.WRITTEN
+    assert result.refused_fields == {
+        "Enrichment_Status__c": "INVALID_FIELD: No such column 'Enrichment_Status__c' on sobject of type "
+        "Contact; not sent"
+    }
+    assert now(adapter, record, "Title") == {"Id": record.id, "Title": "CTO"}
 
 
 def test_a_title_too_long_for_its_field_is_not_sent_and_the_phone_and_status_are_written(

@@ -26,6 +26,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import NotFoundException
 from hubspot.crm.properties import ApiException as PropertiesApiException
 from hubspot.crm.properties import OptionInput, PropertyCreate
+from hubspot.crm.properties.exceptions import ForbiddenException as PropertiesForbidden
 from hubspot.crm.properties.exceptions import NotFoundException as PropertyNotFound
 
 from connector.sandbox import credentials
@@ -313,6 +314,28 @@ def test_taking_another_contacts_email_is_a_conflict(hubspot_sandbox: Served) ->
         )
     assert raised.value.status == 409
     assert body_of(raised.value)["message"] == f"Contact already exists. Existing ID: {owner.id}"
+
+
+def test_an_unknown_contact_is_a_404_whose_body_says_object_not_found(hubspot_sandbox: Served) -> None:
+    with pytest.raises(NotFoundException) as missing:
+        client(hubspot_sandbox.url).crm.contacts.basic_api.get_by_id("99999999", _request_timeout=TIMEOUT)
+
+    body = body_of(missing.value)
+    assert (body["category"], body["message"]) == ("OBJECT_NOT_FOUND", "resource not found")
+    assert body["correlationId"]
+
+
+def test_a_types_properties_without_its_scope_are_403_missing_scopes_through_the_sdk(
+    hubspot_sandbox: Served,
+) -> None:
+    core = client(hubspot_sandbox.url).crm.properties.core_api
+    with pytest.raises(PropertiesForbidden) as refused:
+        core.get_all("deals", archived=False, _request_timeout=TIMEOUT)
+    hubspot_sandbox.control.configure(token_scopes=["crm.schemas.deals.read"])
+    deals = {p.name for p in core.get_all("deals", archived=False, _request_timeout=TIMEOUT).results}
+
+    assert body_of(refused.value)["category"] == "MISSING_SCOPES"
+    assert {"dealname", "dealstage", "amount", "hs_object_id"} <= deals
 
 
 def test_properties_list_flags_read_only_values_and_a_missing_one_is_not_found(

@@ -200,10 +200,33 @@ def test_our_write_back_is_found_by_the_next_incremental_search(hubspot_sandbox:
         ),
         _request_timeout=TIMEOUT,
     )
-    found = hubspot.crm.contacts.search_api.do_search(
-        request(since, sorts=by_time()), _request_timeout=TIMEOUT
-    )
+    deadline = time.monotonic() + 10  # search lags writes (the default): a client searches again
+    while True:
+        found = hubspot.crm.contacts.search_api.do_search(
+            request(since, sorts=by_time()), _request_timeout=TIMEOUT
+        )
+        if found.total == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.25)
     assert [r.id for r in found.results] == ["1001", "1005"], "same millisecond, then by id"
+
+
+def test_search_lags_writes_by_default_and_shows_them_a_little_later(hubspot_sandbox: Served) -> None:
+    """Eventually consistent, as HubSpot's search is: no configuration needed for a client to meet it."""
+    hubspot = client(hubspot_sandbox.url)
+    hubspot.crm.contacts.batch_api.update(
+        BatchInputSimplePublicObjectBatchInput(inputs=[SimplePublicObjectBatchInput(id="1002", properties={"city": "Tromsø"})]),
+        _request_timeout=TIMEOUT,
+    )  # fmt: skip
+    tromso = request([Filter(property_name="city", operator="EQ", value="Tromsø")])
+    at_once = hubspot.crm.contacts.search_api.do_search(tromso, _request_timeout=TIMEOUT).total
+    deadline = time.monotonic() + 10
+    while hubspot.crm.contacts.search_api.do_search(tromso, _request_timeout=TIMEOUT).total == 0:
+        assert time.monotonic() < deadline, "search never showed the write"
+        time.sleep(0.25)
+
+    assert at_once == 0
+    assert hubspot_sandbox.control.configure()["search_visibility_delay_ms"] > 0
 
 
 def test_search_lags_writes_by_the_configured_visibility_delay(hubspot_sandbox: Served) -> None:

@@ -9,6 +9,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import httpx
+import jwt
 import pytest
 import requests
 from simple_salesforce import Salesforce
@@ -46,14 +48,29 @@ def client(served: Served, secret: str = credentials.SALESFORCE_CLIENT_SECRET) -
     )
 
 
-def jwt_client(served: Served, key_path: str, username: str = credentials.SALESFORCE_USERNAME) -> Salesforce:
+def jwt_client(
+    served: Served, key_path: str, username: str = credentials.SALESFORCE_USERNAME, audience: str = "login"
+) -> Salesforce:
+    """simple-salesforce signs `aud = https://{domain}.salesforce.com` and posts to `instance_url` when given
+    (login.py): the login audience, posted to the My Domain host."""
     return Salesforce(
         username=username,
         consumer_key=credentials.SALESFORCE_CLIENT_ID,
         privatekey_file=key_path,
-        domain=MY_DOMAIN,
+        domain=audience,
+        instance_url=MY_DOMAIN,
         session=sandbox_session(served),
     )
+
+
+def signed_assertion(key_path: str, audience: str) -> str:
+    claims = {
+        "iss": credentials.SALESFORCE_CLIENT_ID,
+        "sub": credentials.SALESFORCE_USERNAME,
+        "aud": audience,
+        "exp": int(time.time()) + 180,
+    }
+    return jwt.encode(claims, Path(key_path).read_bytes(), algorithm="RS256")
 
 
 def access_token(served: Served) -> str:
@@ -134,6 +151,48 @@ def test_jwt_bearer_login_verifies_the_assertion_signed_by_the_library(
 
     assert sf.auth_type == "jwt-bearer"
     assert sf.query("SELECT Id FROM Lead LIMIT 2")["totalSize"] == 2
+
+
+def test_the_test_audience_of_sandbox_orgs_is_accepted_too(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    sf = jwt_client(salesforce_sandbox, jwt_private_key_path[0], audience="test")
+
+    assert sf.query("SELECT Id FROM Contact LIMIT 1")["totalSize"] == 1
+
+
+def test_a_jwt_whose_audience_is_the_my_domain_host_is_refused_as_salesforce_refuses_it(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    with pytest.raises(SalesforceAuthenticationFailed) as refused:
+        jwt_client(salesforce_sandbox, jwt_private_key_path[0], audience=MY_DOMAIN)  # aud: acme.my host
+
+    assert (refused.value.code, refused.value.content) == ("invalid_grant", b"audience is invalid")
+    assert salesforce_sandbox.control.count(route=TOKEN_ROUTE, status=400) == 1
+
+
+def test_an_experience_cloud_site_is_an_audience_only_in_an_org_that_has_that_site(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    site = "https://acme.my.site.com/partners"
+
+    def token_answer() -> httpx.Response:
+        form = {"grant_type": oauth_jwt_grant(), "assertion": signed_assertion(jwt_private_key_path[0], site)}
+        return httpx.post(f"{salesforce_sandbox.url}{TOKEN_ROUTE}", data=form)
+
+    refused = token_answer()
+    salesforce_sandbox.control.configure(experience_cloud_sites=[site])
+    accepted = token_answer()
+
+    assert (refused.status_code, refused.json()) == (
+        400,
+        {"error": "invalid_grant", "error_description": "audience is invalid"},
+    )
+    assert accepted.status_code == 200 and accepted.json()["access_token"]
+
+
+def oauth_jwt_grant() -> str:
+    return "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def test_jwt_signed_with_another_key_is_refused(salesforce_sandbox: Served, tmp_path: Path) -> None:
@@ -229,6 +288,27 @@ def test_past_the_daily_limit_calls_are_refused_with_request_limit_exceeded(
         {"message": "TotalRequests Limit exceeded.", "errorCode": "REQUEST_LIMIT_EXCEEDED"}
     ]
     assert salesforce_sandbox.control.count(route=QUERY_ROUTE, status=403) == 1
+
+
+@pytest.mark.parametrize(
+    ("knob", "message"),
+    [
+        ("concurrent_request_refusals", "ConcurrentRequests (Concurrent API Requests) Limit exceeded."),
+        ("long_transaction_refusals", "ConcurrentPerOrgLongTxn Limit exceeded"),
+    ],
+)
+def test_concurrency_limits_refuse_with_the_daily_caps_error_code_and_then_clear(
+    salesforce_sandbox: Served, knob: str, message: str
+) -> None:
+    sf = client(salesforce_sandbox)
+    salesforce_sandbox.control.configure(**{knob: 1})
+
+    with pytest.raises(SalesforceRefusedRequest) as refused:
+        sf.query("SELECT Id FROM Account LIMIT 1")
+
+    assert refused.value.content == [{"message": message, "errorCode": "REQUEST_LIMIT_EXCEEDED"}]
+    assert sf.query("SELECT Id FROM Account LIMIT 1")["totalSize"] == 1
+    assert sf.limits()["DailyApiRequests"]["Remaining"] == 100_000 - 2, "a refused call is not counted"
 
 
 def test_server_errors_hit_the_same_calls_for_the_same_seed(salesforce_sandbox: Served) -> None:

@@ -9,16 +9,24 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
-from starlette.types import ASGIApp
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from connector.sandbox import credentials
 from connector.sandbox.hubspot.associations import Associations
-from connector.sandbox.hubspot.errors import AUTH_MESSAGE, CorrelationIds, HubSpotError, render
+from connector.sandbox.hubspot.catalog import object_type, unstored_properties
+from connector.sandbox.hubspot.errors import (
+    AUTH_MESSAGE,
+    CorrelationIds,
+    HubSpotError,
+    missing_scopes,
+    not_found,
+    render,
+)
 from connector.sandbox.hubspot.limits import PORTAL_ID, HubSpotBehaviour, RateLimits, relaxed
 from connector.sandbox.hubspot.notes import NOTE_ID_START, NoteLinks, NoteRoutes, note_properties
 from connector.sandbox.hubspot.objects import Endpoint, ObjectRoutes
 from connector.sandbox.hubspot.properties import PropertyRoutes
-from connector.sandbox.hubspot.schema import standard_properties
+from connector.sandbox.hubspot.schema import PropertyDef, standard_properties
 from connector.sandbox.hubspot.seed import from_test, reset_moment, seeded
 from connector.sandbox.hubspot.store import ObjectStore
 from connector.sandbox.hubspot.times import to_ms
@@ -30,6 +38,7 @@ from connector.sandbox.kit import (
     garbled_in_place,
     happens,
     html_in_place,
+    json_response,
 )
 
 __all__ = ["HubSpotBehaviour", "HubSpotEmulator"]
@@ -60,6 +69,8 @@ class HubSpotEmulator(Emulator):
         # Notes are served beside `stores`, not in it: the properties API and test seeding stay as they were.
         self.notes_store = ObjectStore("notes", {})
         self.note_links = NoteLinks()
+        # Property definitions of the standard types kept without records (deals, tickets, calls, …).
+        self.unstored_schemas: dict[str, dict[str, PropertyDef]] = {}
         super().__init__(contacts=contacts, seed=seed, realistic=realistic)
         self.on_behaviour_changed()
 
@@ -86,6 +97,9 @@ class HubSpotEmulator(Emulator):
             store.load(records)
         self.notes_store.schema.clear()
         self.notes_store.schema.update(note_properties(to_ms(now) - 5 * 365 * 86_400_000))
+        for name, definitions in unstored_properties(to_ms(now) - 5 * 365 * 86_400_000).items():
+            self.unstored_schemas.setdefault(name, {}).clear()
+            self.unstored_schemas[name].update(definitions)
         self.notes_store.load([])
         self.notes_store.next_id = NOTE_ID_START
         self.note_links.clear()
@@ -110,8 +124,17 @@ class HubSpotEmulator(Emulator):
         table += NoteRoutes(
             self.notes_store, self.contacts_store, self.note_links, self.associations, self.portal_id
         ).handlers()
-        props = PropertyRoutes(self.stores)
+        schemas = {
+            **{name: store.schema for name, store in self.stores.items()},
+            "notes": self.notes_store.schema,
+            **self.unstored_schemas,
+        }
+        props = PropertyRoutes(schemas, lambda: self.settings.token_scopes)
         table += [
+            ("GET", "/crm/v3/schemas", self.custom_schemas, False),
+            ("GET", "/crm-object-schemas/v3/schemas", self.custom_schemas, False),
+            ("GET", "/properties/v2/{objectType}/properties", props.legacy_list, False),
+            ("GET", "/companies/v2/properties", props.legacy_companies, False),
             ("GET", "/crm/v3/properties/{objectType}", props.get_all, False),
             ("POST", "/crm/v3/properties/{objectType}", props.create, False),
             ("GET", "/crm/v3/properties/{objectType}/{propertyName}", props.get_by_name, False),
@@ -132,16 +155,24 @@ class HubSpotEmulator(Emulator):
     def asgi_app(self) -> ASGIApp:
         async def unknown(request: Request, exc: Exception) -> Response:
             status = getattr(exc, "status_code", 404)
-            message = (
-                "resource not found" if status == 404 else f"Method {request.method} is not allowed here"
-            )
-            return render(HubSpotError(status, message), self.correlation.next())
+            if status == 404:
+                return render(not_found(), self.correlation.next())
+            message = f"Method {request.method} is not allowed here"
+            return render(HubSpotError(status, message, "VALIDATION_ERROR"), self.correlation.next())
 
         app = Starlette(
             routes=[*self.admin_routes(), *self.api_routes()],
             exception_handlers={404: unknown, 405: unknown},
         )
-        return StatsMiddleware(app, self.stats)
+        return StatsMiddleware(_PluralTypeNames(app), self.stats)
+
+    async def custom_schemas(self, request: Request) -> Response:
+        """`GET /crm/v3/schemas`: the portal's custom object types; this portal has none (custom objects are
+        an Enterprise feature). Needs a custom-schema scope, as the spec's security lists."""
+        needed = ("crm.schemas.custom.read", "crm.objects.custom.read")
+        if not set(self.settings.token_scopes) & set(needed):
+            raise missing_scopes(needed)
+        return json_response({"results": []})
 
     def _guarded(self, handler: Endpoint, search: bool) -> Endpoint:
         """Auth, then limits (a 401 or 429 consumes nothing), then latency and faults, then the handler."""
@@ -174,3 +205,29 @@ class HubSpotEmulator(Emulator):
             return response
 
         return endpoint
+
+
+# Where a path names object types: /crm/v3/objects/T…, /crm/v4/objects/T/{id}/associations/T,
+# /crm/v4/associations/T/T/…
+TYPE_PLACES = {("v3", "objects"): (4,), ("v4", "objects"): (4, 7), ("v4", "associations"): (4, 5)}
+
+
+class _PluralTypeNames:
+    """Clients name object types by plural, singular or id (`contacts`, `contact`, `0-1`) on the objects,
+    search and associations routes; each is served as its plural, the name the routes are registered under.
+    The scope is changed in place, so the call statistics see the route template it matched."""
+
+    def __init__(self, app: ASGIApp):
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/crm/"):
+            parts = scope["path"].split("/")
+            for index in TYPE_PLACES.get((parts[2], parts[3]) if len(parts) > 4 else ("", ""), ()):
+                kind = object_type(parts[index]) if index < len(parts) else None
+                if kind is not None:
+                    parts[index] = kind.name
+            path = "/".join(parts)
+            if path != scope["path"]:
+                scope["path"], scope["raw_path"] = path, path.encode()
+        await self.app(scope, receive, send)

@@ -32,6 +32,7 @@ class HubSpotError(Exception):
         context: Mapping[str, Sequence[str]] | None = None,
         errors: Sequence[Mapping[str, Any]] | None = None,
         sub_category: str | None = None,
+        links: Mapping[str, str] | None = None,
     ):
         super().__init__(message)
         self.status = status
@@ -40,6 +41,7 @@ class HubSpotError(Exception):
         self.context = context
         self.errors = errors
         self.sub_category = sub_category
+        self.links = links
 
     def body(self, correlation_id: str) -> dict[str, Any]:
         body: dict[str, Any] = {"status": "error", "message": self.message, "correlationId": correlation_id}
@@ -47,6 +49,8 @@ class HubSpotError(Exception):
             body["context"] = {key: list(values) for key, values in self.context.items()}
         if self.errors is not None:
             body["errors"] = [dict(item) for item in self.errors]
+        if self.links is not None:
+            body["links"] = dict(self.links)
         if self.category is not None:
             body["category"] = self.category
         if self.sub_category is not None:
@@ -71,7 +75,30 @@ def too_many_inputs(limit: int = 100) -> HubSpotError:
 
 
 def not_found() -> HubSpotError:
-    return HubSpotError(404, "resource not found")
+    """The spec's Error schema requires `category` beside `correlationId` and `message`, on every error
+    (e.g. PublicApiSpecs/CRM/Contacts/Rollouts/424/v3/contacts.json in HubSpot's public spec collection)."""
+    return HubSpotError(404, "resource not found", "OBJECT_NOT_FOUND")
+
+
+SCOPES_LINK = "https://developers.hubspot.com/scopes"
+
+
+def missing_scopes(required: Sequence[str]) -> HubSpotError:
+    """A token without the scope a call needs: 403 MISSING_SCOPES naming the scopes, any one of which does
+    (https://developers.hubspot.com/docs/api-reference/error-handling)."""
+    return HubSpotError(
+        403,
+        "This app hasn't been granted all required scopes to make this call. Read more about required scopes "
+        f"here: {SCOPES_LINK}.",
+        "MISSING_SCOPES",
+        errors=[
+            {
+                "message": "One or more of the following scopes are required.",
+                "context": {"requiredGranularScopes": list(required)},
+            }
+        ],
+        links={"scopes": SCOPES_LINK},
+    )
 
 
 def invalid_property_values(problems: Sequence[Mapping[str, Any]]) -> HubSpotError:

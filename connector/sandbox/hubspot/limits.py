@@ -14,6 +14,12 @@ from starlette.responses import Response
 from connector.sandbox.kit import Behaviour, RollingWindow, json_response
 
 PORTAL_ID = 24681357
+CONNECTOR_SCOPES = (
+    "crm.objects.contacts.read",
+    "crm.objects.contacts.write",
+    "crm.schemas.contacts.read",
+    "crm.schemas.contacts.write",
+)
 
 
 class HubSpotBehaviour(Behaviour):
@@ -26,7 +32,14 @@ class HubSpotBehaviour(Behaviour):
     latency_ms: int = Field(default=0, ge=0)
     server_error_share: float = Field(default=0.0, ge=0.0, le=1.0)
     server_error_statuses: list[int] = Field(default_factory=lambda: [502, 503])
-    search_visibility_delay_ms: int = Field(default=0, ge=0)  # search is eventually consistent (§2.3)
+    # Search is eventually consistent: a write shows in search results some seconds later, reads by id see it at
+    # once (https://blog.sequin.io/building-a-sync-on-hubspots-api/; HubSpot gives no figure). Two seconds: the
+    # low end of the "few seconds" integrators report, long enough that a client reading its writes back
+    # through search must wait for them, as it must in production, short enough for a test suite.
+    search_visibility_delay_ms: int = Field(default=2000, ge=0)
+    # The private app's scopes: what the README asks for (contacts and their properties). Reads of other
+    # types' properties, and of custom object schemas, answer 403 MISSING_SCOPES without theirs.
+    token_scopes: list[str] = Field(default_factory=lambda: list(CONNECTOR_SCOPES))
     # Batch update naming ids that are gone (archived, merged, never existed): whether HubSpot lists them in
     # `errors[].context.ids` is undocumented, and one community thread saw a 207 with no results and 0 errors.
     # Unkind by default: a 207 that leaves them out; True lists them under OBJECT_NOT_FOUND, as batch read does.
@@ -44,7 +57,9 @@ class HubSpotBehaviour(Behaviour):
 
 
 def relaxed() -> HubSpotBehaviour:
-    return HubSpotBehaviour(ten_secondly_limit=None, daily_limit=None, search_per_second=None)
+    return HubSpotBehaviour(
+        ten_secondly_limit=None, daily_limit=None, search_per_second=None, search_visibility_delay_ms=0
+    )
 
 
 class RateLimits:

@@ -7,7 +7,8 @@ from typing import Any
 
 from connector.sandbox.hubspot.times import iso
 
-# Valid type → fieldType pairs (https://developers.hubspot.com/docs/api/crm/properties; reference §2.7).
+# Valid type → fieldType pairs (https://developers.hubspot.com/docs/api/crm/properties): the published types and
+# field types (bool, date, datetime, enumeration, number, phone_number, string; booleancheckbox … textarea).
 FIELD_TYPES: dict[str, frozenset[str]] = {
     "string": frozenset({"text", "textarea", "file", "html", "phonenumber"}),
     "number": frozenset({"number", "calculation_equation"}),
@@ -155,7 +156,7 @@ def standard_properties(object_type: str, created_ms: int) -> dict[str, Property
             _text("zip", "Postal Code", info),
             _text("hs_linkedin_url", "LinkedIn URL", "socialmediainformation"),
             _text("linkedinbio", "LinkedIn Bio", "socialmediainformation", "textarea"),
-            PropertyDef("associatedcompanyid", "Primary Associated Company ID", info, "number", "number"),
+            PropertyDef("associatedcompanyid", "Primary Associated Company ID", "number", "number", info),
             PropertyDef("lifecyclestage", "Lifecycle Stage", "enumeration", "radio", info),
             PropertyDef("hs_lead_status", "Lead Status", "enumeration", "radio", "sales_properties"),
         ]

@@ -11,6 +11,7 @@ from connector.sandbox.hubspot.errors import (
     HubSpotError,
     bad_json,
     missing_attributes,
+    not_found,
     too_many_inputs,
     validation,
 )
@@ -128,7 +129,7 @@ def lookup(store: ObjectStore, key: str, id_property: str | None) -> Record:
         raise HubSpotError(
             404, "Object not found.  objectId are usually numeric.", "OBJECT_NOT_FOUND", context={"id": [key]}
         )  # two spaces, as HubSpot sends it
-    raise HubSpotError(404, "resource not found")
+    raise not_found()
 
 
 def unique_conflicts(store: ObjectStore, writes: Sequence[tuple[int | None, dict[str, str | None]]]) -> None:

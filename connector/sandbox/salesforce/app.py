@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -28,18 +28,26 @@ from connector.sandbox.kit import (
     html_in_place,
     json_response,
 )
-from connector.sandbox.salesforce import oauth
+from connector.sandbox.salesforce import oauth, writes
 from connector.sandbox.salesforce.errors import SalesforceError, error_response, invalid_session, oauth_error
 from connector.sandbox.salesforce.inserts import CollectionCreate
+from connector.sandbox.salesforce.org import custom_fields
 from connector.sandbox.salesforce.query import Cursor
 from connector.sandbox.salesforce.rest import Context, RestApi
-from connector.sandbox.salesforce.store import Store, now_ms
+from connector.sandbox.salesforce.schema import SObjectSpec
+from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Store, now_s
 from connector.sandbox.salesforce.writes import ValidationRule
 
 DAY_SECONDS = 86_400.0
 MAX_OPEN_CURSORS = 500  # memory bound; Salesforce keeps cursors 2 days, simple-salesforce reads each once
 _VERSION = re.compile(r"v(\d{2})\.0")
 MIN_VERSION, MAX_VERSION = 31, 66
+# REQUEST_LIMIT_EXCEEDED is one errorCode for the daily cap and for transient concurrency limits; only the
+# message tells them apart (SalesforceLabs/OrgCheck#181 and #432, mautic/mautic#5006).
+DAILY_CAP = "TotalRequests Limit exceeded."
+CONCURRENT_REQUESTS = "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
+CONCURRENT_LONG_TXN = "ConcurrentPerOrgLongTxn Limit exceeded"
+Commit = Callable[[SObjectSpec, str, dict[str, Any]], None]
 
 
 class SalesforceBehaviour(Behaviour):
@@ -58,6 +66,17 @@ class SalesforceBehaviour(Behaviour):
     # then answered 200 with an HTML page instead of their JSON (kit.html_in_place).
     html_answers: dict[str, int] = Field(default_factory=dict)
     garbled_answers: dict[str, int] = Field(default_factory=dict)  # likewise, a body that does not decode
+    # The org's Experience Cloud site URLs: each is a JWT audience too, besides login and test (oauth.py).
+    experience_cloud_sites: list[str] = Field(default_factory=list)
+    # The next n REST calls are refused 403 REQUEST_LIMIT_EXCEEDED by a concurrency limit, not the daily cap:
+    # too many requests at once, or too many long (20 s and more) ones at once in the org. Counted down.
+    concurrent_request_refusals: int = Field(default=0, ge=0)
+    long_transaction_refusals: int = Field(default=0, ge=0)
+    # Updates through the API are stamped when made and committed this many seconds later, as a long
+    # transaction's are: until then queries and reads see the record as it was, and records written meanwhile
+    # are seen first with later stamps; then it appears with its earlier SystemModstamp
+    # (https://salesforce.stackexchange.com/questions/234824).
+    long_transaction_seconds: float = Field(default=0.0, ge=0)
 
 
 ApiHandler = Callable[[Request, Context], Awaitable[Response]]
@@ -112,7 +131,7 @@ class SalesforceEmulator(Emulator):
 
     def reset_data(self) -> None:
         self.store = Store(self.seed)
-        self.loaded_at = now_ms()
+        self.loaded_at = now_s()
         self.store.seed(self.contacts, self.seed, self.loaded_at)
         self.tokens = oauth.TokenBook(self.seed)
         self.usage = DailyUsage()
@@ -121,6 +140,7 @@ class SalesforceEmulator(Emulator):
         self.lock_attempts: Counter[str] = Counter()
         self.request_serials: Counter[tuple[str, str]] = Counter()
         self.last_stamp = self.loaded_at
+        self.in_flight: list[tuple[float, SObjectSpec, str, dict[str, Any], datetime]] = []
 
     def on_behaviour_changed(self) -> None:
         if self.behaviour.expire_tokens:
@@ -131,9 +151,29 @@ class SalesforceEmulator(Emulator):
         return self.api.seed(records)
 
     def stamp(self) -> datetime:
-        """A write time in milliseconds that never goes backwards; one call's records share it."""
-        self.last_stamp = max(now_ms(), self.last_stamp)
+        """A write time, to the second, that never goes backwards; one call's records share it."""
+        self.last_stamp = max(now_s(), self.last_stamp)
         return self.last_stamp
+
+    def committer(self) -> Commit:
+        """How this call's updates are written: at once, or held as a long transaction's (behaviour)."""
+        stamp, delay = self.stamp(), self.behaviour.long_transaction_seconds
+
+        def commit(spec: SObjectSpec, record_id: str, changes: dict[str, Any]) -> None:
+            if delay <= 0:
+                writes.apply(self.store, spec, record_id, changes, stamp, INTEGRATION_USER_ID)
+            else:
+                self.in_flight.append((time.monotonic() + delay, spec, record_id, changes, stamp))
+
+        return commit
+
+    def settle_in_flight(self) -> None:
+        """Commit the held updates whose transaction has ended, with the stamp they were given."""
+        now = time.monotonic()
+        due = [entry for entry in self.in_flight if entry[0] <= now]
+        self.in_flight = [entry for entry in self.in_flight if entry[0] > now]
+        for _, spec, record_id, changes, stamp in due:
+            writes.apply(self.store, spec, record_id, changes, stamp, INTEGRATION_USER_ID)
 
     def locked(self, record_id: str) -> bool:
         self.lock_attempts[record_id] += 1
@@ -171,8 +211,10 @@ class SalesforceEmulator(Emulator):
                     raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
                 if not self.tokens.valid(_bearer(request)):
                     raise invalid_session()
+                self.settle_in_flight()
+                self._concurrency_refusal()
                 if counted and not self.usage.hit(self.behaviour.daily_api_limit):
-                    raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+                    raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", DAILY_CAP)
                 key = (request.method, str(request.url.path) + "?" + str(request.url.query))
                 self.request_serials[key] += 1
                 if happens(
@@ -194,12 +236,28 @@ class SalesforceEmulator(Emulator):
 
         return endpoint
 
+    def _concurrency_refusal(self) -> None:
+        behaviour = self.behaviour
+        for knob, message in (
+            ("concurrent_request_refusals", CONCURRENT_REQUESTS),
+            ("long_transaction_refusals", CONCURRENT_LONG_TXN),
+        ):
+            left = getattr(behaviour, knob)
+            if left > 0:
+                setattr(behaviour, knob, left - 1)
+                raise SalesforceError(403, "REQUEST_LIMIT_EXCEEDED", message)
+
     async def token(self, request: Request) -> Response:
         if self.behaviour.latency_ms:
             await asyncio.sleep(self.behaviour.latency_ms / 1000)
         form = oauth.parse_form(await request.body())
         try:
-            oauth.authenticate(form, request.headers.get("authorization"), self.credentials)
+            oauth.authenticate(
+                form,
+                request.headers.get("authorization"),
+                self.credentials,
+                self.behaviour.experience_cloud_sites,
+            )
         except oauth.OAuthFailure as failure:
             return oauth_error(failure.error, failure.description, failure.status)
         access_token = self.tokens.issue(self.behaviour.token_ttl_seconds)
@@ -207,6 +265,25 @@ class SalesforceEmulator(Emulator):
             access_token, self.instance_url, self.tokens.org_id, self.credentials.client_secret
         )
         return json_response(body)
+
+    async def resources(self, request: Request, context: Context) -> Response:
+        """`GET /services/data/vNN.0`: the version's resource directory, where clients discover the rest."""
+        base = f"/services/data/{context.version}"
+        names = ("sobjects", "query", "queryAll", "limits", "composite", "search", "tooling", "recent")
+        return json_response({name: f"{base}/{name}" for name in names})
+
+    def admin_routes(self) -> list[BaseRoute]:
+        async def fields(request: Request) -> Response:
+            """Setup's New Custom Field, for an admin in a test: `{"sobject", "fields": [CustomField]}`."""
+            body = await request.json()
+            try:
+                name, raw = str(body["sobject"]), body["fields"]
+                created = self.store.add_fields(name, custom_fields(raw))
+            except (KeyError, TypeError, ValueError, ValidationError) as exc:
+                return json_response({"error": f"Setup refused the fields: {exc}"}, status=400)
+            return json_response({"sobject": name, "created": created})
+
+        return [*super().admin_routes(), Route("/__sandbox/fields", fields, methods=["POST"])]
 
     async def versions(self, request: Request) -> Response:
         seasons = ("Winter", "Spring", "Summer")  # v59.0 was Winter '24; three releases a year
@@ -224,9 +301,10 @@ class SalesforceEmulator(Emulator):
     def api_routes(self) -> list[BaseRoute]:
         api = self.api
         data = "/services/data/{version}"
-        return [
+        routes = [
             Route("/services/oauth2/token", self.token, methods=["POST"]),
             Route("/services/data", self.versions, methods=["GET"]),
+            Route(f"{data}", self.rest(self.resources), methods=["GET"]),
             Route(f"{data}/limits", self.rest(api.limits), methods=["GET"]),
             Route(f"{data}/query", self.rest(api.query), methods=["GET"]),
             Route(f"{data}/queryAll", self.rest(api.query_all), methods=["GET"]),
@@ -245,7 +323,28 @@ class SalesforceEmulator(Emulator):
             Route(f"{data}/composite/sobjects", self.rest(api.update_collection), methods=["PATCH"]),
             Route(f"{data}/composite/sobjects", self.rest(CollectionCreate(self)), methods=["POST"]),
             Route(f"{data}/composite/sobjects/{{sobject}}", self.rest(api.retrieve), methods=["GET", "POST"]),
-            Route("/services/data/{rest:path}", self.rest(api.not_found, counted=False)),
+        ]
+
+        async def elsewhere(request: Request, context: Context) -> Response:
+            """Any other resource, whatever the method, is NOT_FOUND; one of the above with a method it does not
+            take is METHOD_NOT_ALLOWED, as Salesforce answers ("Allowed are HEAD,GET")."""
+            path = request.url.path
+            allowed = sorted({m for r in routes if r.path_regex.match(path) for m in r.methods or ()})
+            if allowed:
+                listing = ",".join(allowed)
+                raise SalesforceError(
+                    405,
+                    "METHOD_NOT_ALLOWED",
+                    f"HTTP Method '{request.method}' not allowed. Allowed are {listing}",
+                )
+            return await api.not_found(request, context)
+
+        every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"]  # a function endpoint takes GET only
+        fallback = self.rest(elsewhere, counted=False)
+        return [
+            *routes,
+            Route(f"{data}/{{rest:path}}", fallback, methods=every_method),
+            Route("/services/data/{rest:path}", fallback, methods=every_method),  # no version: NOT_FOUND
         ]
 
     def asgi_app(self) -> ASGIApp:

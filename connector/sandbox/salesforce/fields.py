@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,21 @@ SOAP_TYPES = {
     "int": "xsd:int",
     "currency": "xsd:double",
     "double": "xsd:double",
+    "address": "urn:address",
 }
+# A compound address and its components: Mailing + Street/City/… (Contact), plain Street/City/… (Lead). The
+# compound is read-only and answers an object keyed by these names, null when every part is empty
+# (https://developer.salesforce.com/docs/atlas.en-us.api.meta/api/compound_fields_address.htm).
+ADDRESS_PARTS = (
+    ("city", "City"),
+    ("country", "Country"),
+    ("geocodeAccuracy", "GeocodeAccuracy"),
+    ("latitude", "Latitude"),
+    ("longitude", "Longitude"),
+    ("postalCode", "PostalCode"),
+    ("state", "State"),
+    ("street", "Street"),
+)
 
 
 @dataclass(frozen=True)
@@ -42,17 +57,31 @@ class FieldSpec:
     defaulted_on_create: bool = False
     id_lookup: bool = False
     calculated: bool = False
+    compound: str | None = None  # the compound field this one is a part of (MailingCity: MailingAddress)
 
     @property
     def is_text(self) -> bool:
         return self.type in STRING_TYPES
 
     @property
+    def filterable(self) -> bool:
+        # Long text areas and compound fields cannot be filtered or sorted on (the SOQL guide).
+        return self.type != "address" and (self.type != "textarea" or self.length <= 255)
+
+    def value(self, record: Mapping[str, Any]) -> Any:
+        """The field's value in a record: stored, or put together from its parts for a compound address."""
+        if self.type != "address":
+            return record.get(self.name)
+        prefix = self.name.removesuffix("Address")
+        parts = {key: record.get(prefix + suffix) for key, suffix in ADDRESS_PARTS}
+        return parts if any(value is not None for value in parts.values()) else None
+
+    @property
     def references(self) -> tuple[str, ...]:
         return (self.reference_to, *self.more_references) if self.reference_to else ()
 
     def describe(self) -> dict[str, Any]:
-        filterable = self.type != "textarea" or self.length <= 255
+        filterable = self.filterable
         return {
             "name": self.name,
             "label": self.label,
@@ -91,6 +120,7 @@ class FieldSpec:
             "referenceTo": list(self.references),
             "relationshipName": self.relationship_name,
             "polymorphicForeignKey": self.polymorphic,
+            "compoundFieldName": self.compound,
         }
 
 
@@ -187,3 +217,34 @@ def system_fields(prefix_fields: tuple[FieldSpec, ...]) -> tuple[FieldSpec, ...]
 def with_id_label(fields: tuple[FieldSpec, ...], label: str) -> tuple[FieldSpec, ...]:
     first = fields[0]
     return (FieldSpec(**{**first.__dict__, "label": label}), *fields[1:])
+
+
+def address(prefix: str, label: str, *, street_label: str = "Street") -> tuple[FieldSpec, ...]:
+    """A compound address and its parts as describe lists them: `{prefix}Street` … `{prefix}Address`."""
+    compound = f"{prefix}Address"
+    space = f"{label} " if label else ""
+    return (
+        text(f"{prefix}Street", f"{space}{street_label}", 255, "textarea", compound=compound),
+        text(f"{prefix}City", f"{space}City", 40, compound=compound),
+        text(f"{prefix}State", f"{space}State/Province", 80, compound=compound),
+        text(f"{prefix}PostalCode", f"{space}Zip/Postal Code", 20, compound=compound),
+        text(f"{prefix}Country", f"{space}Country", 80, compound=compound),
+        FieldSpec(
+            f"{prefix}Latitude", f"{space}Latitude", "double", precision=18, scale=15, compound=compound
+        ),
+        FieldSpec(
+            f"{prefix}Longitude", f"{space}Longitude", "double", precision=18, scale=15, compound=compound
+        ),
+        picklist(
+            f"{prefix}GeocodeAccuracy", f"{space}Geocode Accuracy", GEOCODE_ACCURACIES, compound=compound
+        ),
+        FieldSpec(
+            compound, f"{space}Address".strip() or "Address", "address", updateable=False, createable=False
+        ),
+    )
+
+
+GEOCODE_ACCURACIES = (
+    "Address", "NearAddress", "Block", "Street", "ExtendedZip", "Zip", "Neighborhood", "City", "County", "State",
+    "Unknown",
+)  # fmt: skip

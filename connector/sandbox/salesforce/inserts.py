@@ -37,7 +37,7 @@ def parents(spec: SObjectSpec, record: Record) -> list[str]:
         if field.type == "reference"
         and field.createable
         and record.get(field.name)
-        and any(sobject(name) for name in field.references)
+        and any(sobject(name) for name in field.references if name != "User")
     ]
 
 
@@ -91,7 +91,7 @@ class CollectionCreate:
         self.emulator = emulator
 
     async def __call__(self, request: Request, context: Context) -> Response:
-        records, specs, all_or_none = await collection_body(request)
+        records, specs, all_or_none = await collection_body(request, self.emulator.store)
         results = create_collection(
             self.emulator.store,
             records,

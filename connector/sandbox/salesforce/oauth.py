@@ -1,4 +1,4 @@
-"""The OAuth token endpoint (client credentials, JWT bearer) and the access tokens it hands out."""
+"""The OAuth token endpoint (client credentials, JWT bearer, refresh token) and the access tokens it hands out."""
 
 from __future__ import annotations
 
@@ -7,17 +7,24 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import jwt
 
+from connector.sandbox import credentials
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.store import INTEGRATION_USER_ID
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 LOGIN_ID_HOST = "https://login.salesforce.com"
+# The JWT audiences Salesforce accepts, besides an Experience Cloud site's own URL: "https://login.salesforce.com,
+# https://test.salesforce.com, or https://site.force.com/customers if implementing for an Experience Cloud site"
+# (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm). A My Domain URL is
+# not among them, although the token is posted there.
+LOGIN_AUDIENCES = ("https://login.salesforce.com", "https://test.salesforce.com")
 
 
 class OAuthFailure(Exception):
@@ -34,6 +41,7 @@ class Credentials:
     client_secret: str
     username: str
     jwt_public_key: bytes | None
+    refresh_token: str = credentials.SALESFORCE_REFRESH_TOKEN  # as if a person had authorised the app once
 
 
 class TokenBook:
@@ -73,18 +81,24 @@ def parse_form(body: bytes) -> dict[str, str]:
     return {key: values[-1] for key, values in parse_qs(body.decode("utf-8", "replace")).items()}
 
 
-def authenticate(form: dict[str, str], authorization: str | None, credentials: Credentials) -> str:
-    """Checks a token request; returns the grant type, or raises OAuthFailure with Salesforce's wording."""
+def authenticate(
+    form: dict[str, str], authorization: str | None, known: Credentials, sites: Sequence[str] = ()
+) -> str:
+    """Checks a token request; returns the grant type, or raises OAuthFailure with Salesforce's wording.
+    `sites` are the org's Experience Cloud site URLs, each also a valid JWT audience."""
     grant = form.get("grant_type", "")
     if grant == "client_credentials":
-        client_id, client_secret = _client_credentials(form, authorization)
-        if client_id != credentials.client_id:
-            raise OAuthFailure("invalid_client_id", "client identifier invalid")
-        if not hmac.compare_digest(client_secret, credentials.client_secret):
-            raise OAuthFailure("invalid_client", "invalid client credentials")
+        _check_client(*_client_credentials(form, authorization), known)
+        return grant
+    if grant == "refresh_token":
+        # The connected app's "Require Secret for Refresh Token Flow" is on by default, so the secret is too
+        # (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm).
+        _check_client(*_client_credentials(form, authorization), known)
+        if not hmac.compare_digest(form.get("refresh_token", ""), known.refresh_token):
+            raise OAuthFailure("invalid_grant", "expired access/refresh token")
         return grant
     if grant == JWT_BEARER:
-        _verify_assertion(form.get("assertion", ""), credentials)
+        _verify_assertion(form.get("assertion", ""), known, sites)
         return grant
     if grant == "password":
         # The username-password flow is being retired (salesforce-api.md §2.8); the sandbox refuses it as orgs
@@ -93,6 +107,13 @@ def authenticate(form: dict[str, str], authorization: str | None, credentials: C
     if not grant:
         raise OAuthFailure("invalid_request", "grant type not supported")
     raise OAuthFailure("unsupported_grant_type", "grant type not supported")
+
+
+def _check_client(client_id: str, client_secret: str, known: Credentials) -> None:
+    if client_id != known.client_id:
+        raise OAuthFailure("invalid_client_id", "client identifier invalid")
+    if not hmac.compare_digest(client_secret, known.client_secret):
+        raise OAuthFailure("invalid_client", "invalid client credentials")
 
 
 def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
@@ -106,7 +127,7 @@ def _client_credentials(form: dict[str, str], authorization: str | None) -> tupl
     return form.get("client_id", ""), form.get("client_secret", "")
 
 
-def _verify_assertion(assertion: str, credentials: Credentials) -> None:
+def _verify_assertion(assertion: str, credentials: Credentials, sites: Sequence[str]) -> None:
     if credentials.jwt_public_key is None:
         raise OAuthFailure("invalid_grant", "invalid assertion")
     try:
@@ -123,21 +144,17 @@ def _verify_assertion(assertion: str, credentials: Credentials) -> None:
         raise OAuthFailure("invalid_grant", "invalid assertion") from exc
     if claims["iss"] != credentials.client_id:
         raise OAuthFailure("invalid_client_id", "client identifier invalid")
-    if not _salesforce_audience(claims["aud"]):
+    if not _valid_audience(claims["aud"], sites):
         raise OAuthFailure("invalid_grant", "audience is invalid")
     if claims["sub"] != credentials.username:
         raise OAuthFailure("invalid_grant", "user hasn't approved this consumer")
 
 
-def _salesforce_audience(audience: Any) -> bool:
-    """`https://login|test.salesforce.com` or a My Domain `https://<x>.salesforce.com` (what the library sends)."""
+def _valid_audience(audience: Any, sites: Sequence[str]) -> bool:
+    """The login or test audience, or one of the org's site URLs; trailing slashes aside, nothing else."""
+    accepted = {value.rstrip("/") for value in (*LOGIN_AUDIENCES, *sites)}
     values = audience if isinstance(audience, list) else [audience]
-    for value in values:
-        parts = urlsplit(str(value))
-        host = parts.hostname or ""
-        if parts.scheme == "https" and (host == "salesforce.com" or host.endswith(".salesforce.com")):
-            return True
-    return False
+    return any(str(value).rstrip("/") in accepted for value in values)
 
 
 def token_body(token: str, instance_url: str, org_id: str, client_secret: str) -> dict[str, str]:

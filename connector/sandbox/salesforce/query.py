@@ -10,7 +10,8 @@ from typing import Any
 
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.errors import SalesforceError
-from connector.sandbox.salesforce.schema import BY_PREFIX, FieldSpec, SObjectSpec, sobject
+from connector.sandbox.salesforce.org import OrgSchema
+from connector.sandbox.salesforce.schema import BY_PREFIX, FieldSpec, SObjectSpec
 from connector.sandbox.salesforce.soql import (
     BoolOp,
     Comparison,
@@ -58,9 +59,9 @@ class Column:
 
     def value(self, record: Record, store: Store) -> Any:
         if self.lookup is None or self.parent is None:
-            return record.get(self.spec.name)
+            return self.spec.value(record)
         parent = parent_record(record, self.lookup, self.parent, store)
-        return None if parent is None else parent.get(self.spec.name)
+        return None if parent is None else self.spec.value(parent)
 
 
 @dataclass(frozen=True)
@@ -87,13 +88,14 @@ def parent_record(record: Record, lookup: FieldSpec, parent: SObjectSpec, store:
         found = hit[1] if hit else None
     else:
         found = store.table(parent).get(parent_id) if parent_id else None
-    return None if found is None or found["IsDeleted"] else found
+    return None if found is None or found.get("IsDeleted") else found
 
 
 class Resolver:
-    def __init__(self, query: Query):
+    def __init__(self, query: Query, schema: OrgSchema):
         self.query = query
-        spec = sobject(query.sobject)
+        self.schema = schema
+        spec = schema.sobject(query.sobject)
         if spec is None:
             raise soql_error(
                 query.text,
@@ -119,7 +121,7 @@ class Resolver:
                 )
             return Column(spec)
         lookup = self.sobject.relationships.get(ref.path[0].lower())
-        parent = sobject(lookup.reference_to) if lookup and lookup.reference_to else None
+        parent = self.schema.sobject(lookup.reference_to) if lookup and lookup.reference_to else None
         if lookup is None or parent is None or len(ref.path) > 2:
             bad = ref.path[0] if parent is None else ref.path[1]
             raise self.error(ref.token, "INVALID_FIELD", _NO_SUCH_RELATIONSHIP.format(name=bad))
@@ -147,7 +149,7 @@ class Resolver:
             columns.append(column)
         for item in self.query.order_by:
             spec = self.column(item.field).spec
-            if spec.type == "textarea" and spec.length > 255:
+            if not spec.filterable:
                 raise self.error(
                     item.field.token,
                     "INVALID_FIELD",
@@ -169,7 +171,7 @@ class Resolver:
     def comparison(self, condition: Comparison, store: Store) -> Predicate:
         column = self.column(condition.field)
         spec = column.spec
-        if spec.type == "textarea" and spec.length > 255:
+        if not spec.filterable:
             raise self.error(
                 condition.field.token,
                 "INVALID_FIELD",
@@ -265,7 +267,7 @@ def like_pattern(value: str) -> re.Pattern[str]:
 
 def execute(query: Query, store: Store, include_deleted: bool) -> tuple[Plan, list[str]]:
     """The matching ids in result order. Windowed timestamp queries walk the index; nothing else is sorted."""
-    resolver = Resolver(query)
+    resolver = Resolver(query, store.schema)
     plan = resolver.plan()
     table = store.table(plan.sobject)
     where = resolver.predicate(query.where, store) if query.where is not None else None
@@ -290,7 +292,7 @@ def execute(query: Query, store: Store, include_deleted: bool) -> tuple[Plan, li
     matched: list[str] = []
     for record_id in candidates:
         record = table.records[record_id]
-        if (include_deleted or not record["IsDeleted"]) and (where is None or where(record)):
+        if (include_deleted or not record.get("IsDeleted")) and (where is None or where(record)):
             matched.append(record_id)
             if sorted_by_index and wanted is not None and len(matched) >= wanted:
                 break
@@ -390,7 +392,7 @@ def render(plan: Plan, record: Record, store: Store, version: str) -> dict[str, 
     out: dict[str, Any] = {"attributes": attributes(plan.sobject, record["Id"], version)}
     for column in plan.columns:
         if column.lookup is None or column.parent is None:
-            out[column.spec.name] = format_value(record.get(column.spec.name))
+            out[column.spec.name] = format_value(column.value(record, store))
             continue
         name = column.lookup.relationship_name or column.lookup.name
         if name not in out:

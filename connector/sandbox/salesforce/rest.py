@@ -15,8 +15,8 @@ from connector.sandbox.kit import json_response
 from connector.sandbox.salesforce import ids, soql, writes
 from connector.sandbox.salesforce.errors import RecordError, SalesforceError, not_found
 from connector.sandbox.salesforce.query import Cursor, attributes, execute, format_value, render_all
-from connector.sandbox.salesforce.schema import LISTED, SObjectSpec, sobject
-from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, full_name, now_ms
+from connector.sandbox.salesforce.schema import SObjectSpec
+from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, Store, full_name, now_s
 
 if TYPE_CHECKING:
     from connector.sandbox.salesforce.app import SalesforceEmulator
@@ -36,7 +36,9 @@ class Context:
     version: str  # as in the path, e.g. "v59.0"; record URLs repeat it
 
 
-async def collection_body(request: Request) -> tuple[list[dict[str, Any]], list[SObjectSpec], bool]:
+async def collection_body(
+    request: Request, store: Store
+) -> tuple[list[dict[str, Any]], list[SObjectSpec], bool]:
     """An sObject Collections body (create or update): its records, their specs and `allOrNone`, or a 400."""
     body = await json_body(request)
     if not isinstance(body, dict):
@@ -45,7 +47,7 @@ async def collection_body(request: Request) -> tuple[list[dict[str, Any]], list[
     if not isinstance(all_or_none, bool):
         raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
     records = body.get("records")
-    specs = writes.collection_specs(records)  # a list of dicts from here on, or a 400 already
+    specs = writes.collection_specs(records, store.schema)  # a list of dicts from here on, or a 400 already
     return cast(list[dict[str, Any]], records), specs, all_or_none
 
 
@@ -57,8 +59,8 @@ async def json_body(request: Request) -> Any:
         raise SalesforceError(400, "JSON_PARSER_ERROR", f"Unexpected character: {exc}") from exc
 
 
-def spec_for(name: str) -> SObjectSpec:
-    spec = sobject(name)
+def spec_for(store: Store, name: str) -> SObjectSpec:
+    spec = store.schema.sobject(name)
     if spec is None:
         raise not_found()
     return spec
@@ -73,8 +75,9 @@ class RestApi:
         self.emulator = emulator
 
     @property
-    def store(self) -> Any:
-        return self.emulator.store
+    def store(self) -> Store:
+        store: Store = self.emulator.store
+        return store
 
     # -- query ---------------------------------------------------------------------------------------
     async def query(self, request: Request, context: Context) -> Response:
@@ -138,16 +141,16 @@ class RestApi:
             {
                 "encoding": "UTF-8",
                 "maxBatchSize": 200,
-                "sobjects": [spec.summary(context.version) for spec in LISTED],
+                "sobjects": [spec.summary(context.version) for spec in self.store.schema.listed()],
             }
         )
 
     async def describe(self, request: Request, context: Context) -> Response:
-        return json_response(spec_for(request.path_params["sobject"]).describe(context.version))
+        return json_response(spec_for(self.store, request.path_params["sobject"]).describe(context.version))
 
     # -- sObject root: metadata and create -----------------------------------------------------------
     async def sobject_root(self, request: Request, context: Context) -> Response:
-        spec = spec_for(request.path_params["sobject"])
+        spec = spec_for(self.store, request.path_params["sobject"])
         if request.method == "GET":
             return json_response({"objectDescribe": spec.summary(context.version), "recentItems": []})
         body = await json_body(request)
@@ -168,7 +171,7 @@ class RestApi:
 
     # -- single record -------------------------------------------------------------------------------
     async def record(self, request: Request, context: Context) -> Response:
-        spec = spec_for(request.path_params["sobject"])
+        spec = spec_for(self.store, request.path_params["sobject"])
         raw_id = request.path_params["record_id"]
         record_id = ids.normalize(raw_id)
         if record_id is None or not record_id.startswith(spec.key_prefix):
@@ -195,7 +198,7 @@ class RestApi:
                     "UNABLE_TO_LOCK_ROW",
                     f"unable to obtain exclusive access to this record or 1 records: {record_id}",
                 )
-            writes.apply(self.store, spec, record_id, changes, self.emulator.stamp(), INTEGRATION_USER_ID)
+            self.emulator.committer()(spec, record_id, changes)
         except RecordError as error:
             raise error.as_rest_error(status_for(error)) from error
         return Response(status_code=204)  # PATCH success has no body (salesforce-api.md §2.2)
@@ -204,7 +207,7 @@ class RestApi:
         record = self.store.table(spec).get(record_id)
         if record is None:
             raise not_found()
-        if record["IsDeleted"]:
+        if record.get("IsDeleted"):
             raise SalesforceError(404, "ENTITY_IS_DELETED", "entity is deleted", [])
         wanted = request.query_params.get("fields")
         names = (
@@ -227,12 +230,13 @@ class RestApi:
     def _shape(spec: SObjectSpec, record: Record, names: list[str], version: str) -> dict[str, Any]:
         out: dict[str, Any] = {"attributes": attributes(spec, record["Id"], version)}
         for name in names:
-            out[name] = format_value(record.get(name))
+            field = spec.field(name)
+            out[name] = format_value(field.value(record) if field else record.get(name))
         return out
 
     # -- collections ---------------------------------------------------------------------------------
     async def retrieve(self, request: Request, context: Context) -> Response:
-        spec = spec_for(request.path_params["sobject"])
+        spec = spec_for(self.store, request.path_params["sobject"])
         if request.method == "GET":
             raw_ids: Any = [part for part in request.query_params.get("ids", "").split(",") if part]
             raw_fields: Any = [part for part in request.query_params.get("fields", "").split(",") if part]
@@ -256,20 +260,21 @@ class RestApi:
             if record_id is None:
                 raise SalesforceError(400, "MALFORMED_ID", f"malformed id {raw}")
             record = table.get(record_id)
-            alive = record is not None and not record["IsDeleted"]
-            results.append(self._shape(spec, record, names, context.version) if alive else None)
+            gone = record is None or record.get("IsDeleted")
+            results.append(
+                None if record is None or gone else self._shape(spec, record, names, context.version)
+            )
         return json_response(results)
 
     async def update_collection(self, request: Request, context: Context) -> Response:
-        records, specs, all_or_none = await collection_body(request)
+        records, specs, all_or_none = await collection_body(request, self.store)
         results = writes.update_collection(
             self.store,
             records,
             specs,
             all_or_none,
             self.emulator.locked,
-            self.emulator.stamp(),
-            INTEGRATION_USER_ID,
+            self.emulator.committer(),
             self.emulator.behaviour.validation_rules,
         )
         return json_response(results)  # 200 even when records failed (salesforce-api.md §2.3)
@@ -284,7 +289,7 @@ class RestApi:
             )
         # getUpdated/getDeleted ignore seconds and look back 30 days at most (salesforce-api.md §2.6).
         start, end = (value.replace(second=0, microsecond=0) for value in (start, end))
-        if start < now_ms() - timedelta(days=30):
+        if start < now_s() - timedelta(days=30):
             raise SalesforceError(
                 400, "INVALID_REPLICATION_DATE", "startDate cannot be more than 30 days ago"
             )
@@ -299,13 +304,13 @@ class RestApi:
         return [table.records[i] for i in table.index_range("SystemModstamp", start, True, end, False)]
 
     async def updated(self, request: Request, context: Context) -> Response:
-        spec = spec_for(request.path_params["sobject"])
+        spec = spec_for(self.store, request.path_params["sobject"])
         start, end = self._window(request)
         found = [record["Id"] for record in self._window_records(spec, start, end) if not record["IsDeleted"]]
         return json_response({"ids": found, "latestDateCovered": format_value(end)})
 
     async def deleted(self, request: Request, context: Context) -> Response:
-        spec = spec_for(request.path_params["sobject"])
+        spec = spec_for(self.store, request.path_params["sobject"])
         start, end = self._window(request)
         gone = [
             {"id": record["Id"], "deletedDate": format_value(record["SystemModstamp"])}
@@ -329,7 +334,7 @@ class RestApi:
         """Adds or replaces records: `{"sobject": "Contact", "LastName": ..., "Id"?: ...}`; system fields allowed."""
         created = []
         for item in items:
-            spec = sobject(str(item["sobject"]))
+            spec = self.store.schema.sobject(str(item["sobject"]))
             if spec is None:
                 raise ValueError(f"unknown sobject {item['sobject']!r}")
             values = {key: value for key, value in item.items() if key not in ("sobject", "Id", "id")}

@@ -9,32 +9,26 @@ from connector.sandbox.salesforce.fields import (
     STRING_TYPES,
     FieldSpec,
     SObjectSpec,
+    address,
     picklist,
     readonly,
     system_fields,
     text,
     with_id_label,
 )
+from connector.sandbox.salesforce.standard import MINIMAL_OBJECTS, USER
 
 __all__ = ["ID_TYPES", "SOAP_TYPES", "STRING_TYPES", "TASK", "FieldSpec", "SObjectSpec", "sobject"]
 
 LEAD_SOURCES = ("Web", "Phone Inquiry", "Partner Referral", "Purchased List", "Other")
 SALUTATIONS = ("Mr.", "Ms.", "Mrs.", "Dr.", "Prof.")
-ENRICHMENT_STATUSES = ("Pending", "Enriched", "Not Found", "Failed", "Skipped")
 INDUSTRIES = ("Technology", "Finance", "Healthcare", "Manufacturing", "Retail", "Education", "Other")
 
 
-def _enrichment_fields() -> tuple[FieldSpec, ...]:
-    """Custom fields an enrichment sync writes; real orgs add them by hand, so their names are org-specific."""
-    return (
-        text("LinkedIn_URL__c", "LinkedIn URL", 255, "url", custom=True),
-        picklist(
-            "Enrichment_Status__c", "Enrichment Status", ENRICHMENT_STATUSES, custom=True, restricted=True
-        ),
-        FieldSpec("Last_Enriched__c", "Last Enriched", "datetime", custom=True),
-        FieldSpec("Job_Change_Detected__c", "Job Change Detected", "boolean", custom=True, nillable=False),
-        text("Enrichment_Source__c", "Enrichment Source", 80, custom=True),
-    )
+def _org_fields() -> tuple[FieldSpec, ...]:
+    """Custom fields the seeded org already has (its own, not the connector's): people's LinkedIn URLs. The
+    connector's status fields are not here: an admin creates them in Setup (org.py, POST /__sandbox/fields)."""
+    return (text("LinkedIn_URL__c", "LinkedIn URL", 255, "url", custom=True),)
 
 
 def _person_fields(first_label: str = "First Name") -> tuple[FieldSpec, ...]:
@@ -64,11 +58,7 @@ ACCOUNT = SObjectSpec(
                     reference_to="Account",
                     relationship_name="Parent",
                 ),
-                text("BillingStreet", "Billing Street", 255, "textarea"),
-                text("BillingCity", "Billing City", 40),
-                text("BillingState", "Billing State/Province", 80),
-                text("BillingPostalCode", "Billing Zip/Postal Code", 20),
-                text("BillingCountry", "Billing Country", 80),
+                *address("Billing", "Billing"),
                 text("Phone", "Account Phone", 40, "phone"),
                 text("Website", "Website", 255, "url"),
                 picklist("Industry", "Industry", INDUSTRIES),
@@ -98,11 +88,7 @@ CONTACT = SObjectSpec(
                 relationship_name="Account",
             ),
             *_person_fields(),
-            text("MailingStreet", "Mailing Street", 255, "textarea"),
-            text("MailingCity", "Mailing City", 40),
-            text("MailingState", "Mailing State/Province", 80),
-            text("MailingPostalCode", "Mailing Zip/Postal Code", 20),
-            text("MailingCountry", "Mailing Country", 80),
+            *address("Mailing", "Mailing"),
             text("Phone", "Business Phone", 40, "phone"),
             text("Fax", "Business Fax", 40, "phone"),
             text("MobilePhone", "Mobile Phone", 40, "phone"),
@@ -116,7 +102,7 @@ CONTACT = SObjectSpec(
             text("Description", "Contact Description", 32000, "textarea"),
             FieldSpec("HasOptedOutOfEmail", "Email Opt Out", "boolean", nillable=False),
             FieldSpec("DoNotCall", "Do Not Call", "boolean", nillable=False),
-            *_enrichment_fields(),
+            *_org_fields(),
         )
     ),
     required=("LastName",),
@@ -133,11 +119,7 @@ LEAD = SObjectSpec(
                 *_person_fields(),
                 text("Title", "Title", 128),
                 text("Company", "Company", 255, nillable=False),
-                text("Street", "Street", 255, "textarea"),
-                text("City", "City", 40),
-                text("State", "State/Province", 80),
-                text("PostalCode", "Zip/Postal Code", 20),
-                text("Country", "Country", 80),
+                *address("", ""),
                 text("Phone", "Phone", 40, "phone"),
                 text("MobilePhone", "Mobile Phone", 40, "phone"),
                 text("Fax", "Fax", 40, "phone"),
@@ -181,7 +163,7 @@ LEAD = SObjectSpec(
                     reference_to="Contact",
                     relationship_name="ConvertedContact",
                 ),
-                *_enrichment_fields(),
+                *_org_fields(),
             )
         ),
         "Lead ID",
@@ -189,12 +171,14 @@ LEAD = SObjectSpec(
     required=("LastName", "Company"),
 )
 
-SOBJECTS: dict[str, SObjectSpec] = {spec.name.lower(): spec for spec in (CONTACT, LEAD, ACCOUNT, TASK)}
-# The global describe (GET /sobjects) names the objects a sync can be pointed at. Task is reachable by name
-# (describe, query, create) but not listed, so the listing the existing tests pin is unchanged.
-LISTED: tuple[SObjectSpec, ...] = (CONTACT, LEAD, ACCOUNT)
+# Every object the org has: the four the emulator fills, and the other standard objects a real org lists in
+# its global describe, with minimal describes and no records but its users (standard.py).
+SOBJECTS: dict[str, SObjectSpec] = {
+    spec.name.lower(): spec for spec in (CONTACT, LEAD, ACCOUNT, TASK, USER, *MINIMAL_OBJECTS)
+}
 BY_PREFIX: dict[str, SObjectSpec] = {spec.key_prefix: spec for spec in SOBJECTS.values()}
 
 
 def sobject(name: str) -> SObjectSpec | None:
+    """A standard object as a new org has it; an org's own schema (org.py) adds the fields made in Setup."""
     return SOBJECTS.get(name.lower())

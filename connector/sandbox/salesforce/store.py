@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from connector.sandbox import credentials
 from connector.sandbox.kit import chance
 from connector.sandbox.people import generate_people, make_companies
 from connector.sandbox.salesforce import ids
+from connector.sandbox.salesforce.org import CustomField, OrgSchema
 from connector.sandbox.salesforce.schema import ACCOUNT, CONTACT, LEAD, SOBJECTS, SObjectSpec
+from connector.sandbox.salesforce.standard import USER
 
 INDEXED_FIELDS = ("SystemModstamp", "LastModifiedDate")
 # Who "did" a change: the seeded data was typed by a person; API writes come from the integration user,
@@ -25,9 +28,14 @@ PLACEHOLDER_LAST_NAME = "[not provided]"  # Salesforce requires LastName; real o
 Record = dict[str, Any]
 
 
-def now_ms() -> datetime:
-    now = datetime.now(UTC)
-    return now.replace(microsecond=now.microsecond // 1000 * 1000)
+def to_second(moment: datetime) -> datetime:
+    """Salesforce stores datetimes to the second: the API answers `.000+0000` (salesforce.stackexchange.com
+    /questions/234824), so many records share one SystemModstamp."""
+    return moment.replace(microsecond=0)
+
+
+def now_s() -> datetime:
+    return to_second(datetime.now(UTC))
 
 
 class Table:
@@ -102,6 +110,7 @@ class Store:
 
     def __init__(self, org: int):
         self.org = org
+        self.schema = OrgSchema()
         self.tables: dict[str, Table] = {name: Table(spec) for name, spec in SOBJECTS.items()}
         self.serials: dict[str, int] = dict.fromkeys(SOBJECTS, 0)
 
@@ -139,16 +148,28 @@ class Store:
         for field in spec.fields:
             if field.default_value is not None:
                 record[field.name] = field.default_value
-        if spec is LEAD:
+        if spec.name == "Lead":
             record["Status"] = "Open - Not Contacted"
         return record
 
+    def add_fields(self, name: str, fields: list[CustomField]) -> list[str]:
+        """Setup's New Field: the object gains the fields and its records hold their empty value (a
+        checkbox is false)."""
+        spec, added = self.schema.add_fields(name, fields)
+        table = self.table(spec)
+        table.spec = spec
+        for record in table.records.values():
+            for field in added:
+                record[field.name] = False if field.type == "boolean" else None
+        return [field.name for field in added]
+
     def seed(self, contacts: int, seed: int, now: datetime) -> None:
+        self._seed_users(now - timedelta(days=400))
         companies = make_companies(random.Random(seed), max(3, contacts // 6))  # the same list people use
         account_ids: dict[int, str] = {}
         accounts = self.table(ACCOUNT)
         for company in companies:
-            stamp = now - timedelta(days=40) + timedelta(minutes=company.key)
+            stamp = to_second(now - timedelta(days=40) + timedelta(minutes=company.key))
             record = self.blank(ACCOUNT, stamp, ADMIN_USER_ID)
             record.update(Id=self.new_id(ACCOUNT), Name=company.name, Website=company.website)
             account_ids[company.key] = record["Id"]
@@ -163,7 +184,32 @@ class Store:
             record["Website"] = person.company.website if person.company else None
             self.table(LEAD).put(record)
 
+    def _seed_users(self, stamp: datetime) -> None:
+        people = [
+            (ADMIN_USER_ID, "Ada", "Admin", "admin@lonescale-sync.sandbox"),
+            (INTEGRATION_USER_ID, "Integration", "User", credentials.SALESFORCE_USERNAME),
+            *(
+                (user_id, first, "Rep", f"{first.lower()}.rep@lonescale-sync.sandbox")
+                for user_id, first in zip(SALES_USER_IDS, ("Sam", "Noor", "Lena", "Iker"), strict=True)
+            ),
+        ]
+        for user_id, first, last, email in people:
+            record = self.blank(USER, stamp, ADMIN_USER_ID)
+            record.update(
+                Id=user_id,
+                FirstName=first,
+                LastName=last,
+                Email=email,
+                Username=email,
+                Alias=(first[:1] + last)[:8].lower(),
+                IsActive=True,
+                UserType="Standard",
+            )
+            record["Name"] = full_name(record)
+            self.table(USER).put(record)
+
     def _person(self, spec: SObjectSpec, person: Any, stamp: datetime, seed: int) -> Record:
+        stamp = to_second(stamp)
         record = self.blank(spec, stamp, ADMIN_USER_ID)
         owner = SALES_USER_IDS[int(chance(seed, "owner", spec.name, person.index) * len(SALES_USER_IDS))]
         record.update(
@@ -176,7 +222,7 @@ class Store:
             MobilePhone=person.mobile,
             Title=person.title,
             LinkedIn_URL__c=person.linkedin_url,
-            CreatedDate=person.created_at,
+            CreatedDate=to_second(person.created_at),
         )
         record["Name"] = full_name(record)
         return record

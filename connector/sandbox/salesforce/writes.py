@@ -11,8 +11,9 @@ from pydantic import BaseModel, ConfigDict, field_validator
 
 from connector.sandbox.salesforce import ids
 from connector.sandbox.salesforce.errors import NOT_FOUND_MESSAGE, RecordError, SalesforceError
-from connector.sandbox.salesforce.schema import FieldSpec, SObjectSpec, sobject
-from connector.sandbox.salesforce.store import Record, Store, full_name
+from connector.sandbox.salesforce.org import OrgSchema
+from connector.sandbox.salesforce.schema import FieldSpec, SObjectSpec
+from connector.sandbox.salesforce.store import Record, Store, full_name, to_second
 
 MAX_COLLECTION_RECORDS = 200
 _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
@@ -138,14 +139,14 @@ def _text(field: FieldSpec, value: Any) -> str:
 def _reference(field: FieldSpec, value: Any, store: Store) -> str:
     normal = ids.normalize(value)
     # A polymorphic lookup (Task.WhoId) takes an id of any of its targets; the key prefix says which.
-    targets = [spec for name in field.references if (spec := sobject(name)) is not None]
+    targets = [spec for name in field.references if (spec := store.schema.sobject(name)) is not None]
     target = next((spec for spec in targets if normal and normal.startswith(spec.key_prefix)), None)
     prefixes = [spec.key_prefix for spec in targets] or ["005"]  # User is not emulated: only its prefix
     if normal is None or not normal.startswith(tuple(prefixes)):
         raise RecordError("MALFORMED_ID", f"{field.label}: id value of incorrect type: {value}", [field.name])
     if target is not None:
         found = store.table(target).get(normal)
-        if found is None or found["IsDeleted"]:
+        if found is None or found.get("IsDeleted"):
             raise RecordError("INVALID_CROSS_REFERENCE_KEY", "invalid cross reference id", [field.name])
     return normal
 
@@ -170,8 +171,7 @@ def parse_datetime(value: Any) -> datetime | None:
         return None
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
-    parsed = parsed.astimezone(UTC)
-    return parsed.replace(microsecond=parsed.microsecond // 1000 * 1000)
+    return to_second(parsed.astimezone(UTC))  # stored to the second, as Salesforce stores datetimes
 
 
 def _date(value: Any) -> date | None:
@@ -223,12 +223,12 @@ def target_record(spec: SObjectSpec, raw_id: Any, store: Store) -> str:
     record = store.table(spec).get(record_id)
     if record is None:
         raise RecordError("NOT_FOUND", NOT_FOUND_MESSAGE)
-    if record["IsDeleted"]:
+    if record.get("IsDeleted"):
         raise RecordError("ENTITY_IS_DELETED", "entity is deleted")
     return record_id
 
 
-def collection_specs(records: Any) -> list[SObjectSpec]:
+def collection_specs(records: Any, schema: OrgSchema) -> list[SObjectSpec]:
     """Request-level checks of a collections body: a bad body fails the whole call with 400."""
     if not isinstance(records, list) or not records:
         raise SalesforceError(400, "INVALID_FIELD", "records must be a non-empty array")
@@ -243,7 +243,7 @@ def collection_specs(records: Any) -> list[SObjectSpec]:
         kind = item.get("attributes", {}).get("type") if isinstance(item, dict) else None
         if not isinstance(kind, str):
             raise SalesforceError(400, "INVALID_TYPE", "Must send a concrete entity type.")
-        spec = sobject(kind)
+        spec = schema.sobject(kind)
         if spec is None:
             raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{kind}' is not supported.")
         specs.append(spec)
@@ -256,11 +256,11 @@ def update_collection(
     specs: list[SObjectSpec],
     all_or_none: bool,
     is_locked: Callable[[str], bool],
-    stamp: datetime,
-    user: str,
+    commit: Callable[[SObjectSpec, str, dict[str, Any]], None],
     rules: Sequence[ValidationRule] = (),
 ) -> list[dict[str, Any]]:
-    """Per-record SaveResults in request order; with allOrNone one failure rolls every record back."""
+    """Per-record SaveResults in request order; with allOrNone one failure rolls every record back.
+    `commit` writes one record's validated changes (`apply` with the call's stamp, or later)."""
     planned: list[tuple[SObjectSpec, str, dict[str, Any]] | RecordError] = []
     for item, spec in zip(records, specs, strict=True):
         try:
@@ -287,7 +287,7 @@ def update_collection(
             results.append({"success": False, "errors": [ROLLED_BACK.as_save_error()]})
         else:
             spec, record_id, changes = entry
-            apply(store, spec, record_id, changes, stamp, user)
+            commit(spec, record_id, changes)
             results.append({"id": record_id, "success": True, "errors": []})
     return results
 
