@@ -282,7 +282,7 @@ def resolve_pending(instance: Instance, store: Store) -> int:
 def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
     for job_id in set(job_ids):
         statuses = {c.status for c in store.job_contacts(job_id)}
-        store.update_job(job_id, JobStatus.RECEIVED if "waiting" in statuses else JobStatus.APPLIED)
+        store.update_job(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 
 def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:

@@ -146,7 +146,6 @@ class HubSpotSettings(_Section):
 
 
 class SalesforceSettings(_Section):
-    object: Literal["Contact", "Lead"] = "Contact"
     instance_url: str
     auth: Literal["client_credentials", "jwt"] = "client_credentials"
     login_url: str | None = None  # default: instance_url (client credentials must use the My Domain host)
@@ -158,6 +157,16 @@ class SalesforceSettings(_Section):
     # orgs) or an Experience Cloud site's URL (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_jwt_flow.htm).
     jwt_audience: str = "login"
     api_version: str = "62.0"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object_is_the_mappings(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "object" in data:
+            raise ValueError(
+                '`object` is the mapping\'s to say (`object = "Lead"` in mappings/salesforce-lead.toml): '
+                "remove it here"
+            )
+        return data
 
     @field_validator("instance_url", "login_url")
     @classmethod

@@ -79,7 +79,6 @@ mapping = "{MAPPINGS / "salesforce-contact.toml"}"
 settle = "0s"
 
 [instances.salesforce]
-object = "Contact"
 instance_url = "{ep.salesforce}"
 auth = "client_credentials"
 client_id_env = "DEMO_SF_CLIENT_ID"

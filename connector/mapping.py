@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from connector.errors import ConfigError
 from connector.models import (
@@ -127,11 +127,20 @@ class JobChangeFollowUp(_Strict):
         return template.format_map(known)[:255]
 
 
+# What each CRM's adapter can pull: the object, and the timestamp its windows run on. SystemModstamp changes
+# on system updates too (automation, recalculations) and is indexed, so it misses nothing LastModifiedDate would
+# (https://developer.salesforce.com/docs/atlas.en-us.object_reference.meta/object_reference/system_fields.htm).
+PULLABLE = {
+    "salesforce": ({"Contact", "Lead"}, {"SystemModstamp", "LastModifiedDate"}),
+    "hubspot": ({"contacts"}, {"lastmodifieddate", "hs_lastmodifieddate"}),
+}
+
+
 class FieldMapping(_Strict):
     schema_version: Literal[1]
     crm: Literal["salesforce", "hubspot"]
-    object: str
-    changed_field: str
+    object: str  # what the adapter pulls and writes
+    changed_field: str  # the timestamp its windows and cursor run on
     # Placeholders people type where a field is required (Salesforce LastName): read as empty, never sent.
     blank_values: list[str] = Field(default_factory=list)
     to_contact: dict[ContactField, Source | list[Source]]
@@ -158,6 +167,20 @@ class FieldMapping(_Strict):
         if missing:
             raise ValueError(f"LoneScale requires {' and '.join(missing)}: map them")
         return value
+
+    @model_validator(mode="after")
+    def _pullable(self) -> FieldMapping:
+        objects, stamps = PULLABLE[self.crm]
+        if self.object not in objects:
+            raise ValueError(
+                f"object {self.object!r} is not one the {self.crm} adapter pulls: {sorted(objects)}"
+            )
+        if self.changed_field not in stamps:
+            raise ValueError(
+                f"changed_field {self.changed_field!r} is not a {self.crm} timestamp the adapter pulls by: "
+                f"{sorted(stamps)}"
+            )
+        return self
 
     def sources(self, name: ContactField) -> list[Source]:
         source = self.to_contact.get(name)

@@ -139,7 +139,9 @@ class FollowUp:
 class WriteOutcome(enum.StrEnum):
     WRITTEN = "written"
     REJECTED = "rejected"  # the CRM refused this record; its reason is kept
-    RETRY = "retry"  # transient (row lock, rate limit): may be written on a later pass
+    # Locked by another process on every try (Salesforce UNABLE_TO_LOCK_ROW): not written now, recorded as
+    # rejected with that reason, and written by `retry-failed` once the lock is gone.
+    LOCKED = "locked"
 
 
 @dataclass(frozen=True)
@@ -157,7 +159,7 @@ class JobStatus(enum.StrEnum):
     PENDING = "pending"  # stored, not yet posted to LoneScale
     SENT = "sent"  # LoneScale accepted it; waiting for results
     UNCERTAIN = "uncertain"  # its answer was lost, or had no id: its webhook settles it; never re-posted
-    RECEIVED = "received"  # results arrived for every contact
+    PARTLY_APPLIED = "partly_applied"  # some of its contacts' results are written, the others still awaited
     APPLIED = "applied"
     EXPIRED = "expired"
     FAILED = "failed"

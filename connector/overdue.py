@@ -38,7 +38,7 @@ GRACE = timedelta(minutes=30)
 POLL_POLICY = RetryPolicy(attempts=3, deadline=30.0)
 # How every automatic expiry's reason starts: `status` counts these, `failures` lists them.
 MAY_HAVE_BEEN_BILLED = "may have been billed; no results arrived"
-WAITING = {JobStatus.SENT, JobStatus.RECEIVED, JobStatus.UNCERTAIN}
+WAITING = {JobStatus.SENT, JobStatus.PARTLY_APPLIED, JobStatus.UNCERTAIN}
 
 
 @dataclass

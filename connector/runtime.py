@@ -21,7 +21,12 @@ from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)
-AWAITING = [JobStatus.PENDING, JobStatus.SENT, JobStatus.UNCERTAIN, JobStatus.RECEIVED]  # results may come
+AWAITING = [
+    JobStatus.PENDING,
+    JobStatus.SENT,
+    JobStatus.UNCERTAIN,
+    JobStatus.PARTLY_APPLIED,
+]  # results may come
 FULL_BACKLOG = 200  # deliveries: at least a full Salesforce write batch
 QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results are in
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written

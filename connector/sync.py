@@ -23,6 +23,7 @@ from connector.batching import Batch, Batcher
 from connector.checks import CannotWrite, preflight
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
+from connector.halving import halving
 from connector.inbox import echo_seen
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
 from connector.mapping import Mapped, to_contact
@@ -91,10 +92,12 @@ class _Split:
     decided: set[str] = field(default_factory=set)  # records sent, marked refused, or already released
 
 
-@dataclass(frozen=True)
-class _Refusal:
-    job_id: str
-    error: RequestRejected
+class _Refusal(RequestRejected):
+    """LoneScale refused the job `job_id` (400, 413): raised out of a post so `halving` splits the batch."""
+
+    def __init__(self, job_id: str, error: RequestRejected):
+        super().__init__(str(error), error.status)
+        self.job_id, self.error = job_id, error
 
     @property
     def reason(self) -> tuple[int | None, str]:
@@ -129,10 +132,26 @@ class Sender:
             self._count(types, len(batch))
             return
         split = _Split()
-        try:
-            refusal = self._post(types, batch, split)
+
+        def post(part: Sequence[tuple[CrmRecord, Mapped]]) -> list[None]:
+            refusal = self._post(types, list(part), split)
             if refusal is not None:
-                self._refused(types, batch, refusal, split)
+                raise refusal
+            return []
+
+        def alone(item: tuple[CrmRecord, Mapped], refusal: RequestRejected) -> None:
+            assert isinstance(refusal, _Refusal)  # what `post` raises
+            self._refused_alone(types, item[0], refusal, split)
+
+        def probe(
+            items: Sequence[tuple[CrmRecord, Mapped]], refusal: RequestRejected
+        ) -> tuple[list[None], Sequence[tuple[CrmRecord, Mapped]]]:
+            return [], self._probe(types, list(items), refusal, split)
+
+        try:
+            # Refused as malformed or too large (free, and it does not say which contact): halves until the
+            # contact LoneScale refuses stands alone, so one bad contact never holds back the others.
+            halving(batch, post, alone, probe)
         except ConnectorError:
             # A refused job's cooldowns hold its contacts until a smaller job takes them: those a stop leaves
             # unsent are released, or they would wait out a cooldown for a job that never ran.
@@ -204,31 +223,16 @@ class Sender:
         # LoneScale only honours it with "profile" (lonescale-api.md §6).
         return self.settings.detect_job_change and EnrichmentType.PROFILE in types
 
-    def _refused(
-        self, types: Sequence[EnrichmentType], batch: Batch, refusal: _Refusal, split: _Split
-    ) -> None:
-        """LoneScale refused the batch (400 or 413: free, and it does not say which contact). Halve it until
-        the contact it refuses stands alone, so one bad contact never holds back the others; a 400 that no
-        part of the batch has got past yet is first tried on single contacts (`_probe`)."""
-        if len(batch) == 1:
-            self._refused_alone(types, batch[0][0], refusal, split)
-            return
-        if refusal.error.status == 400 and not split.accepted:
-            rest = self._probe(types, batch, split)
-            parts = [rest] if rest else []
-        else:  # a 413 for halves too is only "still too large"
-            middle = len(batch) // 2
-            parts = [batch[:middle], batch[middle:]]
-        for part in parts:
-            again = self._post(types, part, split)
-            if again is not None:
-                self._refused(types, part, again, split)
-
-    def _probe(self, types: Sequence[EnrichmentType], batch: Batch, split: _Split) -> Batch:
-        """The batch's first and last contacts, each alone; returns the contacts left to send. One contact
-        cannot make a request too large, so if both are refused with the same answer, LoneScale refuses the
-        request whatever it holds (an `http://` webhook, an option the plan lacks, an API change): halving on
-        would cost 2N-1 requests and mark every contact refused for LoneScale's own reason."""
+    def _probe(
+        self, types: Sequence[EnrichmentType], batch: Batch, refusal: RequestRejected, split: _Split
+    ) -> Batch:
+        """Before a 400 that no part of the batch has got past yet is halved: the batch's first and last
+        contacts, each alone; returns the contacts left to send. One contact cannot make a request too large,
+        so if both are refused with the same answer, LoneScale refuses the request whatever it holds (an
+        `http://` webhook, an option the plan lacks, an API change): halving on would cost 2N-1 requests and
+        mark every contact refused for LoneScale's own reason. A 413 for halves too is only "still too large"."""
+        if refusal.status != 400 or split.accepted:
+            return batch
         first = self._post(types, batch[:1], split)
         if first is None:
             return batch[1:]

@@ -25,11 +25,15 @@ class Instance:
         return self.settings.name
 
 
-def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
+def build_adapter(config: Config, settings: InstanceSettings, mapping: FieldMapping) -> CrmAdapter:
+    """The instance's CRM adapter, reading the object and the changed-at field its mapping names."""
     if settings.crm == "hubspot":
         hubspot = settings.hubspot_settings
         return HubSpotAdapter(
-            settings.name, config.secret(hubspot.access_token_env).reveal(), base_url=hubspot.base_url
+            settings.name,
+            config.secret(hubspot.access_token_env).reveal(),
+            base_url=hubspot.base_url,
+            changed_field=mapping.changed_field,
         )
     sf = settings.salesforce
     assert sf is not None  # guaranteed by config validation
@@ -49,14 +53,15 @@ def build_adapter(config: Config, settings: InstanceSettings) -> CrmAdapter:
         credentials,
         instance_url=sf.instance_url,
         login_url=sf.login_url,
-        object_name=sf.object,
+        object_name=mapping.object,
+        changed_field=mapping.changed_field,
         api_version=sf.api_version,
     )
 
 
 def build_instance(config: Config, settings: InstanceSettings) -> Instance:
     mapping = config.mapping(settings)
-    return Instance(settings, mapping, build_adapter(config, settings))
+    return Instance(settings, mapping, build_adapter(config, settings, mapping))
 
 
 def build_lonescale(config: Config) -> LoneScaleClient:

@@ -71,7 +71,7 @@ def test_a_valid_file_loads_with_defaults_filled_in(tmp_path: Path) -> None:
     assert config.settings.store.url == "sqlite:///lonescale-sync.db"
     assert hubspot.hubspot_settings.base_url == "https://api.hubapi.com"
     assert salesforce.schedule == "every 15m"
-    assert salesforce.salesforce is not None and salesforce.salesforce.object == "Contact"
+    assert salesforce.salesforce is not None and config.mappings["acme-sf"].object == "Contact"
     assert config.secret("HS_TOKEN").reveal() == "pat-na1-secret-token"
 
 

@@ -322,3 +322,34 @@ def test_a_copied_mapping_answers_for_its_own_rules() -> None:
     assert MAPPING.targets(EnrichmentType.EMAIL) == ["Email"] and not MAPPING.is_blank("n/a"), (
         "the original keeps its own"
     )
+
+
+@pytest.mark.parametrize(
+    ("crm", "object_name", "changed", "said"),
+    [
+        (
+            "salesforce",
+            "Account",
+            "SystemModstamp",
+            "object 'Account' is not one the salesforce adapter pulls",
+        ),
+        ("salesforce", "Lead", "CreatedDate", "changed_field 'CreatedDate' is not a salesforce timestamp"),
+        (
+            "hubspot",
+            "companies",
+            "lastmodifieddate",
+            "object 'companies' is not one the hubspot adapter pulls",
+        ),
+    ],
+)
+def test_a_mapping_names_only_an_object_and_a_timestamp_its_adapter_pulls_by(
+    tmp_path: Path, crm: str, object_name: str, changed: str, said: str
+) -> None:
+    path = tmp_path / "m.toml"
+    path.write_text(
+        f'schema_version = 1\ncrm = "{crm}"\nobject = "{object_name}"\nchanged_field = "{changed}"\n'
+        '[to_contact]\nfirstname = "FirstName"\nlastname = "LastName"\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_mapping(path)
+    assert any(said in problem for problem in caught.value.problems), caught.value.problems

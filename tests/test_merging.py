@@ -15,7 +15,9 @@ T0 = datetime(2026, 11, 1, tzinfo=UTC)
 
 def result_of(job_id: str, types: list[str], minutes: int, found: bool = True, **values: Any) -> Pending:
     created = T0 + timedelta(minutes=minutes)
-    job = Job(job_id, "acme", 1, "0" * 64, None, JobStatus.RECEIVED, types, 1, created, created, None, None)
+    job = Job(
+        job_id, "acme", 1, "0" * 64, None, JobStatus.PARTLY_APPLIED, types, 1, created, created, None, None
+    )
     contact = JobContact(job_id, "003A", "Contact", {"firstname": "A", "lastname": "B"}, {})
     return Pending(job, contact, EnrichmentResult("003A", found, values), delivery_id=minutes)
 

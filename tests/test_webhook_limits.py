@@ -137,7 +137,7 @@ def test_a_token_retires_a_grace_period_after_its_job_is_done(
         (JobStatus.FAILED, 410),
         (JobStatus.EXPIRED, 410),  # a late result within the grace is applied; a month late, it is refused
         (JobStatus.SENT, 200),  # still awaiting results: a token retires only once its job is done
-        (JobStatus.RECEIVED, 200),
+        (JobStatus.PARTLY_APPLIED, 200),
         (JobStatus.UNCERTAIN, 200),
     ],
 )

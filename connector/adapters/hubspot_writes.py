@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from connector.errors import RequestRejected
+from connector.halving import halving
 from connector.models import FieldUpdate, WriteOutcome, WriteResult
 from connector.values import same_value
 
@@ -32,6 +33,10 @@ NOT_LANDED = (
 
 Update = Callable[[list[FieldUpdate]], dict[str, Any]]
 Read = Callable[[Sequence[str], Sequence[str]], dict[str, Mapping[str, Any]]]
+
+
+def _refused_alone(update: FieldUpdate, refusal: RequestRejected) -> WriteResult:
+    return WriteResult(update.ref, WriteOutcome.REJECTED, str(refusal), "VALIDATION_ERROR")
 
 
 def to_hubspot_value(value: Any) -> str:
@@ -63,7 +68,13 @@ class BatchWriter:
 
     def write(self, updates: list[FieldUpdate]) -> list[WriteResult]:
         """One batch update, with HubSpot's all-or-nothing refusals undone record by record: a unique-value
-        conflict (409) costs one retry without that value; any other refusal splits the batch in halves."""
+        conflict (409) costs one retry without that value; any other refusal (one invalid value gets the whole
+        batch a 400 that names no record) splits the batch in halves until the offending records stand alone."""
+        return halving(updates, self._write_whole, _refused_alone)
+
+    def _write_whole(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
+        """The batch as one update, a taken email given up where HubSpot says whose it is; RequestRejected
+        for a refusal no record is named in."""
         refused: dict[str, dict[str, str]] = {}
         done: dict[str, WriteResult] = {}
         pending = list(updates)
@@ -73,18 +84,7 @@ class BatchWriter:
             except RequestRejected as exc:
                 culprit = self._conflicting(pending, exc) if exc.status == 409 else None
                 if culprit is None:
-                    if len(pending) == 1:
-                        update = pending[0]
-                        done[update.ref.id] = WriteResult(
-                            update.ref, WriteOutcome.REJECTED, str(exc), "VALIDATION_ERROR"
-                        )
-                    else:
-                        # One invalid value gets the whole batch a 400 with no record id: split it until the
-                        # offending records stand alone, so the others are written.
-                        middle = len(pending) // 2
-                        for result in self.write(pending[:middle]) + self.write(pending[middle:]):
-                            done[result.ref.id] = result
-                    break
+                    raise
                 update = pending[culprit]
                 refused.setdefault(update.ref.id, {})[UNIQUE] = str(exc)
                 rest = {k: v for k, v in update.values.items() if k != UNIQUE}

@@ -82,12 +82,13 @@ class SalesforceAdapter:
         instance_url: str,
         login_url: str | None = None,
         object_name: str = "Contact",
+        changed_field: str = "SystemModstamp",
         api_version: str = "62.0",
         timeout: tuple[float, float] = (5.0, 60.0),
         retry_policy: RetryPolicy = DEFAULT_POLICY,
     ):
         self.name = name
-        self.object = object_name
+        self.object, self.changed = object_name, changed_field  # the mapping's `object` and `changed_field`
         self._policy = retry_policy
         login_url = login_url or instance_url
         domain, reroute = login_route(login_url)
@@ -242,13 +243,14 @@ class SalesforceAdapter:
         return self._call(f"describe {object_name}", fields)
 
     def pull_changed(self, window: Window, fields: Sequence[str]) -> Iterator[CrmRecord]:
-        selected = list(dict.fromkeys(["Id", "SystemModstamp", *fields]))
-        where = f"SystemModstamp >= {soql_datetime(window.start)} AND SystemModstamp < {soql_datetime(window.end)}"
+        changed = self.changed
+        selected = list(dict.fromkeys(["Id", changed, *fields]))
+        where = f"{changed} >= {soql_datetime(window.start)} AND {changed} < {soql_datetime(window.end)}"
         if self.object == "Lead":
             where += (
                 " AND IsConverted = false"  # converted leads cannot be updated (CANNOT_UPDATE_CONVERTED_LEAD)
             )
-        soql = f"SELECT {', '.join(selected)} FROM {self.object} WHERE {where} ORDER BY SystemModstamp, Id"
+        soql = f"SELECT {', '.join(selected)} FROM {self.object} WHERE {where} ORDER BY {changed}, Id"
         headers = {"Sforce-Query-Options": f"batchSize={QUERY_BATCH}"}
         records, next_url = self._call("query", lambda sf: self._page(sf.query(soql, headers=headers)))
         while True:
@@ -266,7 +268,7 @@ class SalesforceAdapter:
         records = []
         for record in page["records"]:
             flat = flatten(record)
-            changed = parse_datetime(flat["SystemModstamp"])
+            changed = parse_datetime(flat[self.changed])
             records.append(CrmRecord(RecordRef(self.name, self.object, flat["Id"]), changed, flat))
         return records, None if page.get("done", True) else str(page["nextRecordsUrl"])
 

@@ -54,7 +54,7 @@ def create_in_batches(
         for start in range(0, len(pending), TASK_BATCH):
             chunk = pending[start : start + TASK_BATCH]
             for index, result in zip(chunk, create_batch([follow_ups[i] for i in chunk]), strict=True):
-                if result.outcome is WriteOutcome.RETRY and attempt < lock_retries:
+                if result.outcome is WriteOutcome.LOCKED and attempt < lock_retries:
                     retry.append(index)
                 results[index] = result
         if not retry:

@@ -69,7 +69,7 @@ def save_result(ref: RecordRef, item: Mapping[str, Any]) -> WriteResult:
     if item.get("success"):
         return WriteResult(ref, WriteOutcome.WRITTEN)
     failure = Failure.of(item)
-    outcome = WriteOutcome.RETRY if failure.code == LOCKED else WriteOutcome.REJECTED
+    outcome = WriteOutcome.LOCKED if failure.code == LOCKED else WriteOutcome.REJECTED
     return WriteResult(ref, outcome, failure.reason, failure.code)
 
 
@@ -111,7 +111,7 @@ def write_in_rounds(
             reasons = list(dict.fromkeys(refused[ref].values()))
             if named is None:
                 reasons.append(failure.reason)
-            outcome = WriteOutcome.RETRY if failure.code == LOCKED else WriteOutcome.REJECTED
+            outcome = WriteOutcome.LOCKED if failure.code == LOCKED else WriteOutcome.REJECTED
             results[ref] = WriteResult(ref, outcome, "; ".join(reasons), failure.code)
         if not again:
             break

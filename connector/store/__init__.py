@@ -360,16 +360,6 @@ class Store:
         with self.engine.connect() as db:
             return {r.record_id: dict(r._mapping) for r in db.execute(query)}
 
-    def remember_sent(self, instance: str, sent: Mapping[str, Sequence[str]], at: datetime) -> None:
-        """Record id → the enrichment types just sent for it (their cooldowns start now)."""
-        with self._writing() as db:
-            state.sent(db, instance, sent, at)
-
-    def remember_found(self, instance: str, found: Mapping[str, Mapping[str, bool]]) -> None:
-        """Record id → type → whether LoneScale found it (a miss waits the shorter not-found cooldown)."""
-        with self._writing() as db:
-            state.found(db, instance, found)
-
     def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
         """Release contacts from cooldown for these types: their job provably never reached LoneScale."""
         with self._writing() as db:
@@ -378,7 +368,7 @@ class Store:
     def overdue_jobs(self, now: datetime) -> list[Job]:
         """Jobs still waiting for results past their deadline."""
         jobs = schema.jobs
-        waiting = [JobStatus.SENT.value, JobStatus.RECEIVED.value, JobStatus.UNCERTAIN.value]
+        waiting = [JobStatus.SENT.value, JobStatus.PARTLY_APPLIED.value, JobStatus.UNCERTAIN.value]
         query = (
             select(jobs).where(jobs.c.status.in_(waiting), jobs.c.deadline < now).order_by(jobs.c.deadline)
         )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, select
+from sqlalchemy import Connection, Engine, select, update
 
 from connector.store import schema
 
@@ -24,11 +24,18 @@ def _leases(connection: Connection) -> None:
     schema.leases.create(connection, checkfirst=True)
 
 
+def _partly_applied(connection: Connection) -> None:
+    jobs = schema.jobs
+    connection.execute(update(jobs).where(jobs.c.status == "received").values(status="partly_applied"))
+
+
 # Append, never edit: a released migration is history. A new table or column is a new entry with its own DDL
 # (and `_initial` names its own tables, so a fresh database gets later ones from their migrations).
 MIGRATIONS: list[Migration] = [
     (1, "runs, cursors, jobs, job contacts, inbox, record state, write journal", _initial),
     (2, "leases: one holder per instance for syncs and write-backs", _leases),
+    # 3 is taken by a branch in flight (request-level custom); versions need not come in order of merging.
+    (4, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
 ]
 
 

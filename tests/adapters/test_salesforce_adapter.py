@@ -122,8 +122,8 @@ def test_locked_rows_are_retried_until_written(
     )
     written = sum(r.outcome is WriteOutcome.WRITTEN for r in results)
     assert written > 190, "a lock clears on retry; only records locked three times in a row remain"
-    assert all(r.outcome in (WriteOutcome.WRITTEN, WriteOutcome.RETRY) for r in results)
-    assert all(r.code == "UNABLE_TO_LOCK_ROW" for r in results if r.outcome is WriteOutcome.RETRY)
+    assert all(r.outcome in (WriteOutcome.WRITTEN, WriteOutcome.LOCKED) for r in results)
+    assert all(r.code == "UNABLE_TO_LOCK_ROW" for r in results if r.outcome is WriteOutcome.LOCKED)
 
 
 def test_an_expired_session_is_renewed_without_losing_the_call(
@@ -186,3 +186,17 @@ def test_leads_are_pulled_without_converted_ones(salesforce_sandbox: Served) -> 
     leads = make(salesforce_sandbox, object_name="Lead")
     records = list(leads.pull_changed(EVERYTHING, ["Company", "IsConverted"]))
     assert records and all(r.ref.object == "Lead" and r.get("IsConverted") is False for r in records)
+
+
+def test_the_mappings_changed_field_is_what_the_window_runs_on(salesforce_sandbox: Served) -> None:
+    """A mapping may pull by LastModifiedDate instead of SystemModstamp: the adapter honours it."""
+    adapter = SalesforceAdapter(
+        "acme-sf", CLIENT, instance_url=salesforce_sandbox.url, changed_field="LastModifiedDate"
+    )
+    records = list(adapter.pull_changed(EVERYTHING, ["LastModifiedDate", "SystemModstamp"]))
+    assert records and all(
+        r.changed_at.isoformat(timespec="seconds")[:19] == str(r.get("LastModifiedDate"))[:19]
+        for r in records
+    )
+    stamps = [r.changed_at for r in records]
+    assert stamps == sorted(stamps)
