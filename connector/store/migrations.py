@@ -34,8 +34,7 @@ def _partly_applied(connection: Connection) -> None:
 MIGRATIONS: list[Migration] = [
     (1, "runs, cursors, jobs, job contacts, inbox, record state, write journal", _initial),
     (2, "leases: one holder per instance for syncs and write-backs", _leases),
-    # 3 is taken by a branch in flight (request-level custom); versions need not come in order of merging.
-    (4, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
+    (3, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
 ]
 
 
