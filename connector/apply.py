@@ -16,6 +16,7 @@ from typing import Any
 
 from connector.errors import Busy, ConnectorError
 from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
+from connector.logs import log_context
 from connector.mapping import Decision, WritePolicy, plan_writes
 from connector.merging import RecordResults, by_record
 from connector.models import FieldUpdate, FollowUp, JobStatus, RecordRef, WriteOutcome
@@ -356,6 +357,12 @@ def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery
                 lease: Lease | None, kind: str, now: datetime, report: ApplyReport) -> None:  # fmt: skip
     """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
     run_id = store.start_run(instance.name, kind)
+    with log_context(instance=instance.name, run_id=run_id):
+        _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id)
+
+
+def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
+               lease: Lease | None, now: datetime, report: ApplyReport, run_id: int) -> None:  # fmt: skip
     status, error = "succeeded", None
     try:
         resolve_pending(instance, store)

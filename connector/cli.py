@@ -22,9 +22,9 @@ from connector.cli_support import (
     EXIT_TIMEOUT,
     read_config,
     runtime_for,
-    setup_logging,
 )
 from connector.errors import ConfigError, ConnectorError, ServerFailed
+from connector.logs import FORMATS, LogFormat, setup_logging
 from connector.models import JobStatus
 from connector.overdue import MAY_HAVE_BEEN_BILLED
 from connector.runtime import Runtime
@@ -32,10 +32,37 @@ from connector.selection import month_start
 from connector.store import instance_lease
 from connector.sync import SyncReport
 
+# Options of the whole program, taken wherever they stand: `lonescale-sync status --log-level debug` is how
+# people type them (click alone would only take them before the command's name).
+_GLOBAL_OPTIONS = ("--log-level", "--log-format")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """`args` with the global options (and their values) moved in front of the command's name."""
+    front: list[str] = []
+    rest: list[str] = []
+    tokens = iter(args)
+    for token in tokens:
+        if token == "--":  # what follows is for the command, whatever it looks like
+            rest.extend([token, *tokens])
+            break
+        name = token.split("=", 1)[0]
+        if name in _GLOBAL_OPTIONS:
+            front.append(token)
+            value = None if "=" in token else next(tokens, None)
+            if value is not None:  # a missing value is left for click to report
+                front.append(value)
+        else:
+            rest.append(token)
+    return front + rest
+
 
 class _Commands(click.Group):
     """A failure the user can fix (the store unreachable, the webhook's port taken, credentials refused) is
     said in one sentence with its fix and exit status 1, never as a traceback."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -51,7 +78,9 @@ class _Commands(click.Group):
 @click.version_option(version("lonescale-sync"), prog_name="lonescale-sync")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))  # fmt: skip
-def main(log_level: str) -> None:
+@click.option("--log-format", default="text", show_default=True, type=click.Choice(FORMATS),
+              help="json: one object per line with instance, run_id and job_id, for a log shipper.")  # fmt: skip
+def main(log_level: str, log_format: LogFormat) -> None:
     """Keep Salesforce and HubSpot contacts enriched through LoneScale, safely.
 
     \b
@@ -62,7 +91,7 @@ def main(log_level: str) -> None:
       lonescale-sync run --config F           the daemon: every instance on its schedule
       lonescale-sync status --config F        what happened, per instance
     """
-    setup_logging(log_level)
+    setup_logging(log_level, log_format)
 
 
 @main.command()

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +10,6 @@ import click
 
 from connector.config import Config, load_config
 from connector.errors import ConfigError
-from connector.redact import RedactingFilter
 from connector.runtime import Runtime
 
 CONFIG = click.option(
@@ -28,15 +25,6 @@ CONFIG = click.option(
 # configuration; 3 results still on their way when --timeout passed; 4 stopped at a cap or out of credits,
 # the jobs it had sent written back.
 EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT, EXIT_AT_BUDGET = 1, 2, 3, 4
-
-
-def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter())  # secrets never reach a log line, whichever module wrote it
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    for noisy in ("urllib3", "httpx", "httpcore", "apscheduler.executors.default", "uvicorn.error"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
 
 
 def read_config(path: Path) -> Config:

@@ -14,6 +14,8 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Generic, TypeVar
 
+from connector.logs import in_context
+
 T = TypeVar("T")
 _POLL = 0.1  # how often a blocked producer checks whether the consumer has gone
 
@@ -27,7 +29,9 @@ class ReadAhead(Generic[T]):
         self._size = size
         self._queue: queue.Queue[tuple[str, list[T] | BaseException | None]] = queue.Queue(maxsize=depth)
         self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._produce, args=(iter(source),), name=name, daemon=True)
+        # In the starter's log context, so the pull's lines name their instance and run.
+        producer = in_context(self._produce)
+        self._thread = threading.Thread(target=producer, args=(iter(source),), name=name, daemon=True)
         self._thread.start()
 
     def _produce(self, iterator: Iterator[T]) -> None:

@@ -25,6 +25,7 @@ from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
 from connector.halving import halving
 from connector.inbox import echo_seen
+from connector.logs import log_context
 from connector.lonescale import LoneScaleClient, Refused, StartedWithoutId, TriggerUncertain
 from connector.mapping import Mapped, to_contact
 from connector.models import CrmRecord, EnrichmentType, JobStatus
@@ -161,7 +162,14 @@ class Sender:
     def _post(self, types: Sequence[EnrichmentType], batch: Batch, split: _Split) -> _Refusal | None:
         """Store a job for the batch, then post it. Returns LoneScale's refusal (400, 413) for the caller to
         split; raises StopSending when LoneScale's answer was lost."""
-        job_id, token, created = str(uuid.uuid4()), secrets.token_urlsafe(32), self.now()
+        job_id = str(uuid.uuid4())
+        with log_context(job_id=job_id):
+            return self._post_job(job_id, types, batch, split)
+
+    def _post_job(
+        self, job_id: str, types: Sequence[EnrichmentType], batch: Batch, split: _Split
+    ) -> _Refusal | None:
+        token, created = secrets.token_urlsafe(32), self.now()
         write_fields = [rule.field for rule in self.instance.mapping.write_back]
         job = Job(
             job_id, self.instance.name, self.report.run_id, sha256(token), None, JobStatus.PENDING,
@@ -361,7 +369,8 @@ def pull_and_trigger(
             log.warning("%s: sync not started: %s", instance.name, exc)
             return SyncReport(instance.name, 0, status="busy", message=str(exc))
     try:
-        return _pull_and_trigger(instance, store, lonescale, settings, webhook_base, lease, now, progress)
+        with log_context(instance=instance.name):
+            return _pull_and_trigger(instance, store, lonescale, settings, webhook_base, lease, now, progress)
     finally:
         if lease is not None:
             lease.release()
@@ -408,6 +417,14 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
     report = SyncReport(
         instance.name, 0 if dry_run else store.start_run(instance.name, "sync"), dry_run=dry_run
     )
+    with log_context(run_id=report.run_id or None):
+        return _run_window(instance, store, lonescale, settings, webhook_base, lease, now, progress, report)
+
+
+def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
+                webhook_base: str, lease: Lease | None, now: Callable[[], datetime],
+                progress: Callable[[SyncReport], None] | None, report: SyncReport) -> SyncReport:  # fmt: skip
+    dry_run = lease is None
     started = now()
     allowance = budget_allowance(instance, store, started)
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)

@@ -31,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from connector.ingest import GroupCommit
+from connector.logs import log_context
 from connector.lonescale import Payload, PayloadError, parse_payload
 from connector.models import JobStatus
 from connector.store import Arrival, Job, Store, sha256
@@ -265,7 +266,8 @@ class Webhook:
             job.hold(len(body))
         stored = False
         try:
-            stored, response = await self._keep(request, job_id, body, where)
+            with log_context(job_id=job_id):  # an authenticated job: its id may name the log lines
+                stored, response = await self._keep(request, job_id, body, where)
         finally:
             job.settle(len(body), stored, held)
         return response
@@ -317,9 +319,14 @@ class Webhook:
         return answer(200, "ok")
 
     async def refused(self, request: Request, exc: Exception) -> Response:
-        """A wrong path or method: JSON and a log line like every other refusal (the path holds no token)."""
+        """A wrong path or method: JSON like every other refusal. Only a request meant for the webhook (its path
+        prefix) is logged as a refusal; scanners and probes of other paths are not worth a warning."""
         assert isinstance(exc, HTTPException)  # the only class it is registered for
-        log.warning("webhook refused %d: %s %s", exc.status_code, request.method, shown(request.url.path))
+        path = shown(request.url.path)
+        if request.url.path.startswith(WEBHOOK_PATH.split("{", 1)[0]):
+            log.warning("webhook refused %d: %s %s", exc.status_code, request.method, path)
+        else:
+            log.debug("answered %d to %s %s: not a route of ours", exc.status_code, request.method, path)
         return answer(exc.status_code, exc.detail, exc.headers)  # a 405 keeps its Allow header
 
 

@@ -402,6 +402,16 @@ def test_an_unknown_path_is_a_404_in_json_and_logged(hook: Hook, logged: pytest.
     hook.still_serves()
 
 
+def test_a_path_outside_the_webhooks_is_a_404_without_a_refusal_warning(
+    hook: Hook, logged: pytest.LogCaptureFixture
+) -> None:
+    """A scraper asking for /metrics, or a scanner, is not a LoneScale delivery gone wrong."""
+    refused(HTTP.get(f"{hook.url}/metrics"), 404)
+    refused(HTTP.post(f"{hook.url}/wp-login.php"), 404)
+    assert webhook_lines(logged) == []
+    hook.still_serves()
+
+
 def test_an_unsupported_transfer_encoding_is_a_400(hook: Hook) -> None:
     path = f"/webhooks/lonescale/{hook.ids['job-a']}?token={hook.tokens['job-a']}"
     request = f"POST {path} HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\nConnection: close\r\n\r\n{{}}"

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol, TypeVar
 
+from connector.logs import in_context
 from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, WriteResult
 
 B = TypeVar("B")
@@ -27,7 +28,7 @@ def two_at_a_time(call: Callable[[B], R], batches: Sequence[B]) -> list[R]:
         return [call(batch) for batch in batches]
     pool = ThreadPoolExecutor(max_workers=IN_FLIGHT, thread_name_prefix="crm-batch")
     try:
-        futures = [pool.submit(call, batch) for batch in batches]
+        futures = [pool.submit(in_context(call), batch) for batch in batches]  # lines name their run
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
