@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -125,6 +125,8 @@ class WebhookSettings(_Section):
 
 class StoreSettings(_Section):
     url: str = "sqlite:///lonescale-sync.db"
+    # The URL from an environment variable instead, so a PostgreSQL password stays out of the file.
+    url_env: str | None = None
     # How long raw webhook payloads are kept for replay; older ones are emptied (their hash stays).
     payload_retention: str = "180d"
 
@@ -309,6 +311,11 @@ class Config:
     def secret(self, env: str) -> Secret:
         return self.secrets[env]
 
+    def store_url(self) -> str:
+        """`[store] url`, or the value of the variable `url_env` names (its password registered as a secret)."""
+        store = self.settings.store
+        return store.url if store.url_env is None else self.secret(store.url_env).reveal()
+
     def resolve(self, path: Path) -> Path:
         """A path from the file, relative to the file's folder."""
         base = self.path.parent if self.path else Path.cwd()
@@ -320,6 +327,15 @@ class Config:
 
     def __repr__(self) -> str:
         return f"Config(path={self.path}, instances={[i.name for i in self.settings.instances]})"
+
+
+def _url_passwords(url: str) -> list[str]:
+    """The password in a database URL as written and percent-decoded (a driver's message may hold either)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return []  # the store reports a URL it cannot read, with the fix
+    return [password, unquote(password)] if password else []
 
 
 def _table(value: Any) -> dict[str, Any]:
@@ -349,6 +365,11 @@ def _environment_problems(
             if not file.is_file():
                 problems.append(f"{path}: file {file} does not exist")
 
+    store_url_env = _table(raw.get("store")).get("url_env")
+    need("store.url_env", store_url_env)
+    if isinstance(store_url_env, str) and store_url_env in secrets:
+        for password in _url_passwords(secrets[store_url_env].reveal()):
+            Secret(password, env=store_url_env)  # masked alone too: a driver may print it without the URL
     defaults = LoneScaleSettings.model_fields["api_key_env"].default
     need("lonescale.api_key_env", _table(raw.get("lonescale")).get("api_key_env", defaults))
     instances = raw.get("instances")

@@ -72,7 +72,7 @@ def build_lonescale(config: Config) -> LoneScaleClient:
 
 
 def build_store(config: Config) -> Store:
-    url = config.settings.store.url
+    url = config.store_url()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and config.path is not None:
         # A relative SQLite path is relative to the config file, not to wherever the daemon was started.
         url = f"sqlite:///{config.path.parent / url.removeprefix('sqlite:///')}"

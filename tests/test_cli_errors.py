@@ -8,6 +8,7 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from connector.cli import main
+from connector.redact import SecretRegistry
 from tests.conftest import Served
 from tests.test_commands import ENV, config
 
@@ -75,3 +76,33 @@ def test_the_sandbox_says_which_port_it_could_not_take(salesforce_sandbox: Serve
 
 
 __all__ = ["config"]  # the fixture, shared with the other command tests
+
+
+def test_a_store_url_from_the_environment_is_used_and_its_password_never_printed(config: Path) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config.write_text(config.read_text().replace('url = "sqlite:///state.db"', 'url_env = "STORE_URL"'))
+    down = f"postgresql+psycopg://sync:pa%40ss-w0rd@127.0.0.1:{port}/lonescale"
+    result = CliRunner().invoke(
+        main, ["status", "--config", str(config), "--log-level", "debug"], env={**ENV, "STORE_URL": down}
+    )
+    line = said_once(result)
+    assert f"cannot use the store at postgresql+psycopg://sync@127.0.0.1:{port}/lonescale" in line
+    assert "pa%40ss-w0rd" not in result.output and "pa@ss-w0rd" not in result.output
+    # A driver may print the password without the URL around it: that is masked too, encoded or not.
+    assert SecretRegistry.scrub("auth failed for pa@ss-w0rd / pa%40ss-w0rd") == "auth failed for *** / ***"
+
+    here = config.parent / "from-env.db"
+    result = CliRunner().invoke(
+        main, ["status", "--config", str(config)], env={**ENV, "STORE_URL": f"sqlite:///{here}"}
+    )
+    assert result.exit_code == 0, result.output
+    assert here.is_file() and not (config.parent / "state.db").exists(), "the variable's URL, not the default"
+
+
+def test_a_store_url_variable_that_is_not_set_is_a_config_problem(config: Path) -> None:
+    config.write_text(config.read_text().replace('url = "sqlite:///state.db"', 'url_env = "STORE_URL"'))
+    result = run("status", "--config", str(config))
+    assert result.exit_code == 2
+    assert "store.url_env: environment variable STORE_URL is not set" in result.output
