@@ -272,13 +272,15 @@ class LoneScaleClient:
         webhook_url: str,
         *,
         detect_job_change: bool = False,
+        custom: dict[str, str] | None = None,
     ) -> str:
         """Start an async enrichment; returns LoneScale's job id.
 
         Retriable (RetriableError) only when the POST provably never reached LoneScale, or its throttler
         answered 429 (a guard, before any handler runs). Once the body may have been read, a lost answer, a
         redirect or a 5xx is TriggerUncertain: a gateway's 504 says nothing of whether LoneScale started (and
-        bills) the job. A 2xx without a usable id is StartedWithoutId.
+        bills) the job. A 2xx without a usable id is StartedWithoutId. `custom` is the request-level one
+        (the caller's `id` in it).
         """
         body: dict[str, Any] = {
             "enrichment_type": [t.value for t in enrichment_types],
@@ -287,6 +289,8 @@ class LoneScaleClient:
         }
         if detect_job_change:
             body["detect_job_change"] = True
+        if custom is not None:
+            body["custom"] = custom
         try:
             response = self._http.post("/trigger/enrich", json=body)
         except _NEVER_SENT as exc:
