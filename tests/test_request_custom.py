@@ -1,10 +1,13 @@
-"""The request-level `custom`: what each request carries (the configured keys, and our job id as `id`), and what
-LoneScale answers a malformed one. Through our client and the emulator, over real sockets."""
+"""The request-level `custom`: what each request carries (the configured keys, and our job id as `id`), what
+LoneScale answers a malformed one, and how an echoed one is checked and recorded. Through our client, our
+webhook and the emulator, over real sockets."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import httpx
 import pytest
 
 from connector.config import LoneScaleSettings
@@ -12,6 +15,7 @@ from connector.lonescale import LoneScaleClient, Refused
 from connector.models import Contact, ContactCustom, EnrichmentType
 from connector.redact import Secret
 from connector.request_custom import RequestCustom
+from connector.review import replay
 from connector.sandbox import credentials
 from connector.wiring import Instance
 from tests.conftest import Served
@@ -110,3 +114,69 @@ def test_lonescale_refuses_a_request_custom_that_is_not_an_object_with_400(
     reasons = [r["reason"] for r in lonescale_sandbox.control.admin("rejections")["rejections"]]
     assert reasons == ["custom must be an object, got string", "custom.provider must be a string, got number"]
     assert received(lonescale_sandbox) == {}, "no job was started"
+
+
+def echoing(served: Served) -> None:
+    """Per-job deliveries that echo the request's `custom`: the kind reading, by name."""
+    served.control.configure(delivery="per_job", echo_request_custom=True)
+
+
+def test_an_echoed_custom_naming_its_job_is_applied_and_its_provider_recorded(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    echoing(lonescale_sandbox)
+    instance = hubspot_instance(hubspot_sandbox, budget=FEW)
+
+    jobs = sent_jobs(pipeline, instance, with_custom({"provider": "lonescale-waterfall"}))
+    applied = pipeline.apply(instance)
+
+    assert applied.results == len(jobs) and applied.uncorrelated == 0 and applied.records_written > 0
+    for ours, _ in jobs:
+        [kept] = pipeline.store.deliveries(ours)
+        assert json.loads(kept["body"])["custom"] == {"provider": "lonescale-waterfall", "id": ours}
+        assert kept["status"] == "applied"
+        job = pipeline.store.job(ours)
+        assert job is not None and job.provider == "lonescale-waterfall"
+
+
+def test_without_the_echo_no_provider_is_recorded(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(delivery="per_job")  # the default reading: no custom comes back
+    instance = hubspot_instance(hubspot_sandbox, budget=FEW)
+
+    jobs = sent_jobs(pipeline, instance, with_custom({"provider": "lonescale-waterfall"}))
+    applied = pipeline.apply(instance)
+
+    assert applied.records_written > 0
+    assert [pipeline.store.job(ours).provider for ours, _ in jobs] == [None] * len(jobs)  # type: ignore[union-attr]
+
+
+def test_a_body_whose_echoed_custom_names_another_job_is_refused_kept_and_never_applied(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """Job A's results posted to job B's URL (a sender's mix-up). B holds one contact, so without the check
+    A's person would be written on B's record."""
+    echoing(lonescale_sandbox)
+    instance = hubspot_instance(hubspot_sandbox, budget={"max_contacts_per_run": 2})
+    (a, _), (b, b_theirs) = sent_jobs(pipeline, instance, with_custom(CONFIGURED))
+    a_body = pipeline.store.deliveries(a)[0]["body"]
+    b_url = next(
+        j["webhook_url"] for j in lonescale_sandbox.control.admin("jobs")["jobs"] if j["id"] == b_theirs
+    )
+
+    answer = httpx.post(b_url, content=a_body, headers={"content-type": "application/json"}, timeout=10)
+
+    assert answer.status_code == 422
+    assert f"custom.id '{a}' names another request than job {b}" in answer.json()["message"]
+    _, misrouted = pipeline.store.deliveries(b)
+    assert (misrouted["status"], misrouted["body"]) == ("invalid", a_body)
+    assert f"names another request than job {b}" in misrouted["error"]
+    assert [d["job_id"] for d in pipeline.store.unusable_deliveries()] == [b], "kept for inspection"
+
+    applied = pipeline.apply(instance)
+    replayed = replay({instance.name: instance}, pipeline.store, job_id=b)
+
+    assert applied.results == 2 and applied.uncorrelated == 0, "each job's own body, and nothing else"
+    assert replayed.results == 1, "a replay of B reads B's own body only"
+    assert [d["status"] for d in pipeline.store.deliveries(b)] == ["applied", "invalid"]
