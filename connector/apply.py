@@ -344,8 +344,8 @@ def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate
             continue
         if job is not None and not gate.open(job.instance):
             continue
-        items = drain.collect(delivery)  # an unknown job is marked there
-        if job is None:
+        items = drain.collect(delivery)  # an unknown job, an unusable body is marked there
+        if job is None or delivery.id in drain.refused:  # a replay reads bodies kept `invalid`: they stay so
             continue
         collected += len(items)
         by_instance[job.instance].extend(items)

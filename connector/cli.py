@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
 from datetime import UTC, datetime
@@ -186,12 +187,15 @@ def _dry_run(report: SyncReport, output: Path | None) -> None:
     )
     for row in rows:
         click.echo(f"  {row['what']:<40} {row['contacts']:>7}")
+    custom = json.dumps(report.custom, ensure_ascii=False)
+    click.echo(f"  each request's custom: {custom}")
     click.echo(f"  projected credits (if everything is found): {report.projected_credits:g} "
                f"of {report.credits_at_start:g} left")  # fmt: skip
     if report.status != "succeeded":
         click.echo(f"  {report.status}: {report.message}")
     if output:
-        reports.write(output, [*rows, {"what": "projected credits", "contacts": report.projected_credits}])
+        reports.write(output, [*rows, {"what": f"each request's custom: {custom}", "contacts": None},
+                               {"what": "projected credits", "contacts": report.projected_credits}])  # fmt: skip
 
 
 def _when(value: datetime | None) -> str:

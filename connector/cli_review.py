@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from connector.errors import Busy
 from connector.resend import resend_expired
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
+from connector.sync import custom_shown
 
 OUTPUT = click.option(
     "--output",
@@ -185,6 +187,10 @@ def _resend(runtime: Runtime, job_ids: tuple[str, ...], dry_run: bool, output: P
                   f"(balance {report.balance:g})")  # fmt: skip
     for line in report.costs():
         console.print(f"  {line}")
+    settings = runtime.config.settings.lonescale
+    for name in sorted({row.instance for row in report.chosen} if dry_run else ()):
+        custom = json.dumps(custom_shown(runtime.instances[name], settings), ensure_ascii=False)
+        console.print(f"  {name}: each request's custom: {custom}", markup=False, highlight=False)
     for run in report.runs:
         console.print(f"{run.instance}: run {run.run_id} {run.status}: sent {run.sent} in {len(run.jobs)} job(s)"
                       + (f": {run.message}" if run.message else ""))  # fmt: skip

@@ -23,6 +23,7 @@ from connector.mapping import FieldMapping, load_mapping
 from connector.models import EnrichmentType, is_absolute_http_url
 from connector.problems import pydantic_problems, validate_toml
 from connector.redact import Secret
+from connector.request_custom import RequestCustom
 from connector.schedules import trigger_for
 
 
@@ -47,6 +48,8 @@ class LoneScaleSettings(_Section):
     # `custom` back (connector.batching); true skips that wait. Only for an account LoneScale has confirmed.
     assume_custom_echoed: bool = False
     batch_size: int = Field(default=100, ge=1, le=1000)
+    # Sent as every request's `custom`, beside its `id` (our job id); an instance's own keys win over these.
+    custom: RequestCustom = Field(default_factory=RequestCustom)
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
     # LoneScale does not publish its prices (lonescale-api.md §5): these estimates drive projections only.
     credits_per_type: dict[EnrichmentType, float] = Field(
@@ -230,6 +233,12 @@ class BudgetSettings(_Section):
         return parse_duration(self.not_found_cooldown)
 
 
+class InstanceLoneScaleSettings(_Section):
+    """`[instances.lonescale]`: what one instance asks of LoneScale differently from `[lonescale]`."""
+
+    custom: RequestCustom = Field(default_factory=RequestCustom)
+
+
 class InstanceSettings(_Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
     crm: Literal["salesforce", "hubspot"]
@@ -241,6 +250,7 @@ class InstanceSettings(_Section):
     budget: BudgetSettings = Field(default_factory=BudgetSettings)
     hubspot: HubSpotSettings | None = None
     salesforce: SalesforceSettings | None = None
+    lonescale: InstanceLoneScaleSettings | None = None
 
     @field_validator("schedule")
     @classmethod
@@ -274,6 +284,12 @@ class InstanceSettings(_Section):
     @property
     def hubspot_settings(self) -> HubSpotSettings:
         return self.hubspot or HubSpotSettings()
+
+    def request_custom(self, lonescale: LoneScaleSettings) -> dict[str, str]:
+        """The `custom` this instance's requests carry, but for `id`: `[lonescale] custom`, with this
+        instance's `[instances.lonescale] custom` keys winning key by key."""
+        own = self.lonescale.custom.configured() if self.lonescale else {}
+        return {**lonescale.custom.configured(), **own}
 
 
 class Settings(_Section):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from connector.lonescale import PayloadError, parse_payload
@@ -73,6 +73,7 @@ class Drain:
         self.jobs: dict[str, Job | None] = {}
         self.contacts: dict[str, list[JobContact]] = {}
         self.lost: dict[int, int] = {}  # delivery id → results that matched no contact
+        self.refused: set[int] = set()  # deliveries marked unusable here: not to be marked applied after
         self.results = self.duplicates = self.uncorrelated = 0
 
     def job(self, job_id: str) -> Job | None:
@@ -91,6 +92,13 @@ class Drain:
         except (PayloadError, ValueError) as exc:
             self._mark(delivery.id, "invalid", str(exc))
             return []
+        elsewhere = payload.not_for(job.id)  # refused at intake too; a replay reads bodies kept `invalid`
+        if elsewhere is not None:
+            self._mark(delivery.id, "invalid", elsewhere)
+            return []
+        if payload.provider is not None and payload.provider != job.provider and self.record:
+            self.store.record_provider(job.id, payload.provider)
+            self.jobs[job.id] = job = replace(job, provider=payload.provider)
         pending, lost = [], 0
         for result in payload.results:
             self.results += 1
@@ -110,6 +118,7 @@ class Drain:
         return pending
 
     def _mark(self, delivery_id: int, status: str, error: str) -> None:
+        self.refused.add(delivery_id)
         if self.record:
             self.store.mark_delivery(delivery_id, status, error)
 

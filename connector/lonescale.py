@@ -53,6 +53,23 @@ class PayloadError(ValueError):
 class Payload:
     job_id: str | None
     results: list[EnrichmentResult]
+    # The request-level `custom` echoed at a per-job envelope (never a contact's own): it speaks for the job.
+    custom: Mapping[str, Any] | None = None
+
+    def not_for(self, job_id: str) -> str | None:
+        """Why this body is not the job's, when its echoed request `custom.id` names another request (each
+        request carries its job's id there): a delivery meant for another job, whose results would be
+        written on this job's records. None when it names this job, or names none."""
+        echoed = (self.custom or {}).get("id")
+        if echoed is None or str(echoed) == job_id:
+            return None
+        return f"its custom.id {str(echoed)[:80]!r} names another request than job {job_id}"
+
+    @property
+    def provider(self) -> str | None:
+        """The downstream provider LoneScale says it used, where it echoes the request's `custom`."""
+        provider = (self.custom or {}).get("provider")
+        return provider[:64] if isinstance(provider, str) and provider else None
 
 
 def _nonblank(value: Any) -> bool:
@@ -143,7 +160,7 @@ def parse_payload(body: bytes | str | Any) -> Payload:
         results.append(parse_result(item, shared))
     if not results:
         raise PayloadError("no contacts in the payload")
-    return Payload(job_id, results)
+    return Payload(job_id, results, envelope_custom)
 
 
 # --------------------------------------------------------------------------- the HTTP client
@@ -272,13 +289,15 @@ class LoneScaleClient:
         webhook_url: str,
         *,
         detect_job_change: bool = False,
+        custom: dict[str, str] | None = None,
     ) -> str:
         """Start an async enrichment; returns LoneScale's job id.
 
         Retriable (RetriableError) only when the POST provably never reached LoneScale, or its throttler
         answered 429 (a guard, before any handler runs). Once the body may have been read, a lost answer, a
         redirect or a 5xx is TriggerUncertain: a gateway's 504 says nothing of whether LoneScale started (and
-        bills) the job. A 2xx without a usable id is StartedWithoutId.
+        bills) the job. A 2xx without a usable id is StartedWithoutId. `custom` is the request-level one
+        (the caller's `id` in it).
         """
         body: dict[str, Any] = {
             "enrichment_type": [t.value for t in enrichment_types],
@@ -287,6 +306,8 @@ class LoneScaleClient:
         }
         if detect_job_change:
             body["detect_job_change"] = True
+        if custom is not None:
+            body["custom"] = custom
         try:
             response = self._http.post("/trigger/enrich", json=body)
         except _NEVER_SENT as exc:

@@ -40,6 +40,12 @@ from connector.wiring import Instance
 log = logging.getLogger(__name__)
 CHUNK = 500  # records looked up in the store at once
 JOB_DEADLINE = timedelta(hours=1)  # results normally arrive within a minute (lonescale-api.md §5)
+EACH_JOB_ID = "<its job id>"  # how a dry run shows the `custom.id` each request would carry
+
+
+def custom_shown(instance: Instance, settings: LoneScaleSettings) -> dict[str, str]:
+    """The request-level `custom` each of the instance's requests carries, as a dry run shows it."""
+    return {**instance.settings.request_custom(settings), "id": EACH_JOB_ID}
 
 
 @dataclass
@@ -61,6 +67,8 @@ class SyncReport:
     status: str = "running"  # running | succeeded | stopped | failed | busy
     at_budget: bool = False  # stopped by a cap or by the credit balance: the budget at work, not a fault
     message: str | None = None
+    # The request-level `custom` each request carries: the configured keys, and `id`, each job's own.
+    custom: dict[str, str] = field(default_factory=dict)
 
     def counts(self) -> dict[str, Any]:
         return {
@@ -117,6 +125,8 @@ class Sender:
         self.webhook_base, self.report, self.now = webhook_base.rstrip("/"), report, now
         self.allowance = allowance  # contacts this run may still send (caps), float("inf") when uncapped
         self.lease = lease  # None for a dry run, which sends nothing
+        self.custom = instance.settings.request_custom(settings)
+        report.custom = custom_shown(instance, settings)
         self.accepted = False  # LoneScale took a job of this run: its requests as such are fine
         # A one-contact job refused before any was taken: the contact's fault, or LoneScale refusing every
         # request? The next job's answer tells (see `_refused_alone`).
@@ -188,7 +198,13 @@ class Sender:
         try:
             lonescale_id = call_with_retry(
                 lambda: self.lonescale.trigger(
-                    [m.contact for _, m in batch], types, url, detect_job_change=self._job_change(types)
+                    [m.contact for _, m in batch],
+                    types,
+                    url,
+                    detect_job_change=self._job_change(types),
+                    # Our job id last, so nothing configured can stand in its place: the webhook checks an
+                    # echoed custom.id against the job its URL names.
+                    custom={**self.custom, "id": job_id},
                 ),
                 what="LoneScale trigger",
                 policy=self.lonescale.retry_policy,

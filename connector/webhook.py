@@ -193,9 +193,9 @@ def _not_json(constant: str) -> Any:
     raise ValueError(f"{constant} is not JSON")  # Python reads NaN/Infinity; JSON (and LoneScale) has none
 
 
-def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
-    """The payload, or Unusable. Runs on a worker thread unless the body is small: parsing megabytes must
-    not stall the event loop."""
+def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -> Payload:
+    """The payload for job `job_id`, or Unusable. Runs on a worker thread unless the body is small: parsing
+    megabytes must not stall the event loop."""
     if content_encoding not in ("", "identity"):
         # LoneScale documents no compression (§6): keep the bytes as they came rather than guess and inflate.
         raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
@@ -210,9 +210,15 @@ def examine(body: bytes, content_encoding: str, max_results: int) -> Payload:
     if max(map(len, lists), default=0) > max_results:
         raise Unusable(413, f"more than {max_results} results in one delivery")
     try:
-        return parse_payload(data)
+        payload = parse_payload(data)
     except PayloadError as exc:
         raise Unusable(422, str(exc)) from exc
+    # Each request carries its job's id as custom.id; echoed back naming another job, the body is that job's
+    # (a delivery sent to the wrong URL): applied here, its results would land on this job's records.
+    elsewhere = payload.not_for(job_id)
+    if elsewhere is not None:
+        raise Unusable(422, elsewhere)
+    return payload
 
 
 def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
@@ -297,9 +303,9 @@ class Webhook:
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
             if len(body) <= INLINE_EXAMINE_BYTES:
-                payload = examine(body, encoding, self.max_results)
+                payload = examine(body, encoding, self.max_results, job_id)
             else:
-                payload = await run_in_threadpool(examine, body, encoding, self.max_results)
+                payload = await run_in_threadpool(examine, body, encoding, self.max_results, job_id)
         except Unusable as exc:
             fresh = await self.intake.keep(Arrival(job_id, body, "invalid", str(exc)))
             log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)

@@ -19,6 +19,7 @@ from connector.cli import main
 from connector.config import (
     BudgetSettings,
     HubSpotSettings,
+    InstanceLoneScaleSettings,
     InstanceSettings,
     LoneScaleSettings,
     SalesforceSettings,
@@ -109,10 +110,11 @@ def test_the_example_config_documents_every_key_and_loads(tmp_path: Path) -> Non
         BudgetSettings,
         SalesforceSettings,
         HubSpotSettings,
+        InstanceLoneScaleSettings,
     )
     for model in models:
         for key in model.model_fields:
-            if key not in ("hubspot", "salesforce", "budget"):
+            if key not in ("hubspot", "salesforce", "budget", "lonescale"):  # tables of their own
                 assert re.search(rf"^#? ?{key} = ", text, re.MULTILINE), (
                     f"{model.__name__}.{key} is not in the example"
                 )
@@ -288,6 +290,29 @@ def test_the_daemon_syncs_on_schedule_and_stops_cleanly_on_sigterm(config: Path)
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_dry_run_shows_the_custom_each_request_would_carry_and_sends_nothing(
+    config: Path, tmp_path: Path, lonescale_sandbox: Served
+) -> None:
+    text = config.read_text().replace(
+        'enrichment_type = ["email", "phone", "profile"]',
+        'enrichment_type = ["email", "phone", "profile"]\ncustom = { provider = "lonescale", batch = "nightly" }',
+    )
+    config.write_text(
+        text.replace(
+            "[instances.salesforce]",
+            '[instances.lonescale]\ncustom = { enrichment_type = "phone" }\n\n[instances.salesforce]',
+        )
+    )
+    plan = tmp_path / "plan.json"
+
+    code, output = cli("sync", "sf", "--config", str(config), "--dry-run", "--output", str(plan))
+
+    shown = '{"provider": "lonescale", "batch": "nightly", "enrichment_type": "phone", "id": "<its job id>"}'
+    assert code == 0 and f"  each request's custom: {shown}\n" in output
+    assert f"each request's custom: {shown}" in [row["what"] for row in json.loads(plan.read_text())]
+    assert lonescale_sandbox.control.admin("jobs")["jobs"] == [], "a dry run sends nothing"
 
 
 def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_path: Path) -> None:

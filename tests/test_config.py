@@ -347,3 +347,57 @@ def test_a_value_of_the_wrong_type_is_refused_not_coerced(
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, GOOD.replace(old, new)), env=ENV)
     assert said in caught.value.problems
+
+
+def with_custom(shared: str, hubspots: str) -> str:
+    """GOOD with a `[lonescale] custom` line, and one in the HubSpot instance's `[instances.lonescale]`."""
+    return GOOD.replace("detect_job_change = true", f"detect_job_change = true\ncustom = {shared}").replace(
+        "[instances.hubspot]", f"[instances.lonescale]\ncustom = {hubspots}\n\n[instances.hubspot]"
+    )
+
+
+def test_the_request_custom_is_read_with_an_instances_own_keys_winning_key_by_key(tmp_path: Path) -> None:
+    shared = '{ provider = "lonescale", enrichment_type = "email and phone", batch = "nightly" }'
+    text = with_custom(shared, '{ enrichment_type = "phone" }')
+
+    config = load_config(write(tmp_path, text), env=ENV)
+
+    hubspot, salesforce = config.settings.instances
+    lonescale = config.settings.lonescale
+    assert hubspot.request_custom(lonescale) == {
+        "provider": "lonescale",
+        "enrichment_type": "phone",
+        "batch": "nightly",
+    }
+    assert salesforce.request_custom(lonescale) == {
+        "provider": "lonescale",
+        "enrichment_type": "email and phone",
+        "batch": "nightly",
+    }
+
+
+def test_request_custom_values_must_be_strings_and_id_is_the_connectors_all_said_at_once(
+    tmp_path: Path,
+) -> None:
+    text = with_custom(
+        '{ provider = 3, id = "crm-1", mode = ["a"], ok = "fine" }',
+        '{ enrichment_type = true, id = "x", contact_id = "003A" }',
+    )
+
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=ENV)
+
+    problems = caught.value.problems
+    assert "lonescale.custom.provider: Input should be a valid string (got 3)" in problems
+    assert "lonescale.custom.mode: Input should be a valid string" in problems
+    hubspots = "instances[0].lonescale.custom"
+    assert f"{hubspots}.enrichment_type: Input should be a valid string (got True)" in problems
+    assert (
+        "lonescale.custom.id: id = 'crm-1' cannot be set: each request's custom.id is its job's id (the "
+        "connector's own, which the webhook checks results against); remove it"
+    ) in problems
+    assert any(p.startswith(f"{hubspots}.id: id = 'x' cannot be set") for p in problems)
+    assert any(
+        p.startswith(f"{hubspots}.contact_id: contact_id = '003A' cannot be set here") for p in problems
+    )
+    assert len(problems) == 6, problems

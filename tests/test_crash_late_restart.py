@@ -109,6 +109,7 @@ def test_a_job_whose_trigger_answer_a_kill_lost_is_never_bought_again_after_a_la
         code, output = cli("retry-failed", "--jobs", "--dry-run", "--config", config,
                            "--output", str(tmp_path / "resend.json"))  # fmt: skip
         assert code == 0 and f"would send {len(contacts)} contact(s) again: at most" in output, output
+        assert f'{name}: each request\'s custom: {{"id": "<its job id>"}}' in output, output
         assert {row["record_id"] for row in json.loads((tmp_path / "resend.json").read_text())} == contacts
 
         # The records change again (a person's edit), so the next sync reads them: it does not buy them.

@@ -51,6 +51,26 @@ def test_migrations_run_once_and_are_recorded(store_url: str) -> None:
     again.close()
 
 
+def test_a_database_from_before_migration_4_gains_the_jobs_provider_and_keeps_its_jobs(
+    store_url: str,
+) -> None:
+    old = Store(store_url)
+    make_job(old)
+    with old.engine.begin() as db:  # as version 3 left it: no provider column
+        db.execute(text("ALTER TABLE jobs DROP COLUMN provider"))
+        db.execute(text("DELETE FROM schema_migrations WHERE version = 4"))
+    old.close()
+
+    store = Store(store_url)
+    kept = store.job("job-1")
+    store.record_provider("job-1", "lonescale")
+    recorded = store.job("job-1")
+    store.close()
+
+    assert kept is not None and kept.provider is None and kept.contact_count == 2
+    assert recorded is not None and recorded.provider == "lonescale"
+
+
 def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
     with store.engine.connect() as db:

@@ -118,6 +118,48 @@ def test_an_unusable_body_is_refused_and_kept_for_inspection(
     assert post(url, token, json.dumps(RESULT)).status_code == 200  # and the server keeps serving
 
 
+def test_a_per_job_body_whose_echoed_custom_names_another_job_is_refused_and_kept(
+    served: tuple[str, Store, str],
+) -> None:
+    url, store, token = served
+    ours = json.dumps(
+        {"id": "ls-1", "contacts": [RESULT], "custom": {"id": "job-1", "provider": "lonescale"}}
+    )
+    theirs = json.dumps(
+        {"id": "ls-2", "contacts": [RESULT], "custom": {"id": "job-2", "provider": "lonescale"}}
+    )
+
+    assert post(url, token, ours).status_code == 200
+    refused = post(url, token, theirs)
+
+    assert refused.status_code == 422
+    assert (
+        refused.json()["message"]
+        == "unusable payload: its custom.id 'job-2' names another request than job job-1"
+    )
+    assert [(d["status"], d["body"]) for d in store.deliveries("job-1")] == [
+        ("new", ours.encode()),
+        ("invalid", theirs.encode()),
+    ]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {**RESULT, "custom": {"contact_id": "003A", "id": "job-2"}},  # one bare result: its custom is its own
+        [{**RESULT, "custom": {"contact_id": "003A", "id": "job-2"}}],
+        {"contacts": [{**RESULT, "custom": {"contact_id": "003A", "id": "job-2"}}]},
+    ],
+    ids=["a bare result", "a list", "an envelope without custom"],
+)
+def test_a_contacts_own_custom_is_never_taken_for_the_requests(
+    served: tuple[str, Store, str], body: object
+) -> None:
+    url, store, token = served
+    assert post(url, token, json.dumps(body)).status_code == 200
+    assert [d["status"] for d in store.deliveries("job-1")] == ["new"]
+
+
 def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) -> None:
     url, store, token = served
     bodies = [json.dumps({**RESULT, "custom": {"contact_id": f"003{n}"}}) for n in range(CONTACTS)]

@@ -209,7 +209,12 @@ class Store:
             reason=row["reason"],
             polls=row["polls"],
             updated_at=_aware(row["updated_at"]),
+            provider=row["provider"],
         )
+
+    def record_provider(self, job_id: str, provider: str) -> None:
+        with self._writing() as db:
+            db.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(provider=provider))
 
     def job_contacts(self, job_id: str) -> list[JobContact]:
         query = select(schema.job_contacts).where(schema.job_contacts.c.job_id == job_id)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, inspect, select, text, update
 
 from connector.store import schema
 
@@ -29,12 +29,21 @@ def _partly_applied(connection: Connection) -> None:
     connection.execute(update(jobs).where(jobs.c.status == "received").values(status="partly_applied"))
 
 
+def _job_provider(connection: Connection) -> None:
+    # `_initial` builds `jobs` from today's schema, so a database created since has the column already.
+    if any(c["name"] == "provider" for c in inspect(connection).get_columns("jobs")):
+        return
+    kind = schema.jobs.c.provider.type.compile(connection.dialect)
+    connection.execute(text(f"ALTER TABLE jobs ADD COLUMN provider {kind}"))
+
+
 # Append, never edit: a released migration is history. A new table or column is a new entry with its own DDL
 # (and `_initial` names its own tables, so a fresh database gets later ones from their migrations).
 MIGRATIONS: list[Migration] = [
     (1, "runs, cursors, jobs, job contacts, inbox, record state, write journal", _initial),
     (2, "leases: one holder per instance for syncs and write-backs", _leases),
     (3, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
+    (4, "jobs.provider: the provider LoneScale's results name", _job_provider),
 ]
 
 

@@ -70,6 +70,8 @@ jobs = Table(
     Column("polls", Integer, nullable=False, default=0),  # times we asked LoneScale after the deadline
     Column("updated_at", WHEN, nullable=False),
     Column("reason", Text),
+    # The downstream provider LoneScale's results said they came from (the request `custom` echoed), if any.
+    Column("provider", String(64)),
     Index("ix_jobs_instance_status", "instance", "status"),
 )
 

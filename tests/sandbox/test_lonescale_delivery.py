@@ -211,13 +211,28 @@ def test_per_job_delivery_posts_one_envelope_with_every_contact(
     settled_log(api, job_id)
 
     [body] = receiver.bodies("job")
-    assert set(body) == {"id", "status", "contacts", "custom"}
-    assert (body["id"], body["status"], body["custom"]) == (
-        job_id,
-        "finished",
-        {"id": "run-42", "provider": "lonescale"},
-    )
+    assert set(body) == {"id", "status", "contacts"}, "the request's custom is not echoed by default"
+    assert (body["id"], body["status"]) == (job_id, "finished")
     assert contact_ids(body["contacts"]) == ["003A", "003B", "003C", "003D"]
+
+
+def test_the_request_custom_is_echoed_at_a_per_job_envelope_only_when_asked_and_kept_as_received(
+    api: httpx.Client, lonescale_sandbox: Served, receiver: Receiver
+) -> None:
+    custom = {"id": "run-42", "provider": "lonescale", "enrichment_type": "phone", "batch": "b-7"}
+    lonescale_sandbox.control.configure(delivery="per_job", echo_request_custom=True)
+    job_id = start(api, receiver.url("job"), custom=custom)
+    lonescale_sandbox.control.configure(delivery="per_contact")
+    single = start(api, receiver.url("single"), contacts=CONTACTS[:1], custom=custom)
+    settled_log(api, job_id), settled_log(api, single)
+
+    [body] = receiver.bodies("job")
+    assert body["custom"] == custom
+    assert contact_ids(body["contacts"]) == ["003A", "003B", "003C", "003D"], "each contact's own, unchanged"
+    [alone] = receiver.bodies("single")
+    assert alone["custom"] == CONTACTS[0]["custom"], "a per-contact body carries the contact's custom only"
+    received = {job["id"]: job["custom"] for job in api.get("/__sandbox/jobs").json()["jobs"]}
+    assert received[job_id] == received[single] == custom
 
 
 def test_legacy_casing_delivers_the_snake_case_most_probable_shape(

@@ -50,6 +50,10 @@ class LoneScaleBehaviour(Behaviour):
     # enrichment-payload): by default each contact's `custom` is not echoed (the unkind reading); a test that
     # needs the echo says so with echo_custom=True.
     echo_custom: bool = False
+    # The request-level `custom` (the seed's EnrichmentCustomOptions, `id` among it) at the envelope of a
+    # per-job delivery. The docs document no envelope at all, let alone a `custom` on it, so by default it is
+    # not echoed (the unkind reading); a test that needs it says echo_request_custom=True.
+    echo_request_custom: bool = False
     deliver_not_found: bool = True  # False: unresolved contacts are left out of webhooks and polling (§8.6)
 
     # -- delivery faults, deterministic for a seed (§6: nothing documented about retries or ordering).

@@ -39,7 +39,7 @@ def plan_bodies(job: Job, seed: int) -> list[Body]:
         if order == sorted(order):  # a shuffle may keep the order; "out of order" must mean it
             order = order[1:] + order[:1]
     if behaviour.delivery == "per_job":
-        custom = job.request.get("custom") if behaviour.echo_custom else None
+        custom = job.request.get("custom") if behaviour.echo_request_custom else None
         originals = [Body(0, envelope(job.id, [job.items[i] for i in order], custom), None, False)]
     else:
         originals = [Body(seq, job.items[i], i, False) for seq, i in enumerate(order)]

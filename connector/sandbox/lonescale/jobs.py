@@ -79,6 +79,7 @@ class Job:
             "status": "finished" if self.finished else "processing",
             "contacts": len(self.contacts),
             "contact_ids": [(c.get("custom") or {}).get("contact_id") for c in self.contacts],
+            "custom": self.request.get("custom"),  # the request-level one, as received (None: not sent)
             "not_found": self.not_found,
             "credits_charged": self.charged,
             "webhook_url": self.request["webhook_url"],
