@@ -1,8 +1,9 @@
-"""The write side of a cycle (design.md §4 steps 6-7): plan each record's writes by policy, write, journal.
+"""The write side of a cycle: plan each record's writes by policy, write, journal.
 
 Current CRM values are read just before writing, so `fill_empty` and `overwrite_if_unchanged` judge the record
 as it is now, not as it was at pull time. Every field we write, or try to, is journaled with its old value.
-A dry run reads the same current values and records every decision, and changes nothing anywhere.
+A dry run reads the same current values and records every decision, and changes nothing anywhere. The pass,
+step by step: docs/architecture.md#the-write-side.
 """
 
 from __future__ import annotations
@@ -26,8 +27,9 @@ from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
 OWNER_TASK = "(owner task)"  # how a job-change follow-up shows in dry runs and in the journal
-# Results planned per pass: one full Salesforce retrieve of current values (2,000 ids, salesforce-api.md),
-# twenty full HubSpot batch reads; few enough to keep a pass's memory small.
+# Results planned per pass: one full Salesforce retrieve of current values (2,000 ids:
+# docs/salesforce.md#sobject-collections), twenty full HubSpot batch reads; few enough to keep a pass's memory
+# small.
 PASS_CONTACTS = 2000
 INBOX_PAGE = 50  # deliveries read at once
 

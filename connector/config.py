@@ -51,7 +51,8 @@ class LoneScaleSettings(_Section):
     # Sent as every request's `custom`, beside its `id` (our job id); an instance's own keys win over these.
     custom: RequestCustom = Field(default_factory=RequestCustom)
     timeout_seconds: float = Field(default=30.0, gt=0, le=300)
-    # LoneScale does not publish its prices (lonescale-api.md §5): these estimates drive projections only.
+    # LoneScale does not publish its prices (docs/lonescale.md#credits): these estimates drive projections
+    # only.
     credits_per_type: dict[EnrichmentType, float] = Field(
         default_factory=lambda: {
             EnrichmentType.EMAIL: 1.0,
@@ -205,7 +206,7 @@ class SalesforceSettings(_Section):
 
 
 class BudgetSettings(_Section):
-    """What one instance may spend. Credits are the second thing users fear to lose (what-users-expect.md §2)."""
+    """What one instance may spend: caps and cooldowns (docs/architecture.md#nothing-paid-twice)."""
 
     # Contacts sent to LoneScale in one run, and in one calendar month (UTC); None = no cap.
     max_contacts_per_run: int | None = Field(default=1000, ge=1)

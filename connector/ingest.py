@@ -1,12 +1,12 @@
 """Group commit for webhook intake: concurrent deliveries share one transaction, each answered after it.
 
-Why: every delivery is stored before its 2xx (design.md §1). A commit per request puts a transaction, a
-pooled connection and a worker-thread hop on each request's path, and on SQLite they all queue for its one
-writer anyway. Here each request queues its body and waits; one writer at a time keeps everything queued
-with one `Store.store_deliveries` call (one INSERT, one commit), then wakes each request with its own
-answer, fresh or duplicate. Requests arriving meanwhile form the next group, so groups grow with the load
-and a lone request waits for nobody. If the transaction fails, every request in the group gets the error
-(the webhook answers 5xx) and none was acknowledged: the group is kept whole or not at all.
+Why: every delivery is stored before its 2xx (docs/architecture.md#nothing-lost). A commit per request puts a
+transaction, a pooled connection and a worker-thread hop on each request's path, and on SQLite they all queue
+for its one writer anyway. Here each request queues its body and waits; one writer at a time keeps everything
+queued with one `Store.store_deliveries` call (one INSERT, one commit), then wakes each request with its own
+answer, fresh or duplicate. Requests arriving meanwhile form the next group, so groups grow with the load and
+a lone request waits for nobody. If the transaction fails, every request in the group gets the error (the
+webhook answers 5xx) and none was acknowledged: the group is kept whole or not at all.
 
 The writer is a task on the server's event loop, started by a delivery that finds it idle and ended when
 the queue is empty: no thread to stop. A server shutting down waits for requests in flight, and they wait

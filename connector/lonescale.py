@@ -1,8 +1,9 @@
 """The LoneScale client (httpx): trigger enrichment, poll a run, read credits; and the tolerant payload parser.
 
-The API leaves a lot undocumented (lonescale-api.md §8): the start response may be an object or a string,
-webhooks may carry one contact or a whole job, in camelCase or the legacy snake_case, with `custom` where it
-pleases. Everything that comes in is normalised here; nothing past this module sees a raw payload.
+The API leaves a lot undocumented (docs/lonescale.md#what-the-docs-leave-open): the start response may be an
+object or a string, webhooks may carry one contact or a whole job, in camelCase or the legacy snake_case, with
+`custom` where it pleases. Everything that comes in is normalised here; nothing past this module sees a raw
+payload.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from connector.models import Contact, EnrichmentResult, EnrichmentType
 from connector.redact import Secret
 from connector.retry import DEFAULT_POLICY, RetryPolicy
 
-# camelCase (current) → our names; the legacy shape is handled apart (lonescale-api.md §4.3, §4.4).
+# camelCase (current) → our names; the legacy shape is handled apart (docs/lonescale.md#result-payloads).
 _CURRENT = {
     "email": "email", "emailStatus": "email_status", "phone": "phone", "phoneType": "phone_type",
     "phoneCountryCode": "phone_country_code", "linkedinUrl": "linkedin_url", "firstName": "first_name",
@@ -111,12 +112,14 @@ def parse_result(
         # A pattern-built guess, free and unverified: keep it marked so `only_if` rules can refuse it.
         values["email"], values["email_status"] = item["predicted_email"], "predicted"
     # Only a contact's own `custom.contact_id` names the contact. A request-level `custom` (the envelope's)
-    # speaks for the whole job, and its `id` is the request's, not a record's (the seed schema's
-    # EnrichmentCustomOptions); the caller passes it only for an envelope holding a single contact.
+    # speaks for the whole job, and its `id` is the request's, not a record's (the published
+    # EnrichmentCustomOptions: docs/lonescale.md#the-request-schema); the caller passes it only for an
+    # envelope holding a single contact.
     contact_id = _table(item.get("custom")).get("contact_id") or _table(envelope_custom).get("contact_id")
     job_change = item.get("jobChangeDetected", item.get("job_change_detected"))
     if job_change is True:
-        # Only a true is news (§6): `only_if = { job_change_detected = ["true"] }` gates the new-company rules.
+        # Only a true is news (docs/lonescale.md#job-change): `only_if = { job_change_detected = ["true"] }`
+        # gates the new-company rules.
         values["job_change_detected"] = "true"
     found = item.get("status") != "failed" and any(
         k not in ("first_name", "last_name", "job_change_detected") for k in values
@@ -138,7 +141,8 @@ def parse_payload(body: bytes | str | Any) -> Payload:
     if isinstance(data, list):
         items = data
     elif isinstance(data, Mapping):
-        # A sparse `{}` is a real delivery (no field is required, §4.3); `{"contacts": "x"}` is a broken envelope.
+        # A sparse `{}` is a real delivery (nothing is required: docs/lonescale.md#result-payloads);
+        # `{"contacts": "x"}` is a broken envelope.
         broken = [k for k in _ENVELOPE_KEYS if k in data and not isinstance(data[k], list)]
         if broken:
             raise PayloadError(f"{broken[0]!r} must be an array of contacts")
@@ -169,7 +173,7 @@ def parse_payload(body: bytes | str | Any) -> Payload:
 class TriggerUncertain(ConnectorError):
     """The trigger POST left us and its answer was lost (a 5xx, a reset, a read timeout): LoneScale may have
     started the job, and may bill it. Deliberately not retriable: it is never posted again; its webhook or
-    the overdue path settles it (design.md §6)."""
+    the overdue path settles it (docs/architecture.md#nothing-paid-twice)."""
 
 
 class StartedWithoutId(TriggerUncertain):
@@ -238,7 +242,7 @@ def _message(response: httpx.Response) -> str:
 
 
 def raise_for_status(response: httpx.Response, what: str) -> None:
-    """Turn a LoneScale error into one the caller can act on (errors look NestJS-like: lonescale-api.md §4.6)."""
+    """Turn a LoneScale error into one the caller can act on (NestJS-like: docs/lonescale.md#error-bodies)."""
     status = response.status_code
     if status < 400:
         return
@@ -337,7 +341,7 @@ class LoneScaleClient:
         )
 
     def credits(self) -> Credits:
-        """`GET /users` answers an array of users, each with `plan` (lonescale-api.md §5)."""
+        """`GET /users` answers an array of users, each with `plan` (docs/lonescale.md#credits)."""
         body = self._get("/users", "the credit balance").json()
         user = body[0] if isinstance(body, list) and body else body
         plan = user.get("plan", {}) if isinstance(user, Mapping) else {}

@@ -43,7 +43,7 @@ ResultField = Literal[
 
 
 def result_type(result: str) -> EnrichmentType:
-    """Which enrichment type pays for a result field (lonescale-api.md §6: email*, phone*, else profile)."""
+    """Which enrichment type pays for a result field (docs/lonescale.md#what-each-type-returns)."""
     if result.startswith("email"):
         return EnrichmentType.EMAIL
     if result.startswith("phone"):
@@ -373,7 +373,7 @@ def plan_writes(
     owned: list[tuple[str | None, Any, bool]] = []
     label = status.enriched_value if result.found else status.not_found_value
     owned.append((status.status, label, not same_value(current.get(status.status or ""), label)))
-    # LoneScale's `false` means "same company OR not enough data" (lonescale-api.md §6): it is never
+    # LoneScale's `false` means "same company OR not enough data" (docs/lonescale.md#job-change): it is never
     # written, so it cannot erase a change flagged earlier.
     news = bool(result.job_change_detected) and not same_value(current.get(status.job_change or ""), True)
     owned += [(status.job_change, True, news), (status.job_change_at, now, news)]

@@ -12,8 +12,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-# The seed's `format: email` / `format: uri` (../shared/seed/enrich-contacts.md). One invalid value gets the
-# whole request a 400, so we only send values that pass a check at least as strict as a JSON-Schema validator.
+# The schema's `format: email` / `format: uri` (docs/lonescale.md#the-request-schema). One invalid value gets
+# the whole request a 400, so we only send values that pass a check at least as strict as a JSON-Schema
+# validator.
 _EMAIL = re.compile(
     r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9-]+)+$"
 )
@@ -53,7 +54,7 @@ class ContactCustom(BaseModel):
 
 
 class Contact(BaseModel):
-    """A LoneScale `Contact` exactly as the seed schema allows (`additionalProperties: false`)."""
+    """A LoneScale `Contact` exactly as its published schema allows (docs/lonescale.md#the-request-schema)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -1,7 +1,7 @@
-"""Jobs whose results never came (design.md §4 step 8): found again by polling if we can, else expired.
+"""Jobs whose results never came (docs/architecture.md#overdue-jobs): found again by polling, else expired.
 
 A job still waiting past its deadline may well have reached LoneScale, which bills a job whether or not
-its webhook ever arrives (LoneScale documents no webhook retries: lonescale-api.md §6). So:
+its webhook ever arrives (LoneScale documents no webhook retries: docs/lonescale.md#webhook-delivery). So:
 - a job with a LoneScale id is polled (`GET /trigger/run/{id}`) at its deadline, and once more a grace
   period later; finished results are stored in the inbox like a delivery and applied as usual;
 - a job without one (its trigger's answer was lost, a 2xx came without an id, the daemon stopped while

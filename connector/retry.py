@@ -1,4 +1,4 @@
-"""The one retry loop (design.md §6) and the client-side pacer that keeps 429s the exception.
+"""The one retry loop (docs/architecture.md#retries) and the client-side pacer that keeps 429s the exception.
 
 Adapters and the LoneScale client translate what went wrong into `connector.errors`; this loop decides:
 
@@ -9,7 +9,8 @@ Adapters and the LoneScale client translate what went wrong into `connector.erro
 | AuthError (401)                | refresh credentials once, retry once                            |
 | QuotaExhausted, RequestRejected| raise: the caller stops the instance or records the failure     |
 
-SDK-level retries stay off so that exactly one loop retries (hubspot-api.md §1.4: urllib3's Retry skips POST).
+SDK-level retries stay off so that exactly one loop retries (urllib3's Retry skips POST:
+docs/hubspot.md#client-setup).
 """
 
 from __future__ import annotations
@@ -82,8 +83,8 @@ def call_with_retry(
 class Pacer:
     """Client-side rate limit: at most `limit` acquisitions per rolling `window` seconds, blocking as needed.
 
-    HubSpot allows 100 or 190 requests per 10 s and 5 searches per second (hubspot-api.md §2.5); pacing below
-    those keeps a long write-back at the limit's rate instead of bouncing off 429s.
+    HubSpot allows 100 or 190 requests per 10 s and 5 searches per second (docs/hubspot.md#rate-limits);
+    pacing below those keeps a long write-back at the limit's rate instead of bouncing off 429s.
     """
 
     def __init__(

@@ -1,4 +1,4 @@
-"""The pull side of a cycle (design.md §4 steps 1-5): pull changed records, map, select, store jobs, trigger.
+"""The pull side of a cycle (docs/architecture.md#the-sync-cycle): pull, map, select, store jobs, trigger.
 
 Nothing is paid twice. What a record is sent for is chosen in `connector.selection` (only the types it
 still needs, outside their cooldowns); caps on contacts per run and per month, and the credit balance, stop
@@ -39,7 +39,8 @@ from connector.wiring import Instance
 
 log = logging.getLogger(__name__)
 CHUNK = 500  # records looked up in the store at once
-JOB_DEADLINE = timedelta(hours=1)  # results normally arrive within a minute (lonescale-api.md §5)
+# Results normally arrive within a minute (docs/lonescale.md#limits-and-timing).
+JOB_DEADLINE = timedelta(hours=1)
 EACH_JOB_ID = "<its job id>"  # how a dry run shows the `custom.id` each request would carry
 
 
@@ -244,7 +245,7 @@ class Sender:
         return None
 
     def _job_change(self, types: Sequence[EnrichmentType]) -> bool:
-        # LoneScale only honours it with "profile" (lonescale-api.md §6).
+        # LoneScale only honours it with "profile" (docs/lonescale.md#job-change).
         return self.settings.detect_job_change and EnrichmentType.PROFILE in types
 
     def _probe(

@@ -1,11 +1,11 @@
 """The webhook LoneScale calls: authenticate the job's token, store the raw body durably, then answer 2xx.
 
-LoneScale documents no signature, retry policy or expected status for webhooks (lonescale-api.md §6), so
-the URL carries an unguessable per-job token, compared in constant time against its stored hash. Nothing
-is applied here: the body goes to the inbox and `apply_results` drains it, so the answer is fast and a
-duplicate delivery is a no-op; deliveries arriving together share one commit (connector.ingest). A body
-we cannot use is answered 4xx and kept for a person to inspect. No input, however malformed, earns a 5xx;
-the token (in the query string) never reaches a log line.
+LoneScale documents no signature, retry policy or expected status for webhooks
+(docs/lonescale.md#webhook-delivery), so the URL carries an unguessable per-job token, compared in constant
+time against its stored hash. Nothing is applied here: the body goes to the inbox and `apply_results` drains
+it, so the answer is fast and a duplicate delivery is a no-op; deliveries arriving together share one commit
+(connector.ingest). A body we cannot use is answered 4xx and kept for a person to inspect. No input, however
+malformed, earns a 5xx; the token (in the query string) never reaches a log line.
 
 A token is not a licence to fill the disk: it retires `token_grace` after its job is done (410 Gone), and
 each job may keep only so many bodies and bytes, sized from its contacts (429, 413). A refused body is not
@@ -197,7 +197,8 @@ def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -
     """The payload for job `job_id`, or Unusable. Runs on a worker thread unless the body is small: parsing
     megabytes must not stall the event loop."""
     if content_encoding not in ("", "identity"):
-        # LoneScale documents no compression (§6): keep the bytes as they came rather than guess and inflate.
+        # LoneScale documents no compression (docs/lonescale.md#webhook-delivery): keep the bytes as they came
+        # rather than guess and inflate.
         raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
     try:
         data = json.loads(body, parse_constant=_not_json)

@@ -332,7 +332,9 @@ def test_an_authenticated_body_we_cannot_use_is_refused_logged_and_kept(
         {"contacts": [{"status": "failed"}, {"status": "failed"}], "id": "ls-1"},
         {"status": "failed", "custom": {"contact_id": "003A"}},
         [{"firstName": "Zoé"}],
-        {},  # found, but nothing of the requested types: no EnrichPayload field is required (§4.3)
+        # Found, but nothing of the requested types: no EnrichPayload field is required
+        # (docs/lonescale.md#result-payloads).
+        {},
         {"contacts": [{}, {}]},
         {"someFutureField": {"nested": [1, {"deeper": None}]}},  # unknown fields are ignored, not refused
     ],
@@ -372,8 +374,9 @@ def test_an_identity_encoding_is_no_compression(hook: Hook) -> None:
 
 
 def test_a_content_type_is_not_trusted_either_way(hook: Hook) -> None:
-    # LoneScale documents no Content-Type (lonescale-api.md §6): JSON labelled text/plain is still JSON
-    # (refusing it could lose a real delivery), and a label of application/json does not make text JSON.
+    # LoneScale documents no Content-Type (docs/lonescale.md#webhook-delivery): JSON labelled text/plain is
+    # still JSON (refusing it could lose a real delivery), and a label of application/json does not make text
+    # JSON.
     assert hook.post(json.dumps(RESULT), headers={"content-type": "text/plain"}).status_code == 200
     refused(hook.post("hello", headers={"content-type": "application/json"}), 400)
     refused(hook.post("<xml/>", headers={"content-type": "application/xml; charset=utf-16"}), 400)

@@ -1,9 +1,10 @@
 """HubSpot CRM v3 through hubspot-api-client: incremental search pull, batch reads, batch writes, paced.
 
-Quirks handled here (hubspot-api.md): API objects are bound once (each attribute access builds a new
-connection pool, §1.2); every call carries `_request_timeout` (the SDK sets none, §1.3); SDK retries stay off
-(urllib3 would not retry POST anyway, §1.4); each sub-package raises its own ApiException (§1.7), so errors
-are read by duck typing; batch calls answer 207 without raising (§1.8); search stops at 10,000 results (§2.3).
+Quirks handled here (docs/hubspot.md#client-setup): API objects are bound once (each attribute access builds
+a new connection pool); every call carries `_request_timeout` (the SDK sets none); SDK retries stay off
+(urllib3 would not retry POST anyway). Each sub-package raises its own ApiException, so errors are read by
+duck typing, and batch calls answer 207 without raising (docs/hubspot.md#sdk-errors); search stops at 10,000
+results (docs/hubspot.md#search-paging).
 
 The calls go through the SDK's API classes (its auth, transport and errors) with `_preload_content=False`,
 and their JSON is read here. Building and reading the SDK's models cost most of the connector's CPU
@@ -52,7 +53,7 @@ log = logging.getLogger(__name__)
 
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
-SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
+SEARCH_PAGE = 200  # the search maximum (docs/hubspot.md#search)
 __all__ = ["HubSpotAdapter", "to_hubspot_value"]
 
 
@@ -181,7 +182,7 @@ class HubSpotAdapter:
                 return QuotaExhausted(f"HubSpot daily API limit reached: {message}")
             headers = getattr(exc, "headers", None) or {}
             retry_after = headers.get("Retry-After")
-            # No Retry-After is documented: wait the policy's window (hubspot-api.md §2.5, §6.3).
+            # No Retry-After is documented: wait the policy's window (docs/hubspot.md#rate-limits).
             wait = _seconds(retry_after) or (1.0 if search else 10.0)
             if not search:
                 self._pace.penalise(wait)
@@ -244,7 +245,7 @@ class HubSpotAdapter:
         change. By keyset a change only moves that record later in the window, where it is read again.
         Ties keep no order across searches (one sort per search), so a page that is all one timestamp (a
         bulk import) is walked by id instead. Offsets never grow either, so the 10,000-result cap of one
-        query (hubspot-api.md §2.3) never applies."""
+        query (docs/hubspot.md#search-paging) never applies."""
         properties = list(dict.fromkeys([*fields, self.changed]))
         start, seen = window.start, set[str]()  # seen: ids yielded at `start`
         while True:
@@ -364,7 +365,7 @@ class HubSpotAdapter:
 
     def _create_notes(self, batch: list[FollowUp]) -> list[WriteResult]:
         # An unknown contact gets the whole batch a 400 and nothing is created (multi-status answers are
-        # opt-in, docs/hubspot.md): halved until the offending follow-ups stand alone.
+        # opt-in, docs/hubspot.md#notes): halved until the offending follow-ups stand alone.
         return halving(batch, self._create_notes_once, _note_refused)
 
     def _create_notes_once(self, batch: Sequence[FollowUp]) -> list[WriteResult]:

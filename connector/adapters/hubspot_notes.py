@@ -24,7 +24,7 @@ from hubspot.crm.objects.notes import (
 from connector.models import FollowUp, WriteOutcome, WriteResult
 
 NOTE_TO_CONTACT = 202
-NOTE_BATCH = 100  # batch create takes 100 inputs (hubspot-api.md §2.4)
+NOTE_BATCH = 100  # batch create takes 100 inputs (docs/hubspot.md#batch-endpoints)
 CONTACTS = "contacts"
 
 

@@ -1,13 +1,14 @@
 """Salesforce REST through simple-salesforce: SOQL pull on SystemModstamp, collection reads and writes.
 
-Quirks handled here (salesforce-api.md): no timeouts and https-only URLs in the library (§1.7, §4: solved by
-the session in `salesforce_session`); login flows always post to `https://{domain}.salesforce.com` (§1.2), and
-a JWT's audience is not the host it is posted to (`salesforce_login`);
-there is no composite method, and `composite/sobjects` answers 200 with per-record failures (§1.4, §2.3);
-per-record errors say `statusCode` where single-record errors say `errorCode` (§2.3). The library parses every
-2xx body as JSON and raises requests' JSONDecodeError when it is not (an HTML page a proxy serves, §1.4), and
-its own error handling indexes bodies it expects to be lists (§1.5): `_call` turns each of these into a
-connector error, and the answers' shapes are read inside the call, so an unexpected one is one too.
+Quirks handled here: no timeouts and https-only URLs in the library (docs/salesforce.md#client-setup: solved
+by the session in `salesforce_session`); login flows always post to `https://{domain}.salesforce.com`, and a
+JWT's audience is not the host it is posted to (docs/salesforce.md#auth, `salesforce_login`); there is no
+composite method, and `composite/sobjects` answers 200 with per-record failures, whose errors say `statusCode`
+where single-record errors say `errorCode` (docs/salesforce.md#sobject-collections). The library parses
+every 2xx body as JSON and raises requests' JSONDecodeError when it is not (an HTML page a proxy serves),
+and its own error handling indexes bodies it expects to be lists (docs/salesforce.md#library-errors): `_call`
+turns each of these into a connector error, and the answers' shapes are read inside the call, so an
+unexpected one is one too.
 """
 
 from __future__ import annotations
@@ -41,9 +42,11 @@ from connector.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
-QUERY_BATCH = 2000  # Sforce-Query-Options maximum (§2.1)
+QUERY_BATCH = 2000  # Sforce-Query-Options maximum (docs/salesforce.md#query-and-paging)
 READ_BATCH = 2000  # composite/sobjects/{object} retrieve takes 2,000 ids
-LOCK_RETRIES = 2  # UNABLE_TO_LOCK_ROW clears on retry (§2.4); a record with a refused field goes again too
+# UNABLE_TO_LOCK_ROW clears on retry (docs/salesforce.md#error-bodies); a record with a refused field goes
+# again too.
+LOCK_RETRIES = 2
 DESCRIBE_TTL = 3600.0  # seconds a describe is trusted: one call an hour, and a field changed in Setup is seen
 # Whatever the library raises while reading an answer it did not expect: its own parsing (`result.json()[0]`
 # on a 401, `json_response['access_token']` at login) and ours, done inside the call (see `_call`).

@@ -28,7 +28,7 @@ class TimeoutAndReroute(HTTPAdapter):
         reroute: Mapping[str, str] | None = None,
         **kwargs: Any,
     ):
-        super().__init__(max_retries=0, **kwargs)  # one retry loop, ours (design.md §6)
+        super().__init__(max_retries=0, **kwargs)  # one retry loop, ours (docs/architecture.md#retries)
         self.plain_http = set(plain_http)
         self.reroute = dict(reroute or {})
         self.timeout = timeout
@@ -61,7 +61,7 @@ def build_session(
     """
     session = requests.Session()
     session.trust_env = (
-        False  # REQUESTS_CA_BUNDLE & co. must not override our settings (salesforce-api.md §4)
+        False  # REQUESTS_CA_BUNDLE & co. must not override ours (docs/salesforce.md#client-setup)
     )
     plain = {host_port(url) for url in urls if url.startswith("http://")}
     adapter = TimeoutAndReroute(plain_http=plain, timeout=timeout, reroute=reroute)

@@ -1,8 +1,8 @@
 """Job-change follow-ups as Salesforce Tasks: one Task per follow-up, created through sObject Collections.
 
 `POST composite/sobjects` takes up to 200 records and answers 200 with one SaveResult per record, in order,
-failures included (salesforce-api.md §1.4, §2.3); simple-salesforce has no method for it, so it goes through
-`sf.restful`. A Task points at a Contact or Lead through WhoId, at anything else through WhatId.
+failures included (docs/salesforce.md#sobject-collections); simple-salesforce has no method for it, so it
+goes through `sf.restful`. A Task points at a Contact or Lead through WhoId, at anything else through WhatId.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ def create_in_batches(
     create_batch: Callable[[list[FollowUp]], list[WriteResult]],
     lock_retries: int,
 ) -> list[WriteResult]:
-    """Batches of 200; records refused with UNABLE_TO_LOCK_ROW go again, as updates do (salesforce-api.md
-    §2.4): a refused create made nothing, so trying again cannot make a duplicate."""
+    """Batches of 200; records refused with UNABLE_TO_LOCK_ROW go again, as updates do
+    (docs/salesforce.md#error-bodies): a refused create made nothing, so trying again cannot make a
+    duplicate."""
     results: dict[int, WriteResult] = {}
     pending = list(range(len(follow_ups)))
     for attempt in range(lock_retries + 1):

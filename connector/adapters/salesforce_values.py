@@ -35,7 +35,8 @@ NOT_SENT = "; not sent"
 
 
 def soql_datetime(moment: datetime) -> str:
-    """SOQL datetime literals take no quotes; keep milliseconds, which `format_soql` would drop (§1.7)."""
+    """SOQL datetime literals take no quotes; keep milliseconds, which `format_soql` would drop
+    (docs/salesforce.md#query-and-paging)."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 

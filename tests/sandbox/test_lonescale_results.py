@@ -1,5 +1,6 @@
 """What the LoneScale emulator finds: deterministic per input and seed, only the requested types, the
-reference's field names and types, predicted emails, job-change semantics and test presets."""
+documented field names and types (docs/lonescale.md#result-payloads), predicted emails, job-change semantics
+and test presets."""
 
 from __future__ import annotations
 

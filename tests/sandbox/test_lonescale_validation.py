@@ -1,4 +1,4 @@
-"""The LoneScale emulator refuses exactly what the seed's `EnrichmentRequest` schema refuses, with the
+"""The LoneScale emulator refuses exactly what the published `EnrichmentRequest` schema refuses, with the
 documented error bodies, and says why on `/__sandbox/rejections`."""
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ __all__ = ["HubSpotBehaviour", "HubSpotEmulator"]
 
 
 class HubSpotEmulator(Emulator):
-    """Contacts and companies of one portal, served as HubSpot's CRM v3 API (reference §5 checklist)."""
+    """Contacts and companies of one portal, served as HubSpot's CRM v3 API (docs/hubspot.md)."""
 
     behaviour_model = HubSpotBehaviour
 

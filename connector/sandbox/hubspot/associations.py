@@ -13,8 +13,8 @@ from connector.sandbox.hubspot.times import iso, wall_ms
 from connector.sandbox.hubspot.views import input_id, inputs
 from connector.sandbox.kit import json_response
 
-ASSOCIATION_BATCH_LIMIT = 1000  # since 2025-02-10 (reference §2.4)
-# typeId 1 is the primary label, 279 / 280 the unlabeled one (reference §1.5, §2.8).
+ASSOCIATION_BATCH_LIMIT = 1000  # since 2025-02-10 (docs/hubspot.md#associations)
+# typeId 1 is the primary label, 279 / 280 the unlabeled one (docs/hubspot.md#associations).
 TYPE_IDS = {("contacts", "companies"): (1, 279), ("companies", "contacts"): (2, 280)}
 SINGULAR = {"contacts": "contact", "companies": "company"}
 
@@ -39,7 +39,8 @@ class Associations:
         return self._reverse[1].get(record.id, [])
 
     def v3_block(self, from_type: str, record: Record, requested: list[str] | None) -> dict[str, Any]:
-        """`associations=companies` on GET: the primary company appears once per label (reference §2.1)."""
+        """`associations=companies` on GET: the primary company appears once per label
+        (docs/hubspot.md#objects-and-properties)."""
         block: dict[str, Any] = {}
         for to_type in requested or []:
             if (from_type, to_type) not in TYPE_IDS:

@@ -102,7 +102,8 @@ def missing_scopes(required: Sequence[str]) -> HubSpotError:
 
 
 def invalid_property_values(problems: Sequence[Mapping[str, Any]]) -> HubSpotError:
-    """One 400 for every bad value of the request, the items embedded as JSON in the message (reference §2.6)."""
+    """One 400 for every bad value of the request, the items embedded as JSON in the message
+    (docs/hubspot.md#error-bodies)."""
     embedded = json.dumps(list(problems), separators=(",", ":"), ensure_ascii=False)
     details = [
         {"message": item["message"], "code": item["error"], "context": {"propertyName": [item["name"]]}}

@@ -144,7 +144,7 @@ def predicate(store: ObjectStore, spec: Filter) -> Predicate:
         wanted, negate = spec.targets, op == "NOT_IN"
         return lambda record: (value(record) in wanted) != negate
     if op in ("CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN"):
-        # Whole words, with `*` wildcards (e.g. "*@hubspot.com"), not substrings (reference §2.3).
+        # Whole words, with `*` wildcards (e.g. "*@hubspot.com"), not substrings (docs/hubspot.md#search).
         words, negate = str(target).split(), op == "NOT_CONTAINS_TOKEN"
 
         def has_token(record: Record) -> bool:

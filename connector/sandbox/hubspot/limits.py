@@ -23,12 +23,13 @@ CONNECTOR_SCOPES = (
 
 
 class HubSpotBehaviour(Behaviour):
-    """Realistic by default (a Free/Starter private app, reference §2.5); `realistic=False` lifts the limits."""
+    """Realistic by default (a Free/Starter private app: docs/hubspot.md#rate-limits); `realistic=False` lifts
+    the limits."""
 
     ten_secondly_limit: int | None = Field(default=100, ge=0)  # 190 for Professional/Enterprise; 0/None: off
     daily_limit: int | None = Field(default=250_000, ge=0)
     search_per_second: int | None = Field(default=5, ge=0)
-    send_retry_after: bool = False  # HubSpot documents no Retry-After on 429 (reference §6.3)
+    send_retry_after: bool = False  # HubSpot documents no Retry-After on 429 (docs/hubspot.md#rate-limits)
     latency_ms: int = Field(default=0, ge=0)
     server_error_share: float = Field(default=0.0, ge=0.0, le=1.0)
     server_error_statuses: list[int] = Field(default_factory=lambda: [502, 503])
@@ -109,7 +110,7 @@ class RateLimits:
         window = self.secondly if search else self.ten_secondly
         if window is not None and not window.hit():
             if search:
-                # Search is exempt from the ten-secondly limit and has its own (reference §2.3, §2.5).
+                # Search is exempt from the ten-secondly limit and has its own (docs/hubspot.md#rate-limits).
                 body = self._body("You have reached your secondly limit.", "SECONDLY", correlation_id())
                 return self._refuse(body, window.seconds_until_free(), {})
             message = "You have reached your ten_secondly_rolling limit."

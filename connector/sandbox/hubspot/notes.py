@@ -4,7 +4,7 @@ The object routes are the generic ones (`ObjectRoutes`) plus `associations` on c
 `[{"to": {"id": contactId}, "types": [{"associationCategory": "HUBSPOT_DEFINED", "associationTypeId": 202}]}]`
 (202 = note_to_contact, 201 = contact_to_note). A batch naming a contact that does not exist is refused whole
 with a 400 and nothing is created: HubSpot answers batch create with a 207 only "when you've enabled
-multi-status error handling" (hubspot-api.md §2.4), which the emulator does not model.
+multi-status error handling" (docs/hubspot.md#notes), which the emulator does not model.
 """
 
 from __future__ import annotations
@@ -201,7 +201,7 @@ class NoteRoutes(ObjectRoutes):
 
     async def v4_list(self, request: Request) -> Response:
         """GET /crm/v4/objects/{objectType}/{objectId}/associations/{toObjectType}: one entry per target, its
-        types listed together (reference §1.5, §2.8); `after` is an opaque offset."""
+        types listed together (docs/hubspot.md#associations); `after` is an opaque offset."""
         params = request.path_params
         from_type = OBJECT_ALIASES.get(params["objectType"].lower(), params["objectType"])
         to_type = OBJECT_ALIASES.get(params["toObjectType"].lower(), params["toObjectType"])

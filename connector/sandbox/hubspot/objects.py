@@ -40,11 +40,12 @@ from connector.sandbox.hubspot.views import (
 from connector.sandbox.kit import json_response
 
 Endpoint = Callable[[Request], Awaitable[Response]]
-LIST_LIMIT = 100  # the SDK's PAGE_MAX_SIZE (reference §2.2)
+LIST_LIMIT = 100  # the SDK's PAGE_MAX_SIZE (docs/hubspot.md#list-paging)
 
 
 def encode_after(record_id: int) -> str:
-    # GET-list cursors are opaque and encoded, e.g. "NTI1Cg==" is base64 of "525\n" (reference §6.9).
+    # GET-list cursors are opaque and encoded, e.g. "NTI1Cg==" is base64 of "525\n"
+    # (docs/hubspot.md#list-paging).
     return base64.b64encode(f"{record_id}\n".encode()).decode()
 
 
@@ -184,7 +185,7 @@ class ObjectRoutes:
         ):  # the ids gone are in neither `results` nor `errors` (HubSpotBehaviour)
             body["numErrors"], body["errors"] = 0, []
             status = 207
-        elif missing:  # unknown ids: a 207 with the found ones in `results` (reference §1.8, §2.4)
+        elif missing:  # unknown ids: a 207 with the found ones in `results` (docs/hubspot.md#batch-endpoints)
             body["numErrors"] = 1
             message = (
                 f"Could not {verb} some {self.store.singular} objects, they may be deleted or not exist. "
@@ -232,7 +233,7 @@ class ObjectRoutes:
         items = inputs(json_object(await read_json(request)))
         keys = [input_id(item) for item in items]
         if any(item.get("idProperty") not in (None, "hs_object_id") for item in items):
-            # Batch update by email is refused; upsert is the supported path (reference §2.4).
+            # Batch update by email is refused; upsert is the supported way (docs/hubspot.md#batch-endpoints).
             raise validation(f"Unable to perform update/upsert by non-unique {self.store.type_id} property")
         if len(set(keys)) != len(keys):
             duplicates = sorted({key for key in keys if keys.count(key) > 1})
@@ -248,7 +249,8 @@ class ObjectRoutes:
             changes, found = validate_changes(self.store.schema, raw, self.portal_id)
             problems.extend(found)
             planned.append((key, changes))
-        if problems:  # one bad value rejects the whole batch; nothing is written (reference §2.4, §6.5)
+        # One bad value refuses the whole batch; nothing is written (docs/hubspot.md#batch-endpoints).
+        if problems:
             raise invalid_property_values(problems)
         settings = self.settings()
         self._archive_first(keys, settings)

@@ -22,7 +22,7 @@ from connector.sandbox.hubspot.filters import (
 )
 from connector.sandbox.hubspot.store import ObjectStore, Record
 
-MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25  # 2024-08 changelog (reference §2.3, §6.1)
+MAX_GROUPS, MAX_FILTERS_PER_GROUP, MAX_FILTERS = 5, 10, 25  # 2024-08 changelog (docs/hubspot.md#search)
 MAX_LIMIT, MAX_RESULTS, DEFAULT_LIMIT, MAX_QUERY = 200, 10_000, 10, 3000
 
 
@@ -95,7 +95,8 @@ def parse_search(store: ObjectStore, body: object) -> SearchRequest:
         )
     after = _int(body.get("after"), "after", 0)
     if after + limit > MAX_RESULTS:
-        # Backed by a search index that refuses from + size > 10,000 (reference §2.3: 400 past 10,000).
+        # Backed by a search index that refuses from + size > 10,000: 400 past the 10,000th result
+        # (docs/hubspot.md#search-paging).
         raise validation(
             f"Invalid input JSON: paging past {MAX_RESULTS} results is not supported (after: {after}, "
             f"limit: {limit}); narrow the query instead"

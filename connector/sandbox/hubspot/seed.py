@@ -33,7 +33,8 @@ def seeded(count: int, seed: int, now: datetime) -> tuple[list[Record], list[Rec
         modified = min(now_ms - 5000, created + int(200 * 86_400_000 * chance(seed, "company-modified", key)))
         properties = {"name": company.name, "domain": company.domain, "website": company.website}
         company_records.append(Record(COMPANY_ID_START + key, properties, created, modified))
-    # Record ids grow with creation time, as HubSpot's do in practice (not a guarantee, reference §6.12).
+    # Record ids grow with creation time, as HubSpot's do in practice (not a guarantee:
+    # docs/hubspot.md#search-paging).
     ordered = sorted(persons, key=lambda person: (person.created_at, person.index))
     emails: set[str] = set()
     contacts = []

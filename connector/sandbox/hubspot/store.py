@@ -27,7 +27,8 @@ class Record:
 
 class ObjectStore:
     """Live and archived records plus a search view that may lag writes (HubSpot search is eventually
-    consistent, reference §2.3), indexed by (modified ms, id) so range queries bisect instead of scanning."""
+    consistent: docs/hubspot.md#search), indexed by (modified ms, id) so range queries bisect instead of
+    scanning."""
 
     def __init__(self, object_type: str, schema: dict[str, PropertyDef], unique_property: str | None = None):
         self.object_type = object_type
@@ -76,7 +77,8 @@ class ObjectStore:
     # -- writing ----------------------------------------------------------------------------------
     def write_ms(self, records: Iterable[Record] = ()) -> int:
         """One millisecond for one write: wall time, never behind an earlier write, and always after each
-        record's previous modification so `lastmodifieddate` moves on every write (reference §2.7)."""
+        record's previous modification so `lastmodifieddate` moves on every write
+        (docs/hubspot.md#contact-properties)."""
         self._clock_ms = max(self._clock_ms, wall_ms())
         return max([self._clock_ms, *(record.updated_ms + 1 for record in records)])
 

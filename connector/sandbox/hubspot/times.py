@@ -32,8 +32,8 @@ def to_ms(moment: datetime) -> int:
 def parse_ms(value: object) -> int | None:
     """Epoch milliseconds (number or digit string), an ISO-8601 instant, or a `YYYY-MM-DD` date (UTC midnight).
 
-    HubSpot's filters and datetime properties accept both forms (reference §2.3: the SDK README filters with
-    epoch-millisecond strings, HubSpot's CLI with dates).
+    HubSpot's filters and datetime properties accept both forms (docs/hubspot.md#timestamps: the SDK README
+    filters with epoch-millisecond strings, HubSpot's CLI with dates).
     """
     if isinstance(value, bool):
         return None

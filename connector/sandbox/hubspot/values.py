@@ -9,7 +9,8 @@ from typing import Any
 from connector.sandbox.hubspot.schema import PropertyDef
 from connector.sandbox.hubspot.times import iso, iso_date, parse_ms
 
-# A domain must end in a real TLD (reference §2.6): every two-letter ccTLD shape, plus the common generics.
+# A domain must end in a real TLD (docs/hubspot.md#error-bodies): every two-letter ccTLD shape, plus the
+# common generics.
 GENERIC_TLDS = frozenset(
     [
         "com",
@@ -166,7 +167,7 @@ def validate_changes(
             message = f'"{name}" is a {kind} property; its value cannot be set.'
             problems.append(_problem(name, text, "READ_ONLY_VALUE", message, portal_id))
             continue
-        if text is None or text == "":  # an empty string clears the value (reference §2.1)
+        if text is None or text == "":  # clears the value (docs/hubspot.md#objects-and-properties)
             changes[name] = None
             continue
         normalised, code, message = _check(definition, text)

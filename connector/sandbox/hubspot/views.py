@@ -18,7 +18,8 @@ from connector.sandbox.hubspot.errors import (
 from connector.sandbox.hubspot.store import ObjectStore, Record
 from connector.sandbox.hubspot.times import iso
 
-# GET and search return these without `properties` (reference §2.1); the system three always come along.
+# GET and search return these without `properties` (docs/hubspot.md#objects-and-properties); the system three
+# always come along.
 DEFAULT_PROPERTIES = {
     "contacts": ("email", "firstname", "lastname"),
     "companies": ("domain", "name"),
@@ -74,14 +75,15 @@ def _history(store: ObjectStore, record: Record, name: str) -> list[dict[str, An
 
 
 def listed(request: Request, key: str) -> list[str] | None:
-    """Repeated keys and comma-separated values both work (`properties=a&properties=b,c`, reference §5)."""
+    """Repeated keys and comma-separated values both work (`properties=a&properties=b,c`:
+    docs/hubspot.md#what-the-sdk-sends)."""
     values = [part.strip() for raw in request.query_params.getlist(key) for part in raw.split(",")]
     values = [value for value in values if value]
     return values or None
 
 
 def flag(request: Request, key: str, default: bool = False) -> bool:
-    """Booleans in any case: the SDK sends `archived=False`, capitalised (reference §1.5)."""
+    """Booleans in any case: the SDK sends `archived=False` (docs/hubspot.md#what-the-sdk-sends)."""
     raw = request.query_params.get(key)
     if raw is None or raw == "":
         return default
@@ -133,7 +135,7 @@ def lookup(store: ObjectStore, key: str, id_property: str | None) -> Record:
 
 
 def unique_conflicts(store: ObjectStore, writes: Sequence[tuple[int | None, dict[str, str | None]]]) -> None:
-    """Email is unique per portal: taking another contact's email is a 409 (reference §2.6)."""
+    """Email is unique per portal: taking another contact's email is a 409 (docs/hubspot.md#error-bodies)."""
     if store.unique_property is None:
         return
     claimed: dict[str, int | None] = {}

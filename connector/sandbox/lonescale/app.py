@@ -42,7 +42,8 @@ SANDBOX_USER = {
 
 
 def error_body(status: int, message: str, error: str) -> Response:
-    """NestJS's HttpException shape, which every documented LoneScale error uses (reference §4.6)."""
+    """NestJS's HttpException shape, which every documented LoneScale error uses
+    (docs/lonescale.md#error-bodies)."""
     return json_response({"message": message, "error": error, "statusCode": status}, status)
 
 
@@ -220,7 +221,8 @@ class LoneScaleEmulator(Emulator):
             return refused
         account = self.state.account
         plan = {"contactCredits": account.contact_credits, "enrichmentCredits": account.enrichment_credits}
-        return json_response([{**SANDBOX_USER, "plan": plan}])  # an array, as documented (reference §2)
+        # An array, as documented (docs/lonescale.md#credits).
+        return json_response([{**SANDBOX_USER, "plan": plan}])
 
     async def _run(self, job: Job, state: State) -> None:
         def finish() -> bool:

@@ -1,4 +1,7 @@
-"""The LoneScale emulator's tunables: one switch per thing the public docs leave unknown (reference §7, §8)."""
+"""The LoneScale emulator's tunables: one switch per thing the public docs leave unknown.
+
+Each is listed, with the reading it defaults to, in docs/lonescale.md#what-the-docs-leave-open.
+"""
 
 from __future__ import annotations
 
@@ -23,9 +26,10 @@ RunRoute = Literal["served", "not_found", "forbidden"]
 
 
 class LoneScaleBehaviour(Behaviour):
-    """Realistic defaults; each undocumented choice (reference §8) can be flipped by a test."""
+    """Realistic defaults; each undocumented choice can be flipped by a test."""
 
-    # -- the async start (§4.1): `{"id", "status"}` per the CLI trace, or a plain JSON string like sourcing's.
+    # -- the async start (docs/lonescale.md#the-start-answer): `{"id", "status"}` per the CLI trace, or a
+    # plain JSON string like sourcing's.
     start_response: StartShape = "object"
     # -- answers lost after the job was accepted: a network fault rather than an API choice, so off by default
     # (a flaky default would make every test's outcome depend on the seed); the share picks jobs by seed.
@@ -35,28 +39,33 @@ class LoneScaleBehaviour(Behaviour):
     # change), answered as NestJS's ValidationPipe does: 400 with this text in a `message` array.
     refuse_all_with: str | None = Field(default=None, min_length=1)
 
-    # -- polling (§2, §8.2): refused for `run_route_share` of the jobs (by seed and id) unless `served`.
+    # -- polling (docs/lonescale.md#polling): refused for `run_route_share` of the jobs (by seed and id)
+    # unless `served`.
     run_route: RunRoute = "not_found"
     run_route_share: float = Field(default=1.0, ge=0, le=1)
 
-    # -- timing: most jobs finish in under 60 s (§5); the results are ready, then the webhook follows.
+    # -- timing: most jobs finish in under 60 s (docs/lonescale.md#limits-and-timing); the results are ready,
+    # then the webhook follows.
     webhook_delay_seconds: float = Field(default=2.0, ge=0)
     webhook_lag_seconds: float = Field(default=0.0, ge=0)  # extra wait after the results are pollable
 
-    # -- delivery shape (§4.3, §8.3-8.5): one bare EnrichPayload per contact, or one per-job envelope.
+    # -- delivery shape (docs/lonescale.md#result-payloads): one bare EnrichPayload per contact, or one
+    # per-job envelope.
     delivery: Delivery = "per_contact"
     casing: Casing = "camel"
     # The documented EnrichPayload has no `custom` (https://docs.lonescale.com/api-reference/webhookpayload/
     # enrichment-payload): by default each contact's `custom` is not echoed (the unkind reading); a test that
     # needs the echo says so with echo_custom=True.
     echo_custom: bool = False
-    # The request-level `custom` (the seed's EnrichmentCustomOptions, `id` among it) at the envelope of a
-    # per-job delivery. The docs document no envelope at all, let alone a `custom` on it, so by default it is
-    # not echoed (the unkind reading); a test that needs it says echo_request_custom=True.
+    # The request-level `custom` (the published EnrichmentCustomOptions, `id` among it:
+    # docs/lonescale.md#the-request-schema) at the envelope of a per-job delivery. The docs document no
+    # envelope at all, let alone a `custom` on it, so by default it is not echoed (the unkind reading); a test
+    # that needs it says echo_request_custom=True.
     echo_request_custom: bool = False
-    deliver_not_found: bool = True  # False: unresolved contacts are left out of webhooks and polling (§8.6)
+    deliver_not_found: bool = True  # False: unresolved contacts are left out of webhooks and polling
 
-    # -- delivery faults, deterministic for a seed (§6: nothing documented about retries or ordering).
+    # -- delivery faults, deterministic for a seed (nothing is documented about retries or ordering:
+    # docs/lonescale.md#webhook-delivery).
     duplicate_deliveries: int = Field(default=0, ge=0, le=10)
     duplicate_share: float = Field(default=1.0, ge=0, le=1)
     out_of_order: bool = False
@@ -72,13 +81,15 @@ class LoneScaleBehaviour(Behaviour):
     email_miss_share: float = Field(default=0.2, ge=0, le=1)
     phone_miss_share: float = Field(default=0.5, ge=0, le=1)
     job_change_share: float = Field(default=0.25, ge=0, le=1)
-    job_change_unknown_share: float = Field(default=0.1, ge=0, le=1)  # moved, yet reported false (§6)
+    # Moved, yet reported false (docs/lonescale.md#job-change).
+    job_change_unknown_share: float = Field(default=0.1, ge=0, le=1)
 
-    # -- account and limits (§5): no async limit is documented, so each is off by default.
+    # -- account and limits (docs/lonescale.md#limits-and-timing): no async limit is documented, so each is
+    # off by default.
     enrichment_credits: int = Field(default=10_000, ge=0)
     contact_credits: int = Field(default=1_000, ge=0)
     rate_limit_per_minute: int | None = Field(default=None, ge=1)
-    retry_after_header: bool = False  # NestJS's throttler may send one; LoneScale documents none (§4.6)
+    retry_after_header: bool = False  # NestJS's throttler may send one; LoneScale documents none
     max_contacts_per_request: int | None = Field(default=None, ge=1)
     max_body_bytes: int | None = Field(default=None, ge=1)  # Express's JSON parser defaults to 100 kB
 

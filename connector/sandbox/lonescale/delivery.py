@@ -141,8 +141,8 @@ async def _attempt(job: Job, body: Body, attempt: int, log: DeliveryLog, client:
         error = f"timeout after {behaviour.receiver_timeout_seconds} s"
     except Exception as exc:  # any URL the schema accepts must not stop the emulator
         error = f"{type(exc).__name__}: {exc}"
-    # Nothing is documented (reference §6); we retry what a sender usually retries: 5xx, 408, 429 and
-    # network failures. Other non-2xx answers are final: the receiver refused the payload.
+    # Nothing is documented (docs/lonescale.md#webhook-delivery); we retry what a sender usually retries: 5xx,
+    # 408, 429 and network failures. Other non-2xx answers are final: the receiver refused the payload.
     if status is not None and 200 <= status < 300:
         outcome = "delivered"
     elif status is not None and status < 500 and status not in (408, 429):

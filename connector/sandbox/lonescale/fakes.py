@@ -264,7 +264,7 @@ def _emails(
 def _predicted(
     seed: int, identity: str, first: str, last: str, domain: str | None
 ) -> tuple[str, str, str] | None:
-    # A predicted email is built from the input domain alone (reference §5: "need a domain").
+    # A predicted email is built from the input domain alone (docs/lonescale.md#credits: it needs a domain).
     if domain is None:
         return None
     if happens(0.3, seed, "no-pattern", domain):

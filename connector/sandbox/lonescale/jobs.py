@@ -12,7 +12,7 @@ from connector.sandbox.lonescale.behaviour import LoneScaleBehaviour
 from connector.sandbox.lonescale.fakes import identity_of, look_up
 from connector.sandbox.lonescale.payloads import TYPE_KEYS, billable, camel_fields, legacy_item, with_custom
 
-# Undocumented (reference §5, §8.10): what one found type costs. Predicted emails and misses are free.
+# Undocumented (docs/lonescale.md#credits): what one found type costs. Predicted emails and misses are free.
 CREDIT_COSTS: dict[str, int] = {"profile": 1, "email": 1, "phone": 10}
 CHARGE_ORDER = ("profile", "email", "phone")
 

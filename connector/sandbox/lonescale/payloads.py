@@ -1,5 +1,5 @@
-"""Result payloads: the current camelCase `EnrichPayload` (reference §4.3), the legacy snake_case one (§4.4)
-and the per-job envelope."""
+"""Result payloads: the current camelCase `EnrichPayload` (docs/lonescale.md#result-payloads), the legacy
+snake_case one (docs/lonescale.md#legacy-shape) and the per-job envelope."""
 
 from __future__ import annotations
 
@@ -43,7 +43,8 @@ def camel_fields(
     overrides: Mapping[str, Any],
 ) -> dict[str, Any]:
     """The data keys of one contact's `EnrichPayload`: only requested types, only what was found (or predicted).
-    An unresolved contact has no data keys, only `status: "failed"` (OAS-next, reference §4.3)."""
+    An unresolved contact has no data keys, only `status: "failed"` (OAS-next:
+    docs/lonescale.md#result-payloads)."""
     if not lookup.found:
         return {"status": "failed"}
     out: dict[str, Any] = {}
@@ -96,7 +97,8 @@ def camel_fields(
             "phones": [{"number": p.number, "region": p.region} for p in lookup.phones],
         }
     if detect_job_change and "profile" in requested:
-        # Without the profile there is nothing to compare, which the API reports as false (reference §6).
+        # Without the profile there is nothing to compare, which the API reports as false
+        # (docs/lonescale.md#job-change).
         out["jobChangeDetected"] = lookup.job_change_detected and "profile" in hits
     for key, value in overrides.items():
         group = next((t for t, keys in TYPE_KEYS.items() if key in keys), None)
@@ -110,7 +112,8 @@ def camel_fields(
 
 
 def billable(kind: str, fields: Mapping[str, Any]) -> bool:
-    """Whether a found type costs credits: predicted, unknown and invalid emails are free (reference §5)."""
+    """Whether a found type costs credits: predicted, unknown and invalid emails are free
+    (docs/lonescale.md#credits)."""
     if kind == "email":
         return fields.get("emailStatus") in PAID_EMAIL_STATUSES
     return any(key in fields for key in TYPE_KEYS[kind])
@@ -123,7 +126,8 @@ def with_custom(fields: dict[str, Any], contact: Mapping[str, Any], echo: bool) 
 
 
 def legacy_item(fields: Mapping[str, Any], contact: Mapping[str, Any]) -> dict[str, Any]:
-    """The Dec-2025 snake_case shape (reference §4.4): input names on top, `most_probable_*`, nested `profile`."""
+    """The Dec-2025 snake_case shape (docs/lonescale.md#legacy-shape): input names on top, `most_probable_*`,
+    nested `profile`."""
     out: dict[str, Any] = {"firstname": contact["firstname"], "lastname": contact["lastname"]}
     if "domain" in contact:
         out["domain"] = contact["domain"]
@@ -201,7 +205,8 @@ def _legacy_phone(number: str, region: str, kind: str | None) -> dict[str, Any]:
 
 
 def envelope(job_id: str, items: list[dict[str, Any]], custom: Any | None) -> dict[str, Any]:
-    """The per-job webhook body: LoneScale documents none, so this mirrors the polling result (§2, §4.1)."""
+    """The per-job webhook body: LoneScale documents none, so this mirrors the polling result
+    (docs/lonescale.md#polling)."""
     body: dict[str, Any] = {"id": job_id, "status": "finished", "contacts": items}
     if custom is not None:
         body["custom"] = custom

@@ -1,4 +1,5 @@
-"""Hand-written validation of `POST /trigger/enrich` bodies against the seed's `EnrichmentRequest` schema."""
+"""Hand-written validation of `POST /trigger/enrich` bodies against the published `EnrichmentRequest` schema
+(docs/lonescale.md#the-request-schema)."""
 
 from __future__ import annotations
 

@@ -51,7 +51,8 @@ Commit = Callable[[SObjectSpec, str, dict[str, Any]], None]
 
 
 class SalesforceBehaviour(Behaviour):
-    daily_api_limit: int = Field(default=100_000, ge=0)  # Enterprise base allocation (salesforce-api.md §2.5)
+    # Enterprise base allocation (docs/salesforce.md#limits).
+    daily_api_limit: int = Field(default=100_000, ge=0)
     token_ttl_seconds: float = Field(default=7_200.0, gt=0)  # the default 2-hour session timeout
     lock_row_share: float = Field(
         default=0.0, ge=0, le=1
@@ -194,7 +195,7 @@ class SalesforceEmulator(Emulator):
         return self.behaviour.instance_url or self.base_url
 
     def limit_header(self) -> dict[str, str]:
-        # simple-salesforce parses with re.match, so api-usage must come first (salesforce-api.md §1.6).
+        # simple-salesforce parses with re.match, so api-usage must come first (docs/salesforce.md#limits).
         return {"Sforce-Limit-Info": f"api-usage={self.usage.used()}/{self.behaviour.daily_api_limit}"}
 
     # -- pipeline ------------------------------------------------------------------------------------

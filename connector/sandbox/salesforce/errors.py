@@ -1,4 +1,4 @@
-"""Salesforce REST error shapes: list bodies for the data API, objects for OAuth (salesforce-api.md §2.4)."""
+"""Salesforce REST error shapes: list bodies for the data API, objects for OAuth (docs/salesforce.md)."""
 
 from __future__ import annotations
 

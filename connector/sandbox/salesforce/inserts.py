@@ -1,9 +1,9 @@
 """sObject Collections create: `POST composite/sobjects` with up to 200 new records of any emulated type.
 
-Salesforce answers 200 with one SaveResult per record, in request order, even when records fail; a record
-must carry `attributes.type` and no Id (salesforce-api.md §2.3; the Collections create guide: "set the type
-attribute for each object, but don't set the id field"). Creating a child record locks its parent, so the
-`lock_row_share` knob also fails creates with UNABLE_TO_LOCK_ROW, keyed on the parent.
+Salesforce answers 200 with one SaveResult per record, in request order, even when records fail; a record must
+carry `attributes.type` and no Id (docs/salesforce.md#sobject-collections; the Collections create guide: "set
+the type attribute for each object, but don't set the id field"). Creating a child record locks its parent, so
+the `lock_row_share` knob also fails creates with UNABLE_TO_LOCK_ROW, keyed on the parent.
 """
 
 from __future__ import annotations
@@ -102,4 +102,5 @@ class CollectionCreate:
             INTEGRATION_USER_ID,
             self.emulator.behaviour.validation_rules,
         )
-        return json_response(results)  # 200 even when records failed, as for updates (§2.3)
+        # 200 even when records failed, as for updates (docs/salesforce.md#sobject-collections).
+        return json_response(results)

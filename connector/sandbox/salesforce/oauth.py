@@ -101,8 +101,8 @@ def authenticate(
         _verify_assertion(form.get("assertion", ""), known, sites)
         return grant
     if grant == "password":
-        # The username-password flow is being retired (salesforce-api.md §2.8); the sandbox refuses it as orgs
-        # that block it do.
+        # The username-password flow is being retired (docs/salesforce.md#auth); the sandbox refuses it as
+        # orgs that block it do.
         raise OAuthFailure("invalid_grant", "authentication failure")
     if not grant:
         raise OAuthFailure("invalid_request", "grant type not supported")

@@ -98,7 +98,8 @@ class RestApi:
         return self._page(cursor, None, 0, context.version)
 
     def _batch_size(self, request: Request) -> int:
-        # Sforce-Query-Options: default 2000, min 200, max 2000, "not guaranteed" (salesforce-api.md §2.1).
+        # Sforce-Query-Options: default 2000, min 200, max 2000, "not guaranteed"
+        # (docs/salesforce.md#query-and-paging).
         match = _BATCH_SIZE.search(request.headers.get("sforce-query-options", ""))
         if match is None:
             return DEFAULT_BATCH_SIZE
@@ -110,7 +111,8 @@ class RestApi:
         body: dict[str, Any] = {"totalSize": len(cursor.record_ids), "done": end >= len(cursor.record_ids)}
         if not body["done"]:
             locator = locator or self.emulator.open_cursor(cursor)
-            # A path, never an absolute URL: the library prefixes https://{instance} (salesforce-api.md §1.7).
+            # A path, never an absolute URL: the library prefixes https://{instance}
+            # (docs/salesforce.md#query-and-paging).
             body["nextRecordsUrl"] = f"/services/data/{version}/{cursor.endpoint}/{locator}-{end}"
         body["records"] = list(render_all(cursor.plan, page_ids, self.store, version))
         return json_response(body)
@@ -201,7 +203,7 @@ class RestApi:
             self.emulator.committer()(spec, record_id, changes)
         except RecordError as error:
             raise error.as_rest_error(status_for(error)) from error
-        return Response(status_code=204)  # PATCH success has no body (salesforce-api.md §2.2)
+        return Response(status_code=204)  # PATCH success has no body (docs/salesforce.md#single-record-calls)
 
     def _get(self, spec: SObjectSpec, record_id: str, request: Request, context: Context) -> Response:
         record = self.store.table(spec).get(record_id)
@@ -277,7 +279,7 @@ class RestApi:
             self.emulator.committer(),
             self.emulator.behaviour.validation_rules,
         )
-        return json_response(results)  # 200 even when records failed (salesforce-api.md §2.3)
+        return json_response(results)  # 200 even when records failed (docs/salesforce.md#sobject-collections)
 
     # -- replication ---------------------------------------------------------------------------------
     def _window(self, request: Request) -> tuple[datetime, datetime]:
@@ -287,7 +289,8 @@ class RestApi:
             raise SalesforceError(
                 400, "INVALID_REPLICATION_DATE", "start and end must be valid dateTime values"
             )
-        # getUpdated/getDeleted ignore seconds and look back 30 days at most (salesforce-api.md §2.6).
+        # getUpdated/getDeleted ignore seconds and look back 30 days at most
+        # (docs/salesforce.md#getupdated-and-getdeleted).
         start, end = (value.replace(second=0, microsecond=0) for value in (start, end))
         if start < now_s() - timedelta(days=30):
             raise SalesforceError(

@@ -18,7 +18,7 @@ from connector.sandbox.salesforce.standard import USER
 
 INDEXED_FIELDS = ("SystemModstamp", "LastModifiedDate")
 # Who "did" a change: the seeded data was typed by a person; API writes come from the integration user,
-# which is how a sync recognises its own echo (salesforce-api.md §2.6).
+# which is how a sync recognises its own echo (docs/salesforce.md#timestamps).
 ADMIN_USER_ID = ids.make_id("005", 0, 1)
 INTEGRATION_USER_ID = ids.make_id("005", 0, 2)
 # The sales reps who own the seeded contacts and leads: a job-change follow-up goes to the record's owner.

@@ -204,7 +204,8 @@ _SCALARS: dict[str, Callable[[Any], Any]] = {
 def apply(
     store: Store, spec: SObjectSpec, record_id: str, changes: dict[str, Any], stamp: datetime, user: str
 ) -> None:
-    """Write validated changes; every write moves SystemModstamp and LastModifiedDate (salesforce-api.md §2.6)."""
+    """Write validated changes; every write moves SystemModstamp and LastModifiedDate
+    (docs/salesforce.md#timestamps)."""
     table = store.table(spec)
     record = table.records[record_id]
     merged = {**changes, "SystemModstamp": stamp, "LastModifiedDate": stamp, "LastModifiedById": user}
