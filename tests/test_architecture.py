@@ -1,8 +1,10 @@
-"""Imports flow one way (design.md §2); the sandbox and each SDK stay behind their walls."""
+"""Imports flow one way (docs/architecture.md#layers); the sandbox and each SDK stay behind their walls."""
 
 from __future__ import annotations
 
 import ast
+import re
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -98,3 +100,147 @@ def test_the_rules_see_the_modules() -> None:
     # A broken glob would make every parametrised test above vanish silently.
     assert any(module_name(p) == "connector.cli" for p in PRODUCT)
     assert any(module_name(p).startswith(SANDBOX) for p in MODULES)
+
+
+# --------------------------------------------------------------------------- references to documents
+
+ROOT = PACKAGE.parent
+MD, SIGN = "md", "\N{SECTION SIGN}"  # spelled apart so this file's own examples are not references
+SCANNED = (".py", ".md", ".toml")
+URL = re.compile(r"[a-z][a-z0-9+.-]*://[^\s<>()\[\]\"'`]+", re.IGNORECASE)
+# A path to a Markdown document, relative (`docs/x`, `../x`, `x`) or absolute, with an optional `#anchor`.
+DOCUMENT = re.compile(
+    rf"(?<![\w.\-/])((?:\.{{1,2}}/|/)?(?:[\w.\-]+/)*[\w\-][\w.\-]*\.{MD})(?![\w])(#[\w\-]+)?"
+)
+SAME_FILE_ANCHOR = re.compile(r"\]\((#[\w\-]+)\)")  # a Markdown link to a heading of its own file
+SECTION = re.compile(rf"{SIGN}\s?\d")
+RFC_SECTION = re.compile(rf"RFC \d+,? {SIGN}\s?\d[\d.]*")
+HEADING = re.compile(r"^ {0,3}(#{1,6})\s+(.+?)(?:\s+#+)?\s*$")
+FENCE = re.compile(r"^ {0,3}(```|~~~)")
+
+
+def tracked_files(root: Path = ROOT) -> list[Path]:
+    """What a clone holds: git's list of tracked files, or (outside a checkout) the tree without its caches."""
+    try:
+        listing = subprocess.run(
+            ["git", "ls-files", "-z"], cwd=root, capture_output=True, check=True, timeout=30
+        ).stdout.decode()
+        files = [root / name for name in listing.split("\0") if name]
+    except (OSError, subprocess.SubprocessError):
+        skip = {".git", ".venv", "__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
+        files = [
+            p for p in root.rglob("*")
+            if not skip.intersection(p.relative_to(root).parts)
+            and not any(part.endswith(".egg-info") for part in p.relative_to(root).parts)
+        ]  # fmt: skip
+    return sorted(p for p in files if p.suffix in SCANNED and p.is_file())
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: its text (link targets dropped), lower case, punctuation other than
+    '-' and '_' dropped, each space a '-'."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)
+    return re.sub(r"[^\w\- ]", "", text.strip().lower()).replace(" ", "-")
+
+
+def anchors(document: Path) -> set[str]:
+    """Every heading's anchor, outside code blocks; a repeated heading gets GitHub's `-1`, `-2`, ..."""
+    found: set[str] = set()
+    counts: dict[str, int] = {}
+    fenced = False
+    for line in document.read_text(encoding="utf-8").splitlines():
+        if FENCE.match(line):
+            fenced = not fenced
+            continue
+        heading = None if fenced else HEADING.match(line)
+        if heading is None:
+            continue
+        base = slug(heading.group(2))
+        counts[base] = counts.get(base, -1) + 1
+        found.add(base if counts[base] == 0 else f"{base}-{counts[base]}")
+    return found
+
+
+def resolve(source: Path, target: str, root: Path) -> Path | None:
+    """The document a reference names: beside the file that makes it, else from the repository's root (as
+    code comments write them: `docs/architecture.md`); None when that is no file inside the repository."""
+    if target.startswith("/"):
+        return None
+    for base in (source.parent, root):
+        candidate = (base / target).resolve()
+        if candidate.is_relative_to(root.resolve()) and candidate.is_file():
+            return candidate
+    return None
+
+
+def broken_references(source: Path, text: str, root: Path = ROOT) -> list[str]:
+    """`file:line: why` for each reference in `text` to a document, or a heading of one, that is not there."""
+    problems: list[str] = []
+    where = source.relative_to(root)
+    for number, raw in enumerate(text.splitlines(), 1):
+        line = URL.sub(" ", raw)  # a page on the web is not ours to check
+        found = [(m.group(1), m.group(2), None) for m in DOCUMENT.finditer(line)]
+        if source.suffix == ".md":
+            found += [(source.name, m.group(1), source) for m in SAME_FILE_ANCHOR.finditer(line)]
+        for target, anchor, known in found:
+            document = known or resolve(source, target, root)
+            if document is None:
+                problems.append(f"{where}:{number}: {target} is not a document in this repository")
+            elif anchor and anchor[1:] not in anchors(document):
+                problems.append(f"{where}:{number}: {target} has no heading for {anchor}")
+    return problems
+
+
+def bare_sections(source: Path, text: str, root: Path = ROOT) -> list[str]:
+    """`file:line: text` for each section number cited without its document (RFCs name theirs)."""
+    return [
+        f"{source.relative_to(root)}:{number}: {line.strip()[:100]}"
+        for number, line in enumerate(text.splitlines(), 1)
+        if SECTION.search(RFC_SECTION.sub("", line))
+    ]
+
+
+def test_every_referenced_document_and_heading_exists() -> None:
+    problems = [
+        p for path in tracked_files() for p in broken_references(path, path.read_text(encoding="utf-8"))
+    ]
+    assert not problems, "references to documents that are not in the repository:\n" + "\n".join(problems)
+
+
+def test_no_section_number_without_its_document() -> None:
+    # A bare section number names a part of a document the reader cannot tell, or cannot reach.
+    problems = [p for path in tracked_files() for p in bare_sections(path, path.read_text(encoding="utf-8"))]
+    assert not problems, (
+        "section numbers without their document (cite docs/<api>.md#<heading>):\n" + "\n".join(problems)
+    )
+
+
+def test_the_reference_checks_see_what_they_must(tmp_path: Path) -> None:
+    # A check that finds nothing would pass for ever: it must see each kind of broken reference, and no other.
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "connector").mkdir()
+    (tmp_path / f"README.{MD}").write_text(
+        "# Project\n\n## Docs\n\n[seam](#the-adapter-seam)\n", encoding="utf-8"
+    )
+    page = tmp_path / "docs" / f"api.{MD}"
+    page.write_text(
+        "# API\n```sh\n# not a heading\n```\n## Search paging\n## Search paging\n## Errors, `429` ##\n",
+        encoding="utf-8",
+    )
+    code = "\n".join([
+        f"docs/api.{MD}#no-such-heading",
+        f"(design.{MD} {SIGN}4)",
+        f"../shared/reference/hubspot-api.{MD}",
+        f"/work/shared/seed/enrich-contacts.{MD}",
+        f"# docs/api.{MD}#search-paging-1 ../README.{MD}#docs https://example.com/x.{MD} a `x.{MD}x`",
+        f"RFC 9110 {SIGN}15.4.4, and see docs/api.{MD}#errors-429",
+    ])  # fmt: skip
+    source = tmp_path / "connector" / "module.py"
+    assert [p.split(":")[1] for p in broken_references(source, code, tmp_path)] == ["1", "2", "3", "4"]
+    assert [p.split(":")[1] for p in bare_sections(source, code, tmp_path)] == ["2"]
+    readme = tmp_path / f"README.{MD}"
+    assert broken_references(readme, readme.read_text(encoding="utf-8"), tmp_path) == [
+        f"README.{MD}:5: README.{MD} has no heading for #the-adapter-seam"
+    ]
+    assert anchors(page) == {"api", "search-paging", "search-paging-1", "errors-429"}
+    assert slug("The sync cycle: window, `settle`, [cursor](x)") == "the-sync-cycle-window-settle-cursor"
