@@ -1,11 +1,12 @@
 """The request-level `custom` a user configures for `POST /trigger/enrich` (`[lonescale] custom`).
 
-The seed's EnrichmentCustomOptions is an open object: `id` (the record or request id in the source system),
-`provider` (the downstream data provider, e.g. "lonescale"), `enrichment_type` (that provider's own mode,
-e.g. "phone"; not the request's top-level list) and any further key, each declared one a string. The
-connector owns `id`: every request carries its job's id there, and the webhook checks an echoed one against
-the job its URL names. So the file may set any key but `id` (and `contact_id`, which names a contact in each
-contact's own `custom`), and every value is a string, as LoneScale's schema types the declared ones.
+The published EnrichmentCustomOptions (docs/lonescale.md#the-request-schema) is an open object: `id` (the
+record or request id in the source system), `provider` (the downstream data provider, e.g. "lonescale"),
+`enrichment_type` (that provider's own mode, e.g. "phone"; not the request's top-level list) and any further
+key, each declared one a string. The connector owns `id`: every request carries its job's id there, and the
+webhook checks an echoed one against the job its URL names. So the file may set any key but `id` (and
+`contact_id`, which names a contact in each contact's own `custom`), and every value is a string, as
+LoneScale's schema types the declared ones.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class RequestCustom(BaseModel):
-    """`provider` and `enrichment_type` as the seed names them, any further key passed through as it is."""
+    """`provider` and `enrichment_type` as the published schema names them, any further key passed through."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     __pydantic_extra__: dict[str, str] = Field(init=False)  # every further key a string too
