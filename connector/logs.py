@@ -112,5 +112,6 @@ def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     handler.addFilter(RedactingFilter())  # secrets never reach a log line, whichever module wrote it
     handler.addFilter(_ContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("connector").setLevel(logging.NOTSET)  # from scratch: a demo run earlier quiets it
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
