@@ -57,8 +57,29 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _instance(crm: str, mapping: str, settings: str) -> str:
+    """One `[[instances]]` entry, named after its CRM, settling at once (the demo's edits are its own)."""
+    return f"""
+[[instances]]
+name = "{crm}"
+crm = "{crm}"
+mapping = "{MAPPINGS / mapping}"
+settle = "0s"
+
+[instances.{crm}]
+{settings}"""
+
+
 def demo_config(ep: SandboxEndpoints, directory: Path) -> tuple[Path, dict[str, str]]:
     port = free_port()
+    salesforce = f"""instance_url = "{ep.salesforce}"
+auth = "client_credentials"
+client_id_env = "DEMO_SF_CLIENT_ID"
+client_secret_env = "DEMO_SF_CLIENT_SECRET"
+"""
+    hubspot = f"""base_url = "{ep.hubspot}"
+access_token_env = "DEMO_HUBSPOT_TOKEN"
+"""
     text = f"""
 [lonescale]
 base_url = "{ep.lonescale}"
@@ -71,29 +92,7 @@ listen = "127.0.0.1:{port}"
 
 [store]
 url = "sqlite:///{directory / "demo.db"}"
-
-[[instances]]
-name = "salesforce"
-crm = "salesforce"
-mapping = "{MAPPINGS / "salesforce-contact.toml"}"
-settle = "0s"
-
-[instances.salesforce]
-instance_url = "{ep.salesforce}"
-auth = "client_credentials"
-client_id_env = "DEMO_SF_CLIENT_ID"
-client_secret_env = "DEMO_SF_CLIENT_SECRET"
-
-[[instances]]
-name = "hubspot"
-crm = "hubspot"
-mapping = "{MAPPINGS / "hubspot-contacts.toml"}"
-settle = "0s"
-
-[instances.hubspot]
-base_url = "{ep.hubspot}"
-access_token_env = "DEMO_HUBSPOT_TOKEN"
-"""
+{_instance("salesforce", "salesforce-contact.toml", salesforce)}{_instance("hubspot", "hubspot-contacts.toml", hubspot)}"""
     path = directory / "demo.toml"
     path.write_text(text)
     env = {

@@ -13,7 +13,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.apply import ApplyReport, PlannedField, apply_results, jsonable
+from connector.apply import apply_results
+from connector.apply_report import ApplyReport, PlannedField, jsonable
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
 from connector.store import JobContact, JournalEntry, Store, instance_lease
 from connector.values import same_value

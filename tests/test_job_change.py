@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import httpx
 
-from connector.apply import OWNER_TASK
+from connector.apply_plan import OWNER_TASK
 from connector.config import LoneScaleSettings
 from connector.mapping import load_mapping
 from connector.models import EnrichmentType

@@ -1,41 +1,26 @@
 """HubSpot CRM v3 through hubspot-api-client: incremental search pull, batch reads, batch writes, paced.
 
-Quirks handled here (docs/hubspot.md#client-setup): API objects are bound once (each attribute access builds
-a new connection pool); every call carries `_request_timeout` (the SDK sets none); SDK retries stay off
-(urllib3 would not retry POST anyway). Each sub-package raises its own ApiException, so errors are read by
-duck typing, and batch calls answer 207 without raising (docs/hubspot.md#sdk-errors); search stops at 10,000
-results (docs/hubspot.md#search-paging).
-
-The calls go through the SDK's API classes (its auth, transport and errors) with `_preload_content=False`,
-and their JSON is read here. Building and reading the SDK's models cost most of the connector's CPU
-(BENCHMARKS.md, figure 3): every model copies the SDK's Configuration, which resets logger levels, and every
-timestamp goes through `dateutil`. Reading the JSON here also means an answer that is not JSON (an HTML page a
-proxy serves with a 200) or not of the expected shape is seen as such: the SDK's model path would give back a
-model of Nones. Every such answer leaves the adapter as a connector error (`_translate`).
+Quirks handled here (hubspot-api.md): API objects are bound once (each attribute access builds a new
+connection pool, §1.2); SDK retries stay off (urllib3 would not retry POST anyway, §1.4); batch calls answer
+207 without raising (§1.8); search stops at 10,000 results (§2.3). How each call goes out (timeouts, pacing,
+JSON answers) and how its errors read: hubspot_calls.py.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any
 
 import urllib3
 from hubspot import HubSpot
 
-from connector.adapters.base import ServerClock, Window, two_at_a_time
+from connector.adapters.base import Window, two_at_a_time
+from connector.adapters.hubspot_calls import HubSpotCalls
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
 from connector.adapters.hubspot_writes import BATCH, BatchWriter, to_hubspot_value, update_request
-from connector.errors import (
-    AuthError,
-    ConnectorError,
-    QuotaExhausted,
-    RateLimited,
-    RequestRejected,
-    RetriableError,
-)
+from connector.errors import RequestRejected
 from connector.halving import halving
 from connector.models import (
     CrmRecord,
@@ -46,14 +31,13 @@ from connector.models import (
     WriteOutcome,
     WriteResult,
 )
-from connector.retry import DEFAULT_POLICY, Pacer, RetryPolicy, call_with_retry
+from connector.retry import DEFAULT_POLICY, RetryPolicy
 
-T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
-SEARCH_PAGE = 200  # the search maximum (docs/hubspot.md#search)
+SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
 __all__ = ["HubSpotAdapter", "to_hubspot_value"]
 
 
@@ -80,7 +64,6 @@ class HubSpotAdapter:
     ):
         self.name = name
         self.changed = changed_field  # the mapping's `changed_field`: lastmodifieddate or hs_lastmodifieddate
-        self.server_clock = ServerClock()
         # retry=False turns urllib3's own retries off, even its Retry-After retries of GETs: one loop, ours.
         no_retries = urllib3.Retry(total=False, respect_retry_after_header=False)
         client = HubSpot(access_token=access_token, host=base_url.rstrip("/"), retry=no_retries)
@@ -88,112 +71,21 @@ class HubSpotAdapter:
         self._search, self._batch, self._basic = contacts.search_api, contacts.batch_api, contacts.basic_api
         self._properties = client.crm.properties.core_api
         self._notes = client.crm.objects.notes.batch_api
-        self._timeout = timeout
-        self._policy = retry_policy
-        # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
-        self._pace = Pacer(max(1, requests_per_10s - 5), 10.0)
-        self._pace_search = Pacer(searches_per_second, 1.0)
+        self._calls = HubSpotCalls(
+            requests_per_10s=requests_per_10s,
+            searches_per_second=searches_per_second,
+            timeout=timeout,
+            retry_policy=retry_policy,
+        )
+        self.server_clock = self._calls.server_clock
         self._writer = BatchWriter(self._update, self.read_current)
 
     def close(self) -> None:
         """The SDK's pools close with the process; nothing to release early."""
 
-    # -- calls -----------------------------------------------------------------------------------------
-    def _call(
-        self, what: str, operation: Callable[[], T], *, search: bool = False, idempotent: bool = True
-    ) -> T:
-        def attempt() -> T:
-            (self._pace_search if search else self._pace).acquire()
-            try:
-                return operation()
-            except urllib3.exceptions.HTTPError as exc:  # the SDK does not wrap transport errors
-                # Refused, unresolved or timed out while connecting: nothing was sent, so a retry is safe.
-                if idempotent or isinstance(exc, urllib3.exceptions.ConnectTimeoutError):
-                    raise RetriableError(f"HubSpot {what}: {type(exc).__name__}") from exc
-                # Sent, then no answer, or one cut short or undecodable: HubSpot may have created the
-                # objects, and a second POST would create them twice.
-                raise ConnectorError(
-                    f"HubSpot {what}: {type(exc).__name__} after the request was sent; not retried, "
-                    "as the objects may exist already"
-                ) from exc
-            except Exception as exc:
-                raise self._translate(what, exc, search, idempotent) from exc
-
-        return call_with_retry(attempt, what=f"HubSpot {what}", policy=self._policy)
-
-    def _json_call(
-        self, what: str, method: Callable[..., Any], *, search: bool = False, **arguments: Any
-    ) -> dict[str, Any]:
-        """An SDK call answered as JSON, not as SDK models (why: the module docstring); the SDK still raises
-        its ApiException on a non-2xx status before the body is read."""
-        return self._read_json(what, method, _as_is, search=search, **arguments)
-
-    def _read_json(
-        self,
-        what: str,
-        method: Callable[..., Any],
-        read: Callable[[dict[str, Any]], T],
-        *,
-        search: bool = False,
-        idempotent: bool = True,
-        **arguments: Any,
-    ) -> T:
-        """`_json_call`, its answer read by `read` inside the call, so a shape `read` does not expect is
-        translated like any other failure of the call."""
-
-        def call() -> T:
-            response = method(**arguments, _request_timeout=self._timeout, _preload_content=False)
-            self.server_clock.observe(response.headers.get("Date"))
-            body = json.loads(response.data)  # a urllib3 response
-            if not isinstance(body, dict):
-                raise TypeError(f"a JSON {type(body).__name__}, not an object")
-            return read(body)
-
-        return self._call(what, call, search=search, idempotent=idempotent)
-
-    def _translate(self, what: str, exc: Exception, search: bool, idempotent: bool) -> Exception:
-        if isinstance(exc, ConnectorError):
-            return exc
-        status = getattr(exc, "status", None)
-        if not isinstance(status, int):  # no HTTP error: a 2xx answer we could not read
-            if isinstance(exc, json.JSONDecodeError):
-                detail = f"a body that is not JSON: {exc.doc[:80]!r}"
-            else:
-                detail = f"an answer of an unexpected shape ({type(exc).__name__}: {exc})"
-            if idempotent:
-                return RetriableError(f"HubSpot {what} answered with {detail}")
-            return ConnectorError(
-                f"HubSpot {what} answered with {detail}; not retried, as the objects may exist already"
-            )
-        try:
-            body = json.loads(getattr(exc, "body", None) or "{}")
-        except ValueError:
-            body = {}
-        if not isinstance(body, dict):
-            body = {}
-        message = body.get("message") or getattr(exc, "reason", "") or str(exc)
-        if status == 401:
-            return AuthError(
-                f"HubSpot refused the access token ({message}): check instances.hubspot.access_token_env"
-            )
-        if status == 429:
-            policy = body.get("policyName")
-            if policy == "DAILY":
-                return QuotaExhausted(f"HubSpot daily API limit reached: {message}")
-            headers = getattr(exc, "headers", None) or {}
-            retry_after = headers.get("Retry-After")
-            # No Retry-After is documented: wait the policy's window (docs/hubspot.md#rate-limits).
-            wait = _seconds(retry_after) or (1.0 if search else 10.0)
-            if not search:
-                self._pace.penalise(wait)
-            return RateLimited(f"HubSpot {what}: {message}", retry_after=wait, policy=policy)
-        if status >= 500 or status == 0:
-            return RetriableError(f"HubSpot {what} failed with {status}: {message}")
-        return RequestRejected(f"HubSpot {what} refused ({status}{_category(body)}): {message}", status)
-
     # -- the seam --------------------------------------------------------------------------------------
     def check(self) -> None:
-        self._json_call("access check", self._basic.get_page, limit=1, archived=False)
+        self._calls.json_call("access check", self._basic.get_page, limit=1, archived=False)
 
     def describe(self, fields: Sequence[str]) -> dict[str, FieldInfo]:
         wanted = set(fields)
@@ -209,7 +101,7 @@ class HubSpotAdapter:
                     )
             return found
 
-        return self._read_json(
+        return self._calls.read_json(
             "properties", self._properties.get_all, described, object_type=OBJECT, archived=False
         )
 
@@ -228,10 +120,9 @@ class HubSpotAdapter:
             },
         }
         body = {"name": name, "label": label, "groupName": "contactinformation", **shapes[kind]}
-        self._read_json(
+        self._calls.json_call(
             f"create property {name}",
             self._properties.create,
-            _as_is,
             idempotent=False,
             object_type=OBJECT,
             property_create=body,
@@ -245,7 +136,7 @@ class HubSpotAdapter:
         change. By keyset a change only moves that record later in the window, where it is read again.
         Ties keep no order across searches (one sort per search), so a page that is all one timestamp (a
         bulk import) is walked by id instead. Offsets never grow either, so the 10,000-result cap of one
-        query (docs/hubspot.md#search-paging) never applies."""
+        query (hubspot-api.md §2.3) never applies."""
         properties = list(dict.fromkeys([*fields, self.changed]))
         start, seen = window.start, set[str]()  # seen: ids yielded at `start`
         while True:
@@ -286,7 +177,7 @@ class HubSpotAdapter:
         return self._search_json(request)
 
     def _search_json(self, request: dict[str, Any]) -> dict[str, Any]:
-        return self._json_call(
+        return self._calls.json_call(
             "search", self._search.do_search, search=True, public_object_search_request=request
         )
 
@@ -332,7 +223,7 @@ class HubSpotAdapter:
             # Unknown ids come back in `errors` (207): absent here.
             return {str(item["id"]): item.get("properties") or {} for item in response.get("results") or []}
 
-        return self._read_json(
+        return self._calls.read_json(
             "batch read",
             self._batch.read,
             found,
@@ -346,7 +237,7 @@ class HubSpotAdapter:
         return [result for answer in two_at_a_time(self._writer.write, batches) for result in answer]
 
     def _update(self, updates: list[FieldUpdate]) -> dict[str, Any]:
-        return self._json_call(
+        return self._calls.json_call(
             "batch update",
             self._batch.update,
             batch_input_simple_public_object_batch_input=update_request(updates),
@@ -365,12 +256,12 @@ class HubSpotAdapter:
 
     def _create_notes(self, batch: list[FollowUp]) -> list[WriteResult]:
         # An unknown contact gets the whole batch a 400 and nothing is created (multi-status answers are
-        # opt-in, docs/hubspot.md#notes): halved until the offending follow-ups stand alone.
+        # opt-in, docs/hubspot.md): halved until the offending follow-ups stand alone.
         return halving(batch, self._create_notes_once, _note_refused)
 
     def _create_notes_once(self, batch: Sequence[FollowUp]) -> list[WriteResult]:
         request = notes_request(batch, datetime.now(UTC))
-        return self._read_json(
+        return self._calls.read_json(
             "note create",
             self._notes.create,
             lambda response: outcomes(batch, response),
@@ -381,36 +272,3 @@ class HubSpotAdapter:
 
 def _note_refused(follow_up: FollowUp, refusal: RequestRejected) -> WriteResult:
     return WriteResult(follow_up.ref, WriteOutcome.REJECTED, str(refusal), "VALIDATION_ERROR")
-
-
-def _as_is(body: dict[str, Any]) -> dict[str, Any]:
-    return body
-
-
-def _category(body: Mapping[str, Any]) -> str:
-    """The error's category, which every HubSpot error body carries (the spec's Error schema requires it), and
-    for MISSING_SCOPES the scopes a call needs, one of which the private app must be given."""
-    category = body.get("category")
-    if not isinstance(category, str):
-        return ""
-    if category != "MISSING_SCOPES":
-        return f" {category}"
-    needed = [
-        scope
-        for error in body.get("errors") or []
-        if isinstance(error, Mapping)
-        for scope in (error.get("context") or {}).get("requiredGranularScopes") or []
-    ]
-    return (
-        f" MISSING_SCOPES, the app needs one of: {', '.join(map(str, needed))}"
-        if needed
-        else " MISSING_SCOPES"
-    )
-
-
-def _seconds(header: Any) -> float | None:
-    """A Retry-After header in seconds; None when absent or not a number (an HTTP date is not expected)."""
-    try:
-        return float(header) if header else None
-    except (TypeError, ValueError):
-        return None

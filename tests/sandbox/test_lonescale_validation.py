@@ -73,7 +73,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("missing enrichment_type", without("enrichment_type"), "missing required key 'enrichment_type'"),
     ("missing contacts", without("contacts"), "missing required key 'contacts'"),
     ("missing webhook_url", without("webhook_url"), "missing required key 'webhook_url'"),
-    ("extra top-level key", with_top(priority="high"), "unknown request keys ['priority']"),
+    ("extra top-level key", with_top(priority="high"), "body has unknown keys ['priority']"),
     ("OAS-next force_refresh is not in the seed", with_top(force_refresh=True), "force_refresh"),
     ("OAS-next sync_to_crm is not in the seed", with_top(sync_to_crm=False), "sync_to_crm"),
     ("enrichment_type not an array", with_top(enrichment_type="email"), "must be an array"),

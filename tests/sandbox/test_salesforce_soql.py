@@ -10,7 +10,8 @@ import pytest
 from connector.sandbox.salesforce import ids, soql
 from connector.sandbox.salesforce.app import SalesforceEmulator
 from connector.sandbox.salesforce.errors import SalesforceError
-from connector.sandbox.salesforce.query import execute, like_pattern
+from connector.sandbox.salesforce.query import execute
+from connector.sandbox.salesforce.resolve import like_pattern
 
 
 def test_a_windowed_pull_parses_into_its_parts() -> None:

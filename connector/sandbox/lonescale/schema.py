@@ -48,36 +48,57 @@ def _refuse_constant(name: str) -> Any:
 
 def validate_enrichment_request(body: Any) -> dict[str, Any]:
     """Returns the body unchanged when it matches `EnrichmentRequest`; raises `RequestRejected` otherwise."""
-    if not isinstance(body, dict):
-        raise RequestRejected(f"body must be an object, got {_json_type(body)}")
-    extra = sorted(set(body) - REQUEST_KEYS)
-    if extra:
-        raise RequestRejected(f"unknown request keys {extra} (additionalProperties: false)")
-    for key in REQUIRED_REQUEST_KEYS:
-        if key not in body:
-            raise RequestRejected(f"missing required key {key!r}")
-    _check_enrichment_type(body["enrichment_type"])
-    _check_contacts(body["contacts"])
-    webhook_url = body["webhook_url"]
+    request = _check_object(body, "body", REQUEST_KEYS, REQUIRED_REQUEST_KEYS)
+    _check_enrichment_type(request["enrichment_type"])
+    _check_contacts(request["contacts"])
+    webhook_url = request["webhook_url"]
     if not isinstance(webhook_url, str):
         raise RequestRejected(f"webhook_url must be a string, got {_json_type(webhook_url)}")
     if not is_uri(webhook_url):
         raise RequestRejected(f"webhook_url {webhook_url!r} is not an absolute URI (format: uri)")
-    if "detect_job_change" in body and not isinstance(body["detect_job_change"], bool):
+    if "detect_job_change" in request and not isinstance(request["detect_job_change"], bool):
         raise RequestRejected(
-            f"detect_job_change must be a boolean, got {_json_type(body['detect_job_change'])}"
+            f"detect_job_change must be a boolean, got {_json_type(request['detect_job_change'])}"
         )
-    if "custom" in body:
-        _check_custom(body["custom"], "custom", REQUEST_CUSTOM_STRING_KEYS)
-    return body
+    if "custom" in request:
+        _check_object(request["custom"], "custom", strings=REQUEST_CUSTOM_STRING_KEYS)
+    return request
+
+
+def _check_object(
+    value: Any,
+    where: str,
+    keys: frozenset[str] | None = None,
+    required: tuple[str, ...] = (),
+    strings: tuple[str, ...] = (),
+) -> dict[str, Any]:
+    """`value` when it is one schema object: an object, no key outside `keys` (additionalProperties: false;
+    None: open), the `required` keys present, and the `strings` that are present strings, in that order."""
+    if not isinstance(value, dict):
+        raise RequestRejected(f"{where} must be an object, got {_json_type(value)}")
+    extra = sorted(set(value) - keys) if keys is not None else []
+    if extra:
+        raise RequestRejected(f"{where} has unknown keys {extra} (additionalProperties: false)")
+    for key in required:
+        if key not in value:
+            raise RequestRejected(f"{where} is missing required key {key!r}")
+    for key in strings:
+        if key in value and not isinstance(value[key], str):
+            raise RequestRejected(f"{where}.{key} must be a string, got {_json_type(value[key])}")
+    return value
+
+
+def _check_array(value: Any, where: str) -> list[Any]:
+    """`value` when it is a schema array with at least one item (minItems: 1)."""
+    if not isinstance(value, list):
+        raise RequestRejected(f"{where} must be an array, got {_json_type(value)}")
+    if not value:
+        raise RequestRejected(f"{where} must have at least 1 item (minItems: 1)")
+    return value
 
 
 def _check_enrichment_type(value: Any) -> None:
-    if not isinstance(value, list):
-        raise RequestRejected(f"enrichment_type must be an array, got {_json_type(value)}")
-    if not value:
-        raise RequestRejected("enrichment_type must have at least 1 item (minItems: 1)")
-    for item in value:
+    for item in _check_array(value, "enrichment_type"):
         if not isinstance(item, str) or item not in ENRICHMENT_TYPES:
             raise RequestRejected(f"enrichment_type item {item!r} is not one of {list(ENRICHMENT_TYPES)}")
     if len(set(value)) != len(value):
@@ -85,23 +106,9 @@ def _check_enrichment_type(value: Any) -> None:
 
 
 def _check_contacts(value: Any) -> None:
-    if not isinstance(value, list):
-        raise RequestRejected(f"contacts must be an array, got {_json_type(value)}")
-    if not value:
-        raise RequestRejected("contacts must have at least 1 item (minItems: 1)")
-    for index, contact in enumerate(value):
+    for index, item in enumerate(_check_array(value, "contacts")):
         where = f"contacts[{index}]"
-        if not isinstance(contact, dict):
-            raise RequestRejected(f"{where} must be an object, got {_json_type(contact)}")
-        extra = sorted(set(contact) - CONTACT_KEYS)
-        if extra:
-            raise RequestRejected(f"{where} has unknown keys {extra} (additionalProperties: false)")
-        for key in REQUIRED_CONTACT_KEYS:
-            if key not in contact:
-                raise RequestRejected(f"{where} is missing required key {key!r}")
-        for key in CONTACT_STRING_KEYS:
-            if key in contact and not isinstance(contact[key], str):
-                raise RequestRejected(f"{where}.{key} must be a string, got {_json_type(contact[key])}")
+        contact = _check_object(item, where, CONTACT_KEYS, REQUIRED_CONTACT_KEYS, CONTACT_STRING_KEYS)
         if "email" in contact and not is_email(contact["email"]):
             raise RequestRejected(f"{where}.email {contact['email']!r} is not an email (format: email)")
         if "linkedin_url" in contact and not is_uri(contact["linkedin_url"]):
@@ -109,15 +116,7 @@ def _check_contacts(value: Any) -> None:
                 f"{where}.linkedin_url {contact['linkedin_url']!r} is not an absolute URI (format: uri)"
             )
         if "custom" in contact:
-            _check_custom(contact["custom"], f"{where}.custom", CONTACT_CUSTOM_STRING_KEYS)
-
-
-def _check_custom(value: Any, where: str, string_keys: tuple[str, ...]) -> None:
-    if not isinstance(value, dict):
-        raise RequestRejected(f"{where} must be an object, got {_json_type(value)}")
-    for key in string_keys:
-        if key in value and not isinstance(value[key], str):
-            raise RequestRejected(f"{where}.{key} must be a string, got {_json_type(value[key])}")
+            _check_object(contact["custom"], f"{where}.custom", strings=CONTACT_CUSTOM_STRING_KEYS)
 
 
 def _json_type(value: Any) -> str:

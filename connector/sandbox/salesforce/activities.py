@@ -10,6 +10,7 @@ from __future__ import annotations
 from connector.sandbox.salesforce.fields import (
     FieldSpec,
     SObjectSpec,
+    lookup,
     picklist,
     system_fields,
     text,
@@ -27,25 +28,8 @@ TASK = SObjectSpec(
     with_id_label(
         system_fields(
             (
-                FieldSpec(
-                    "WhoId",
-                    "Name ID",
-                    "reference",
-                    18,
-                    reference_to="Contact",
-                    more_references=("Lead",),
-                    polymorphic=True,
-                    relationship_name="Who",
-                ),
-                FieldSpec(
-                    "WhatId",
-                    "Related To ID",
-                    "reference",
-                    18,
-                    reference_to="Account",
-                    polymorphic=True,
-                    relationship_name="What",
-                ),
+                lookup("WhoId", "Name ID", "Contact", "Who", more_references=("Lead",), polymorphic=True),
+                lookup("WhatId", "Related To ID", "Account", "What", polymorphic=True),
                 # Subject is a combobox (free text with suggested values) of 255 characters.
                 text("Subject", "Subject", 255, "combobox"),
                 FieldSpec("ActivityDate", "Due Date Only", "date"),

@@ -36,7 +36,7 @@ from connector.sandbox.salesforce.query import Cursor
 from connector.sandbox.salesforce.rest import Context, RestApi
 from connector.sandbox.salesforce.schema import SObjectSpec
 from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Store, now_s
-from connector.sandbox.salesforce.writes import ValidationRule
+from connector.sandbox.salesforce.writes import Commit, ValidationRule
 
 DAY_SECONDS = 86_400.0
 MAX_OPEN_CURSORS = 500  # memory bound; Salesforce keeps cursors 2 days, simple-salesforce reads each once
@@ -47,7 +47,6 @@ MIN_VERSION, MAX_VERSION = 31, 66
 DAILY_CAP = "TotalRequests Limit exceeded."
 CONCURRENT_REQUESTS = "ConcurrentRequests (Concurrent API Requests) Limit exceeded."
 CONCURRENT_LONG_TXN = "ConcurrentPerOrgLongTxn Limit exceeded"
-Commit = Callable[[SObjectSpec, str, dict[str, Any]], None]
 
 
 class SalesforceBehaviour(Behaviour):

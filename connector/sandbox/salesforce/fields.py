@@ -185,17 +185,22 @@ def readonly(name: str, label: str, kind: str, **flags: Any) -> FieldSpec:
     return FieldSpec(name, label, kind, updateable=False, createable=False, defaulted_on_create=True, **flags)
 
 
-def user_ref(name: str, label: str, relationship: str, *, writable: bool = False) -> FieldSpec:
+def lookup(name: str, label: str, target: str, relationship: str | None = None, **flags: Any) -> FieldSpec:
+    """A lookup (reference) field: an 18-character Id of a `target` record, reached in SOQL as `relationship`."""
     return FieldSpec(
+        name, label, "reference", 18, reference_to=target, relationship_name=relationship, **flags
+    )
+
+
+def user_ref(name: str, label: str, relationship: str, *, writable: bool = False) -> FieldSpec:
+    return lookup(
         name,
         label,
-        "reference",
-        18,
+        "User",
+        relationship,
         updateable=writable,
         createable=writable,
         nillable=False,
-        reference_to="User",
-        relationship_name=relationship,
         defaulted_on_create=True,
     )
 

@@ -20,7 +20,7 @@ from connector.sandbox.salesforce import writes
 from connector.sandbox.salesforce.errors import RecordError
 from connector.sandbox.salesforce.rest import Context, collection_body
 from connector.sandbox.salesforce.schema import SObjectSpec, sobject
-from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, Store, full_name
+from connector.sandbox.salesforce.store import INTEGRATION_USER_ID, Record, Store
 
 if TYPE_CHECKING:
     from connector.sandbox.salesforce.app import SalesforceEmulator
@@ -43,45 +43,28 @@ def parents(spec: SObjectSpec, record: Record) -> list[str]:
 
 def create_collection(
     store: Store,
-    records: list[dict[str, Any]],
-    specs: list[SObjectSpec],
-    all_or_none: bool,
+    collection: writes.Collection,
     is_locked: Callable[[str], bool],
     stamp: datetime,
     user: str,
     rules: Sequence[writes.ValidationRule] = (),
 ) -> list[dict[str, Any]]:
-    """Per-record SaveResults in request order; with allOrNone one failure rolls every record back."""
-    planned: list[tuple[SObjectSpec, Record] | RecordError] = []
-    for item, spec in zip(records, specs, strict=True):
-        try:
-            if any(key.lower() == "id" and value not in (None, "") for key, value in item.items()):
-                raise ID_ON_INSERT
-            record = writes.prepare(store, spec, item, stamp, user, rules)
-            locked = next((parent for parent in parents(spec, record) if is_locked(parent)), None)
-            if locked is not None:
-                raise RecordError(
-                    "UNABLE_TO_LOCK_ROW",
-                    f"unable to obtain exclusive access to this record or 1 records: {locked}",
-                )
-            planned.append((spec, record))
-        except RecordError as error:
-            planned.append(error)
-    failed = any(isinstance(entry, RecordError) for entry in planned)
-    results: list[dict[str, Any]] = []
-    for entry in planned:
-        if isinstance(entry, RecordError):
-            results.append({"success": False, "errors": [entry.as_save_error()]})
-        elif all_or_none and failed:
-            results.append({"success": False, "errors": [writes.ROLLED_BACK.as_save_error()]})
-        else:
-            spec, record = entry
-            record["Id"] = store.new_id(spec)
-            if spec.field("LastName") is not None:
-                record["Name"] = full_name(record)
-            store.table(spec).put(record)
-            results.append({"id": record["Id"], "success": True, "errors": []})
-    return results
+    """`save_collection` of new records: each gets its Id only once every record passed its checks."""
+
+    def check(spec: SObjectSpec, item: dict[str, Any]) -> tuple[SObjectSpec, Record]:
+        if any(key.lower() == "id" and value not in (None, "") for key, value in item.items()):
+            raise ID_ON_INSERT
+        record = writes.prepare(store, spec, item, stamp, user, rules)
+        locked = next((parent for parent in parents(spec, record) if is_locked(parent)), None)
+        if locked is not None:
+            raise writes.locked_row(locked)
+        return spec, record
+
+    def save(planned: tuple[SObjectSpec, Record]) -> str:
+        spec, record = planned
+        return str(writes.insert(store, spec, record)["Id"])
+
+    return writes.save_collection(collection, check, save)
 
 
 class CollectionCreate:
@@ -91,12 +74,10 @@ class CollectionCreate:
         self.emulator = emulator
 
     async def __call__(self, request: Request, context: Context) -> Response:
-        records, specs, all_or_none = await collection_body(request, self.emulator.store)
+        collection = await collection_body(request, self.emulator.store)
         results = create_collection(
             self.emulator.store,
-            records,
-            specs,
-            all_or_none,
+            collection,
             self.emulator.locked,
             self.emulator.stamp(),
             INTEGRATION_USER_ID,

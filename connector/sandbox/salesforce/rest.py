@@ -6,7 +6,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -36,19 +36,9 @@ class Context:
     version: str  # as in the path, e.g. "v59.0"; record URLs repeat it
 
 
-async def collection_body(
-    request: Request, store: Store
-) -> tuple[list[dict[str, Any]], list[SObjectSpec], bool]:
-    """An sObject Collections body (create or update): its records, their specs and `allOrNone`, or a 400."""
-    body = await json_body(request)
-    if not isinstance(body, dict):
-        raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-    all_or_none = body.get("allOrNone", False)
-    if not isinstance(all_or_none, bool):
-        raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
-    records = body.get("records")
-    specs = writes.collection_specs(records, store.schema)  # a list of dicts from here on, or a 400 already
-    return cast(list[dict[str, Any]], records), specs, all_or_none
+async def collection_body(request: Request, store: Store) -> writes.Collection:
+    """An sObject Collections body (create or update), or a 400."""
+    return writes.collection(await json_body(request), store.schema)
 
 
 async def json_body(request: Request) -> Any:
@@ -159,14 +149,9 @@ class RestApi:
         if not isinstance(body, dict):
             raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
         try:
-            record = writes.create(
-                self.store,
-                spec,
-                body,
-                self.emulator.stamp(),
-                INTEGRATION_USER_ID,
-                self.emulator.behaviour.validation_rules,
-            )
+            rules = self.emulator.behaviour.validation_rules
+            record = writes.prepare(self.store, spec, body, self.emulator.stamp(), INTEGRATION_USER_ID, rules)
+            writes.insert(self.store, spec, record)
         except RecordError as error:
             raise error.as_rest_error() from error
         return json_response({"id": record["Id"], "success": True, "errors": []}, status=201)
@@ -192,14 +177,8 @@ class RestApi:
             body = await json_body(request)
             if not isinstance(body, dict):
                 raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
-            changes = writes.check_values(spec, body, self.store, creating=False)
-            record = self.store.table(spec).records[record_id]
-            writes.enforce_rules(self.emulator.behaviour.validation_rules, spec, record, changes)
-            if self.emulator.locked(record_id):
-                raise RecordError(
-                    "UNABLE_TO_LOCK_ROW",
-                    f"unable to obtain exclusive access to this record or 1 records: {record_id}",
-                )
+            rules = self.emulator.behaviour.validation_rules
+            changes = writes.checked_update(self.store, spec, record_id, body, rules, self.emulator.locked)
             self.emulator.committer()(spec, record_id, changes)
         except RecordError as error:
             raise error.as_rest_error(status_for(error)) from error
@@ -269,12 +248,9 @@ class RestApi:
         return json_response(results)
 
     async def update_collection(self, request: Request, context: Context) -> Response:
-        records, specs, all_or_none = await collection_body(request, self.store)
         results = writes.update_collection(
             self.store,
-            records,
-            specs,
-            all_or_none,
+            await collection_body(request, self.store),
             self.emulator.locked,
             self.emulator.committer(),
             self.emulator.behaviour.validation_rules,

@@ -10,6 +10,7 @@ from connector.sandbox.salesforce.fields import (
     FieldSpec,
     SObjectSpec,
     address,
+    lookup,
     picklist,
     readonly,
     system_fields,
@@ -50,14 +51,7 @@ ACCOUNT = SObjectSpec(
             (
                 text("Name", "Account Name", 255, nillable=False),
                 picklist("Type", "Account Type", ("Prospect", "Customer", "Partner", "Other")),
-                FieldSpec(
-                    "ParentId",
-                    "Parent Account ID",
-                    "reference",
-                    18,
-                    reference_to="Account",
-                    relationship_name="Parent",
-                ),
+                lookup("ParentId", "Parent Account ID", "Account", "Parent"),
                 *address("Billing", "Billing"),
                 text("Phone", "Account Phone", 40, "phone"),
                 text("Website", "Website", 255, "url"),
@@ -79,14 +73,7 @@ CONTACT = SObjectSpec(
     "003",
     system_fields(
         (
-            FieldSpec(
-                "AccountId",
-                "Account ID",
-                "reference",
-                18,
-                reference_to="Account",
-                relationship_name="Account",
-            ),
+            lookup("AccountId", "Account ID", "Account", "Account"),
             *_person_fields(),
             *address("Mailing", "Mailing"),
             text("Phone", "Business Phone", 40, "phone"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from connector.sandbox.salesforce.fields import (
     FieldSpec,
     SObjectSpec,
+    lookup,
     picklist,
     readonly,
     system_fields,
@@ -44,10 +45,6 @@ def _name(label: str = "Name", length: int = 255, field: str = "Name") -> FieldS
 
 def _number(field: str, label: str) -> FieldSpec:
     return readonly(field, label, "string", length=30)  # an auto-number: set by Salesforce on create
-
-
-def _lookup(field: str, label: str, target: str, relationship: str) -> FieldSpec:
-    return FieldSpec(field, label, "reference", 18, reference_to=target, relationship_name=relationship)
 
 
 USER = SObjectSpec(
@@ -84,7 +81,7 @@ MINIMAL_OBJECTS: tuple[SObjectSpec, ...] = (
         "Opportunity",
         "006",
         _name(label="Opportunity Name", length=120),
-        _lookup("AccountId", "Account ID", "Account", "Account"),
+        lookup("AccountId", "Account ID", "Account", "Account"),
         picklist(
             "StageName",
             "Stage",
@@ -100,17 +97,17 @@ MINIMAL_OBJECTS: tuple[SObjectSpec, ...] = (
         "500",
         _number("CaseNumber", "Case Number"),
         text("Subject", "Subject", 255),
-        _lookup("ContactId", "Contact ID", "Contact", "Contact"),
-        _lookup("AccountId", "Account ID", "Account", "Account"),
+        lookup("ContactId", "Contact ID", "Contact", "Contact"),
+        lookup("AccountId", "Account ID", "Account", "Account"),
         picklist("Status", "Status", ("New", "Working", "Escalated", "Closed")),
     ),
     _minimal("Campaign", "701", _name(label="Campaign Name", length=80)),
     _minimal(
         "CampaignMember",
         "00v",
-        FieldSpec("CampaignId", "Campaign ID", "reference", 18, nillable=False, reference_to="Campaign"),
-        _lookup("ContactId", "Contact ID", "Contact", "Contact"),
-        _lookup("LeadId", "Lead ID", "Lead", "Lead"),
+        lookup("CampaignId", "Campaign ID", "Campaign", nillable=False),
+        lookup("ContactId", "Contact ID", "Contact", "Contact"),
+        lookup("LeadId", "Lead ID", "Lead", "Lead"),
         picklist("Status", "Status", ("Sent", "Responded")),
         owned=False,
         label="Campaign Member",

@@ -137,14 +137,8 @@ class Store:
         for field in spec.fields:
             if field.type == "boolean":
                 record[field.name] = False
-        record.update(
-            CreatedDate=stamp,
-            LastModifiedDate=stamp,
-            SystemModstamp=stamp,
-            CreatedById=user,
-            LastModifiedById=user,
-            OwnerId=user,
-        )
+        record.update(dict.fromkeys(("CreatedDate", "LastModifiedDate", "SystemModstamp"), stamp))
+        record.update(dict.fromkeys(("CreatedById", "LastModifiedById", "OwnerId"), user))
         for field in spec.fields:
             if field.default_value is not None:
                 record[field.name] = field.default_value

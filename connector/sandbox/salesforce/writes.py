@@ -1,11 +1,12 @@
-"""Record writes: value checks driven by describe (lengths, types, emails), and the sObject Collections update."""
+"""Record writes: value checks driven by describe (lengths, types, emails), and sObject Collections saves."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -15,6 +16,8 @@ from connector.sandbox.salesforce.org import OrgSchema
 from connector.sandbox.salesforce.schema import FieldSpec, SObjectSpec
 from connector.sandbox.salesforce.store import Record, Store, full_name, to_second
 
+T = TypeVar("T")
+Commit = Callable[[SObjectSpec, str, dict[str, Any]], None]  # writes one record's checked changes
 MAX_COLLECTION_RECORDS = 200
 _EMAIL = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@(?:[A-Za-z0-9-]+\.)+[A-Za-z]{2,}")
 ROLLED_BACK = RecordError(
@@ -229,8 +232,24 @@ def target_record(spec: SObjectSpec, raw_id: Any, store: Store) -> str:
     return record_id
 
 
-def collection_specs(records: Any, schema: OrgSchema) -> list[SObjectSpec]:
-    """Request-level checks of a collections body: a bad body fails the whole call with 400."""
+@dataclass(frozen=True)
+class Collection:
+    """An sObject Collections body past the request-level checks: its records, the object each one names
+    (`attributes.type`), and `allOrNone`."""
+
+    records: list[dict[str, Any]]
+    specs: list[SObjectSpec]
+    all_or_none: bool
+
+
+def collection(body: Any, schema: OrgSchema) -> Collection:
+    """Request-level checks of a collections body (create or update): a bad body fails the whole call with 400."""
+    if not isinstance(body, dict):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "The request body must be a JSON object")
+    all_or_none = body.get("allOrNone", False)
+    if not isinstance(all_or_none, bool):
+        raise SalesforceError(400, "JSON_PARSER_ERROR", "allOrNone must be a boolean")
+    records = body.get("records")
     if not isinstance(records, list) or not records:
         raise SalesforceError(400, "INVALID_FIELD", "records must be a non-empty array")
     if len(records) > MAX_COLLECTION_RECORDS:
@@ -248,35 +267,26 @@ def collection_specs(records: Any, schema: OrgSchema) -> list[SObjectSpec]:
         if spec is None:
             raise SalesforceError(400, "INVALID_TYPE", f"sObject type '{kind}' is not supported.")
         specs.append(spec)
-    return specs
+    return Collection(records, specs, all_or_none)  # every record is a dict: its type was read above
 
 
-def update_collection(
-    store: Store,
-    records: list[dict[str, Any]],
-    specs: list[SObjectSpec],
-    all_or_none: bool,
-    is_locked: Callable[[str], bool],
-    commit: Callable[[SObjectSpec, str, dict[str, Any]], None],
-    rules: Sequence[ValidationRule] = (),
+def locked_row(record_id: str) -> RecordError:
+    """UNABLE_TO_LOCK_ROW, worded as Salesforce words it for one row."""
+    return RecordError(
+        "UNABLE_TO_LOCK_ROW", f"unable to obtain exclusive access to this record or 1 records: {record_id}"
+    )
+
+
+def save_collection(
+    collection: Collection, check: Callable[[SObjectSpec, dict[str, Any]], T], save: Callable[[T], str]
 ) -> list[dict[str, Any]]:
-    """Per-record SaveResults in request order; with allOrNone one failure rolls every record back.
-    `commit` writes one record's validated changes (`apply` with the call's stamp, or later)."""
-    planned: list[tuple[SObjectSpec, str, dict[str, Any]] | RecordError] = []
-    for item, spec in zip(records, specs, strict=True):
+    """Per-record SaveResults in request order. Every record is checked before any is saved: one `check`
+    refuses answers its RecordError, and with allOrNone one refusal rolls every record back (none is saved).
+    `save` stores a checked record and gives its Id."""
+    planned: list[T | RecordError] = []
+    for item, spec in zip(collection.records, collection.specs, strict=True):
         try:
-            raw_id = item.get("id", item.get("Id"))
-            record_id = target_record(spec, raw_id, store)
-            changes = check_values(
-                spec, {k: v for k, v in item.items() if k.lower() != "id"}, store, creating=False
-            )
-            enforce_rules(rules, spec, store.table(spec).records[record_id], changes)
-            if is_locked(record_id):
-                raise RecordError(
-                    "UNABLE_TO_LOCK_ROW",
-                    f"unable to obtain exclusive access to this record or 1 records: {record_id}",
-                )
-            planned.append((spec, record_id, changes))
+            planned.append(check(spec, item))
         except RecordError as error:
             planned.append(error)
     failed = any(isinstance(entry, RecordError) for entry in planned)
@@ -284,24 +294,55 @@ def update_collection(
     for entry in planned:
         if isinstance(entry, RecordError):
             results.append({"success": False, "errors": [entry.as_save_error()]})
-        elif all_or_none and failed:
+        elif collection.all_or_none and failed:
             results.append({"success": False, "errors": [ROLLED_BACK.as_save_error()]})
         else:
-            spec, record_id, changes = entry
-            commit(spec, record_id, changes)
-            results.append({"id": record_id, "success": True, "errors": []})
+            results.append({"id": save(entry), "success": True, "errors": []})
     return results
 
 
-def create(
+def checked_update(
     store: Store,
     spec: SObjectSpec,
+    record_id: str,
     values: Mapping[str, Any],
-    stamp: datetime,
-    user: str,
+    rules: Sequence[ValidationRule],
+    is_locked: Callable[[str], bool],
+) -> dict[str, Any]:
+    """An update's changes to an existing record, checked in Salesforce's order: values, validation rules,
+    then the row lock."""
+    changes = check_values(spec, values, store, creating=False)
+    enforce_rules(rules, spec, store.table(spec).records[record_id], changes)
+    if is_locked(record_id):
+        raise locked_row(record_id)
+    return changes
+
+
+def update_collection(
+    store: Store,
+    collection: Collection,
+    is_locked: Callable[[str], bool],
+    commit: Commit,
     rules: Sequence[ValidationRule] = (),
-) -> Record:
-    record = prepare(store, spec, values, stamp, user, rules)
+) -> list[dict[str, Any]]:
+    """`save_collection` of updates. `commit` writes one record's validated changes (`apply` with the call's
+    stamp, or later)."""
+
+    def check(spec: SObjectSpec, item: dict[str, Any]) -> tuple[SObjectSpec, str, dict[str, Any]]:
+        record_id = target_record(spec, item.get("id", item.get("Id")), store)
+        values = {k: v for k, v in item.items() if k.lower() != "id"}
+        return spec, record_id, checked_update(store, spec, record_id, values, rules, is_locked)
+
+    def save(planned: tuple[SObjectSpec, str, dict[str, Any]]) -> str:
+        spec, record_id, changes = planned
+        commit(spec, record_id, changes)
+        return record_id
+
+    return save_collection(collection, check, save)
+
+
+def insert(store: Store, spec: SObjectSpec, record: Record) -> Record:
+    """Store a record `prepare` made: it gets its Id, and its Name when the object has person names."""
     record["Id"] = store.new_id(spec)
     if spec.field("LastName") is not None:
         record["Name"] = full_name(record)

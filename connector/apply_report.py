@@ -1,0 +1,67 @@
+"""What a write-back pass reports: its counts, the CRM's refusals, and in a dry run each field's decision."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PlannedField:
+    """One row of a dry-run diff: what would happen to one field of one record, and why."""
+
+    instance: str
+    record_id: str
+    field: str
+    current: Any
+    proposed: Any
+    write: bool
+    reason: str
+    job_id: str
+
+
+@dataclass
+class ApplyReport:
+    deliveries: int = 0
+    results: int = 0
+    duplicates: int = 0
+    uncorrelated: int = 0
+    not_found: int = 0
+    records_written: int = 0
+    fields_written: int = 0
+    records_rejected: int = 0
+    kept_by_policy: Counter[str] = field(default_factory=Counter)
+    rejections: list[tuple[str, str]] = field(default_factory=list)  # (record id, the CRM's reason)
+    failures: list[str] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # instances another process was working on: left for later
+    planned: list[PlannedField] = field(default_factory=list)  # dry runs only
+
+    def absorb(self, other: ApplyReport) -> None:
+        """Add another report's figures to this one (an instance's to the total, a pass's to a wait)."""
+        for name in ("deliveries", "results", "duplicates", "uncorrelated", "not_found", "records_written",
+                     "fields_written", "records_rejected"):  # fmt: skip
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.kept_by_policy.update(other.kept_by_policy)
+        self.rejections += other.rejections
+        self.failures += other.failures
+        self.busy += other.busy
+        self.planned += other.planned
+
+    def counts(self) -> dict[str, Any]:
+        return {
+            "deliveries": self.deliveries,
+            "results": self.results,
+            "duplicates": self.duplicates,
+            "uncorrelated": self.uncorrelated,
+            "not_found": self.not_found,
+            "records_written": self.records_written,
+            "fields_written": self.fields_written,
+            "records_rejected": self.records_rejected,
+            "kept_by_policy": dict(self.kept_by_policy),
+        }
+
+
+def jsonable(value: Any) -> Any:
+    return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value
