@@ -1,7 +1,8 @@
-"""The write side of a cycle (design.md §4 steps 6-7): read the inbox, and for each instance, under its lease,
-plan each record's writes by policy (apply_plan.py), then write and journal them (apply_write.py).
+"""The write side of a cycle: read the inbox, and for each instance, under its lease, plan each record's writes
+by policy (apply_plan.py), then write and journal them (apply_write.py).
 
-A dry run reads the same current values and records every decision, and changes nothing anywhere.
+A dry run reads the same current values and records every decision, and changes nothing anywhere. The pass,
+step by step: docs/architecture.md#the-write-side.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ from connector.wiring import Instance
 
 __all__ = ["ApplyReport", "apply_results"]
 log = logging.getLogger(__name__)
-# Results planned per pass: one full Salesforce retrieve of current values (2,000 ids, salesforce-api.md),
-# twenty full HubSpot batch reads; few enough to keep a pass's memory small.
+# Results planned per pass: one full Salesforce retrieve of current values (2,000 ids:
+# docs/salesforce.md#sobject-collections), twenty full HubSpot batch reads; few enough to keep a pass's memory
+# small.
 PASS_CONTACTS = 2000
 INBOX_PAGE = 50  # deliveries read at once
 

@@ -1,8 +1,9 @@
 """HubSpot CRM v3 through hubspot-api-client: incremental search pull, batch reads, batch writes, paced.
 
-Quirks handled here (hubspot-api.md): API objects are bound once (each attribute access builds a new
-connection pool, §1.2); SDK retries stay off (urllib3 would not retry POST anyway, §1.4); batch calls answer
-207 without raising (§1.8); search stops at 10,000 results (§2.3). How each call goes out (timeouts, pacing,
+Quirks handled here (docs/hubspot.md#client-setup): API objects are bound once (each attribute access builds
+a new connection pool); SDK retries stay off (urllib3 would not retry POST anyway); batch calls answer 207
+without raising (docs/hubspot.md#sdk-errors); search stops at 10,000 results (docs/hubspot.md#search-paging).
+How each call goes out (timeouts, pacing,
 JSON answers) and how its errors read: hubspot_calls.py.
 """
 
@@ -37,7 +38,7 @@ log = logging.getLogger(__name__)
 
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
-SEARCH_PAGE = 200  # the search maximum (hubspot-api.md §2.3)
+SEARCH_PAGE = 200  # the search maximum (docs/hubspot.md#search)
 __all__ = ["HubSpotAdapter", "to_hubspot_value"]
 
 
@@ -136,7 +137,7 @@ class HubSpotAdapter:
         change. By keyset a change only moves that record later in the window, where it is read again.
         Ties keep no order across searches (one sort per search), so a page that is all one timestamp (a
         bulk import) is walked by id instead. Offsets never grow either, so the 10,000-result cap of one
-        query (hubspot-api.md §2.3) never applies."""
+        query (docs/hubspot.md#search-paging) never applies."""
         properties = list(dict.fromkeys([*fields, self.changed]))
         start, seen = window.start, set[str]()  # seen: ids yielded at `start`
         while True:
@@ -256,7 +257,7 @@ class HubSpotAdapter:
 
     def _create_notes(self, batch: list[FollowUp]) -> list[WriteResult]:
         # An unknown contact gets the whole batch a 400 and nothing is created (multi-status answers are
-        # opt-in, docs/hubspot.md): halved until the offending follow-ups stand alone.
+        # opt-in, docs/hubspot.md#notes): halved until the offending follow-ups stand alone.
         return halving(batch, self._create_notes_once, _note_refused)
 
     def _create_notes_once(self, batch: Sequence[FollowUp]) -> list[WriteResult]:

@@ -1,7 +1,7 @@
 """HubSpot calls through hubspot-api-client: paced, retried by our one loop, read as JSON, errors translated.
 
-Quirks handled here (hubspot-api.md): every call carries `_request_timeout` (the SDK sets none, §1.3); each
-sub-package raises its own ApiException (§1.7), so errors are read by duck typing.
+Quirks handled here (docs/hubspot.md#client-setup): every call carries `_request_timeout` (the SDK sets none);
+each sub-package raises its own ApiException, so errors are read by duck typing (docs/hubspot.md#sdk-errors).
 
 The calls go through the SDK's API classes (its auth, transport and errors) with `_preload_content=False`,
 and their JSON is read here. Building and reading the SDK's models cost most of the connector's CPU
@@ -141,7 +141,7 @@ class HubSpotCalls:
                 return QuotaExhausted(f"HubSpot daily API limit reached: {message}")
             headers = getattr(exc, "headers", None) or {}
             retry_after = headers.get("Retry-After")
-            # No Retry-After is documented: wait the policy's window (hubspot-api.md §2.5, §6.3).
+            # No Retry-After is documented: wait the policy's window (docs/hubspot.md#rate-limits).
             wait = _seconds(retry_after) or (1.0 if search else 10.0)
             if not search:
                 self._pace.penalise(wait)
