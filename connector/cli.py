@@ -191,11 +191,27 @@ def _dry_run(report: SyncReport, output: Path | None) -> None:
     click.echo(f"  each request's custom: {custom}")
     click.echo(f"  projected credits (if everything is found): {report.projected_credits:g} "
                f"of {report.credits_at_start:g} left")  # fmt: skip
-    if report.status != "succeeded":
+    for warning in dry_run_warnings(report):
+        click.echo(f"  warning: {warning}", err=True)
+    if report.status != "succeeded" and not report.at_budget:
         click.echo(f"  {report.status}: {report.message}")
     if output:
         reports.write(output, [*rows, {"what": f"each request's custom: {custom}", "contacts": None},
                                {"what": "projected credits", "contacts": report.projected_credits}])  # fmt: skip
+
+
+def dry_run_warnings(report: SyncReport) -> list[str]:
+    """What a person must know before running it for real: the balance or a cap would stop it."""
+    warnings = []
+    if report.projected_credits > report.credits_at_start:
+        warnings.append(
+            f"the projected cost ({report.projected_credits:g} credits) exceeds the balance "
+            f"({report.credits_at_start:g}): the run would stop when the credits run out, the rest waiting for "
+            "the next run; lower [instances.budget] caps or add credits"
+        )
+    if report.at_budget:
+        warnings.append(f"the run would stop early: {report.message}")
+    return warnings
 
 
 def _when(value: datetime | None) -> str:

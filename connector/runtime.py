@@ -121,10 +121,14 @@ class Runtime:
             dry_run=dry_run,
             wait_for_lease=wait_for_lease,
         )
-        log.info(
-            "%s: sync %s: pulled %d, sent %d in %d job(s), skipped %s",
-            name, report.status, report.pulled, report.sent, len(report.jobs), dict(report.skipped),
-        )  # fmt: skip
+        if dry_run:
+            log.info("%s: dry run %s: pulled %d, would send %d, skipped %s",
+                     name, report.status, report.pulled, report.sent, dict(report.skipped))  # fmt: skip
+        else:
+            log.info(
+                "%s: sync %s: pulled %d, sent %d in %d job(s), skipped %s",
+                name, report.status, report.pulled, report.sent, len(report.jobs), dict(report.skipped),
+            )  # fmt: skip
         return report
 
     def apply_when_ready(self) -> ApplyReport:

@@ -315,6 +315,30 @@ def test_a_dry_run_shows_the_custom_each_request_would_carry_and_sends_nothing(
     assert lonescale_sandbox.control.admin("jobs")["jobs"] == [], "a dry run sends nothing"
 
 
+def test_a_dry_run_warns_when_the_balance_or_a_cap_would_stop_the_real_run(
+    config: Path, lonescale_sandbox: Served
+) -> None:
+    lonescale_sandbox.control.configure(enrichment_credits=50)
+    result = CliRunner().invoke(main, ["sync", "sf", "--config", str(config), "--dry-run"], env=ENV)
+    assert result.exit_code == 0, result.output
+    projected = float(
+        re.search(r"projected credits \(if everything is found\): (\S+) of 50 left", result.stdout)[1]
+    )  # type: ignore[index]
+    assert projected > 50
+    assert f"warning: the projected cost ({projected:g} credits) exceeds the balance (50)" in result.stderr
+    assert "would stop early" not in result.stderr, "no cap was met"
+
+    config.write_text(
+        config.read_text().replace(
+            'schedule = "every 1h"', 'schedule = "every 1h"\nbudget = { max_contacts_per_run = 5 }'
+        )
+    )
+    result = CliRunner().invoke(main, ["sync", "sf", "--config", str(config), "--dry-run"], env=ENV)
+    assert "would send 5" in result.stdout
+    assert "warning: the run would stop early: cap reached after 5 contacts" in result.stderr
+    assert lonescale_sandbox.control.admin("jobs")["jobs"] == [], "a dry run sends nothing"
+
+
 def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_path: Path) -> None:
     code, output = cli(
         "sync", "sf", "--config", str(config), "--dry-run", "--output", str(tmp_path / "plan.json")
