@@ -203,7 +203,7 @@ def _dry_run(report: SyncReport, output: Path | None) -> None:
 def dry_run_warnings(report: SyncReport) -> list[str]:
     """What a person must know before running it for real: the balance or a cap would stop it."""
     warnings = []
-    if report.projected_credits > report.credits_at_start:
+    if report.credits_at_start is not None and report.projected_credits > report.credits_at_start:
         warnings.append(
             f"the projected cost ({report.projected_credits:g} credits) exceeds the balance "
             f"({report.credits_at_start:g}): the run would stop when the credits run out, the rest waiting for "
