@@ -189,8 +189,8 @@ def _dry_run(report: SyncReport, output: Path | None) -> None:
         click.echo(f"  {row['what']:<40} {row['contacts']:>7}")
     custom = json.dumps(report.custom, ensure_ascii=False)
     click.echo(f"  each request's custom: {custom}")
-    click.echo(f"  projected credits (if everything is found): {report.projected_credits:g} "
-               f"of {report.credits_at_start:g} left")  # fmt: skip
+    balance = "an unread balance" if report.credits_at_start is None else f"{report.credits_at_start:g} left"
+    click.echo(f"  projected credits (if everything is found): {report.projected_credits:g} of {balance}")
     for warning in dry_run_warnings(report):
         click.echo(f"  warning: {warning}", err=True)
     if report.status != "succeeded" and not report.at_budget:

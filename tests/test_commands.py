@@ -339,6 +339,15 @@ def test_a_dry_run_warns_when_the_balance_or_a_cap_would_stop_the_real_run(
     assert lonescale_sandbox.control.admin("jobs")["jobs"] == [], "a dry run sends nothing"
 
 
+def test_a_dry_run_on_a_new_org_says_why_it_would_stop_without_a_balance_to_show(
+    new_org_config: Path,
+) -> None:
+    code, output = cli("sync", "sf", "--config", str(new_org_config), "--dry-run")
+    assert code == 0 and "Traceback" not in output
+    assert "projected credits (if everything is found): 0 of an unread balance" in output
+    assert "stopped: " in output and "Job_Change_Detected__c" in output, "the pre-flight's reason"
+
+
 def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_path: Path) -> None:
     code, output = cli(
         "sync", "sf", "--config", str(config), "--dry-run", "--output", str(tmp_path / "plan.json")
