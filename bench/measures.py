@@ -191,7 +191,7 @@ def measure_rate_limited_write_back(sandbox: SandboxProcess, n: int, *, limit_pe
         lost_fields = [
             e for e in written if not same_value(current.get(e.record_id, {}).get(e.field), e.new_value)
         ]
-        with store.engine.connect() as db:
+        with store.database.engine.connect() as db:
             waiting = db.execute(
                 select(func.count())
                 .select_from(schema.job_contacts)

@@ -201,7 +201,7 @@ class Connector:
         self.store.close()
 
     def inbox_count(self) -> int:
-        with self.store.engine.connect() as db:
+        with self.store.database.engine.connect() as db:
             return int(db.execute(select(func.count()).select_from(schema.inbox)).scalar_one())
 
 

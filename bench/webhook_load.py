@@ -52,7 +52,7 @@ def serve(db_path: Path, jobs: int) -> None:
     finally:
         server.stop()
         cpu = time.process_time() - cpu0
-        with store.engine.connect() as db:
+        with store.database.engine.connect() as db:
             from sqlalchemy import func, select
 
             from connector.store import schema

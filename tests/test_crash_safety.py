@@ -281,11 +281,11 @@ class World:
 
     # -- the store -------------------------------------------------------------------------------------
     def rows(self, table: Any, *where: Any) -> list[dict[str, Any]]:
-        with self.store.engine.connect() as db:
+        with self.store.database.engine.connect() as db:
             return [dict(r._mapping) for r in db.execute(select(table).where(*where))]
 
     def count(self, table: Any, *where: Any) -> int:
-        with self.store.engine.connect() as db:
+        with self.store.database.engine.connect() as db:
             return int(db.execute(select(func.count()).select_from(table).where(*where)).scalar_one())
 
     def instance_of_job(self) -> dict[str, str]:
@@ -313,7 +313,7 @@ class World:
         return dict(flying)
 
     def last_run(self) -> int:
-        with self.store.engine.connect() as db:
+        with self.store.database.engine.connect() as db:
             return int(db.execute(select(func.max(schema.runs.c.id))).scalar_one() or 0)
 
     # -- LoneScale's side ------------------------------------------------------------------------------

@@ -169,7 +169,7 @@ def test_concurrent_deliveries_are_each_stored_once_and_committed_before_their_2
 
     def deliver(body: bytes) -> tuple[int, str, int]:
         response = served.post(body)
-        with observer.engine.connect() as db:
+        with observer.database.engine.connect() as db:
             rows = db.execute(
                 select(func.count()).where(
                     inbox.c.job_id == served.job_id, inbox.c.body_sha256 == sha256(body)
@@ -191,7 +191,7 @@ def test_concurrent_deliveries_are_each_stored_once_and_committed_before_their_2
 
 
 def test_while_the_store_fails_every_delivery_is_refused_5xx_and_none_is_kept(served: Served) -> None:
-    with served.store.engine.begin() as db:
+    with served.store.database.engine.begin() as db:
         db.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
     bodies = [result(n) for n in range(24)]
     # uvicorn closes a connection whose request raised: one request per connection, so none is sent down
@@ -200,7 +200,7 @@ def test_while_the_store_fails_every_delivery_is_refused_5xx_and_none_is_kept(se
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(lambda body: served.post(body, once).status_code, bodies))
     assert statuses == [500] * len(bodies)
-    with served.store.engine.begin() as db:
+    with served.store.database.engine.begin() as db:
         db.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
     assert kept(served.store, served.job_id) == []
     # None was acknowledged nor kept: LoneScale's next attempt stores each one, not a duplicate.

@@ -371,7 +371,7 @@ def test_an_apply_pass_that_raises_anything_is_recorded_failed_with_its_error(
     instance = salesforce_instance(salesforce_sandbox)
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
-    with pipeline.store.engine.begin() as db:
+    with pipeline.store.database.engine.begin() as db:
         db.execute(text("ALTER TABLE write_journal RENAME TO write_journal_moved"))
 
     applied = pipeline.apply(instance)

@@ -44,7 +44,7 @@ def posted(lonescale: Served) -> Counter[str]:
 def written(pipeline: Pipeline) -> Counter[tuple[str, str]]:
     """(record, field) → how many writes the journal holds."""
     journal = schema.write_journal
-    with pipeline.store.engine.connect() as db:
+    with pipeline.store.database.engine.connect() as db:
         rows = db.execute(select(journal.c.record_id, journal.c.field).where(journal.c.outcome == "written"))
         return Counter((row.record_id, row.field) for row in rows)
 

@@ -5,14 +5,11 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
-from sqlalchemy import text
 
 from connector.models import JobStatus
 from connector.store import Cursor, Job, JobContact, JournalEntry, Store, sha256
-from connector.store.migrations import MIGRATIONS, current_version, migrate
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123000, tzinfo=UTC)
 
@@ -39,43 +36,6 @@ def make_job(store: Store, job_id: str = "job-1", instance: str = "acme") -> Job
         ],
     )
     return job
-
-
-def test_migrations_run_once_and_are_recorded(store_url: str) -> None:
-    first = Store(store_url)
-    assert current_version(first.engine) == max(version for version, _, _ in MIGRATIONS)
-    assert migrate(first.engine) == []
-    first.close()
-    again = Store(store_url)
-    assert current_version(again.engine) == max(version for version, _, _ in MIGRATIONS)
-    again.close()
-
-
-def test_a_database_from_before_migration_4_gains_the_jobs_provider_and_keeps_its_jobs(
-    store_url: str,
-) -> None:
-    old = Store(store_url)
-    make_job(old)
-    with old.engine.begin() as db:  # as version 3 left it: no provider column
-        db.execute(text("ALTER TABLE jobs DROP COLUMN provider"))
-        db.execute(text("DELETE FROM schema_migrations WHERE version = 4"))
-    old.close()
-
-    store = Store(store_url)
-    kept = store.job("job-1")
-    store.record_provider("job-1", "lonescale")
-    recorded = store.job("job-1")
-    store.close()
-
-    assert kept is not None and kept.provider is None and kept.contact_count == 2
-    assert recorded is not None and recorded.provider == "lonescale"
-
-
-def test_sqlite_runs_in_wal_mode(tmp_path: Path) -> None:
-    store = Store(f"sqlite:///{tmp_path / 'wal.db'}")
-    with store.engine.connect() as db:
-        assert db.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-    store.close()
 
 
 def test_a_run_records_its_counts_and_outcome(store: Store) -> None:

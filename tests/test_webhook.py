@@ -172,7 +172,7 @@ def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) ->
 def test_healthz_answers_only_while_the_store_answers(served: tuple[str, Store, str]) -> None:
     url, store, _ = served
     assert HTTP.get(f"{url}/healthz").json() == {"status": "ok", "message": "ok"}
-    with store.engine.begin() as db:
+    with store.database.engine.begin() as db:
         db.execute(text("DROP TABLE job_contacts"))
         db.execute(text("DROP TABLE jobs"))
     broken = HTTP.get(f"{url}/healthz")

@@ -154,7 +154,7 @@ def test_a_job_done_before_the_grace_is_refused_410_and_nothing_stored(tmp_path:
     try:
         served = Served("", store, Clock())
         job_id, token = served.add_job()
-        with store.engine.begin() as db:
+        with store.database.engine.begin() as db:
             db.execute(
                 update(schema.jobs)
                 .where(schema.jobs.c.id == job_id)
@@ -231,7 +231,7 @@ def test_concurrent_deliveries_cannot_take_a_job_past_its_cap(served: Served) ->
 def test_a_delivery_the_store_failed_to_keep_does_not_count_against_the_cap(served: Served) -> None:
     job_id, token = served.add_job(contacts=1)  # 13 bodies
     assert served.post(job_id, token, result(0)).status_code == 200
-    with served.store.engine.begin() as db:
+    with served.store.database.engine.begin() as db:
         db.execute(text("ALTER TABLE inbox RENAME TO inbox_away"))
     once = {"connection": "close"}  # uvicorn closes a connection whose request raised
     failed = [
@@ -240,7 +240,7 @@ def test_a_delivery_the_store_failed_to_keep_does_not_count_against_the_cap(serv
         for n in range(100, 120)
     ]  # fmt: skip
     assert failed == [500] * 20
-    with served.store.engine.begin() as db:
+    with served.store.database.engine.begin() as db:
         db.execute(text("ALTER TABLE inbox_away RENAME TO inbox"))
     statuses = [served.post(job_id, token, result(n)).status_code for n in range(1, 14)]
     assert statuses == [200] * 12 + [429], "the 20 that failed took none of the job's 13"

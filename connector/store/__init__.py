@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, RowMapping, func, or_, select, update
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import RowMapping, func, or_, select, update
 
-from connector.errors import StoreUnavailable
 from connector.models import JobStatus
 from connector.store import schema, state
-from connector.store.dialect import insert_ignoring_duplicates, make_engine, slices, unavailable, write_lock
+from connector.store.database import Database
+from connector.store.dialect import insert_ignoring_duplicates, slices
 from connector.store.leases import Lease, Leases, instance_lease
-from connector.store.migrations import migrate
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 
 
@@ -34,26 +31,18 @@ def sha256(data: bytes | str) -> str:
 
 
 class Store:
-    def __init__(self, url: str):
-        try:
-            self.engine: Engine = make_engine(url)
-            self._write_lock = write_lock(self.engine)
-            migrate(self.engine)
-        except (SQLAlchemyError, OSError) as exc:  # said as a sentence with its fix, not a traceback
-            raise StoreUnavailable(unavailable(url, exc)) from exc
-        self.leases = Leases(self.engine, self._writing)
+    """The store: one database, one object per aggregate. Callers take the piece they need."""
 
-    @contextmanager
-    def _writing(self) -> Iterator[Connection]:
-        with self._write_lock, self.engine.begin() as connection:
-            yield connection
+    def __init__(self, url: str):
+        self.database = Database(url)
+        self.leases = Leases(self.database)
 
     def close(self) -> None:
-        self.engine.dispose()
+        self.database.close()
 
     # -- runs ------------------------------------------------------------------------------------------
     def start_run(self, instance: str, kind: str) -> int:
-        with self._writing() as db:
+        with self.database.writing() as db:
             result = db.execute(
                 schema.runs.insert().values(
                     instance=instance, kind=kind, status="running", started_at=_now(), counts={}
@@ -64,7 +53,7 @@ class Store:
     def finish_run(
         self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None
     ) -> None:
-        with self._writing() as db:
+        with self.database.writing() as db:
             db.execute(
                 update(schema.runs)
                 .where(schema.runs.c.id == run_id)
@@ -78,12 +67,12 @@ class Store:
             .order_by(schema.runs.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [dict(row._mapping) for row in db.execute(query)]
 
     # -- cursors ---------------------------------------------------------------------------------------
     def cursor(self, instance: str) -> Cursor | None:
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             row = db.execute(select(schema.cursors).where(schema.cursors.c.instance == instance)).first()
         if row is None:
             return None
@@ -91,7 +80,7 @@ class Store:
 
     def set_cursor(self, instance: str, cursor: Cursor) -> None:
         values = {"changed_at": cursor.changed_at, "updated_at": _now()}
-        with self._writing() as db:
+        with self.database.writing() as db:
             changed = db.execute(
                 update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)
             ).rowcount
@@ -103,7 +92,7 @@ class Store:
         """The job, its contacts and the start of their cooldowns, in one transaction, before LoneScale is
         called: a crash mid-POST cannot then send them again (the job is uncertain, and only a person's
         `retry-failed --jobs` sends its contacts again)."""
-        with self._writing() as db:
+        with self.database.writing() as db:
             state.sent(
                 db, job.instance, {c.record_id: job.enrichment_types for c in contacts}, job.created_at
             )
@@ -143,7 +132,7 @@ class Store:
                 )
 
     def update_job(self, job_id: str, status: JobStatus, **values: Any) -> None:
-        with self._writing() as db:
+        with self.database.writing() as db:
             db.execute(
                 update(schema.jobs)
                 .where(schema.jobs.c.id == job_id)
@@ -151,7 +140,7 @@ class Store:
             )
 
     def job(self, job_id: str) -> Job | None:
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             row = db.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).first()
         return None if row is None else self._job(row._mapping)
 
@@ -162,7 +151,7 @@ class Store:
         wanted = [s.value for s in statuses]
         if wanted:
             query = query.where(schema.jobs.c.status.in_(wanted))
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [self._job(row._mapping) for row in db.execute(query)]
 
     def job_counts(self, instance: str) -> dict[str, int]:
@@ -171,7 +160,7 @@ class Store:
             .where(schema.jobs.c.instance == instance)
             .group_by(schema.jobs.c.status)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return {status: int(count) for status, count in db.execute(query)}
 
     def jobs_holding(self, instance: str, status: str) -> list[tuple[Job, int]]:
@@ -189,7 +178,7 @@ class Store:
             .where(jobs.c.instance == instance)
             .order_by(jobs.c.created_at)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [(self._job(row._mapping), int(row.held)) for row in db.execute(query)]
 
     @staticmethod
@@ -213,12 +202,12 @@ class Store:
         )
 
     def record_provider(self, job_id: str, provider: str) -> None:
-        with self._writing() as db:
+        with self.database.writing() as db:
             db.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(provider=provider))
 
     def job_contacts(self, job_id: str) -> list[JobContact]:
         query = select(schema.job_contacts).where(schema.job_contacts.c.job_id == job_id)
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [
                 JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
                 for r in db.execute(query)
@@ -230,7 +219,7 @@ class Store:
         ids = list(record_ids)
         if not ids:
             return
-        with self._writing() as db:
+        with self.database.writing() as db:
             db.execute(
                 update(schema.job_contacts)
                 .where(schema.job_contacts.c.job_id == job_id, schema.job_contacts.c.record_id.in_(ids))
@@ -267,8 +256,8 @@ class Store:
         # RETURNING, as rowcount is unreliable under ON CONFLICT on PostgreSQL; a skipped row returns nothing,
         # so its unique key, not its position, says which rows were fresh.
         returning = (inbox.c.job_id, inbox.c.body_sha256)
-        statement = insert_ignoring_duplicates(self.engine, inbox).returning(*returning)
-        with self._writing() as db:
+        statement = insert_ignoring_duplicates(self.database.engine, inbox).returning(*returning)
+        with self.database.writing() as db:
             inserted = {(row.job_id, row.body_sha256) for row in db.execute(statement, rows)}
         return [first[key] == index and key in inserted for index, key in enumerate(keys)]
 
@@ -280,7 +269,7 @@ class Store:
             .order_by(schema.inbox.c.id)
             .limit(limit)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
     def recent_deliveries(self, limit: int, max_bytes: int = 65_536) -> list[Delivery]:
@@ -292,7 +281,7 @@ class Store:
             .order_by(inbox.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
     def backlog(self) -> tuple[int, datetime | None, datetime | None]:
@@ -301,13 +290,13 @@ class Store:
         query = select(func.count(), func.min(inbox.c.received_at), func.max(inbox.c.received_at)).where(
             inbox.c.status == "new"
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             count, oldest, newest = db.execute(query).one()
         return int(count), _aware(oldest), _aware(newest)
 
     def deliveries(self, job_id: str) -> list[dict[str, Any]]:
         query = select(schema.inbox).where(schema.inbox.c.job_id == job_id).order_by(schema.inbox.c.id)
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [dict(row._mapping) for row in db.execute(query)]
 
     def inbox_usage(self, job_id: str) -> tuple[int, int]:
@@ -317,7 +306,7 @@ class Store:
         query = select(func.count(), func.coalesce(func.sum(func.length(inbox.c.body)), 0)).where(
             inbox.c.job_id == job_id
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             count, size = db.execute(query).one()
         return int(count), int(size)
 
@@ -325,7 +314,7 @@ class Store:
         """Whether this exact body is already kept for the job (a duplicate delivery)."""
         inbox = schema.inbox
         query = select(inbox.c.id).where(inbox.c.job_id == job_id, inbox.c.body_sha256 == body_sha256)
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return db.execute(query.limit(1)).first() is not None
 
     def unmatched_results(self, instance: str) -> int:
@@ -337,7 +326,7 @@ class Store:
             .join(jobs, jobs.c.id == inbox.c.job_id)
             .where(jobs.c.instance == instance, inbox.c.error.like("% matched no contact"))
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             notes = list(db.scalars(query))
         return sum(int(note.split()[0]) for note in notes if note and note.split()[0].isdigit())
 
@@ -345,14 +334,14 @@ class Store:
         """How many of this job's stored deliveries wait to be applied."""
         inbox = schema.inbox
         query = select(func.count()).where(inbox.c.job_id == job_id, inbox.c.status == "new")
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return int(db.execute(query).scalar_one())
 
     def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
         self.mark_deliveries([delivery_id], status, error)
 
     def mark_deliveries(self, delivery_ids: Sequence[int], status: str, error: str | None = None) -> None:
-        with self._writing() as db:
+        with self.database.writing() as db:
             for some in slices(delivery_ids):
                 db.execute(
                     update(schema.inbox).where(schema.inbox.c.id.in_(some)).values(status=status, error=error)
@@ -362,12 +351,12 @@ class Store:
     def record_states(self, instance: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
         table = schema.record_state
         query = select(table).where(table.c.instance == instance, table.c.record_id.in_(list(record_ids)))
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return {r.record_id: dict(r._mapping) for r in db.execute(query)}
 
     def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
         """Release contacts from cooldown for these types: their job provably never reached LoneScale."""
-        with self._writing() as db:
+        with self.database.writing() as db:
             state.forget(db, instance, record_ids, types)
 
     def overdue_jobs(self, now: datetime) -> list[Job]:
@@ -377,7 +366,7 @@ class Store:
         query = (
             select(jobs).where(jobs.c.status.in_(waiting), jobs.c.deadline < now).order_by(jobs.c.deadline)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [self._job(row._mapping) for row in db.execute(query)]
 
     def journal(self, entries: Sequence[JournalEntry]) -> list[int]:
@@ -391,7 +380,7 @@ class Store:
              "reason": e.reason, "written_at": e.written_at or _now()}
             for e in entries
         ]  # fmt: skip
-        with self._writing() as db:
+        with self.database.writing() as db:
             result = db.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
             return [int(row.id) for row in result]
 
@@ -409,7 +398,7 @@ class Store:
         grouped: dict[tuple[str, str | None], list[int]] = {}
         for entry_id, verdict in outcomes.items():
             grouped.setdefault(verdict, []).append(entry_id)
-        with self._writing() as db:
+        with self.database.writing() as db:
             for (outcome, reason), ids in grouped.items():
                 for some in slices(ids):
                     db.execute(
@@ -437,7 +426,7 @@ class Store:
         `interrupted`; jobs stored but maybe never posted are `uncertain` (their webhook settles them, or the
         overdue path does)."""
         runs, jobs = schema.runs, schema.jobs
-        with self._writing() as db:
+        with self.database.writing() as db:
             stopped = db.execute(
                 update(runs)
                 .where(runs.c.instance == instance, runs.c.status == "running")
@@ -459,7 +448,7 @@ class Store:
             jobs.c.created_at >= since,
             jobs.c.status.notin_([JobStatus.FAILED.value, JobStatus.PENDING.value]),
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return int(db.execute(query).scalar_one())
 
     def journal_counts(self, instance: str) -> dict[str, int]:
@@ -470,7 +459,7 @@ class Store:
             .where(table.c.instance == instance)
             .group_by(table.c.outcome)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return {outcome: int(count) for outcome, count in db.execute(query)}
 
     def contacts_with_status(self, instance: str, status: str, limit: int = 20) -> list[JobContact]:
@@ -483,7 +472,7 @@ class Store:
             .order_by(jobs.c.created_at.desc())
             .limit(limit)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [
                 JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
                 for r in db.execute(query)
@@ -496,7 +485,7 @@ class Store:
         came after it restored what was there before us, so the field then holds no value of ours."""
         table, runs = schema.write_journal, schema.runs
         latest: dict[tuple[str, str], tuple[int, Any, str]] = {}
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             for some in slices(record_ids):
                 query = (
                     select(table.c.id, table.c.record_id, table.c.field, table.c.new_value, runs.c.kind)
@@ -520,7 +509,7 @@ class Store:
         return self._journal(or_(schema.write_journal.c.run_id == run_id, schema.jobs.c.run_id == run_id))
 
     def run(self, run_id: int) -> dict[str, Any] | None:
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             row = db.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
         return None if row is None else dict(row._mapping)
 
@@ -536,13 +525,13 @@ class Store:
             query = query.where(inbox.c.job_id == job_id)
         if since is not None:
             query = query.where(inbox.c.received_at >= since)
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
 
     def purge_payloads(self, before: datetime) -> int:
         """Empty the bodies of deliveries handled before `before`; the rows and hashes stay for dedup."""
         inbox = schema.inbox
-        with self._writing() as db:
+        with self.database.writing() as db:
             return int(
                 db.execute(
                     update(inbox)
@@ -560,7 +549,7 @@ class Store:
             .order_by(inbox.c.id.desc())
             .limit(limit)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [dict(r._mapping) for r in db.execute(query)]
 
     def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
@@ -576,7 +565,7 @@ class Store:
             .where(*conditions)
             .order_by(table.c.id)
         )
-        with self.engine.connect() as db:
+        with self.database.reading() as db:
             return [
                 JournalEntry(r.run_id, r.job_id, r.instance, r.record_id, r.field, r.old_value, r.new_value,
                              r.outcome, r.reason, _aware(r.written_at), r.id, r.cycle)

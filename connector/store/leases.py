@@ -20,14 +20,15 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import select, update
 
 from connector.errors import Busy, LeaseLost
 from connector.store import schema
+from connector.store.database import Database
 from connector.store.dialect import upsert
 
 log = logging.getLogger(__name__)
@@ -103,10 +104,8 @@ class Lease:
 
 
 class Leases:
-    def __init__(
-        self, engine: Engine, writing: Callable[[], AbstractContextManager[Connection]], clock: Clock = _now
-    ):
-        self._engine, self._writing, self._clock = engine, writing, clock
+    def __init__(self, database: Database, clock: Clock = _now):
+        self._database, self._clock = database, clock
         self._host, self._pid = socket.gethostname()[:200], os.getpid()
 
     def acquire(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL, *, wait: float = 0.0) -> Lease:
@@ -140,14 +139,14 @@ class Leases:
         row = {"name": name, "holder": holder, "host": self._host, "pid": self._pid, "purpose": purpose,
                "epoch": 1, "acquired_at": now, "expires_at": now + ttl}  # fmt: skip
         statement = upsert(
-            self._engine.dialect.name,
+            self._database.engine.dialect.name,
             table,
             ("name",),
             ("holder", "host", "pid", "purpose", "acquired_at", "expires_at"),
             also={"epoch": table.c.epoch + 1},
             where=(table.c.holder == "") | (table.c.expires_at < now),
         ).returning(table.c.epoch)
-        with self._writing() as db:
+        with self._database.writing() as db:
             epoch = db.execute(statement, row).scalar()
         return None if epoch is None else int(epoch)
 
@@ -165,7 +164,7 @@ class Leases:
                     expires_at=now + ttl, epoch=table.c.epoch + 1)
             .returning(table.c.epoch)
         )  # fmt: skip
-        with self._writing() as db:
+        with self._database.writing() as db:
             epoch = db.execute(statement).scalar()
         if epoch is None:
             raise Busy(f"{current.name} is busy: another process took it over at the same moment")
@@ -181,7 +180,7 @@ class Leases:
             .where(table.c.name == lease.name, table.c.holder == lease.holder, table.c.epoch == lease.epoch)
             .values(expires_at=self._clock() + lease.ttl)
         )
-        with self._writing() as db:
+        with self._database.writing() as db:
             return bool(db.execute(statement).rowcount)
 
     def release(self, lease: Lease) -> None:
@@ -191,13 +190,13 @@ class Leases:
             .where(table.c.name == lease.name, table.c.holder == lease.holder, table.c.epoch == lease.epoch)
             .values(holder="", expires_at=self._clock())
         )
-        with self._writing() as db:
+        with self._database.writing() as db:
             db.execute(statement)
 
     def holding(self, name: str) -> Holding | None:
         """The live holder of a lease, or None when it is free (released or expired)."""
         table = schema.leases
-        with self._engine.connect() as db:
+        with self._database.reading() as db:
             row = db.execute(select(table).where(table.c.name == name)).first()
         if row is None or not row.holder or _aware(row.expires_at) < self._clock():
             return None

@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -14,13 +13,6 @@ from connector.errors import Busy, LeaseLost
 from connector.store import Store, instance_lease
 
 NAME = instance_lease("acme")
-
-
-@pytest.fixture
-def store(store_url: str) -> Iterator[Store]:
-    opened = Store(store_url)
-    yield opened
-    opened.close()
 
 
 def test_a_second_holder_is_refused_with_who_holds_it_until_the_first_releases(store: Store) -> None:

@@ -1,0 +1,50 @@
+"""The one database every part of the store shares: its engine, migrated on open, and how to write to it.
+
+Each aggregate (runs, cursors, jobs, inbox, ledger, journal, leases) holds this object, not an engine of its
+own: they share one connection pool and, on SQLite, one write lock (connector.store.dialect.write_lock). A
+write that spans aggregates is one `writing()` transaction, handed to the other aggregate's functions that
+take a connection (e.g. connector.store.ledger.sent)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import SQLAlchemyError
+
+from connector.errors import StoreUnavailable
+from connector.store.dialect import make_engine, unavailable, write_lock
+from connector.store.migrations import migrate
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def aware(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes even for timezone-aware columns; everything we store is UTC."""
+    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
+
+
+class Database:
+    def __init__(self, url: str):
+        try:
+            self.engine: Engine = make_engine(url)
+            self._write_lock = write_lock(self.engine)
+            migrate(self.engine)
+        except (SQLAlchemyError, OSError) as exc:  # said as a sentence with its fix, not a traceback
+            raise StoreUnavailable(unavailable(url, exc)) from exc
+
+    @contextmanager
+    def writing(self) -> Iterator[Connection]:
+        """One transaction, committed at the end of the block (rolled back if it raises)."""
+        with self._write_lock, self.engine.begin() as connection:
+            yield connection
+
+    def reading(self) -> Connection:
+        return self.engine.connect()
+
+    def close(self) -> None:
+        self.engine.dispose()
