@@ -176,7 +176,7 @@ def measure_rate_limited_write_back(sandbox: SandboxProcess, n: int, *, limit_pe
         store, name = connector.store, "bench-hs"
         journal = [
             entry
-            for run in store.runs(name, limit=10_000)
+            for run in store.runs.recent(name, limit=10_000)
             if run["kind"] == "apply"
             for entry in store.journal_for_run(run["id"])
         ]

@@ -32,7 +32,7 @@ def serve(db_path: Path, jobs: int) -> None:
     JSON line (url, jobs, tokens), serves until stdin closes, then prints its CPU seconds."""
     store = Store(f"sqlite:///{db_path}")
     now = datetime.now(UTC)
-    run_id = store.start_run("bench", "sync")  # a job belongs to a run
+    run_id = store.runs.start("bench", "sync")  # a job belongs to a run
     listing = []
     for _ in range(jobs):
         job_id, token = str(uuid.uuid4()), secrets.token_urlsafe(32)

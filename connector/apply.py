@@ -108,7 +108,7 @@ def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate
 def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
                 lease: Lease | None, kind: str, now: datetime, report: ApplyReport) -> None:  # fmt: skip
     """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
-    run_id = store.start_run(instance.name, kind)
+    run_id = store.runs.start(instance.name, kind)
     with log_context(instance=instance.name, run_id=run_id):
         _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id)
 
@@ -135,7 +135,7 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
         else:  # a bug, not an outage: keep its traceback for the report
             log.exception("%s: write-back failed unexpectedly; results stay in the inbox", instance.name)
     finally:
-        store.finish_run(run_id, status, report.counts(), error)
+        store.runs.finish(run_id, status, report.counts(), error)
 
 
 def apply_results(

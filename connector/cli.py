@@ -229,7 +229,7 @@ def status(config_path: Path) -> None:
     try:
         for settings in config.settings.instances:
             name = settings.name
-            runs = store.runs(name, limit=50)
+            runs = store.runs.recent(name, limit=50)
             click.echo(f"{name} ({settings.crm}, schedule {settings.schedule})")
             for kind in ("sync", "apply"):
                 last = next((r for r in runs if r["kind"] == kind), None)

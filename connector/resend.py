@@ -143,7 +143,7 @@ def _mark_resent(store: Store, plan: _Plan, report: SyncReport) -> None:
 def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
           webhook_base: str, plan: _Plan, lease: Lease, now: Callable[[], datetime]) -> SyncReport:  # fmt: skip
     """The chosen contacts, through the sync's own sender (caps, refusals, lost answers), as a `resend` run."""
-    report = SyncReport(instance.name, store.start_run(instance.name, "resend"))
+    report = SyncReport(instance.name, store.runs.start(instance.name, "resend"))
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now,
                     allowance(instance, store, now()), lease)  # fmt: skip
     try:
@@ -173,7 +173,7 @@ def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings
         if report.status == "running":  # an unexpected exception is on its way up
             report.status = "failed"
         _mark_resent(store, plan, report)
-        store.finish_run(report.run_id, report.status, report.counts(), report.message)
+        store.runs.finish(report.run_id, report.status, report.counts(), report.message)
     log.warning("%s: %d contact(s) of expired jobs sent again in %d job(s), on a person's word (%s)",
                 instance.name, report.sent, len(report.jobs), report.status)  # fmt: skip
     return report

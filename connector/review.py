@@ -98,7 +98,7 @@ def rollback(
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> RollbackReport:
     """Restore every field run `run_id` wrote to its previous value, unless it changed since our write."""
-    run = store.run(run_id)
+    run = store.runs.get(run_id)
     if run is None:
         raise ValueError(f"there is no run {run_id}")
     if run["instance"] not in instances:
@@ -141,7 +141,7 @@ def _rollback(
             olds[record_id] = {k: jsonable(now_values.get(k)) for k in values} if now_values else {}
     if dry_run or not updates:
         return report
-    report.run_id = store.start_run(instance.name, "rollback")
+    report.run_id = store.runs.start(instance.name, "rollback")
     outcomes = instance.adapter.write_back(updates)
     journal = []
     for update, outcome in zip(updates, outcomes, strict=True):
@@ -153,7 +153,7 @@ def _rollback(
                                  now()) for name, value in update.values.items()]  # fmt: skip
     store.journal(journal)
     status = "succeeded" if not report.rejected else "failed"
-    store.finish_run(
+    store.runs.finish(
         report.run_id, status, {"restored": report.restored, "rejected": report.rejected, "of_run": run_id}
     )
     return report

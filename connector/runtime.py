@@ -85,7 +85,7 @@ class Runtime:
         for name in self.instances:
             try:
                 with self.store.leases.held(instance_lease(name), "start"):
-                    stopped, unsure = self.store.interrupt_unfinished(name)
+                    stopped, unsure = self.store.runs.interrupt_unfinished(name)
             except Busy as exc:
                 log.info("%s: left as it is at start: %s", name, exc)
                 continue

@@ -432,7 +432,7 @@ def _pull_and_trigger(instance: Instance, store: Store, lonescale: LoneScaleClie
                       progress: Callable[[SyncReport], None] | None) -> SyncReport:  # fmt: skip
     dry_run = lease is None
     report = SyncReport(
-        instance.name, 0 if dry_run else store.start_run(instance.name, "sync"), dry_run=dry_run
+        instance.name, 0 if dry_run else store.runs.start(instance.name, "sync"), dry_run=dry_run
     )
     with log_context(run_id=report.run_id or None):
         return _run_window(instance, store, lonescale, settings, webhook_base, lease, now, progress, report)
@@ -476,7 +476,7 @@ def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, se
         if report.status == "running":  # an unexpected exception is on its way up
             report.status = "failed"
         if not dry_run:
-            store.finish_run(report.run_id, report.status, report.counts(), report.message)
+            store.runs.finish(report.run_id, report.status, report.counts(), report.message)
         if progress:
             progress(report)
     return report

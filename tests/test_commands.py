@@ -360,7 +360,7 @@ def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_pa
 
     assert cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")[0] == 0
     store = Store(f"sqlite:///{config.parent / 'state.db'}")
-    apply_run = next(r["id"] for r in store.runs("sf") if r["kind"] == "apply")
+    apply_run = next(r["id"] for r in store.runs.recent("sf") if r["kind"] == "apply")
     record = store.journal_for_run(apply_run)[0].record_id
     store.close()
 

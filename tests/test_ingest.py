@@ -49,7 +49,7 @@ def add_job(store: Store, contacts: int = 1) -> tuple[str, str]:
     """A sent job of `contacts`: its id and its webhook token."""
     job_id, token = str(uuid.uuid4()), secrets.token_urlsafe(24)
     now = datetime.now(UTC)
-    run_id = store.start_run("acme", "sync")
+    run_id = store.runs.start("acme", "sync")
     store.create_job(
         Job(job_id, "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], contacts, now, now, None, None),
         [],

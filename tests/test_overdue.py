@@ -34,7 +34,7 @@ def expired_jobs(store: Store, instance: str) -> dict[str, str]:
 
 def uncertain_job(store: Store, reason: str = "read timeout") -> Job:
     """A job whose trigger answer was lost an hour ago: stored, its contact in cooldown, no LoneScale id."""
-    run_id = store.start_run("acme-sf", "sync")
+    run_id = store.runs.start("acme-sf", "sync")
     created = datetime.now(UTC) - JOB_DEADLINE - timedelta(minutes=1)
     job = Job("job-u", "acme-sf", run_id, "0" * 64, None, JobStatus.UNCERTAIN, ["email"], 1, created, None,
               created + JOB_DEADLINE, reason)  # fmt: skip

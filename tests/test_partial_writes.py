@@ -87,7 +87,7 @@ def test_an_html_page_in_place_of_hubspot_json_fails_the_pass_with_the_reason_an
 
     assert failed.records_written == 0 and len(failed.failures) == 1
     assert "batch read answered with a body that is not JSON" in failed.failures[0]
-    [run] = pipeline.store.runs("acme-hs", limit=1)
+    [run] = pipeline.store.runs.recent("acme-hs", limit=1)
     assert run["status"] == "failed" and "not JSON" in run["error"]
     hubspot_sandbox.control.configure(html_answers={})  # the proxy is fixed
 

@@ -376,7 +376,7 @@ def test_an_apply_pass_that_raises_anything_is_recorded_failed_with_its_error(
 
     applied = pipeline.apply(instance)
 
-    (run,) = [r for r in pipeline.store.runs(instance.name) if r["kind"] == "apply"]
+    (run,) = [r for r in pipeline.store.runs.recent(instance.name) if r["kind"] == "apply"]
     assert run["status"] == "failed" and "write_journal" in (run["error"] or "")
     assert applied.failures and "write_journal" in applied.failures[0]
     assert pipeline.store.backlog()[0] > 0, "the results are still in the inbox"

@@ -74,7 +74,7 @@ def test_a_dry_run_lists_each_expired_contact_with_what_sending_it_again_can_cos
     assert sum(int(line.split(" ")[0]) for line in lines) == len(contacts)
     assert posted(lonescale_sandbox) == before, "a dry run sends nothing"
     assert set(expired_jobs(pipeline.store, instance.name)) == set(jobs), "and marks nothing"
-    assert not [r for r in pipeline.store.runs(instance.name) if r["kind"] == "resend"]
+    assert not [r for r in pipeline.store.runs.recent(instance.name) if r["kind"] == "resend"]
 
 
 def test_expired_contacts_are_sent_again_once_and_the_old_jobs_late_results_write_nothing_twice(
@@ -91,7 +91,7 @@ def test_expired_contacts_are_sent_again_once_and_the_old_jobs_late_results_writ
     for old in old_jobs:
         assert {c.status for c in pipeline.store.job_contacts(old)} == {"resent"}
     assert not expired_jobs(pipeline.store, instance.name), "a person decided: no longer in failures"
-    assert {r["kind"] for r in pipeline.store.runs(instance.name)} >= {"resend"}
+    assert {r["kind"] for r in pipeline.store.runs.recent(instance.name)} >= {"resend"}
     pipeline.wait_for_results(run)
     first = pipeline.apply(instance)
     assert first.records_written > 0

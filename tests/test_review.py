@@ -73,7 +73,7 @@ def test_a_dry_run_sync_sends_nothing_stores_nothing_and_projects_the_cost(
     assert dry.status == "succeeded" and dry.sent > 0 and dry.jobs == []
     assert dry.projected_credits >= dry.sent and sum(dry.by_types.values()) == dry.sent
     assert lonescale_sandbox.control.count(route="/trigger/enrich") == 0
-    assert pipeline.store.cursor(instance.name) is None and pipeline.store.runs(instance.name) == []
+    assert pipeline.store.cursor(instance.name) is None and pipeline.store.runs.recent(instance.name) == []
     real = pipeline.sync(instance)
     assert (real.sent, dict(real.by_types), dict(real.skipped)) == (
         dry.sent,
@@ -114,7 +114,7 @@ def test_rollback_restores_what_a_run_wrote_except_what_a_person_edited_since(
     }
     pipeline.wait_for_results(pipeline.sync(instance))
     pipeline.apply(instance)
-    apply_run = next(r["id"] for r in pipeline.store.runs(instance.name) if r["kind"] == "apply")
+    apply_run = next(r["id"] for r in pipeline.store.runs.recent(instance.name) if r["kind"] == "apply")
     touched = sorted({e.record_id for e in pipeline.store.journal_for_run(apply_run)})
     edited = next(
         r for r in touched if any(e.field == crm.title for e in pipeline.store.journal_for(instance.name, r))
@@ -192,7 +192,7 @@ def test_rejected_records_are_quarantined_with_their_reason_and_retried_on_reque
 
 
 def _last_run(pipeline: Pipeline, name: str) -> int:
-    return int(pipeline.store.runs(name, limit=1)[0]["id"])
+    return int(pipeline.store.runs.recent(name, limit=1)[0]["id"])
 
 
 def test_a_replay_beside_a_write_in_flight_leaves_its_journal_rows_alone(
@@ -204,7 +204,7 @@ def test_a_replay_beside_a_write_in_flight_leaves_its_journal_rows_alone(
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
     (contact, *_) = pipeline.store.job_contacts(report.jobs[0])
-    run_id = pipeline.store.start_run(instance.name, "apply")
+    run_id = pipeline.store.runs.start(instance.name, "apply")
     in_flight = JournalEntry(run_id, contact.job_id, instance.name, contact.record_id, crm.title, None,
                              "Being written right now", "pending")  # fmt: skip
     (entry_id,) = pipeline.store.journal([in_flight])

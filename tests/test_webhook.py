@@ -27,7 +27,7 @@ CONTACTS = 60  # job-1's: one body per contact is what the concurrent test deliv
 def served(tmp_path: Path) -> Iterator[tuple[str, Store, str]]:
     store = Store(f"sqlite:///{tmp_path / 'hook.db'}")
     token = secrets.token_urlsafe(24)
-    run_id = store.start_run("acme", "sync")
+    run_id = store.runs.start("acme", "sync")
     now = datetime.now(UTC)
     store.create_job(
         Job("job-1", "acme", run_id, sha256(token), "ls-1", JobStatus.SENT, ["email"], CONTACTS, now, now, None,
@@ -77,7 +77,7 @@ def test_a_job_refused_as_unknown_is_accepted_once_it_exists(served: tuple[str, 
     url, store, token = served
     assert post(url, token, json.dumps(RESULT), job="job-2").status_code == 401
     now = datetime.now(UTC)
-    run_id = store.start_run("acme", "sync")
+    run_id = store.runs.start("acme", "sync")
     store.create_job(
         Job("job-2", "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], 1, now, now, None, None), []
     )  # fmt: skip

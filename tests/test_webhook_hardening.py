@@ -74,7 +74,7 @@ class Hook:
 
 def add_jobs(store: Store, contacts: int = 1) -> tuple[dict[str, str], dict[str, str]]:
     """Two new jobs of `contacts` each: their ids and their tokens, both keyed `job-a` and `job-b`."""
-    run_id = store.start_run("acme", "sync")
+    run_id = store.runs.start("acme", "sync")
     now = datetime.now(UTC)
     ids = {name: f"{name}-{secrets.token_hex(4)}" for name in ("job-a", "job-b")}
     tokens = {name: secrets.token_urlsafe(32) for name in ids}

@@ -53,7 +53,7 @@ class Served:
         """A job of `contacts`: its id and its webhook token."""
         job_id, token = str(uuid.uuid4()), secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        run_id = self.store.start_run("acme", "sync")
+        run_id = self.store.runs.start("acme", "sync")
         job = Job(
             job_id, "acme", run_id, sha256(token), None, status, ["email"], contacts, now, now, None, None
         )

@@ -15,6 +15,7 @@ from connector.store.database import Database
 from connector.store.dialect import insert_ignoring_duplicates, slices
 from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
+from connector.store.runs import Runs
 
 
 def _now() -> datetime:
@@ -35,40 +36,11 @@ class Store:
 
     def __init__(self, url: str):
         self.database = Database(url)
+        self.runs = Runs(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
         self.database.close()
-
-    # -- runs ------------------------------------------------------------------------------------------
-    def start_run(self, instance: str, kind: str) -> int:
-        with self.database.writing() as db:
-            result = db.execute(
-                schema.runs.insert().values(
-                    instance=instance, kind=kind, status="running", started_at=_now(), counts={}
-                )
-            )
-            return int(result.inserted_primary_key[0])  # type: ignore[index]
-
-    def finish_run(
-        self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None
-    ) -> None:
-        with self.database.writing() as db:
-            db.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(status=status, finished_at=_now(), counts=dict(counts), error=error)
-            )
-
-    def runs(self, instance: str, limit: int = 20) -> list[dict[str, Any]]:
-        query = (
-            select(schema.runs)
-            .where(schema.runs.c.instance == instance)
-            .order_by(schema.runs.c.id.desc())
-            .limit(limit)
-        )
-        with self.database.reading() as db:
-            return [dict(row._mapping) for row in db.execute(query)]
 
     # -- cursors ---------------------------------------------------------------------------------------
     def cursor(self, instance: str) -> Cursor | None:
@@ -421,25 +393,6 @@ class Store:
         table = schema.write_journal
         return self._journal(table.c.instance == instance, table.c.outcome == "pending")
 
-    def interrupt_unfinished(self, instance: str) -> tuple[int, int]:
-        """For an instance nobody is working on (the caller holds its lease): runs a crash left `running` are
-        `interrupted`; jobs stored but maybe never posted are `uncertain` (their webhook settles them, or the
-        overdue path does)."""
-        runs, jobs = schema.runs, schema.jobs
-        with self.database.writing() as db:
-            stopped = db.execute(
-                update(runs)
-                .where(runs.c.instance == instance, runs.c.status == "running")
-                .values(status="interrupted", finished_at=_now())
-            ).rowcount
-            unsure = db.execute(
-                update(jobs)
-                .where(jobs.c.instance == instance, jobs.c.status == JobStatus.PENDING.value)
-                .values(status=JobStatus.UNCERTAIN.value, reason="the daemon stopped while posting it",
-                        updated_at=_now())
-            ).rowcount  # fmt: skip
-        return int(stopped), int(unsure)
-
     def contacts_sent_since(self, instance: str, since: datetime) -> int:
         """Contacts handed to LoneScale since `since` (jobs it refused are not counted): the monthly cap."""
         jobs = schema.jobs
@@ -507,11 +460,6 @@ class Store:
         """What run `run_id` wrote: as a sync run, everything written from its jobs' results, by whichever
         write-back passes (a `sync --wait` is one run to the person who ran it); otherwise its own rows."""
         return self._journal(or_(schema.write_journal.c.run_id == run_id, schema.jobs.c.run_id == run_id))
-
-    def run(self, run_id: int) -> dict[str, Any] | None:
-        with self.database.reading() as db:
-            row = db.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
-        return None if row is None else dict(row._mapping)
 
     def deliveries_matching(self, job_id: str | None = None, since: datetime | None = None) -> list[Delivery]:
         """Stored deliveries of one job, or received since a moment: what a replay re-applies."""

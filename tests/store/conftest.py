@@ -26,7 +26,7 @@ def make_job(store: Store) -> Callable[..., Job]:
     """A pending job of two contacts (003A, 003B) asking for emails, created at T0."""
 
     def make(job_id: str = "job-1", instance: str = "acme") -> Job:
-        run_id = store.start_run(instance, "sync")
+        run_id = store.runs.start(instance, "sync")
         job = Job(
             job_id, instance, run_id, "ab" * 32, None, JobStatus.PENDING, ["email"], 2, T0, None, None, None
         )

@@ -1,0 +1,72 @@
+"""Runs: one row per sync, write-back pass, replay, rollback or resend, with its counts and how it ended.
+
+`interrupt_unfinished` also touches jobs: what a crash left unfinished is decided at a run's start, for the
+runs and the jobs they were posting at once, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from sqlalchemy import select, update
+
+from connector.models import JobStatus
+from connector.store import schema
+from connector.store.database import Database, now
+
+
+class Runs:
+    def __init__(self, database: Database):
+        self._database = database
+
+    def start(self, instance: str, kind: str) -> int:
+        with self._database.writing() as db:
+            result = db.execute(
+                schema.runs.insert().values(
+                    instance=instance, kind=kind, status="running", started_at=now(), counts={}
+                )
+            )
+            return int(result.inserted_primary_key[0])  # type: ignore[index]
+
+    def finish(self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None) -> None:
+        with self._database.writing() as db:
+            db.execute(
+                update(schema.runs)
+                .where(schema.runs.c.id == run_id)
+                .values(status=status, finished_at=now(), counts=dict(counts), error=error)
+            )
+
+    def recent(self, instance: str, limit: int = 20) -> list[dict[str, Any]]:
+        """The instance's latest runs, newest first."""
+        query = (
+            select(schema.runs)
+            .where(schema.runs.c.instance == instance)
+            .order_by(schema.runs.c.id.desc())
+            .limit(limit)
+        )
+        with self._database.reading() as db:
+            return [dict(row._mapping) for row in db.execute(query)]
+
+    def get(self, run_id: int) -> dict[str, Any] | None:
+        with self._database.reading() as db:
+            row = db.execute(select(schema.runs).where(schema.runs.c.id == run_id)).first()
+        return None if row is None else dict(row._mapping)
+
+    def interrupt_unfinished(self, instance: str) -> tuple[int, int]:
+        """For an instance nobody is working on (the caller holds its lease): runs a crash left `running` are
+        `interrupted`; jobs stored but maybe never posted are `uncertain` (their webhook settles them, or the
+        overdue path does)."""
+        runs, jobs = schema.runs, schema.jobs
+        with self._database.writing() as db:
+            stopped = db.execute(
+                update(runs)
+                .where(runs.c.instance == instance, runs.c.status == "running")
+                .values(status="interrupted", finished_at=now())
+            ).rowcount
+            unsure = db.execute(
+                update(jobs)
+                .where(jobs.c.instance == instance, jobs.c.status == JobStatus.PENDING.value)
+                .values(status=JobStatus.UNCERTAIN.value, reason="the daemon stopped while posting it",
+                        updated_at=now())
+            ).rowcount  # fmt: skip
+        return int(stopped), int(unsure)
