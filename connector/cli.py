@@ -257,7 +257,7 @@ def status(config_path: Path) -> None:
                 spend += (f"; last run sent {counts['sent']} (≤ {counts['projected_credits']:g} credits), "
                           f"balance {counts['credits_at_start']:g} at its start")  # fmt: skip
             click.echo(f"  budget:      {spend}")
-            cursor = store.cursor(name)
+            cursor = store.cursors.get(name)
             click.echo(
                 f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
             )

@@ -445,7 +445,7 @@ def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, se
     started = now()
     allowance = budget_allowance(instance, store, started)
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
-    window = report.window = window_for(instance, store, started)
+    window = report.window = window_for(instance, store.cursors, started)
     try:
         preflight(instance)  # before anything is spent: every field the results go to can take them
         report.credits_at_start = call_with_retry(
@@ -461,7 +461,7 @@ def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, se
         report.cursor, report.clock_skew = cursor_end(instance, window)
         if lease is not None:
             lease.renew()
-            store.set_cursor(instance.name, Cursor(report.cursor))  # the whole window is stored
+            store.cursors.set(instance.name, Cursor(report.cursor))  # the whole window is stored
         report.status = "succeeded"
     except (CannotWrite, QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)

@@ -13,16 +13,16 @@ from datetime import UTC, datetime, timedelta
 
 from connector.adapters.base import Window
 from connector.models import CrmRecord
-from connector.store import Store
+from connector.store import Cursors
 from connector.wiring import Instance, durations
 
 log = logging.getLogger(__name__)
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
-def window_for(instance: Instance, store: Store, now: datetime) -> Window:
+def window_for(instance: Instance, cursors: Cursors, now: datetime) -> Window:
     lookback, settle = durations(instance.settings)
-    cursor = store.cursor(instance.name)
+    cursor = cursors.get(instance.name)
     if cursor is None:
         start = instance.settings.start_date or EPOCH
     else:

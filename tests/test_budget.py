@@ -20,7 +20,7 @@ def test_a_run_stops_cleanly_at_its_cap_and_the_next_run_takes_the_rest(
     first = pipeline.sync(instance)
     assert (first.status, first.sent) == ("stopped", 50)
     assert first.message and "cap reached after 50 contacts" in first.message
-    assert pipeline.store.cursor("acme-sf") is None, "the window was not finished: the cursor stays"
+    assert pipeline.store.cursors.get("acme-sf") is None, "the window was not finished: the cursor stays"
     second = pipeline.sync(instance)
     assert second.sent == 50 and second.skipped["in cooldown"] >= 50, "the first fifty are not sent again"
 
@@ -94,8 +94,8 @@ def test_after_a_cycle_nothing_is_re_sent_until_the_not_found_cooldown_passes(
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
     pipeline.apply(instance)
-    pipeline.store.set_cursor(instance.name, Cursor(EPOCH))  # read everything again
+    pipeline.store.cursors.set(instance.name, Cursor(EPOCH))  # read everything again
     assert pipeline.sync(instance).sent == 0
-    pipeline.store.set_cursor(instance.name, Cursor(EPOCH))
+    pipeline.store.cursors.set(instance.name, Cursor(EPOCH))
     month_later = pipeline.sync(instance, now=lambda: datetime.now(UTC) + timedelta(days=31))
     assert 0 < month_later.sent < report.sent, "only what was not found, and is still missing, goes again"

@@ -212,7 +212,7 @@ def test_a_contact_lonescale_refuses_alone_is_recorded_with_its_reason_and_not_r
     assert refused == report.pulled - sum(
         n for reason, n in report.skipped.items() if reason != "refused by LoneScale"
     )
-    pipeline.store.set_cursor(instance.name, Cursor(EPOCH))  # make the next sync read them all again
+    pipeline.store.cursors.set(instance.name, Cursor(EPOCH))  # make the next sync read them all again
     again = pipeline.sync(instance)
     assert again.sent == 0 and again.skipped["in cooldown"] == refused, "refused input is not re-sent"
 

@@ -25,7 +25,7 @@ def test_a_portal_without_the_connectors_status_properties_stops_before_any_lone
     assert report.message and "property 'lonescale_enrichment_status' does not exist" in report.message
     assert "lonescale-sync check --create-missing" in report.message
     assert lonescale_sandbox.control.count() == 0, "not even the balance was asked for"
-    assert pipeline.store.cursor(instance.name) is None
+    assert pipeline.store.cursors.get(instance.name) is None
 
 
 def test_a_salesforce_target_field_missing_from_the_org_stops_the_run_naming_the_setup_step(

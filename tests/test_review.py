@@ -73,7 +73,9 @@ def test_a_dry_run_sync_sends_nothing_stores_nothing_and_projects_the_cost(
     assert dry.status == "succeeded" and dry.sent > 0 and dry.jobs == []
     assert dry.projected_credits >= dry.sent and sum(dry.by_types.values()) == dry.sent
     assert lonescale_sandbox.control.count(route="/trigger/enrich") == 0
-    assert pipeline.store.cursor(instance.name) is None and pipeline.store.runs.recent(instance.name) == []
+    assert (
+        pipeline.store.cursors.get(instance.name) is None and pipeline.store.runs.recent(instance.name) == []
+    )
     real = pipeline.sync(instance)
     assert (real.sent, dict(real.by_types), dict(real.skipped)) == (
         dry.sent,

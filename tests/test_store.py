@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from connector.models import JobStatus
-from connector.store import Cursor, Job, JobContact, JournalEntry, Store, sha256
+from connector.store import Job, JobContact, JournalEntry, Store, sha256
 
 T0 = datetime(2026, 11, 1, 9, 30, 15, 123000, tzinfo=UTC)
 
@@ -36,14 +36,6 @@ def make_job(store: Store, job_id: str = "job-1", instance: str = "acme") -> Job
         ],
     )
     return job
-
-
-def test_cursors_keep_milliseconds_and_time_zone(store: Store) -> None:
-    assert store.cursor("acme") is None
-    store.set_cursor("acme", Cursor(T0))
-    store.set_cursor("acme", Cursor(T0 + timedelta(milliseconds=1)))
-    assert store.cursor("acme") == Cursor(T0 + timedelta(milliseconds=1))
-    assert store.cursor("other") is None
 
 
 def test_a_job_and_its_contacts_are_stored_together_then_move_through_states(store: Store) -> None:

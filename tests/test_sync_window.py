@@ -59,7 +59,7 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
     ahead = lambda: datetime.now(UTC) + timedelta(minutes=7)  # noqa: E731
     first = pipeline.sync(instance, now=ahead)
     assert first.status == "succeeded"
-    cursor = pipeline.store.cursor(instance.name)
+    cursor = pipeline.store.cursors.get(instance.name)
     assert cursor is not None and cursor.changed_at <= datetime.now(UTC) - timedelta(minutes=1)
     (record_id, *_) = filled(instance)
     edit_as_a_person(salesforce_sandbox if crm == "salesforce" else hubspot_sandbox, crm, record_id,
@@ -102,7 +102,7 @@ def test_a_record_a_long_transaction_commits_behind_the_cursor_is_read_by_the_ne
     edit_as_a_person(salesforce_sandbox, "salesforce", seen, {"Title": ""})
 
     second = pipeline.sync(instance)
-    cursor = pipeline.store.cursor(instance.name)
+    cursor = pipeline.store.cursors.get(instance.name)
     committed = wait_for(lambda: instance.adapter.read_current([late], ["Title"])[late]["Title"] is None)
     stamp = instance.adapter.read_current([late], ["SystemModstamp"])[late]["SystemModstamp"]
     third = pipeline.sync(instance)

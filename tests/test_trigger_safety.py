@@ -63,7 +63,7 @@ def test_a_trigger_whose_answer_was_lost_after_the_body_was_sent_is_never_posted
     job = pipeline.store.job(job_id)
     assert job is not None and job.status is JobStatus.UNCERTAIN and job.lonescale_id is None
     assert held["contacts"] == job.contact_count == report.sent
-    assert pipeline.store.cursor(instance.name) is None, "the window is not finished: the cursor stays"
+    assert pipeline.store.cursors.get(instance.name) is None, "the window is not finished: the cursor stays"
     contacts = contacts_of(pipeline, [job_id])
     assert in_cooldown(pipeline, instance, contacts) == contacts, "it may have been billed: nothing released"
 
@@ -142,7 +142,7 @@ def test_a_trigger_that_never_reached_lonescale_is_retried_then_its_contacts_rel
     assert job.status is JobStatus.FAILED and job.lonescale_id is None
     contacts = contacts_of(pipeline, [job.id])
     assert in_cooldown(pipeline, instance, contacts) == set(), "never sent: released for the next run"
-    assert pipeline.store.cursor(instance.name) is None
+    assert pipeline.store.cursors.get(instance.name) is None
     again = pipeline.sync(instance)
     assert again.status == "succeeded" and contacts <= contacts_of(pipeline, again.jobs)
 
@@ -165,7 +165,7 @@ def test_a_2xx_without_a_job_id_is_uncertain_kept_in_cooldown_and_never_sent_aga
     contacts = contacts_of(pipeline, report.jobs)
     assert len(contacts) == report.sent and in_cooldown(pipeline, instance, contacts) == contacts
 
-    pipeline.store.set_cursor(instance.name, Cursor(EPOCH))  # read everything again
+    pipeline.store.cursors.set(instance.name, Cursor(EPOCH))  # read everything again
     again = pipeline.sync(instance)
     assert (again.sent, again.skipped["in cooldown"]) == (0, len(contacts))
     assert lonescale_sandbox.control.count(route=TRIGGER) == len(report.jobs)
@@ -192,7 +192,7 @@ def test_a_refusal_of_every_request_stops_the_run_after_two_posts_and_marks_no_c
     assert lonescale_sandbox.control.count(route=TRIGGER) == 2, "two contacts alone, and no more"
     assert (report.sent, report.jobs, held_by_lonescale(lonescale_sandbox)) == (0, [], [])
     assert pipeline.store.contacts_with_status(instance.name, "rejected", limit=1000) == []
-    assert pipeline.store.cursor(instance.name) is None
+    assert pipeline.store.cursors.get(instance.name) is None
     refused = contacts_of(pipeline, [j.id for j in pipeline.store.jobs(instance.name)])
     assert len(refused) == 2 and in_cooldown(pipeline, instance, refused) == set(), "no cooldown"
 
@@ -212,7 +212,7 @@ def test_a_refusal_of_every_full_job_stops_the_run_after_three_posts_and_marks_n
     assert (report.sent, report.jobs, held_by_lonescale(lonescale_sandbox)) == (0, [], [])
     assert "refused by LoneScale" not in report.skipped
     assert pipeline.store.contacts_with_status(instance.name, "rejected", limit=1000) == []
-    assert pipeline.store.cursor(instance.name) is None
+    assert pipeline.store.cursors.get(instance.name) is None
     jobs = pipeline.store.jobs(instance.name)
     assert {j.status for j in jobs} == {JobStatus.FAILED}
     refused = contacts_of(pipeline, [j.id for j in jobs])

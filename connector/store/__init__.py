@@ -11,6 +11,7 @@ from sqlalchemy import RowMapping, func, or_, select, update
 
 from connector.models import JobStatus
 from connector.store import schema, state
+from connector.store.cursors import Cursors
 from connector.store.database import Database
 from connector.store.dialect import insert_ignoring_duplicates, slices
 from connector.store.leases import Lease, Leases, instance_lease
@@ -37,27 +38,11 @@ class Store:
     def __init__(self, url: str):
         self.database = Database(url)
         self.runs = Runs(self.database)
+        self.cursors = Cursors(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
         self.database.close()
-
-    # -- cursors ---------------------------------------------------------------------------------------
-    def cursor(self, instance: str) -> Cursor | None:
-        with self.database.reading() as db:
-            row = db.execute(select(schema.cursors).where(schema.cursors.c.instance == instance)).first()
-        if row is None:
-            return None
-        return Cursor(_aware(row.changed_at))  # type: ignore[arg-type]
-
-    def set_cursor(self, instance: str, cursor: Cursor) -> None:
-        values = {"changed_at": cursor.changed_at, "updated_at": _now()}
-        with self.database.writing() as db:
-            changed = db.execute(
-                update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)
-            ).rowcount
-            if not changed:
-                db.execute(schema.cursors.insert().values(instance=instance, **values))
 
     # -- jobs ------------------------------------------------------------------------------------------
     def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
@@ -521,5 +506,5 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Arrival", "Cursor", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Store", "instance_lease",
            "sha256"]  # fmt: skip
