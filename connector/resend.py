@@ -102,7 +102,7 @@ def _plan(instance: Instance, store: Store, settings: LoneScaleSettings, job_ids
     ]
     contacts = [(job, c) for job in jobs for c in store.job_contacts(job.id) if c.status == "expired"]
     ids = sorted({c.record_id for _, c in contacts})
-    states = store.record_states(instance.name, ids) if ids else {}
+    states = store.ledger.states(instance.name, ids) if ids else {}
     current = instance.adapter.read_current(ids, instance.mapping.write_fields()) if ids else {}
     in_inbox = {job.id for job in jobs if store.unapplied_deliveries(job.id)}
     for job, contact in contacts:

@@ -320,7 +320,7 @@ class Sender:
     def _release(self, types: Sequence[EnrichmentType], record_ids: Sequence[str]) -> None:
         """LoneScale never took them: the cooldowns started with their job end, so the next run sends them."""
         if record_ids:
-            self.store.forget_sent(self.instance.name, record_ids, [t.value for t in types])
+            self.store.ledger.forget(self.instance.name, record_ids, [t.value for t in types])
 
     def _sent(self, job_id: str, types: Sequence[EnrichmentType], ids: Sequence[str], split: _Split,
               *, taken: bool = True) -> None:  # fmt: skip
@@ -404,7 +404,7 @@ def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, 
     for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
         if lease is not None:
             lease.renew()
-        histories = store.record_states(instance.name, [r.ref.id for r in chunk])
+        histories = store.ledger.states(instance.name, [r.ref.id for r in chunk])
         claims.new_chunk()
         for record in chunk:
             if not once.first(record):

@@ -98,7 +98,7 @@ def test_a_job_whose_trigger_answer_a_kill_lost_is_never_bought_again_after_a_la
         assert reason.startswith(MAY_HAVE_BEEN_BILLED) and reason.endswith(
             "the daemon stopped while posting it"
         )
-        states = world.store.record_states(name, sorted(contacts))
+        states = world.store.ledger.states(name, sorted(contacts))
         assert all(states[record]["types"] for record in contacts), (
             "it may have been billed: kept in cooldown"
         )

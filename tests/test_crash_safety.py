@@ -633,7 +633,7 @@ def test_a_killed_daemon_restarts_without_losing_or_repeating_anything(
         client.close()
         assert uncertain <= {job for job, _ in late.expired}, "the uncertain job expires after its grace"
         for instance, record in parked - reached:
-            assert world.store.record_states(instance, [record])[record]["types"], "kept in cooldown"
+            assert world.store.ledger.states(instance, [record])[record]["types"], "kept in cooldown"
 
     # No contact enriched twice, except in the one job per instance whose trigger POST was in flight.
     assert all(len(jobs) <= 1 for jobs in at.in_flight.values()), (

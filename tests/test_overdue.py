@@ -144,7 +144,7 @@ def test_an_uncertain_job_without_an_id_waits_out_its_grace_then_is_expired_and_
     reason = (f"{MAY_HAVE_BEEN_BILLED} within 30 min of its deadline. No LoneScale id to poll it by: "
               "LoneScale's answer to the trigger was lost (ReadTimeout)")  # fmt: skip
     assert report.expired == [("job-u", reason)]
-    assert store.record_states("acme-sf", ["003A"])["003A"]["types"], "kept in cooldown"
+    assert store.ledger.states("acme-sf", ["003A"])["003A"]["types"], "kept in cooldown"
     assert expired_jobs(store, "acme-sf") == {"job-u": reason}
     assert pipeline.lonescale_sandbox.control.count(route="/trigger/enrich") == 0
 

@@ -89,22 +89,6 @@ def test_a_jobs_inbox_usage_counts_every_body_it_keeps_and_their_bytes(store: St
     assert updated is not None and updated.updated_at is not None, "when it last changed: a token's grace"
 
 
-def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(store: Store) -> None:
-    run_id = store.runs.start("acme", "sync")
-    job = Job("job-2", "acme", run_id, "ab" * 32, None, JobStatus.PENDING, ["email", "phone"], 2, T0, None, None,
-              None)  # fmt: skip
-    store.create_job(job, [JobContact("job-2", record, "Contact", {}, {}) for record in ("003A", "003B")])
-    store.settle_write("acme", {}, {"003A": {"email": True, "phone": False}}, {})
-    store.forget_sent("acme", ["003B"], ["email", "phone"])
-    states = store.record_states("acme", ["003A", "003B", "003C"])
-    assert states["003A"]["types"] == {
-        "email": {"sent_at": T0.isoformat(), "found": True},
-        "phone": {"sent_at": T0.isoformat(), "found": False},
-    }
-    assert states["003B"]["types"] == {}, "released from cooldown"
-    assert "003C" not in states
-
-
 def test_contacts_sent_this_month_count_accepted_jobs_only(store: Store) -> None:
     make_job(store, "job-1")
     assert store.contacts_sent_since("acme", T0 - timedelta(days=1)) == 0, "a pending job was not sent yet"

@@ -43,7 +43,7 @@ FULL_JOBS = LONESCALE.model_copy(update={"assume_custom_echoed": True})
 
 
 def in_cooldown(pipeline: Pipeline, instance: Instance, record_ids: set[str]) -> set[str]:
-    states = pipeline.store.record_states(instance.name, sorted(record_ids))
+    states = pipeline.store.ledger.states(instance.name, sorted(record_ids))
     return {record for record, state in states.items() if state["types"]}
 
 

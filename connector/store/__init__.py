@@ -10,11 +10,12 @@ from typing import Any
 from sqlalchemy import RowMapping, func, or_, select, update
 
 from connector.models import JobStatus
-from connector.store import schema, state
+from connector.store import ledger, schema
 from connector.store.cursors import Cursors
 from connector.store.database import Database
 from connector.store.dialect import insert_ignoring_duplicates, slices
 from connector.store.leases import Lease, Leases, instance_lease
+from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 from connector.store.runs import Runs
 
@@ -39,6 +40,7 @@ class Store:
         self.database = Database(url)
         self.runs = Runs(self.database)
         self.cursors = Cursors(self.database)
+        self.ledger = Ledger(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
@@ -50,7 +52,7 @@ class Store:
         called: a crash mid-POST cannot then send them again (the job is uncertain, and only a person's
         `retry-failed --jobs` sends its contacts again)."""
         with self.database.writing() as db:
-            state.sent(
+            ledger.sent(
                 db, job.instance, {c.record_id: job.enrichment_types for c in contacts}, job.created_at
             )
             db.execute(
@@ -305,17 +307,6 @@ class Store:
                 )
 
     # -- record state and journal ----------------------------------------------------------------------
-    def record_states(self, instance: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-        table = schema.record_state
-        query = select(table).where(table.c.instance == instance, table.c.record_id.in_(list(record_ids)))
-        with self.database.reading() as db:
-            return {r.record_id: dict(r._mapping) for r in db.execute(query)}
-
-    def forget_sent(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
-        """Release contacts from cooldown for these types: their job provably never reached LoneScale."""
-        with self.database.writing() as db:
-            state.forget(db, instance, record_ids, types)
-
     def overdue_jobs(self, now: datetime) -> list[Job]:
         """Jobs still waiting for results past their deadline."""
         jobs = schema.jobs
@@ -364,7 +355,7 @@ class Store:
             for some in slices(drop):
                 db.execute(journal.delete().where(journal.c.id.in_(some)))
             if found:
-                state.found(db, instance, found)
+                ledger.found(db, instance, found)
             for (job_id, status, reason), record_ids in marks.items():
                 for some_records in slices(record_ids):
                     db.execute(
@@ -506,5 +497,5 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
            "sha256"]  # fmt: skip

@@ -1,4 +1,9 @@
-"""Per-record cooldown state, read and written inside the caller's transaction."""
+"""The cooldown ledger (the record_state table): per record and enrichment type, when it was last handed to
+LoneScale and whether LoneScale found it, which says when it may be sent again.
+
+The functions change it inside the caller's transaction: a job's creation starts cooldowns (`sent`,
+connector.store.jobs), a write's settlement records what was found (`found`, connector.store.journal).
+`Ledger` reads it, and releases records on their own (`forget`)."""
 
 from __future__ import annotations
 
@@ -9,6 +14,7 @@ from typing import Any
 from sqlalchemy import Connection, select
 
 from connector.store import schema
+from connector.store.database import Database
 from connector.store.dialect import slices, upsert
 
 Types = dict[str, dict[str, Any]]  # type → {"sent_at": iso, "found": bool | None}
@@ -68,3 +74,19 @@ def forget(db: Connection, instance: str, record_ids: Sequence[str], kinds: Sequ
     states = read(db, instance, record_ids)
     released = {rid: {k: v for k, v in types.items() if k not in kinds} for rid, types in states.items()}
     write(db, instance, released)
+
+
+class Ledger:
+    def __init__(self, database: Database):
+        self._database = database
+
+    def states(self, instance: str, record_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+        table = schema.record_state
+        query = select(table).where(table.c.instance == instance, table.c.record_id.in_(list(record_ids)))
+        with self._database.reading() as db:
+            return {r.record_id: dict(r._mapping) for r in db.execute(query)}
+
+    def forget(self, instance: str, record_ids: Sequence[str], types: Sequence[str]) -> None:
+        """Release contacts from cooldown for these types: their job provably never reached LoneScale."""
+        with self._database.writing() as db:
+            forget(db, instance, record_ids, types)
