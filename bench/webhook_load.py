@@ -39,7 +39,7 @@ def serve(db_path: Path, jobs: int) -> None:
         ids = [f"rec-{uuid.uuid4().hex[:12]}" for _ in range(CONTACTS_PER_PAYLOAD)]
         job = Job(job_id, "bench", run_id, sha256(token), None, JobStatus.SENT, ["email"], len(ids), now, now,
                   now + timedelta(hours=1), None)  # fmt: skip
-        store.create_job(
+        store.jobs.create(
             job, [JobContact(job_id, i, "contacts", {"firstname": "A", "lastname": "B"}, {}) for i in ids]
         )
         listing.append({"id": job_id, "token": token, "records": ids})

@@ -20,7 +20,7 @@ from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
 from connector.logs import log_context
 from connector.merging import by_record
 from connector.models import JobStatus
-from connector.store import Delivery, Lease, Store, instance_lease
+from connector.store import Delivery, Jobs, Lease, Store, instance_lease
 from connector.wiring import Instance
 
 __all__ = ["ApplyReport", "apply_results"]
@@ -32,10 +32,10 @@ PASS_CONTACTS = 2000
 INBOX_PAGE = 50  # deliveries read at once
 
 
-def _settle_jobs(store: Store, job_ids: Iterable[str]) -> None:
+def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
     for job_id in set(job_ids):
-        statuses = {c.status for c in store.job_contacts(job_id)}
-        store.update_job(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
+        statuses = {c.status for c in jobs.contacts(job_id)}
+        jobs.update(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 
 def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:
@@ -124,7 +124,7 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
         store.mark_deliveries([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
             store.mark_delivery(delivery_id, "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
-        _settle_jobs(store, [i.job.id for i in items])
+        _settle_jobs(store.jobs, [i.job.id for i in items])
     except Exception as exc:  # whatever it was, the pass did not finish: recorded as failed, never succeeded
         status, error = "failed", str(exc) or type(exc).__name__
         report.failures.append(f"{instance.name}: {error}")

@@ -245,7 +245,7 @@ def status(config_path: Path) -> None:
                     f"  last {kind}:  run {last['id']}, {_when(last['started_at'])} {last['status']}"
                     + (f" — {counts}" if counts else "")
                 )
-            month = store.contacts_sent_since(name, month_start(datetime.now(UTC)))
+            month = store.jobs.contacts_sent_since(name, month_start(datetime.now(UTC)))
             cap = settings.budget.max_contacts_per_month
             last_sync = next(
                 (r for r in runs if r["kind"] == "sync" and r["counts"].get("credits_at_start") is not None),
@@ -270,7 +270,7 @@ def status(config_path: Path) -> None:
             holding = store.leases.holding(instance_lease(name))
             if holding is not None:
                 click.echo(f"  busy:        {holding.describe()}")
-            jobs = store.job_counts(name)
+            jobs = store.jobs.counts(name)
             click.echo(
                 "  jobs:        " + (", ".join(f"{state} {n}" for state, n in sorted(jobs.items())) or "none")
             )
@@ -287,15 +287,15 @@ def status(config_path: Path) -> None:
             if jobs.get(JobStatus.UNCERTAIN.value):
                 click.echo(f"  uncertain:   {jobs[JobStatus.UNCERTAIN.value]} job(s) may have reached LoneScale unbeknown "
                            "to us: never posted again; without results after their grace they go to `failures`")  # fmt: skip
-            billed = [(job, held) for job, held in store.jobs_holding(name, "expired")
+            billed = [(job, held) for job, held in store.jobs.holding(name, "expired")
                       if (job.reason or "").startswith(MAY_HAVE_BEEN_BILLED)]  # fmt: skip
             if billed:
                 click.echo(f"  no results:  {len(billed)} job(s) expired and {MAY_HAVE_BEEN_BILLED}: their "
                            f"{sum(held for _, held in billed)} contact(s) stay in cooldown (`failures`; "
                            "`retry-failed --jobs --dry-run` to send them again)")  # fmt: skip
-            for job in store.jobs(name, [JobStatus.EXPIRED])[-3:]:
+            for job in store.jobs.find(name, [JobStatus.EXPIRED])[-3:]:
                 click.echo(f"  expired:     job {job.id} ({job.contact_count} contacts): {job.reason}")
-            for contact in store.contacts_with_status(name, "rejected", limit=5):
+            for contact in store.jobs.contacts_with_status(name, "rejected", limit=5):
                 click.echo(f"  rejected:    {contact.record_id}: {contact.reason}")
             for failed in [r for r in runs if r["status"] in ("failed", "stopped")][:3]:
                 click.echo(

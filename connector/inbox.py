@@ -78,8 +78,8 @@ class Drain:
 
     def job(self, job_id: str) -> Job | None:
         if job_id not in self.jobs:
-            self.jobs[job_id] = self.store.job(job_id)
-            self.contacts[job_id] = self.store.job_contacts(job_id) if self.jobs[job_id] else []
+            self.jobs[job_id] = self.store.jobs.get(job_id)
+            self.contacts[job_id] = self.store.jobs.contacts(job_id) if self.jobs[job_id] else []
         return self.jobs[job_id]
 
     def collect(self, delivery: Delivery) -> list[Pending]:
@@ -97,7 +97,7 @@ class Drain:
             self._mark(delivery.id, "invalid", elsewhere)
             return []
         if payload.provider is not None and payload.provider != job.provider and self.record:
-            self.store.record_provider(job.id, payload.provider)
+            self.store.jobs.record_provider(job.id, payload.provider)
             self.jobs[job.id] = job = replace(job, provider=payload.provider)
         pending, lost = [], 0
         for result in payload.results:

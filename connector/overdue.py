@@ -30,7 +30,7 @@ from connector.errors import Busy, ConnectorError
 from connector.lonescale import LoneScaleClient
 from connector.models import JobStatus
 from connector.retry import RetryPolicy, call_with_retry
-from connector.store import Job, JobContact, Store, instance_lease
+from connector.store import Job, JobContact, Jobs, Store, instance_lease
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(minutes=30)
@@ -53,11 +53,11 @@ def _minutes(span: timedelta) -> str:
     return f"{span.total_seconds() / 60:g} min"
 
 
-def _expire(store: Store, job: Job, contacts: list[JobContact], reason: str, report: OverdueReport) -> None:
+def _expire(jobs: Jobs, job: Job, contacts: list[JobContact], reason: str, report: OverdueReport) -> None:
     waiting = [c.record_id for c in contacts if c.status == "waiting"]
     # Contacts first: a stop before the job's own update leaves none waiting, and the next visit finishes it.
-    store.mark_job_contacts(job.id, waiting, "expired", reason)
-    store.update_job(job.id, JobStatus.EXPIRED, reason=reason)
+    jobs.mark_contacts(job.id, waiting, "expired", reason)
+    jobs.update(job.id, JobStatus.EXPIRED, reason=reason)
     report.expired.append((job.id, reason))
     log.warning("job %s (%s) expired: %s; its %d contact(s) stay in cooldown, listed in `failures`",
                 job.id, job.instance, reason, len(waiting))  # fmt: skip
@@ -85,10 +85,10 @@ def _waits_for_its_webhook(job: Job, now: datetime, grace: timedelta) -> bool:
 
 def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, grace: timedelta,
             report: OverdueReport) -> None:  # fmt: skip
-    contacts = store.job_contacts(job.id)
+    contacts = store.jobs.contacts(job.id)
     states = {c.status for c in contacts}
     if "waiting" not in states:  # everything arrived and only the status lagged, or an expiry was cut short
-        store.update_job(job.id, JobStatus.EXPIRED if "expired" in states else JobStatus.APPLIED)
+        store.jobs.update(job.id, JobStatus.EXPIRED if "expired" in states else JobStatus.APPLIED)
         return
     if store.unapplied_deliveries(job.id):
         return  # its results are here, and the write-back has not caught up with them (a CRM outage?)
@@ -96,18 +96,18 @@ def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, g
         return
     if job.lonescale_id is None:
         reason = f"{MAY_HAVE_BEEN_BILLED} within {_minutes(grace)} of its deadline. No LoneScale id to poll it by: "
-        _expire(store, job, contacts, reason + (job.reason or "its trigger's answer was lost"), report)
+        _expire(store.jobs, job, contacts, reason + (job.reason or "its trigger's answer was lost"), report)
         return
     report.polled += 1
     answer, fresh = _poll(lonescale, store, job, job.lonescale_id)
     report.recovered += fresh
     if fresh or not job.polls:  # results to apply, or the first visit: one grace period more
         reason = answer if fresh else f"{answer} at the deadline"
-        store.update_job(job.id, job.status, polls=job.polls + 1, deadline=now + grace, reason=reason)
+        store.jobs.update(job.id, job.status, polls=job.polls + 1, deadline=now + grace, reason=reason)
         log.info("job %s: %s", job.id, reason)
         return
     reason = f"{MAY_HAVE_BEEN_BILLED} within {_minutes(grace)} of its deadline. Last poll: {answer}"
-    _expire(store, job, contacts, reason, report)
+    _expire(store.jobs, job, contacts, reason, report)
 
 
 def settle_overdue(
@@ -121,7 +121,7 @@ def settle_overdue(
     report = OverdueReport()
     by_instance: dict[str, list[str]] = defaultdict(list)
     moment = now()
-    for overdue in store.overdue_jobs(moment):
+    for overdue in store.jobs.overdue(moment):
         if _waits_for_its_webhook(overdue, moment, grace):
             continue  # nothing to do, so the lease is not taken: a sync starting now is not made busy
         by_instance[overdue.instance].append(overdue.id)
@@ -135,7 +135,7 @@ def settle_overdue(
         with lease:
             for job_id in job_ids:
                 lease.renew()
-                job = store.job(job_id)  # as it is now that nobody else works on the instance
+                job = store.jobs.get(job_id)  # as it is now that nobody else works on the instance
                 moment = now()
                 if job is not None and job.status in WAITING and job.deadline and job.deadline < moment:
                     _settle(store, lonescale, job, moment, grace, report)

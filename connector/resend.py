@@ -31,7 +31,7 @@ from connector.mapping import Mapped
 from connector.models import Contact, CrmRecord, EnrichmentType, RecordRef
 from connector.retry import call_with_retry
 from connector.selection import allowance, select_types
-from connector.store import Job, Lease, Store, instance_lease
+from connector.store import Job, Jobs, Lease, Store, instance_lease
 from connector.sync import CapReached, Sender, StopSending, SyncReport
 from connector.wiring import Instance
 
@@ -98,9 +98,9 @@ def _plan(instance: Instance, store: Store, settings: LoneScaleSettings, job_ids
     """Each contact still `expired` in the chosen jobs: what it would be sent for now, or why it is not."""
     plan = _Plan()
     jobs = [
-        job for job, _ in store.jobs_holding(instance.name, "expired") if not job_ids or job.id in job_ids
+        job for job, _ in store.jobs.holding(instance.name, "expired") if not job_ids or job.id in job_ids
     ]
-    contacts = [(job, c) for job in jobs for c in store.job_contacts(job.id) if c.status == "expired"]
+    contacts = [(job, c) for job in jobs for c in store.jobs.contacts(job.id) if c.status == "expired"]
     ids = sorted({c.record_id for _, c in contacts})
     states = store.ledger.states(instance.name, ids) if ids else {}
     current = instance.adapter.read_current(ids, instance.mapping.write_fields()) if ids else {}
@@ -129,15 +129,15 @@ def _plan(instance: Instance, store: Store, settings: LoneScaleSettings, job_ids
     return plan
 
 
-def _mark_resent(store: Store, plan: _Plan, report: SyncReport) -> None:
+def _mark_resent(jobs: Jobs, plan: _Plan, report: SyncReport) -> None:
     """The old contacts of every new job that may have reached LoneScale are `resent`: never sent a third time."""
     for new_job in report.jobs:
         by_old: dict[str, list[str]] = defaultdict(list)
-        for contact in store.job_contacts(new_job):
+        for contact in jobs.contacts(new_job):
             if contact.record_id in plan.origin:
                 by_old[plan.origin[contact.record_id]].append(contact.record_id)
         for old_job, record_ids in by_old.items():
-            store.mark_job_contacts(old_job, record_ids, "resent", f"sent again in job {new_job}")
+            jobs.mark_contacts(old_job, record_ids, "resent", f"sent again in job {new_job}")
 
 
 def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
@@ -145,7 +145,7 @@ def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings
     """The chosen contacts, through the sync's own sender (caps, refusals, lost answers), as a `resend` run."""
     report = SyncReport(instance.name, store.runs.start(instance.name, "resend"))
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now,
-                    allowance(instance, store, now()), lease)  # fmt: skip
+                    allowance(instance, store.jobs, now()), lease)  # fmt: skip
     try:
         report.credits_at_start = call_with_retry(
             lonescale.credits, what="LoneScale credits", policy=lonescale.retry_policy
@@ -172,7 +172,7 @@ def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings
     finally:
         if report.status == "running":  # an unexpected exception is on its way up
             report.status = "failed"
-        _mark_resent(store, plan, report)
+        _mark_resent(store.jobs, plan, report)
         store.runs.finish(report.run_id, report.status, report.counts(), report.message)
     log.warning("%s: %d contact(s) of expired jobs sent again in %d job(s), on a person's word (%s)",
                 instance.name, report.sent, len(report.jobs), report.status)  # fmt: skip

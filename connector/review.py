@@ -43,7 +43,9 @@ def replay(
 def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bool = False) -> ApplyReport:
     """Write again the records the CRM rejected, from their stored results (a lock, a validation rule fixed)."""
     jobs = {
-        c.job_id for name in instances for c in store.contacts_with_status(name, "rejected", limit=100_000)
+        c.job_id
+        for name in instances
+        for c in store.jobs.contacts_with_status(name, "rejected", limit=100_000)
     }
     deliveries = [d for job in sorted(jobs) for d in store.deliveries_matching(job_id=job)]
     return apply_results(
@@ -68,14 +70,14 @@ def failures(store: Store, instances: list[str], limit: int = 50) -> list[Failur
     """The quarantine: every record, job or delivery that needs a person, with its reason."""
     found: list[Failure] = []
     for name in instances:
-        contacts: list[JobContact] = store.contacts_with_status(name, "rejected", limit)
+        contacts: list[JobContact] = store.jobs.contacts_with_status(name, "rejected", limit)
         found += [Failure(name, "rejected", c.record_id, c.reason or "") for c in contacts]
         # A job is what a person decides on (`retry-failed --jobs --job J`): one row, newest first.
-        for expired, held in store.jobs_holding(name, "expired")[::-1][:limit]:
+        for expired, held in store.jobs.holding(name, "expired")[::-1][:limit]:
             found.append(Failure(name, "expired job", f"job {expired.id}: {held} contact(s) kept in cooldown",
                                  expired.reason or ""))  # fmt: skip
     for delivery in store.unusable_deliveries(limit):
-        job = store.job(delivery["job_id"])
+        job = store.jobs.get(delivery["job_id"])
         found.append(Failure(job.instance if job else "?", f"delivery {delivery['status']}", f"delivery {delivery['id']}",
                              delivery["error"]))  # fmt: skip
     return found

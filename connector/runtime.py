@@ -172,7 +172,7 @@ class Runtime:
         deadline = time.monotonic() + timeout
         while True:
             total.absorb(self.apply_when_ready())
-            states = [job.status for job in (self.store.job(j) for j in jobs) if job is not None]
+            states = [job.status for job in (self.store.jobs.get(j) for j in jobs) if job is not None]
             if all(state in SETTLED for state in states):
                 return total, True
             if time.monotonic() >= deadline:
@@ -183,7 +183,7 @@ class Runtime:
         """On the way out, the webhook still serving: while jobs sent since `since` (by this run) await their
         results, apply what arrives, for at most `[webhook] drain_seconds`. True if none was left waiting."""
         seconds = self.config.settings.webhook.drain_seconds
-        awaiting = [job.id for job in self.store.jobs(statuses=AWAITING) if job.created_at >= since]
+        awaiting = [job.id for job in self.store.jobs.find(statuses=AWAITING) if job.created_at >= since]
         if not awaiting:
             return True
         if not seconds:
@@ -197,7 +197,9 @@ class Runtime:
         if finished:
             log.info("the results of every job sent by this run are in")
         else:
-            left = [j for j in awaiting if (job := self.store.job(j)) is not None and job.status in AWAITING]
+            left = [
+                j for j in awaiting if (job := self.store.jobs.get(j)) is not None and job.status in AWAITING
+            ]
             log.warning(
                 "%d job(s) still await results after %g s: what LoneScale sends after the webhook stops "
                 "depends on its retries, and the jobs are polled at their deadline", len(left), seconds,

@@ -15,7 +15,7 @@ from typing import Any
 from connector.config import BudgetSettings
 from connector.mapping import FieldMapping
 from connector.models import CrmRecord, EnrichmentType
-from connector.store import Store
+from connector.store import Jobs
 from connector.wiring import Instance
 
 
@@ -54,10 +54,10 @@ def select_types(
     return [], "in cooldown" if "in cooldown" in reasons else "targets already filled"
 
 
-def allowance(instance: Instance, store: Store, now: datetime) -> float:
+def allowance(instance: Instance, jobs: Jobs, now: datetime) -> float:
     budget = instance.settings.budget
     allowance = float(budget.max_contacts_per_run or "inf")
     if budget.max_contacts_per_month is not None:
-        used = store.contacts_sent_since(instance.name, month_start(now))
+        used = jobs.contacts_sent_since(instance.name, month_start(now))
         allowance = min(allowance, max(0, budget.max_contacts_per_month - used))
     return allowance

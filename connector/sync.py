@@ -194,7 +194,7 @@ class Sender:
         ids = [c.record_id for c in contacts]
         if self.lease is not None:
             self.lease.renew()  # fencing: a sync that lost its lease to another holder sends nothing more
-        self.store.create_job(job, contacts)  # durable before LoneScale hears of it
+        self.store.jobs.create(job, contacts)  # durable before LoneScale hears of it
         url = f"{self.webhook_base}/webhooks/lonescale/{job_id}?token={token}"
         try:
             lonescale_id = call_with_retry(
@@ -212,7 +212,7 @@ class Sender:
             )
         except StartedWithoutId as exc:
             # Taken (a 2xx), with no id to poll: its webhook settles it. LoneScale answers, so the run goes on.
-            self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc), sent_at=self.now())
+            self.store.jobs.update(job_id, JobStatus.UNCERTAIN, reason=str(exc), sent_at=self.now())
             split.accepted = True
             self._sent(job_id, types, ids, split)
             log.warning("%s: job %s: %s", self.instance.name, job_id, exc)
@@ -220,25 +220,25 @@ class Sender:
         except TriggerUncertain as exc:
             # It may have started (and will bill): count it sent, never post it again. A service that loses
             # its answers may bill each next batch just the same, so nothing more goes into it this run.
-            self.store.update_job(job_id, JobStatus.UNCERTAIN, reason=str(exc))
+            self.store.jobs.update(job_id, JobStatus.UNCERTAIN, reason=str(exc))
             self._sent(job_id, types, ids, split, taken=False)
             raise StopSending(
                 f"LoneScale's answer to job {job_id} was lost ({exc}); it may have started, so it is never "
                 "posted again: its webhook or the overdue check settles it. Nothing more is sent this run"
             ) from exc
         except RequestRejected as exc:
-            self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
+            self.store.jobs.update(job_id, JobStatus.FAILED, reason=str(exc))
             if exc.status in (400, 413):  # refused as malformed or too large: free, and worth splitting
                 return _Refusal(job_id, exc)
             self._release(types, ids)
             split.decided.update(ids)
             raise
         except ConnectorError as exc:
-            self.store.update_job(job_id, JobStatus.FAILED, reason=str(exc))
+            self.store.jobs.update(job_id, JobStatus.FAILED, reason=str(exc))
             self._release(types, ids)
             split.decided.update(ids)
             raise
-        self.store.update_job(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
+        self.store.jobs.update(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
         split.accepted = True
         self._sent(job_id, types, ids, split)
         log.debug("%s: job %s sent (%s, %d contacts)", self.instance.name, job_id, "+".join(types), len(ids))
@@ -312,7 +312,7 @@ class Sender:
 
     def _reject(self, record: CrmRecord, refusal: _Refusal, split: _Split) -> None:
         # It stays in cooldown (started with its job): the same input would be refused again until then.
-        self.store.mark_job_contacts(refusal.job_id, [record.ref.id], "rejected", str(refusal.error))
+        self.store.jobs.mark_contacts(refusal.job_id, [record.ref.id], "rejected", str(refusal.error))
         split.decided.add(record.ref.id)
         self.report.skipped["refused by LoneScale"] += 1
         log.warning("%s: LoneScale refused record %s: %s", self.instance.name, record.ref.id, refusal.error)
@@ -443,7 +443,7 @@ def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, se
                 progress: Callable[[SyncReport], None] | None, report: SyncReport) -> SyncReport:  # fmt: skip
     dry_run = lease is None
     started = now()
-    allowance = budget_allowance(instance, store, started)
+    allowance = budget_allowance(instance, store.jobs, started)
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now, allowance, lease)
     window = report.window = window_for(instance, store.cursors, started)
     try:

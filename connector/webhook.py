@@ -283,7 +283,7 @@ class Webhook:
         return self.store.has_delivery(job_id, sha256(body))
 
     def _look_up(self, job_id: str) -> KnownJob | None:  # on a worker thread: the store is synchronous
-        job = self.store.job(job_id)
+        job = self.store.jobs.get(job_id)
         return None if job is None else KnownJob.of(job, self.store.inbox_usage(job_id), self.clock())
 
     async def _known(self, job_id: str, now: datetime) -> KnownJob | None:
@@ -294,7 +294,7 @@ class Webhook:
             return None if found is None else self.known.remember(job_id, found)
         if job.stale(now):
             job.read_at = now  # one read at a time: deliveries meanwhile go by what is known
-            current = await run_in_threadpool(self.store.job, job_id)
+            current = await run_in_threadpool(self.store.jobs.get, job_id)
             if current is not None:
                 job.status, job.changed_at = current.status, current.updated_at
         return job
@@ -319,7 +319,7 @@ class Webhook:
     async def healthz(self, request: Request) -> Response:
         try:
             await run_in_threadpool(
-                self.store.job, "healthz"
+                self.store.jobs.get, "healthz"
             )  # a real query: a broken database makes this 503
         except Exception as exc:  # any failure at all means unhealthy
             return answer(503, f"store unavailable: {type(exc).__name__}")

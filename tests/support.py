@@ -149,7 +149,7 @@ def cycle(pipeline: Pipeline, instance: Instance) -> tuple[SyncReport, ApplyRepo
     pipeline.wait_for_results(report)
     applied = pipeline.apply(instance)
     wait_until_searchable(
-        instance, [c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)]
+        instance, [c.record_id for job in report.jobs for c in pipeline.store.jobs.contacts(job)]
     )
     return report, applied
 

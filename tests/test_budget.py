@@ -54,9 +54,9 @@ def test_contacts_are_sent_only_for_the_types_whose_targets_are_empty(
     assert len(report.by_types) > 1, "contacts need different types, so jobs differ"
     mapping = instance.mapping
     for job_id in report.jobs:
-        job = pipeline.store.job(job_id)
+        job = pipeline.store.jobs.get(job_id)
         assert job is not None
-        for contact in pipeline.store.job_contacts(job_id):
+        for contact in pipeline.store.jobs.contacts(job_id):
             for kind in EnrichmentType:
                 empty = any(not contact.pulled.get(field) for field in mapping.targets(kind))
                 assert (kind.value in job.enrichment_types) == empty, (

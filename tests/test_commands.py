@@ -219,7 +219,7 @@ def test_sync_wait_stopped_at_its_cap_still_writes_back_what_it_paid_for_and_say
     assert not given_up, "every delivery found the webhook listening"
     store = Store(f"sqlite:///{config.parent / 'state.db'}")
     try:
-        assert {j.status.value for j in store.jobs("sf")} == {"applied"}
+        assert {j.status.value for j in store.jobs.find("sf")} == {"applied"}
     finally:
         store.close()
 

@@ -82,7 +82,7 @@ def test_a_job_whose_trigger_answer_a_kill_lost_is_never_bought_again_after_a_la
         world.start()  # the late restart: same config, store and webhook port
         world.wait_until("the restart to send and apply the rest", lambda: settled(world, job, before), 90)
         assert world.terminate() == 0, world.tail()
-        stored = world.store.job(job)
+        stored = world.store.jobs.get(job)
         assert stored is not None and stored.status is JobStatus.UNCERTAIN and stored.lonescale_id is None
         code, output = cli("status", "--config", config)
         assert code == 0 and "uncertain 1" in output and "uncertain:   1 job(s) may have reached" in output

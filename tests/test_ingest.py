@@ -50,7 +50,7 @@ def add_job(store: Store, contacts: int = 1) -> tuple[str, str]:
     job_id, token = str(uuid.uuid4()), secrets.token_urlsafe(24)
     now = datetime.now(UTC)
     run_id = store.runs.start("acme", "sync")
-    store.create_job(
+    store.jobs.create(
         Job(job_id, "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], contacts, now, now, None, None),
         [],
     )  # fmt: skip

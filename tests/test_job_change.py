@@ -41,7 +41,7 @@ def test_a_detected_move_flags_the_record_and_gives_its_owner_one_task(
     applied = pipeline.apply(instance)
     assert applied.records_written > 0
 
-    ids = [c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)]
+    ids = [c.record_id for job in report.jobs for c in pipeline.store.jobs.contacts(job)]
     now = instance.adapter.read_current(ids, ["Job_Change_Detected__c", "OwnerId"])
     moved = sorted(rid for rid, values in now.items() if values["Job_Change_Detected__c"] is True)
     assert moved, "the sandbox reports some moves (job_change_share)"

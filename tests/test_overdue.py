@@ -38,7 +38,7 @@ def uncertain_job(store: Store, reason: str = "read timeout") -> Job:
     created = datetime.now(UTC) - JOB_DEADLINE - timedelta(minutes=1)
     job = Job("job-u", "acme-sf", run_id, "0" * 64, None, JobStatus.UNCERTAIN, ["email"], 1, created, None,
               created + JOB_DEADLINE, reason)  # fmt: skip
-    store.create_job(job, [JobContact("job-u", "003A", "Contact", {"firstname": "A", "lastname": "B"}, {})])
+    store.jobs.create(job, [JobContact("job-u", "003A", "Contact", {"firstname": "A", "lastname": "B"}, {})])
     return job
 
 
@@ -60,7 +60,7 @@ def test_a_job_whose_webhook_never_came_is_polled_and_its_results_applied(
     assert overdue.polled == overdue.recovered == len(report.jobs)
     applied = pipeline.apply(instance)
     assert applied.records_written + applied.records_rejected == report.sent
-    assert {pipeline.store.job(j).status for j in report.jobs} == {JobStatus.APPLIED}  # type: ignore[union-attr]
+    assert {pipeline.store.jobs.get(j).status for j in report.jobs} == {JobStatus.APPLIED}  # type: ignore[union-attr]
     assert lonescale_sandbox.control.count(route=RUN, status=200) == len(report.jobs)
 
 
@@ -71,28 +71,28 @@ def test_a_job_still_processing_after_its_grace_is_expired_into_failures_and_its
     instance = salesforce_instance(salesforce_sandbox)
     report = pipeline.sync(instance)
     (job_id, *_) = report.jobs
-    contacts = {c.record_id for j in report.jobs for c in pipeline.store.job_contacts(j)}
+    contacts = {c.record_id for j in report.jobs for c in pipeline.store.jobs.contacts(j)}
     assert in_cooldown(pipeline, instance, contacts) == contacts
 
     first = settle_overdue(pipeline.store, pipeline.lonescale, now=lambda: later(AT_THE_DEADLINE))
     assert first.polled == len(report.jobs) and first.recovered == 0 and not first.expired
-    job = pipeline.store.job(job_id)
+    job = pipeline.store.jobs.get(job_id)
     assert job is not None and job.polls == 1 and job.reason == "LoneScale says 'processing' at the deadline"
 
     second = settle_overdue(pipeline.store, pipeline.lonescale, now=lambda: later(PAST_THE_GRACE))
 
     assert second.polled == len(report.jobs), "asked once more before giving up"
     assert {j for j, _ in second.expired} == set(report.jobs)
-    job = pipeline.store.job(job_id)
+    job = pipeline.store.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.EXPIRED
     assert (
         job.reason
         == f"{MAY_HAVE_BEEN_BILLED} within 30 min of its deadline. Last poll: LoneScale says 'processing'"
     )
-    assert {c.status for c in pipeline.store.job_contacts(job_id)} == {"expired"}
+    assert {c.status for c in pipeline.store.jobs.contacts(job_id)} == {"expired"}
     assert in_cooldown(pipeline, instance, contacts) == contacts, "it may have been billed: nothing released"
     assert expired_jobs(pipeline.store, instance.name) == dict.fromkeys(report.jobs, job.reason)
-    assert pipeline.store.job_counts("acme-sf") == {"expired": len(report.jobs)}
+    assert pipeline.store.jobs.counts("acme-sf") == {"expired": len(report.jobs)}
 
 
 @pytest.mark.parametrize(
@@ -108,13 +108,13 @@ def test_a_job_whose_polls_are_refused_is_expired_with_the_polls_answer_and_its_
     lonescale_sandbox.control.configure(webhook_missing_share=1.0, run_route=route)
     instance = salesforce_instance(salesforce_sandbox)
     report = pipeline.sync(instance)
-    contacts = {c.record_id for j in report.jobs for c in pipeline.store.job_contacts(j)}
+    contacts = {c.record_id for j in report.jobs for c in pipeline.store.jobs.contacts(j)}
     triggers = lonescale_sandbox.control.count(route="/trigger/enrich")
 
     first = settle_overdue(pipeline.store, pipeline.lonescale, now=lambda: later(AT_THE_DEADLINE))
 
     assert first.polled == len(report.jobs) and not first.expired
-    for job in (pipeline.store.job(j) for j in report.jobs):
+    for job in (pipeline.store.jobs.get(j) for j in report.jobs):
         assert job is not None and job.polls == 1, "a refused poll counts"
         assert job.reason and job.reason.startswith(f"the poll failed: {answer}")
 
@@ -161,7 +161,7 @@ def test_the_overdue_check_leaves_an_instance_another_process_is_working_on_for_
     busy = settle_overdue(store, pipeline.lonescale, now=lambda: later(GRACE))
 
     assert not busy.expired and busy.busy and "instance:acme-sf is busy" in busy.busy[0]
-    job = store.job("job-u")
+    job = store.jobs.get("job-u")
     assert job is not None and job.status is JobStatus.UNCERTAIN, "not touched while the sync holds it"
     sync.release()
     free = settle_overdue(store, pipeline.lonescale, now=lambda: later(GRACE))

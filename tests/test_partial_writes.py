@@ -54,7 +54,7 @@ def test_a_hubspot_contact_deleted_while_its_update_is_on_the_way_is_rejected_an
     instance = hubspot_instance(hubspot_sandbox)
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
-    sent = [c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)]
+    sent = [c.record_id for job in report.jobs for c in pipeline.store.jobs.contacts(job)]
     deleted = sent[0]
     hubspot_sandbox.control.configure(archive_before_update=[deleted])
 

@@ -96,7 +96,7 @@ def test_overwrite_if_unchanged_replaces_our_own_last_value_and_never_a_persons(
     applied = pipeline.apply(instance)
 
     after = everything(instance, ["Title"])
-    sent = {c.record_id: c for job in report.jobs for c in pipeline.store.job_contacts(job)}
+    sent = {c.record_id: c for job in report.jobs for c in pipeline.store.jobs.contacts(job)}
     typed = [i for i in sent if before[i]["Title"]]
     assert typed and all(after[i]["Title"] == before[i]["Title"] for i in typed), (
         "a title nobody journaled is a person's, however long it sat unchanged since the pull"
@@ -154,7 +154,7 @@ def test_every_webhook_shape_and_delivery_mode_is_applied_once(
     histories = [
         pipeline.store.journal_for("acme-hs", c.record_id)
         for j in report.jobs
-        for c in pipeline.store.job_contacts(j)
+        for c in pipeline.store.jobs.contacts(j)
     ]
     for history in histories:
         fields = [e.field for e in history]
@@ -197,7 +197,7 @@ def test_a_batch_lonescale_refuses_is_split_until_every_contact_goes_through(
     assert "refused by LoneScale" not in report.skipped
     accepted = lonescale_sandbox.control.count(route="/trigger/enrich", status=200)
     assert accepted == len(report.jobs) and all(
-        len(pipeline.store.job_contacts(job)) <= 30 for job in report.jobs
+        len(pipeline.store.jobs.contacts(job)) <= 30 for job in report.jobs
     )
 
 
@@ -246,7 +246,7 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
     journal = {e.field: e for e in pipeline.store.journal_for("acme-hs", second)}
     assert journal["email"].outcome == "rejected" and "email" in (journal["email"].reason or "")
     assert all(e.outcome == "written" for name, e in journal.items() if name != "email")
-    listed = pipeline.store.contacts_with_status("acme-hs", "rejected")
+    listed = pipeline.store.jobs.contacts_with_status("acme-hs", "rejected")
     assert [(c.record_id, "email not written" in (c.reason or "")) for c in listed] == [(second, True)]
 
 
@@ -300,7 +300,7 @@ def test_records_a_pull_repeats_at_a_page_boundary_are_counted_and_sent_once(
     report = pipeline.sync(instance)
 
     assert report.pulled == distinct
-    sent = [c.record_id for job_id in report.jobs for c in pipeline.store.job_contacts(job_id)]
+    sent = [c.record_id for job_id in report.jobs for c in pipeline.store.jobs.contacts(job_id)]
     assert len(sent) == len(set(sent)) == report.sent
 
 
@@ -355,7 +355,7 @@ def test_two_results_for_one_record_in_one_pass_are_merged_by_type_and_both_writ
     written = everything(instance, ["email", "phone"])[record_id]
     assert (written["email"], written["phone"]) == ("ada@engines.io", "+442071234567")
     statuses = {c.job_id: c.status for job in (*email_job.jobs, *phone_job.jobs)
-                for c in pipeline.store.job_contacts(job)}  # fmt: skip
+                for c in pipeline.store.jobs.contacts(job)}  # fmt: skip
     assert set(statuses.values()) == {"applied"}, statuses
     journal = {e.field: e.job_id for e in pipeline.store.journal_for("acme-hs", record_id)}
     assert (journal["email"], journal["phone"]) == (email_job.jobs[0], phone_job.jobs[0]), (

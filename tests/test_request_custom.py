@@ -39,7 +39,7 @@ def sent_jobs(pipeline: Pipeline, instance: Instance, settings: LoneScaleSetting
     report = pipeline.sync(instance, settings)
     assert report.jobs, report.message
     pipeline.wait_for_results(report)
-    jobs = [pipeline.store.job(job_id) for job_id in report.jobs]
+    jobs = [pipeline.store.jobs.get(job_id) for job_id in report.jobs]
     return [(job.id, str(job.lonescale_id)) for job in jobs if job is not None]
 
 
@@ -135,7 +135,7 @@ def test_an_echoed_custom_naming_its_job_is_applied_and_its_provider_recorded(
         [kept] = pipeline.store.deliveries(ours)
         assert json.loads(kept["body"])["custom"] == {"provider": "lonescale-waterfall", "id": ours}
         assert kept["status"] == "applied"
-        job = pipeline.store.job(ours)
+        job = pipeline.store.jobs.get(ours)
         assert job is not None and job.provider == "lonescale-waterfall"
 
 
@@ -149,7 +149,7 @@ def test_without_the_echo_no_provider_is_recorded(
     applied = pipeline.apply(instance)
 
     assert applied.records_written > 0
-    assert [pipeline.store.job(ours).provider for ours, _ in jobs] == [None] * len(jobs)  # type: ignore[union-attr]
+    assert [pipeline.store.jobs.get(ours).provider for ours, _ in jobs] == [None] * len(jobs)  # type: ignore[union-attr]
 
 
 def test_a_body_whose_echoed_custom_names_another_job_is_refused_kept_and_never_applied(

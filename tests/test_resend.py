@@ -50,7 +50,7 @@ def written(pipeline: Pipeline) -> Counter[tuple[str, str]]:
 
 
 def contacts_of(pipeline: Pipeline, jobs: list[str]) -> set[str]:
-    return {c.record_id for job in jobs for c in pipeline.store.job_contacts(job)}
+    return {c.record_id for job in jobs for c in pipeline.store.jobs.contacts(job)}
 
 
 def test_a_dry_run_lists_each_expired_contact_with_what_sending_it_again_can_cost_and_sends_nothing(
@@ -89,7 +89,7 @@ def test_expired_contacts_are_sent_again_once_and_the_old_jobs_late_results_writ
     assert run.status == "succeeded" and run.sent == len(contacts) and run.jobs
     assert set(posted(lonescale_sandbox).values()) == {2}, "each contact: its old job, and its new one"
     for old in old_jobs:
-        assert {c.status for c in pipeline.store.job_contacts(old)} == {"resent"}
+        assert {c.status for c in pipeline.store.jobs.contacts(old)} == {"resent"}
     assert not expired_jobs(pipeline.store, instance.name), "a person decided: no longer in failures"
     assert {r["kind"] for r in pipeline.store.runs.recent(instance.name)} >= {"resend"}
     pipeline.wait_for_results(run)
@@ -102,7 +102,7 @@ def test_expired_contacts_are_sent_again_once_and_the_old_jobs_late_results_writ
 
     journal = written(pipeline)
     for old in old_jobs:  # LoneScale's queue catches up with the old jobs, hours late
-        job = pipeline.store.job(old)
+        job = pipeline.store.jobs.get(old)
         assert job is not None and job.lonescale_id is not None
         lonescale_sandbox.control.admin_post("deliver", {"job_id": job.lonescale_id})
     pipeline.wait_for_results(SyncReport(instance.name, 0, jobs=old_jobs))
@@ -110,7 +110,7 @@ def test_expired_contacts_are_sent_again_once_and_the_old_jobs_late_results_writ
 
     assert late.results == len(contacts) and late.records_written == late.fields_written == 0
     assert written(pipeline) == journal, "nothing written twice"
-    assert {c.status for old in old_jobs for c in pipeline.store.job_contacts(old)} == {"applied"}
+    assert {c.status for old in old_jobs for c in pipeline.store.jobs.contacts(old)} == {"applied"}
 
 
 def test_a_stop_between_the_send_and_its_mark_never_sends_a_contact_a_third_time(
@@ -120,8 +120,8 @@ def test_a_stop_between_the_send_and_its_mark_never_sends_a_contact_a_third_time
     old_jobs = expire(pipeline, lonescale_sandbox, instance)
     resend(pipeline, instance)
     for old in old_jobs:  # as if the process had stopped before marking them `resent`
-        ids = [c.record_id for c in pipeline.store.job_contacts(old)]
-        pipeline.store.mark_job_contacts(old, ids, "expired", "may have been billed; no results arrived")
+        ids = [c.record_id for c in pipeline.store.jobs.contacts(old)]
+        pipeline.store.jobs.mark_contacts(old, ids, "expired", "may have been billed; no results arrived")
 
     report = resend(pipeline, instance)
 

@@ -205,7 +205,7 @@ def test_a_replay_beside_a_write_in_flight_leaves_its_journal_rows_alone(
     instance = crm.instance()
     report = pipeline.sync(instance)
     pipeline.wait_for_results(report)
-    (contact, *_) = pipeline.store.job_contacts(report.jobs[0])
+    (contact, *_) = pipeline.store.jobs.contacts(report.jobs[0])
     run_id = pipeline.store.runs.start(instance.name, "apply")
     in_flight = JournalEntry(run_id, contact.job_id, instance.name, contact.record_id, crm.title, None,
                              "Being written right now", "pending")  # fmt: skip

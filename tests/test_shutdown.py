@@ -196,7 +196,7 @@ def test_the_wait_for_results_on_the_way_out_is_bounded_and_says_what_it_left(
     daemon.start()
     try:
         deadline = time.monotonic() + 60
-        while not runtime.store.jobs(statuses=[JobStatus.SENT]):
+        while not runtime.store.jobs.find(statuses=[JobStatus.SENT]):
             assert daemon.is_alive() and time.monotonic() < deadline, "no job was ever sent"
             time.sleep(0.02)
     finally:

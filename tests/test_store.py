@@ -26,7 +26,7 @@ def make_job(store: Store, job_id: str = "job-1", instance: str = "acme") -> Job
     job = Job(
         job_id, instance, run_id, "ab" * 32, None, JobStatus.PENDING, ["email"], 2, T0, None, None, None
     )
-    store.create_job(
+    store.jobs.create(
         job,
         [
             JobContact(
@@ -36,32 +36,6 @@ def make_job(store: Store, job_id: str = "job-1", instance: str = "acme") -> Job
         ],
     )
     return job
-
-
-def test_a_job_and_its_contacts_are_stored_together_then_move_through_states(store: Store) -> None:
-    make_job(store)
-    stored = store.job("job-1")
-    assert stored is not None and stored.status is JobStatus.PENDING and stored.created_at == T0
-    store.update_job("job-1", JobStatus.SENT, lonescale_id="ls-42", sent_at=T0)
-    sent = store.job("job-1")
-    assert sent is not None and (sent.status, sent.lonescale_id, sent.sent_at) == (
-        JobStatus.SENT,
-        "ls-42",
-        T0,
-    )
-    contacts = {c.record_id: c for c in store.job_contacts("job-1")}
-    assert contacts["003A"].sent == {"firstname": "Zoë", "lastname": "Lefèvre"}
-    assert contacts["003B"].pulled == {"Email": "a@b.com"}
-    store.mark_job_contacts(
-        "job-1", ["003A"], "rejected", "INVALID_EMAIL_ADDRESS: Email: invalid email address"
-    )
-    assert {c.record_id: c.status for c in store.job_contacts("job-1")} == {
-        "003A": "rejected",
-        "003B": "waiting",
-    }
-    assert store.job_counts("acme") == {"sent": 1}
-    assert [j.id for j in store.jobs("acme", [JobStatus.SENT])] == ["job-1"]
-    assert store.jobs("acme", [JobStatus.PENDING]) == []
 
 
 def test_a_duplicate_delivery_is_stored_once(store: Store) -> None:
@@ -85,18 +59,8 @@ def test_a_jobs_inbox_usage_counts_every_body_it_keeps_and_their_bytes(store: St
     assert store.inbox_usage("job-1") == (2, 20 + 10)
     assert store.has_delivery("job-1", sha256(b"\xff not json"))
     assert not store.has_delivery("job-1", sha256(b"[]")), "job-2's body, not job-1's"
-    updated = store.job("job-1")
+    updated = store.jobs.get("job-1")
     assert updated is not None and updated.updated_at is not None, "when it last changed: a token's grace"
-
-
-def test_contacts_sent_this_month_count_accepted_jobs_only(store: Store) -> None:
-    make_job(store, "job-1")
-    assert store.contacts_sent_since("acme", T0 - timedelta(days=1)) == 0, "a pending job was not sent yet"
-    store.update_job("job-1", JobStatus.SENT)
-    make_job(store, "job-2")
-    store.update_job("job-2", JobStatus.FAILED)
-    assert store.contacts_sent_since("acme", T0 - timedelta(days=1)) == 2
-    assert store.contacts_sent_since("acme", T0 + timedelta(seconds=1)) == 0
 
 
 def test_the_journal_keeps_old_and_new_values_per_field(store: Store) -> None:

@@ -68,7 +68,7 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
 
     second = pipeline.sync(instance, now=ahead)
 
-    sent = {c.record_id for job in second.jobs for c in pipeline.store.job_contacts(job)}
+    sent = {c.record_id for job in second.jobs for c in pipeline.store.jobs.contacts(job)}
     assert record_id in sent, "the title a person cleared is enriched on the next run"
     assert first.clock_skew is not None and 7 * 60 - 5 <= first.clock_skew <= 7 * 60 + 5, "measured"
     assert (
@@ -78,7 +78,7 @@ def test_a_daemon_clock_ahead_of_the_crms_never_moves_the_cursor_past_records_ch
 
 
 def sent_by(pipeline: Pipeline, report: SyncReport) -> set[str]:
-    return {c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job)}
+    return {c.record_id for job in report.jobs for c in pipeline.store.jobs.contacts(job)}
 
 
 @pytest.mark.parametrize(("lookback", "read"), [(None, True), ("0s", False)])
@@ -185,7 +185,7 @@ def test_a_record_that_changes_during_the_pull_is_read_again_but_goes_into_one_j
     )  # fmt: skip
 
     assert report.status == "succeeded", report.message
-    sent = Counter(c.record_id for job in report.jobs for c in pipeline.store.job_contacts(job))
+    sent = Counter(c.record_id for job in report.jobs for c in pipeline.store.jobs.contacts(job))
     assert all(sent[record_id] == 1 for record_id in waiting), {r: sent[r] for r in waiting}
     assert report.skipped["read again: changed during this pull"] == 3
 

@@ -34,7 +34,7 @@ def held_by_lonescale(served: Served) -> list[dict[str, Any]]:
 
 
 def contacts_of(pipeline: Pipeline, job_ids: list[str]) -> set[str]:
-    return {c.record_id for job in job_ids for c in pipeline.store.job_contacts(job)}
+    return {c.record_id for job in job_ids for c in pipeline.store.jobs.contacts(job)}
 
 
 # Jobs of `batch_size` contacts from the first run: the kind reading of LoneScale's echo, assumed by name (and
@@ -60,7 +60,7 @@ def test_a_trigger_whose_answer_was_lost_after_the_body_was_sent_is_never_posted
     [job_id] = report.jobs
     [held] = held_by_lonescale(lonescale_sandbox)
     assert lonescale_sandbox.control.count(route=TRIGGER) == 1, "one POST for those contacts, never repeated"
-    job = pipeline.store.job(job_id)
+    job = pipeline.store.jobs.get(job_id)
     assert job is not None and job.status is JobStatus.UNCERTAIN and job.lonescale_id is None
     assert held["contacts"] == job.contact_count == report.sent
     assert pipeline.store.cursors.get(instance.name) is None, "the window is not finished: the cursor stays"
@@ -71,7 +71,7 @@ def test_a_trigger_whose_answer_was_lost_after_the_body_was_sent_is_never_posted
     pipeline.wait_for_results(report)
     applied = pipeline.apply(instance)
     assert applied.records_written + applied.records_rejected == report.sent
-    assert pipeline.store.job(job_id).status is JobStatus.APPLIED  # type: ignore[union-attr]
+    assert pipeline.store.jobs.get(job_id).status is JobStatus.APPLIED  # type: ignore[union-attr]
     lonescale_sandbox.control.configure(trigger_fault="none")
     later = pipeline.sync(instance)
     assert later.status == "succeeded" and later.sent > 0
@@ -138,7 +138,7 @@ def test_a_trigger_that_never_reached_lonescale_is_retried_then_its_contacts_rel
     said = [r.getMessage() for r in caplog.records if r.getMessage().startswith("LoneScale trigger: ")]
     assert len(said) == fast.attempts and "giving up after 6 attempts" in said[-1], "retried, then given up"
     assert held_by_lonescale(lonescale_sandbox) == [] and lonescale_sandbox.control.count(route=TRIGGER) == 0
-    [job] = pipeline.store.jobs(instance.name)
+    [job] = pipeline.store.jobs.find(instance.name)
     assert job.status is JobStatus.FAILED and job.lonescale_id is None
     contacts = contacts_of(pipeline, [job.id])
     assert in_cooldown(pipeline, instance, contacts) == set(), "never sent: released for the next run"
@@ -160,7 +160,7 @@ def test_a_2xx_without_a_job_id_is_uncertain_kept_in_cooldown_and_never_sent_aga
 
     assert report.status == "succeeded", "LoneScale answered (and took each job): the run goes on"
     assert len(report.jobs) == len(held_by_lonescale(lonescale_sandbox)) > 1
-    jobs = [pipeline.store.job(job_id) for job_id in report.jobs]
+    jobs = [pipeline.store.jobs.get(job_id) for job_id in report.jobs]
     assert {(j.status, j.lonescale_id) for j in jobs if j} == {(JobStatus.UNCERTAIN, None)}
     contacts = contacts_of(pipeline, report.jobs)
     assert len(contacts) == report.sent and in_cooldown(pipeline, instance, contacts) == contacts
@@ -173,7 +173,7 @@ def test_a_2xx_without_a_job_id_is_uncertain_kept_in_cooldown_and_never_sent_aga
     pipeline.wait_for_results(report)  # the webhook is how these jobs come back
     applied = pipeline.apply(instance)
     assert applied.records_written + applied.records_rejected == report.sent
-    assert {pipeline.store.job(job_id).status for job_id in report.jobs} == {JobStatus.APPLIED}  # type: ignore[union-attr]
+    assert {pipeline.store.jobs.get(job_id).status for job_id in report.jobs} == {JobStatus.APPLIED}  # type: ignore[union-attr]
 
 
 def test_a_refusal_of_every_request_stops_the_run_after_two_posts_and_marks_no_contact(
@@ -191,9 +191,9 @@ def test_a_refusal_of_every_request_stops_the_run_after_two_posts_and_marks_no_c
     assert (report.message or "").startswith(f"LoneScale refuses every request: {reason} ")
     assert lonescale_sandbox.control.count(route=TRIGGER) == 2, "two contacts alone, and no more"
     assert (report.sent, report.jobs, held_by_lonescale(lonescale_sandbox)) == (0, [], [])
-    assert pipeline.store.contacts_with_status(instance.name, "rejected", limit=1000) == []
+    assert pipeline.store.jobs.contacts_with_status(instance.name, "rejected", limit=1000) == []
     assert pipeline.store.cursors.get(instance.name) is None
-    refused = contacts_of(pipeline, [j.id for j in pipeline.store.jobs(instance.name)])
+    refused = contacts_of(pipeline, [j.id for j in pipeline.store.jobs.find(instance.name)])
     assert len(refused) == 2 and in_cooldown(pipeline, instance, refused) == set(), "no cooldown"
 
 
@@ -211,9 +211,9 @@ def test_a_refusal_of_every_full_job_stops_the_run_after_three_posts_and_marks_n
     assert lonescale_sandbox.control.count(route=TRIGGER) == 3, "the batch, then one contact from each end"
     assert (report.sent, report.jobs, held_by_lonescale(lonescale_sandbox)) == (0, [], [])
     assert "refused by LoneScale" not in report.skipped
-    assert pipeline.store.contacts_with_status(instance.name, "rejected", limit=1000) == []
+    assert pipeline.store.jobs.contacts_with_status(instance.name, "rejected", limit=1000) == []
     assert pipeline.store.cursors.get(instance.name) is None
-    jobs = pipeline.store.jobs(instance.name)
+    jobs = pipeline.store.jobs.find(instance.name)
     assert {j.status for j in jobs} == {JobStatus.FAILED}
     refused = contacts_of(pipeline, [j.id for j in jobs])
     assert refused and in_cooldown(pipeline, instance, refused) == set(), "they never started: no cooldown"
@@ -235,7 +235,7 @@ def test_a_contact_lonescale_refuses_with_a_400_is_isolated_and_marked_while_the
     report = pipeline.sync(instance)
 
     assert report.status == "succeeded" and report.skipped["refused by LoneScale"] == 1
-    [marked] = pipeline.store.contacts_with_status(instance.name, "rejected")
+    [marked] = pipeline.store.jobs.contacts_with_status(instance.name, "rejected")
     assert marked.record_id == bad and "400" in (marked.reason or "")
     taken = [job["contacts"] for job in held_by_lonescale(lonescale_sandbox)]
     assert sum(taken) == report.sent == len(contacts_of(pipeline, report.jobs))
@@ -255,7 +255,7 @@ def test_a_stop_in_the_middle_of_a_split_releases_the_contacts_it_never_sent(
     assert report.status == "stopped" and "was lost" in (report.message or "")
     [uncertain] = report.jobs
     taken = contacts_of(pipeline, [uncertain])
-    refused = [j.id for j in pipeline.store.jobs(instance.name) if j.status is JobStatus.FAILED]
+    refused = [j.id for j in pipeline.store.jobs.find(instance.name) if j.status is JobStatus.FAILED]
     unsent = contacts_of(pipeline, refused) - taken
     assert unsent and in_cooldown(pipeline, instance, unsent) == set(), (
         "released: they never reached LoneScale"

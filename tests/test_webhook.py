@@ -29,7 +29,7 @@ def served(tmp_path: Path) -> Iterator[tuple[str, Store, str]]:
     token = secrets.token_urlsafe(24)
     run_id = store.runs.start("acme", "sync")
     now = datetime.now(UTC)
-    store.create_job(
+    store.jobs.create(
         Job("job-1", "acme", run_id, sha256(token), "ls-1", JobStatus.SENT, ["email"], CONTACTS, now, now, None,
             None),
         [],
@@ -78,7 +78,7 @@ def test_a_job_refused_as_unknown_is_accepted_once_it_exists(served: tuple[str, 
     assert post(url, token, json.dumps(RESULT), job="job-2").status_code == 401
     now = datetime.now(UTC)
     run_id = store.runs.start("acme", "sync")
-    store.create_job(
+    store.jobs.create(
         Job("job-2", "acme", run_id, sha256(token), None, JobStatus.SENT, ["email"], 1, now, now, None, None), []
     )  # fmt: skip
     response = post(url, token, json.dumps(RESULT), job="job-2")

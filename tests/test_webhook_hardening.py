@@ -79,7 +79,7 @@ def add_jobs(store: Store, contacts: int = 1) -> tuple[dict[str, str], dict[str,
     ids = {name: f"{name}-{secrets.token_hex(4)}" for name in ("job-a", "job-b")}
     tokens = {name: secrets.token_urlsafe(32) for name in ids}
     for name, job_id in ids.items():
-        store.create_job(
+        store.jobs.create(
             Job(job_id, "acme", run_id, sha256(tokens[name]), None, JobStatus.SENT, ["email"], contacts, now, now, None,
                 None),
             [],

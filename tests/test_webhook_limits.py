@@ -57,7 +57,7 @@ class Served:
         job = Job(
             job_id, "acme", run_id, sha256(token), None, status, ["email"], contacts, now, now, None, None
         )
-        self.store.create_job(job, [])
+        self.store.jobs.create(job, [])
         return job_id, token
 
     def post(self, job_id: str, token: str, body: bytes) -> httpx.Response:
@@ -113,7 +113,7 @@ def test_a_token_retires_a_grace_period_after_its_job_is_done(
     caplog.set_level(logging.DEBUG, logger="connector")  # the demo's test sets it to WARNING: undo that here
     job_id, token = served.add_job(contacts=5)
     assert answered(served.post(job_id, token, result(1))) == (200, "stored")
-    served.store.update_job(job_id, JobStatus.APPLIED)  # after the webhook saw it as sent
+    served.store.jobs.update(job_id, JobStatus.APPLIED)  # after the webhook saw it as sent
     served.clock.advance(GRACE - timedelta(hours=1))
     assert answered(served.post(job_id, token, result(2))) == (200, "stored"), (
         "a late retry, within the grace"

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import RowMapping, func, or_, select, update
+from sqlalchemy import func, or_, select, update
 
-from connector.models import JobStatus
 from connector.store import ledger, schema
 from connector.store.cursors import Cursors
 from connector.store.database import Database
 from connector.store.dialect import insert_ignoring_duplicates, slices
+from connector.store.jobs import Jobs
 from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
@@ -40,150 +40,12 @@ class Store:
         self.database = Database(url)
         self.runs = Runs(self.database)
         self.cursors = Cursors(self.database)
+        self.jobs = Jobs(self.database)
         self.ledger = Ledger(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
         self.database.close()
-
-    # -- jobs ------------------------------------------------------------------------------------------
-    def create_job(self, job: Job, contacts: Sequence[JobContact]) -> None:
-        """The job, its contacts and the start of their cooldowns, in one transaction, before LoneScale is
-        called: a crash mid-POST cannot then send them again (the job is uncertain, and only a person's
-        `retry-failed --jobs` sends its contacts again)."""
-        with self.database.writing() as db:
-            ledger.sent(
-                db, job.instance, {c.record_id: job.enrichment_types for c in contacts}, job.created_at
-            )
-            db.execute(
-                schema.jobs.insert().values(
-                    id=job.id,
-                    instance=job.instance,
-                    run_id=job.run_id,
-                    token_sha256=job.token_sha256,
-                    lonescale_id=job.lonescale_id,
-                    status=job.status.value,
-                    enrichment_types=job.enrichment_types,
-                    contact_count=job.contact_count,
-                    created_at=job.created_at,
-                    sent_at=job.sent_at,
-                    deadline=job.deadline,
-                    polls=job.polls,
-                    updated_at=_now(),
-                    reason=job.reason,
-                )
-            )
-            if contacts:
-                db.execute(
-                    schema.job_contacts.insert(),
-                    [
-                        {
-                            "job_id": c.job_id,
-                            "record_id": c.record_id,
-                            "object": c.object,
-                            "sent": c.sent,
-                            "pulled": c.pulled,
-                            "status": c.status,
-                            "reason": c.reason,
-                        }
-                        for c in contacts
-                    ],
-                )
-
-    def update_job(self, job_id: str, status: JobStatus, **values: Any) -> None:
-        with self.database.writing() as db:
-            db.execute(
-                update(schema.jobs)
-                .where(schema.jobs.c.id == job_id)
-                .values(status=status.value, updated_at=_now(), **values)
-            )
-
-    def job(self, job_id: str) -> Job | None:
-        with self.database.reading() as db:
-            row = db.execute(select(schema.jobs).where(schema.jobs.c.id == job_id)).first()
-        return None if row is None else self._job(row._mapping)
-
-    def jobs(self, instance: str | None = None, statuses: Iterable[JobStatus] = ()) -> list[Job]:
-        query = select(schema.jobs).order_by(schema.jobs.c.created_at)
-        if instance is not None:
-            query = query.where(schema.jobs.c.instance == instance)
-        wanted = [s.value for s in statuses]
-        if wanted:
-            query = query.where(schema.jobs.c.status.in_(wanted))
-        with self.database.reading() as db:
-            return [self._job(row._mapping) for row in db.execute(query)]
-
-    def job_counts(self, instance: str) -> dict[str, int]:
-        query = (
-            select(schema.jobs.c.status, func.count())
-            .where(schema.jobs.c.instance == instance)
-            .group_by(schema.jobs.c.status)
-        )
-        with self.database.reading() as db:
-            return {status: int(count) for status, count in db.execute(query)}
-
-    def jobs_holding(self, instance: str, status: str) -> list[tuple[Job, int]]:
-        """The jobs with contacts in this state (e.g. `expired`), oldest first, each with how many it holds."""
-        jobs, contacts = schema.jobs, schema.job_contacts
-        held = (
-            select(contacts.c.job_id, func.count().label("held"))
-            .where(contacts.c.status == status)
-            .group_by(contacts.c.job_id)
-            .subquery()
-        )
-        query = (
-            select(jobs, held.c.held)
-            .join(held, held.c.job_id == jobs.c.id)
-            .where(jobs.c.instance == instance)
-            .order_by(jobs.c.created_at)
-        )
-        with self.database.reading() as db:
-            return [(self._job(row._mapping), int(row.held)) for row in db.execute(query)]
-
-    @staticmethod
-    def _job(row: RowMapping) -> Job:
-        return Job(
-            id=row["id"],
-            instance=row["instance"],
-            run_id=row["run_id"],
-            token_sha256=row["token_sha256"],
-            lonescale_id=row["lonescale_id"],
-            status=JobStatus(row["status"]),
-            enrichment_types=list(row["enrichment_types"]),
-            contact_count=row["contact_count"],
-            created_at=_aware(row["created_at"]),  # type: ignore[arg-type]
-            sent_at=_aware(row["sent_at"]),
-            deadline=_aware(row["deadline"]),
-            reason=row["reason"],
-            polls=row["polls"],
-            updated_at=_aware(row["updated_at"]),
-            provider=row["provider"],
-        )
-
-    def record_provider(self, job_id: str, provider: str) -> None:
-        with self.database.writing() as db:
-            db.execute(update(schema.jobs).where(schema.jobs.c.id == job_id).values(provider=provider))
-
-    def job_contacts(self, job_id: str) -> list[JobContact]:
-        query = select(schema.job_contacts).where(schema.job_contacts.c.job_id == job_id)
-        with self.database.reading() as db:
-            return [
-                JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
-                for r in db.execute(query)
-            ]
-
-    def mark_job_contacts(
-        self, job_id: str, record_ids: Iterable[str], status: str, reason: str | None = None
-    ) -> None:
-        ids = list(record_ids)
-        if not ids:
-            return
-        with self.database.writing() as db:
-            db.execute(
-                update(schema.job_contacts)
-                .where(schema.job_contacts.c.job_id == job_id, schema.job_contacts.c.record_id.in_(ids))
-                .values(status=status, reason=reason)
-            )
 
     # -- inbox -----------------------------------------------------------------------------------------
     def store_delivery(self, job_id: str, body: bytes, status: str = "new", error: str | None = None) -> bool:
@@ -307,16 +169,6 @@ class Store:
                 )
 
     # -- record state and journal ----------------------------------------------------------------------
-    def overdue_jobs(self, now: datetime) -> list[Job]:
-        """Jobs still waiting for results past their deadline."""
-        jobs = schema.jobs
-        waiting = [JobStatus.SENT.value, JobStatus.PARTLY_APPLIED.value, JobStatus.UNCERTAIN.value]
-        query = (
-            select(jobs).where(jobs.c.status.in_(waiting), jobs.c.deadline < now).order_by(jobs.c.deadline)
-        )
-        with self.database.reading() as db:
-            return [self._job(row._mapping) for row in db.execute(query)]
-
     def journal(self, entries: Sequence[JournalEntry]) -> list[int]:
         """Add entries; their ids, in order (to settle `pending` ones once the CRM has answered)."""
         if not entries:
@@ -369,17 +221,6 @@ class Store:
         table = schema.write_journal
         return self._journal(table.c.instance == instance, table.c.outcome == "pending")
 
-    def contacts_sent_since(self, instance: str, since: datetime) -> int:
-        """Contacts handed to LoneScale since `since` (jobs it refused are not counted): the monthly cap."""
-        jobs = schema.jobs
-        query = select(func.coalesce(func.sum(jobs.c.contact_count), 0)).where(
-            jobs.c.instance == instance,
-            jobs.c.created_at >= since,
-            jobs.c.status.notin_([JobStatus.FAILED.value, JobStatus.PENDING.value]),
-        )
-        with self.database.reading() as db:
-            return int(db.execute(query).scalar_one())
-
     def journal_counts(self, instance: str) -> dict[str, int]:
         """Fields written and fields the CRM rejected, over the instance's whole history."""
         table = schema.write_journal
@@ -390,22 +231,6 @@ class Store:
         )
         with self.database.reading() as db:
             return {outcome: int(count) for outcome, count in db.execute(query)}
-
-    def contacts_with_status(self, instance: str, status: str, limit: int = 20) -> list[JobContact]:
-        """The latest job contacts in one state (e.g. `rejected`, with the CRM's reason)."""
-        contacts, jobs = schema.job_contacts, schema.jobs
-        query = (
-            select(contacts)
-            .join(jobs, jobs.c.id == contacts.c.job_id)
-            .where(jobs.c.instance == instance, contacts.c.status == status)
-            .order_by(jobs.c.created_at.desc())
-            .limit(limit)
-        )
-        with self.database.reading() as db:
-            return [
-                JobContact(r.job_id, r.record_id, r.object, r.sent, r.pulled, r.status, r.reason)
-                for r in db.execute(query)
-            ]
 
     def last_written(
         self, instance: str, record_ids: Sequence[str], fields: Sequence[str]
@@ -497,5 +322,5 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "Jobs", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
            "sha256"]  # fmt: skip

@@ -33,7 +33,7 @@ class Job:
     reason: str | None
     polls: int = 0
     updated_at: datetime | None = None  # set by the store: when the status (or anything else) last changed
-    provider: str | None = None  # the downstream provider its results named (`Store.record_provider`)
+    provider: str | None = None  # the downstream provider its results named (`Jobs.record_provider`)
 
 
 @dataclass(frozen=True)

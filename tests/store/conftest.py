@@ -30,7 +30,7 @@ def make_job(store: Store) -> Callable[..., Job]:
         job = Job(
             job_id, instance, run_id, "ab" * 32, None, JobStatus.PENDING, ["email"], 2, T0, None, None, None
         )
-        store.create_job(
+        store.jobs.create(
             job,
             [
                 JobContact(

@@ -31,9 +31,9 @@ def test_a_database_from_before_migration_4_gains_the_jobs_provider_and_keeps_it
     store.close()
 
     reopened = Store(store_url)
-    kept = reopened.job("job-1")
-    reopened.record_provider("job-1", "lonescale")
-    recorded = reopened.job("job-1")
+    kept = reopened.jobs.get("job-1")
+    reopened.jobs.record_provider("job-1", "lonescale")
+    recorded = reopened.jobs.get("job-1")
     reopened.close()
 
     assert kept is not None and kept.provider is None and kept.contact_count == 2

@@ -14,7 +14,7 @@ def add_job(store: Store, job_id: str, types: list[str], records: list[str], at:
     job = Job(
         job_id, "acme", run_id, "ab" * 32, None, JobStatus.PENDING, types, len(records), at, None, None, None
     )
-    store.create_job(job, [JobContact(job_id, record, "Contact", {}, {}) for record in records])
+    store.jobs.create(job, [JobContact(job_id, record, "Contact", {}, {}) for record in records])
 
 
 def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(store: Store) -> None:

@@ -34,7 +34,7 @@ def test_what_a_crash_left_unfinished_is_interrupted_and_its_unposted_jobs_uncer
 ) -> None:
     unposted = make_job("job-1")  # pending: stored, maybe never posted
     make_job("job-2")
-    store.update_job("job-2", JobStatus.SENT)
+    store.jobs.update("job-2", JobStatus.SENT)
     finished = store.runs.start("acme", "apply")
     store.runs.finish(finished, "succeeded", {})
     make_job("job-3", instance="other")
@@ -43,10 +43,10 @@ def test_what_a_crash_left_unfinished_is_interrupted_and_its_unposted_jobs_uncer
     assert crashed is not None and crashed["status"] == "interrupted" and crashed["finished_at"] is not None
     done = store.runs.get(finished)
     assert done is not None and done["status"] == "succeeded", "a finished run stays as it ended"
-    job = store.job("job-1")
+    job = store.jobs.get("job-1")
     assert job is not None and job.status is JobStatus.UNCERTAIN
     assert job.reason == "the daemon stopped while posting it"
-    elsewhere = store.job("job-3")
+    elsewhere = store.jobs.get("job-3")
     assert elsewhere is not None and elsewhere.status is JobStatus.PENDING, (
         "another instance's is not touched"
     )
