@@ -20,7 +20,7 @@ from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
 from connector.logs import log_context
 from connector.merging import by_record
 from connector.models import JobStatus
-from connector.store import Delivery, Jobs, Lease, Store, instance_lease
+from connector.store import Delivery, Inbox, Jobs, Lease, Store, instance_lease
 from connector.wiring import Instance
 
 __all__ = ["ApplyReport", "apply_results"]
@@ -38,13 +38,13 @@ def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
         jobs.update(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 
-def _inbox(store: Store, contacts: int) -> Iterator[Delivery]:
+def _unapplied(inbox: Inbox, contacts: int) -> Iterator[Delivery]:
     """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
     until it has its contacts rather than stopping at a count of deliveries. Small pages: a page of whole-job
     bodies is megabytes, and a pass needs only its own."""
     after, page_size = 0, min(contacts, INBOX_PAGE)
     while True:
-        page = store.new_deliveries(page_size, after=after)
+        page = inbox.new(page_size, after=after)
         yield from page
         if len(page) < page_size:
             return
@@ -92,7 +92,7 @@ def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate
         job = drain.job(delivery.job_id)
         if job is not None and job.instance not in instances:
             if not dry_run:
-                store.mark_delivery(delivery.id, "uncorrelated", f"instance {job.instance} is not configured")
+                store.inbox.mark([delivery.id], "uncorrelated", f"instance {job.instance} is not configured")
             continue
         if job is not None and not gate.open(job.instance):
             continue
@@ -121,9 +121,9 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
         if items:
             plan = plan_records(instance, store, by_record(items), report, now, False)
             write_plan(instance, store, plan, run_id, report, lease)
-        store.mark_deliveries([d for d in delivery_ids if d not in drain.lost], "applied")
+        store.inbox.mark([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
-            store.mark_delivery(delivery_id, "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
+            store.inbox.mark([delivery_id], "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
         _settle_jobs(store.jobs, [i.job.id for i in items])
     except Exception as exc:  # whatever it was, the pass did not finish: recorded as failed, never succeeded
         status, error = "failed", str(exc) or type(exc).__name__
@@ -157,7 +157,7 @@ def apply_results(
     drain = Drain(store, accept, record=not dry_run)
     gate = _Gate(store, kind, enabled=not dry_run)
     try:
-        source = _inbox(store, contacts) if deliveries is None else deliveries
+        source = _unapplied(store.inbox, contacts) if deliveries is None else deliveries
         limit = contacts if deliveries is None else None
         by_instance, delivered = _collect(instances, store, drain, gate, source, limit, dry_run)
         report.results, report.duplicates, report.uncorrelated = (

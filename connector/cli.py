@@ -278,7 +278,7 @@ def status(config_path: Path) -> None:
             click.echo(
                 f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
             )
-            unmatched = store.unmatched_results(name)
+            unmatched = store.inbox.unmatched_results(name)
             if unmatched:
                 click.echo(
                     f"  unmatched:   {unmatched} result(s) matched no contact: paid for, not written (their "

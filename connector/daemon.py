@@ -122,7 +122,7 @@ def shut_down(runtime: Runtime, scheduler: BackgroundScheduler, started: datetim
     try:
         runtime.drain(started)
         runtime.stop_webhook()  # no new deliveries; those in flight are stored before their 2xx
-        waiting, _, _ = runtime.store.backlog()
+        waiting, _, _ = runtime.store.inbox.backlog()
         if waiting:
             log.info(
                 "webhook stopped; %d delivery(ies) stored, not yet applied: applied at the next start",

@@ -120,7 +120,7 @@ class Drain:
     def _mark(self, delivery_id: int, status: str, error: str) -> None:
         self.refused.add(delivery_id)
         if self.record:
-            self.store.mark_delivery(delivery_id, status, error)
+            self.store.inbox.mark([delivery_id], status, error)
 
 
 ECHO_SAMPLE = 5  # recent deliveries looked at
@@ -130,7 +130,7 @@ def echo_seen(store: Store) -> bool:
     """Whether LoneScale has been seen echoing each contact's `custom.contact_id` in its results, from the
     latest deliveries applied: the one fact that lets a job hold more than one contact (connector.batching).
     Read again at each sync, so it follows LoneScale if its payload changes."""
-    for delivery in store.recent_deliveries(ECHO_SAMPLE):
+    for delivery in store.inbox.recent(ECHO_SAMPLE):
         try:
             payload = parse_payload(delivery.body)
         except (PayloadError, ValueError):

@@ -3,7 +3,7 @@
 Why: every delivery is stored before its 2xx (docs/architecture.md#nothing-lost). A commit per request puts a
 transaction, a pooled connection and a worker-thread hop on each request's path, and on SQLite they all queue
 for its one writer anyway. Here each request queues its body and waits; one writer at a time keeps everything
-queued with one `Store.store_deliveries` call (one INSERT, one commit), then wakes each request with its own
+queued with one `Inbox.keep_all` call (one INSERT, one commit), then wakes each request with its own
 answer, fresh or duplicate. Requests arriving meanwhile form the next group, so groups grow with the load and
 a lone request waits for nobody. If the transaction fails, every request in the group gets the error (the
 webhook answers 5xx) and none was acknowledged: the group is kept whole or not at all.
@@ -19,7 +19,7 @@ import asyncio
 
 import anyio.to_thread
 
-from connector.store import Arrival, Store
+from connector.store import Arrival, Inbox
 
 # A bound on one transaction; under any realistic load the group is the number of requests in flight.
 LARGEST_GROUP = 256
@@ -33,8 +33,8 @@ class GroupCommit:
     """`await keep(arrival)` stores it, grouped with whatever else arrives meanwhile. One per served app,
     used from its event loop only (the queue is unlocked: only the loop's thread touches it)."""
 
-    def __init__(self, store: Store, *, largest_group: int = LARGEST_GROUP):
-        self._store = store
+    def __init__(self, inbox: Inbox, *, largest_group: int = LARGEST_GROUP):
+        self._inbox = inbox
         self._largest = largest_group
         self._queue: list[tuple[Arrival, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -56,7 +56,7 @@ class GroupCommit:
                 del self._queue[: len(group)]
                 try:
                     fresh = await anyio.to_thread.run_sync(
-                        self._store.store_deliveries, [arrival for arrival, _ in group]
+                        self._inbox.keep_all, [arrival for arrival, _ in group]
                     )
                     for (_, answer), outcome in zip(group, fresh, strict=True):
                         if not answer.done():  # its request was cancelled: the row is kept all the same

@@ -30,7 +30,7 @@ from connector.errors import Busy, ConnectorError
 from connector.lonescale import LoneScaleClient
 from connector.models import JobStatus
 from connector.retry import RetryPolicy, call_with_retry
-from connector.store import Job, JobContact, Jobs, Store, instance_lease
+from connector.store import Inbox, Job, JobContact, Jobs, Store, instance_lease
 
 log = logging.getLogger(__name__)
 GRACE = timedelta(minutes=30)
@@ -63,7 +63,7 @@ def _expire(jobs: Jobs, job: Job, contacts: list[JobContact], reason: str, repor
                 job.id, job.instance, reason, len(waiting))  # fmt: skip
 
 
-def _poll(lonescale: LoneScaleClient, store: Store, job: Job, lonescale_id: str) -> tuple[str, bool]:
+def _poll(lonescale: LoneScaleClient, inbox: Inbox, job: Job, lonescale_id: str) -> tuple[str, bool]:
     """Ask LoneScale once; (its answer in words, whether it brought results not stored before)."""
     try:
         run = call_with_retry(
@@ -73,7 +73,7 @@ def _poll(lonescale: LoneScaleClient, store: Store, job: Job, lonescale_id: str)
         return f"the poll failed: {exc}", False
     if run.status == "finished" and run.contacts:
         body = json.dumps({"id": lonescale_id, "status": run.status, "contacts": run.contacts}).encode()
-        if store.store_delivery(job.id, body):  # applied like any webhook
+        if inbox.keep(job.id, body):  # applied like any webhook
             return "results fetched by polling: the webhook never came", True
     return f"LoneScale says {run.status!r}", False
 
@@ -90,7 +90,7 @@ def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, g
     if "waiting" not in states:  # everything arrived and only the status lagged, or an expiry was cut short
         store.jobs.update(job.id, JobStatus.EXPIRED if "expired" in states else JobStatus.APPLIED)
         return
-    if store.unapplied_deliveries(job.id):
+    if store.inbox.unapplied(job.id):
         return  # its results are here, and the write-back has not caught up with them (a CRM outage?)
     if _waits_for_its_webhook(job, now, grace):
         return
@@ -99,7 +99,7 @@ def _settle(store: Store, lonescale: LoneScaleClient, job: Job, now: datetime, g
         _expire(store.jobs, job, contacts, reason + (job.reason or "its trigger's answer was lost"), report)
         return
     report.polled += 1
-    answer, fresh = _poll(lonescale, store, job, job.lonescale_id)
+    answer, fresh = _poll(lonescale, store.inbox, job, job.lonescale_id)
     report.recovered += fresh
     if fresh or not job.polls:  # results to apply, or the first visit: one grace period more
         reason = answer if fresh else f"{answer} at the deadline"

@@ -104,7 +104,7 @@ def _plan(instance: Instance, store: Store, settings: LoneScaleSettings, job_ids
     ids = sorted({c.record_id for _, c in contacts})
     states = store.ledger.states(instance.name, ids) if ids else {}
     current = instance.adapter.read_current(ids, instance.mapping.write_fields()) if ids else {}
-    in_inbox = {job.id for job in jobs if store.unapplied_deliveries(job.id)}
+    in_inbox = {job.id for job in jobs if store.inbox.unapplied(job.id)}
     for job, contact in contacts:
         record_id, types = contact.record_id, list[EnrichmentType]()
         if job.id in in_inbox:

@@ -34,7 +34,7 @@ def replay(
     """Re-apply stored results of one job, or received since a moment, whatever their contacts' state."""
     if job_id is None and since is None:
         raise ValueError("say which results to replay: a job, or a moment since which they arrived")
-    deliveries = store.deliveries_matching(job_id=job_id, since=since)
+    deliveries = store.inbox.matching(job_id=job_id, since=since)
     return apply_results(
         instances, store, deliveries=deliveries, accept=lambda c: True, dry_run=dry_run, kind="replay"
     )
@@ -47,7 +47,7 @@ def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bo
         for name in instances
         for c in store.jobs.contacts_with_status(name, "rejected", limit=100_000)
     }
-    deliveries = [d for job in sorted(jobs) for d in store.deliveries_matching(job_id=job)]
+    deliveries = [d for job in sorted(jobs) for d in store.inbox.matching(job_id=job)]
     return apply_results(
         instances,
         store,
@@ -76,7 +76,7 @@ def failures(store: Store, instances: list[str], limit: int = 50) -> list[Failur
         for expired, held in store.jobs.holding(name, "expired")[::-1][:limit]:
             found.append(Failure(name, "expired job", f"job {expired.id}: {held} contact(s) kept in cooldown",
                                  expired.reason or ""))  # fmt: skip
-    for delivery in store.unusable_deliveries(limit):
+    for delivery in store.inbox.unusable(limit):
         job = store.jobs.get(delivery["job_id"])
         found.append(Failure(job.instance if job else "?", f"delivery {delivery['status']}", f"delivery {delivery['id']}",
                              delivery["error"]))  # fmt: skip

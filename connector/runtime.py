@@ -15,7 +15,7 @@ from connector.errors import Busy, ServerFailed
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
-from connector.store import Store, instance_lease
+from connector.store import Inbox, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
@@ -32,10 +32,10 @@ QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results 
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
 
 
-def backlog_ready(store: Store, now: datetime) -> bool:
+def backlog_ready(inbox: Inbox, now: datetime) -> bool:
     """Write back in full batches, not a few records per tick (each write is an API call): when the backlog
     fills a batch, when arrivals have paused, or when the oldest result has waited long enough."""
-    count, oldest, newest = store.backlog()
+    count, oldest, newest = inbox.backlog()
     if not count or oldest is None or newest is None:
         return False
     return count >= FULL_BACKLOG or now - newest >= QUIET or now - oldest >= LONGEST_WAIT
@@ -132,7 +132,7 @@ class Runtime:
         return report
 
     def apply_when_ready(self) -> ApplyReport:
-        return self.apply() if backlog_ready(self.store, datetime.now(UTC)) else ApplyReport()
+        return self.apply() if backlog_ready(self.store.inbox, datetime.now(UTC)) else ApplyReport()
 
     def apply(self) -> ApplyReport:
         with self._apply_lock:
@@ -157,7 +157,7 @@ class Runtime:
 
     def purge_payloads(self) -> int:
         retention = parse_duration(self.config.settings.store.payload_retention)
-        purged = self.store.purge_payloads(datetime.now(UTC) - retention)
+        purged = self.store.inbox.purge(datetime.now(UTC) - retention)
         if purged:
             log.info(
                 "emptied %d webhook payload(s) older than %s",

@@ -234,7 +234,7 @@ class Webhook:
                  clock: Callable[[], datetime]):  # fmt: skip
         self.store, self.max_body_bytes, self.max_results = store, max_body_bytes, max_results
         self.token_grace, self.clock = token_grace, clock
-        self.intake = GroupCommit(store)
+        self.intake = GroupCommit(store.inbox)
         self.known = KnownJobs()
 
     async def receive(self, request: Request) -> Response:
@@ -280,11 +280,11 @@ class Webhook:
         return response
 
     def _kept_before(self, job_id: str, body: bytes) -> bool:  # on a worker thread: hashing megabytes
-        return self.store.has_delivery(job_id, sha256(body))
+        return self.store.inbox.has(job_id, sha256(body))
 
     def _look_up(self, job_id: str) -> KnownJob | None:  # on a worker thread: the store is synchronous
         job = self.store.jobs.get(job_id)
-        return None if job is None else KnownJob.of(job, self.store.inbox_usage(job_id), self.clock())
+        return None if job is None else KnownJob.of(job, self.store.inbox.usage(job_id), self.clock())
 
     async def _known(self, job_id: str, now: datetime) -> KnownJob | None:
         job = self.known.get(job_id)

@@ -73,7 +73,7 @@ class Pipeline:
         """Until each job has a stored delivery and LoneScale has nothing left to deliver."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            every_job = all(self.store.deliveries(job) for job in report.jobs)
+            every_job = all(self.store.inbox.of_job(job) for job in report.jobs)
             if every_job and self.lonescale_sandbox.control.admin("deliveries")["pending_tasks"] == 0:
                 return
             time.sleep(0.05)

@@ -20,29 +20,35 @@ from sqlalchemy import func, select, text
 from connector.ingest import GroupCommit, GroupCommitFailed
 from connector.models import JobStatus
 from connector.serving import ThreadedServer
-from connector.store import Arrival, Job, Store, schema, sha256
+from connector.store import Arrival, Inbox, Job, Store, schema, sha256
+from connector.store.database import Database
 from connector.webhook import create_app
 
 HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32))
 
 
-class GroupsSeen(Store):
-    """A real store that also notes the size of each group it is handed."""
+class GroupsSeen(Inbox):
+    """A real inbox that also notes the size of each group it is handed."""
 
-    def __init__(self, url: str):
-        super().__init__(url)
+    def __init__(self, database: Database):
+        super().__init__(database)
         self.groups: list[int] = []
 
-    def store_deliveries(self, arrivals: Sequence[Arrival]) -> list[bool]:
+    def keep_all(self, arrivals: Sequence[Arrival]) -> list[bool]:
         self.groups.append(len(arrivals))
-        return super().store_deliveries(arrivals)
+        return super().keep_all(arrivals)
 
 
 @pytest.fixture
-def store(store_url: str) -> Iterator[GroupsSeen]:
-    opened = GroupsSeen(store_url)
+def store(store_url: str) -> Iterator[Store]:
+    opened = Store(store_url)
     yield opened
     opened.close()
+
+
+@pytest.fixture
+def inbox(store: Store) -> GroupsSeen:
+    return GroupsSeen(store.database)
 
 
 def add_job(store: Store, contacts: int = 1) -> tuple[str, str]:
@@ -70,17 +76,19 @@ def together(commit: GroupCommit, arrivals: Sequence[Arrival]) -> list[bool | Ba
 
 
 def kept(store: Store, job_id: str) -> list[tuple[bytes, str]]:
-    return [(bytes(d["body"]), d["status"]) for d in store.deliveries(job_id)]
+    return [(bytes(d["body"]), d["status"]) for d in store.inbox.of_job(job_id)]
 
 
 # --------------------------------------------------------------------------- the group commit itself
 
 
-def test_deliveries_handed_over_together_are_one_transaction_with_an_answer_each(store: GroupsSeen) -> None:
+def test_deliveries_handed_over_together_are_one_transaction_with_an_answer_each(
+    store: Store, inbox: GroupsSeen
+) -> None:
     job_id, _ = add_job(store)
-    store.store_delivery(job_id, b'{"n": "before"}')
+    inbox.keep(job_id, b'{"n": "before"}')
     answers = together(
-        GroupCommit(store),
+        GroupCommit(inbox),
         [
             Arrival(job_id, b'{"n": 1}'),
             Arrival(job_id, b'{"n": "before"}'),  # stored by an earlier request
@@ -89,43 +97,45 @@ def test_deliveries_handed_over_together_are_one_transaction_with_an_answer_each
         ],
     )
     assert answers == [True, False, True, False]
-    assert store.groups == [1, 4], "one store call for the four"
+    assert inbox.groups == [1, 4], "one store call for the four"
     assert sorted(body for body, _ in kept(store, job_id)) == [b'{"n": "before"}', b'{"n": 1}', b'{"n": 2}']
 
 
-def test_of_twins_in_one_group_the_first_is_kept_as_it_came(store: GroupsSeen) -> None:
+def test_of_twins_in_one_group_the_first_is_kept_as_it_came(store: Store, inbox: GroupsSeen) -> None:
     job_id, _ = add_job(store)
     refused = Arrival(job_id, b"[]", "invalid", "no contacts in the payload")
-    answers = together(GroupCommit(store), [refused, Arrival(job_id, b"[]")])
+    answers = together(GroupCommit(inbox), [refused, Arrival(job_id, b"[]")])
     assert answers == [True, False]
     assert kept(store, job_id) == [(b"[]", "invalid")]
 
 
-def test_a_failed_group_fails_every_request_in_it_and_keeps_none_of_it(store: GroupsSeen) -> None:
+def test_a_failed_group_fails_every_request_in_it_and_keeps_none_of_it(
+    store: Store, inbox: GroupsSeen
+) -> None:
     job_id, _ = add_job(store)
     good = [Arrival(job_id, f'{{"n": {n}}}'.encode()) for n in range(5)]
     refused_by_the_database = Arrival(job_id, b'{"n": "bad"}', None)  # type: ignore[arg-type]  # status is NOT NULL
-    answers = together(GroupCommit(store), [*good[:2], refused_by_the_database, *good[2:]])
-    assert store.groups == [6]
+    answers = together(GroupCommit(inbox), [*good[:2], refused_by_the_database, *good[2:]])
+    assert inbox.groups == [6]
     assert all(isinstance(answer, GroupCommitFailed) for answer in answers), answers
     assert kept(store, job_id) == []
     # Nothing of the failed group was half-kept: sent again, every body is fresh.
-    assert together(GroupCommit(store), good) == [True] * 5
+    assert together(GroupCommit(inbox), good) == [True] * 5
 
 
-def test_a_group_is_bounded_and_the_rest_follow_in_the_next(store: GroupsSeen) -> None:
+def test_a_group_is_bounded_and_the_rest_follow_in_the_next(store: Store, inbox: GroupsSeen) -> None:
     job_id, _ = add_job(store)
     arrivals = [Arrival(job_id, f'{{"n": {n}}}'.encode()) for n in range(5)]
-    assert together(GroupCommit(store, largest_group=2), arrivals) == [True] * 5
-    assert store.groups == [2, 2, 1]
+    assert together(GroupCommit(inbox, largest_group=2), arrivals) == [True] * 5
+    assert inbox.groups == [2, 2, 1]
 
 
-def test_a_lone_delivery_is_a_group_of_one(store: GroupsSeen) -> None:
+def test_a_lone_delivery_is_a_group_of_one(store: Store, inbox: GroupsSeen) -> None:
     job_id, _ = add_job(store)
-    commit = GroupCommit(store)
+    commit = GroupCommit(inbox)
     assert together(commit, [Arrival(job_id, b'{"n": 1}')]) == [True]
     assert together(commit, [Arrival(job_id, b'{"n": 1}')]) == [False]
-    assert store.groups == [1, 1]
+    assert inbox.groups == [1, 1]
 
 
 # --------------------------------------------------------------------------- through the webhook
@@ -149,8 +159,9 @@ class Served:
 
 
 @pytest.fixture
-def served(store: GroupsSeen, store_url: str) -> Iterator[Served]:
+def served(store: Store, inbox: GroupsSeen, store_url: str) -> Iterator[Served]:
     job_id, token = add_job(store, contacts=64)  # the tests deliver one body per contact, 64 at most
+    store.inbox = inbox  # the webhook keeps its deliveries through it, so its groups are seen
     server = ThreadedServer(create_app(store), name="webhook")
     url = server.start()
     yield Served(url, store, store_url, job_id, token)
@@ -161,7 +172,9 @@ def result(n: int) -> bytes:
     return json.dumps({"email": f"ada.{n}@example.com", "custom": {"contact_id": f"003{n}"}}).encode()
 
 
-def test_concurrent_deliveries_are_each_stored_once_and_committed_before_their_2xx(served: Served) -> None:
+def test_concurrent_deliveries_are_each_stored_once_and_committed_before_their_2xx(
+    served: Served, inbox: GroupsSeen
+) -> None:
     bodies = [result(n) for n in range(64)]
     sent = [body for body in bodies for _ in range(2)]  # each delivered twice, the copies side by side
     observer = Store(served.store_url)  # its own engine: sees only what was committed
@@ -187,7 +200,7 @@ def test_concurrent_deliveries_are_each_stored_once_and_committed_before_their_2
         messages = sorted(message for _, message, _ in answers[2 * n : 2 * n + 2])
         assert messages == ["duplicate", "stored"], body
     assert sorted(body for body, _ in kept(served.store, served.job_id)) == sorted(bodies)
-    assert sum(served.store.groups) == len(sent)
+    assert sum(served.store.inbox.groups) == len(sent)  # type: ignore[attr-defined]
 
 
 def test_while_the_store_fails_every_delivery_is_refused_5xx_and_none_is_kept(served: Served) -> None:

@@ -114,7 +114,7 @@ def test_overwrite_if_unchanged_replaces_our_own_last_value_and_never_a_persons(
     # A newer result for both (LoneScale's documented per-contact payload), re-applied from the inbox.
     for record_id in (ours, edited):
         newer = {"custom": {"contact_id": record_id}, "firstName": "A", "jobTitle": "Chief Newer Officer"}
-        pipeline.store.store_delivery(sent[record_id].job_id, json.dumps(newer).encode())
+        pipeline.store.inbox.keep(sent[record_id].job_id, json.dumps(newer).encode())
     replay({instance.name: instance}, pipeline.store, job_id=sent[ours].job_id)
     replay({instance.name: instance}, pipeline.store, job_id=sent[edited].job_id)
 
@@ -379,7 +379,7 @@ def test_an_apply_pass_that_raises_anything_is_recorded_failed_with_its_error(
     (run,) = [r for r in pipeline.store.runs.recent(instance.name) if r["kind"] == "apply"]
     assert run["status"] == "failed" and "write_journal" in (run["error"] or "")
     assert applied.failures and "write_journal" in applied.failures[0]
-    assert pipeline.store.backlog()[0] > 0, "the results are still in the inbox"
+    assert pipeline.store.inbox.backlog()[0] > 0, "the results are still in the inbox"
 
 
 def test_full_jobs_without_the_echo_leave_results_that_match_no_contact_counted_and_shown(
@@ -394,8 +394,10 @@ def test_full_jobs_without_the_echo_leave_results_that_match_no_contact_counted_
 
     correlated = applied.records_written + applied.records_rejected
     assert 0 < correlated < report.sent and applied.uncorrelated > 0
-    notes = [d["error"] for job in report.jobs for d in pipeline.store.deliveries(job) if d["error"]]
+    notes = [d["error"] for job in report.jobs for d in pipeline.store.inbox.of_job(job) if d["error"]]
     assert sum(int(note.split()[0]) for note in notes) == applied.uncorrelated, (
         "each is noted on its delivery"
     )
-    assert pipeline.store.unmatched_results(instance.name) == applied.uncorrelated, "and counted for status"
+    assert pipeline.store.inbox.unmatched_results(instance.name) == applied.uncorrelated, (
+        "and counted for status"
+    )

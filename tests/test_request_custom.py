@@ -132,7 +132,7 @@ def test_an_echoed_custom_naming_its_job_is_applied_and_its_provider_recorded(
 
     assert applied.results == len(jobs) and applied.uncorrelated == 0 and applied.records_written > 0
     for ours, _ in jobs:
-        [kept] = pipeline.store.deliveries(ours)
+        [kept] = pipeline.store.inbox.of_job(ours)
         assert json.loads(kept["body"])["custom"] == {"provider": "lonescale-waterfall", "id": ours}
         assert kept["status"] == "applied"
         job = pipeline.store.jobs.get(ours)
@@ -160,7 +160,7 @@ def test_a_body_whose_echoed_custom_names_another_job_is_refused_kept_and_never_
     echoing(lonescale_sandbox)
     instance = hubspot_instance(hubspot_sandbox, budget={"max_contacts_per_run": 2})
     (a, _), (b, b_theirs) = sent_jobs(pipeline, instance, with_custom(CONFIGURED))
-    a_body = pipeline.store.deliveries(a)[0]["body"]
+    a_body = pipeline.store.inbox.of_job(a)[0]["body"]
     b_url = next(
         j["webhook_url"] for j in lonescale_sandbox.control.admin("jobs")["jobs"] if j["id"] == b_theirs
     )
@@ -169,14 +169,14 @@ def test_a_body_whose_echoed_custom_names_another_job_is_refused_kept_and_never_
 
     assert answer.status_code == 422
     assert f"custom.id '{a}' names another request than job {b}" in answer.json()["message"]
-    _, misrouted = pipeline.store.deliveries(b)
+    _, misrouted = pipeline.store.inbox.of_job(b)
     assert (misrouted["status"], misrouted["body"]) == ("invalid", a_body)
     assert f"names another request than job {b}" in misrouted["error"]
-    assert [d["job_id"] for d in pipeline.store.unusable_deliveries()] == [b], "kept for inspection"
+    assert [d["job_id"] for d in pipeline.store.inbox.unusable()] == [b], "kept for inspection"
 
     applied = pipeline.apply(instance)
     replayed = replay({instance.name: instance}, pipeline.store, job_id=b)
 
     assert applied.results == 2 and applied.uncorrelated == 0, "each job's own body, and nothing else"
     assert replayed.results == 1, "a replay of B reads B's own body only"
-    assert [d["status"] for d in pipeline.store.deliveries(b)] == ["applied", "invalid"]
+    assert [d["status"] for d in pipeline.store.inbox.of_job(b)] == ["applied", "invalid"]

@@ -94,7 +94,7 @@ def test_a_dry_run_apply_shows_each_field_decision_and_the_real_apply_writes_exa
     dry = apply_results({instance.name: instance}, pipeline.store, dry_run=True)
 
     assert crm.served.control.count(route=crm.writes) == 0
-    assert len(pipeline.store.new_deliveries(limit=10_000)) == dry.deliveries, "the inbox is untouched"
+    assert len(pipeline.store.inbox.new(limit=10_000)) == dry.deliveries, "the inbox is untouched"
     planned = {(p.record_id, p.field) for p in dry.planned if p.write}
     assert planned and any(not p.write and p.reason.startswith("fill_empty") for p in dry.planned)
     assert all(p.current in (None, "") for p in dry.planned if p.write and p.reason == "empty field filled")

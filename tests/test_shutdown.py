@@ -157,7 +157,7 @@ def test_jobs_posted_while_the_daemon_stops_have_their_results_answered_2xx_and_
     assert sorted(bodies) == sorted(our_job(job.request["webhook_url"]) for job in jobs), (
         "every job delivered"
     )
-    stored = {job_id: len(daemon.store.deliveries(job_id)) for job_id in bodies}
+    stored = {job_id: len(daemon.store.inbox.of_job(job_id)) for job_id in bodies}
     assert stored == dict(bodies), "every delivery answered 2xx was stored"
     assert "the webhook still serving" in log and "stopped cleanly" in log
 

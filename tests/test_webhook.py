@@ -50,7 +50,7 @@ def test_a_delivery_is_stored_before_it_is_acknowledged(served: tuple[str, Store
     url, store, token = served
     response = post(url, token, json.dumps(RESULT))
     assert response.status_code == 200 and response.json()["message"] == "stored"
-    (delivery,) = store.new_deliveries()
+    (delivery,) = store.inbox.new()
     assert json.loads(delivery.body) == RESULT and delivery.job_id == "job-1"
 
 
@@ -59,7 +59,7 @@ def test_a_duplicate_delivery_is_acknowledged_and_ignored(served: tuple[str, Sto
     assert post(url, token, json.dumps(RESULT)).json()["message"] == "stored"
     again = post(url, token, json.dumps(RESULT))
     assert again.status_code == 200 and again.json()["message"] == "duplicate"
-    assert len(store.deliveries("job-1")) == 1
+    assert len(store.inbox.of_job("job-1")) == 1
 
 
 @pytest.mark.parametrize("job", ["job-1", "job-404"])
@@ -70,7 +70,7 @@ def test_a_wrong_token_or_unknown_job_gets_the_same_401_and_nothing_is_stored(
     url, store, _ = served
     response = post(url, token, json.dumps(RESULT), job=job)
     assert response.status_code == 401 and response.json()["message"] == "unknown job or wrong token"
-    assert store.deliveries("job-1") == []
+    assert store.inbox.of_job("job-1") == []
 
 
 def test_a_job_refused_as_unknown_is_accepted_once_it_exists(served: tuple[str, Store, str]) -> None:
@@ -101,7 +101,7 @@ def test_an_oversized_body_is_refused_whether_or_not_it_declares_its_length(
 
     response = HTTP.post(f"{url}/webhooks/lonescale/job-1", params={"token": token}, content=chunks())
     assert response.status_code == 413
-    assert store.deliveries("job-1") == []
+    assert store.inbox.of_job("job-1") == []
 
 
 @pytest.mark.parametrize(
@@ -112,9 +112,9 @@ def test_an_unusable_body_is_refused_and_kept_for_inspection(
 ) -> None:
     url, store, token = served
     assert post(url, token, body).status_code == status
-    (kept,) = store.deliveries("job-1")
+    (kept,) = store.inbox.of_job("job-1")
     assert kept["status"] == "invalid" and kept["body"] == body.encode() and kept["error"]
-    assert store.new_deliveries() == []
+    assert store.inbox.new() == []
     assert post(url, token, json.dumps(RESULT)).status_code == 200  # and the server keeps serving
 
 
@@ -137,7 +137,7 @@ def test_a_per_job_body_whose_echoed_custom_names_another_job_is_refused_and_kep
         refused.json()["message"]
         == "unusable payload: its custom.id 'job-2' names another request than job job-1"
     )
-    assert [(d["status"], d["body"]) for d in store.deliveries("job-1")] == [
+    assert [(d["status"], d["body"]) for d in store.inbox.of_job("job-1")] == [
         ("new", ours.encode()),
         ("invalid", theirs.encode()),
     ]
@@ -157,7 +157,7 @@ def test_a_contacts_own_custom_is_never_taken_for_the_requests(
 ) -> None:
     url, store, token = served
     assert post(url, token, json.dumps(body)).status_code == 200
-    assert [d["status"] for d in store.deliveries("job-1")] == ["new"]
+    assert [d["status"] for d in store.inbox.of_job("job-1")] == ["new"]
 
 
 def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) -> None:
@@ -166,7 +166,7 @@ def test_concurrent_deliveries_are_all_stored(served: tuple[str, Store, str]) ->
     with ThreadPoolExecutor(max_workers=12) as pool:
         statuses = list(pool.map(lambda b: post(url, token, b).status_code, bodies))
     assert statuses == [200] * CONTACTS
-    assert len(store.new_deliveries(limit=100)) == CONTACTS
+    assert len(store.inbox.new(limit=100)) == CONTACTS
 
 
 def test_healthz_answers_only_while_the_store_answers(served: tuple[str, Store, str]) -> None:

@@ -59,7 +59,7 @@ class Hook:
         return f"{self.url}/webhooks/lonescale/{quote(self.ids.get(job, job), safe='')}"
 
     def kept(self, job: str = "job-a") -> list[dict[str, Any]]:
-        return self.store.deliveries(self.ids.get(job, job))
+        return self.store.inbox.of_job(self.ids.get(job, job))
 
     def nothing_kept(self) -> bool:
         return self.kept("job-a") == [] and self.kept("job-b") == []
@@ -263,7 +263,7 @@ def test_a_huge_array_of_tiny_objects_is_refused_before_it_is_parsed_and_kept(
             f"{url}/webhooks/lonescale/{ids['job-a']}", params={"token": tokens["job-a"]}, content=flood
         )
         assert "more than 10000 results" in refused(response, 413)
-        (kept,) = store.deliveries(ids["job-a"])
+        (kept,) = store.inbox.of_job(ids["job-a"])
         assert kept["status"] == "invalid" and len(kept["body"]) == len(flood)
         assert any("413" in line for line in webhook_lines(logged))
         assert HTTP.get(f"{url}/healthz").status_code == 200

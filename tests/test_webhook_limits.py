@@ -64,7 +64,7 @@ class Served:
         return HTTP.post(f"{self.url}/webhooks/lonescale/{job_id}", params={"token": token}, content=body)
 
     def kept(self, job_id: str) -> list[bytes]:
-        return [bytes(d["body"]) for d in self.store.deliveries(job_id)]
+        return [bytes(d["body"]) for d in self.store.inbox.of_job(job_id)]
 
 
 @contextmanager
@@ -209,7 +209,7 @@ def test_a_job_keeps_64_kib_per_contact_and_1_mib_more_then_413(
 def test_the_caps_count_what_the_store_already_keeps_for_the_job(served: Served) -> None:
     job_id, token = served.add_job(contacts=1)  # 13 bodies
     for n in range(12):  # kept before this server saw the job: by a previous run, or by polling
-        served.store.store_delivery(job_id, result(n))
+        served.store.inbox.keep(job_id, result(n))
     assert served.post(job_id, token, result(12)).status_code == 200
     assert served.post(job_id, token, result(13)).status_code == 429
     with serving(served.store, served.clock) as restarted:  # a restart forgets nothing that was stored

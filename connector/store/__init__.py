@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -12,7 +11,8 @@ from sqlalchemy import func, or_, select, update
 from connector.store import ledger, schema
 from connector.store.cursors import Cursors
 from connector.store.database import Database
-from connector.store.dialect import insert_ignoring_duplicates, slices
+from connector.store.dialect import slices
+from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
 from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.ledger import Ledger
@@ -29,10 +29,6 @@ def _aware(value: datetime | None) -> datetime | None:
     return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
 
 
-def sha256(data: bytes | str) -> str:
-    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
-
-
 class Store:
     """The store: one database, one object per aggregate. Callers take the piece they need."""
 
@@ -41,132 +37,12 @@ class Store:
         self.runs = Runs(self.database)
         self.cursors = Cursors(self.database)
         self.jobs = Jobs(self.database)
+        self.inbox = Inbox(self.database)
         self.ledger = Ledger(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
         self.database.close()
-
-    # -- inbox -----------------------------------------------------------------------------------------
-    def store_delivery(self, job_id: str, body: bytes, status: str = "new", error: str | None = None) -> bool:
-        """Keep a webhook body durably; False when this exact body was already stored (a duplicate delivery).
-
-        Bodies we cannot use are kept too, with status `invalid` and the reason, for a person to inspect.
-        """
-        return self.store_deliveries([Arrival(job_id, body, status, error)])[0]
-
-    def store_deliveries(self, arrivals: Sequence[Arrival]) -> list[bool]:
-        """Keep several webhook bodies in one transaction, one commit for all (the webhook's group commit);
-        for each, in order, what `store_delivery` would say: a body already stored, or earlier in this same
-        call, is a duplicate. All are kept or, if this raises, none."""
-        keys = [(a.job_id, sha256(a.body)) for a in arrivals]
-        first: dict[tuple[str, str], int] = {}
-        rows = []
-        for index, (arrival, key) in enumerate(zip(arrivals, keys, strict=True)):
-            # Twins in one call: ON CONFLICT would skip one too, but which (their status may differ) is ours.
-            if key in first:
-                continue
-            first[key] = index
-            rows.append(
-                {"job_id": arrival.job_id, "body_sha256": key[1], "body": arrival.body, "received_at": _now(),
-                 "status": arrival.status, "error": arrival.error}
-            )  # fmt: skip
-        if not rows:
-            return []
-        inbox = schema.inbox
-        # RETURNING, as rowcount is unreliable under ON CONFLICT on PostgreSQL; a skipped row returns nothing,
-        # so its unique key, not its position, says which rows were fresh.
-        returning = (inbox.c.job_id, inbox.c.body_sha256)
-        statement = insert_ignoring_duplicates(self.database.engine, inbox).returning(*returning)
-        with self.database.writing() as db:
-            inserted = {(row.job_id, row.body_sha256) for row in db.execute(statement, rows)}
-        return [first[key] == index and key in inserted for index, key in enumerate(keys)]
-
-    def new_deliveries(self, limit: int = 100, after: int = 0) -> list[Delivery]:
-        """The oldest unapplied deliveries, in arrival order; `after` a delivery id, for the next page."""
-        query = (
-            select(schema.inbox.c.id, schema.inbox.c.job_id, schema.inbox.c.body, schema.inbox.c.received_at)
-            .where(schema.inbox.c.status == "new", schema.inbox.c.id > after)
-            .order_by(schema.inbox.c.id)
-            .limit(limit)
-        )
-        with self.database.reading() as db:
-            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
-
-    def recent_deliveries(self, limit: int, max_bytes: int = 65_536) -> list[Delivery]:
-        """The latest deliveries applied, newest first, leaving out big ones (a whole job's body)."""
-        inbox = schema.inbox
-        query = (
-            select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at)
-            .where(inbox.c.status == "applied", func.length(inbox.c.body) <= max_bytes)
-            .order_by(inbox.c.id.desc())
-            .limit(limit)
-        )
-        with self.database.reading() as db:
-            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
-
-    def backlog(self) -> tuple[int, datetime | None, datetime | None]:
-        """Deliveries waiting to be applied: how many, the oldest and the newest arrival."""
-        inbox = schema.inbox
-        query = select(func.count(), func.min(inbox.c.received_at), func.max(inbox.c.received_at)).where(
-            inbox.c.status == "new"
-        )
-        with self.database.reading() as db:
-            count, oldest, newest = db.execute(query).one()
-        return int(count), _aware(oldest), _aware(newest)
-
-    def deliveries(self, job_id: str) -> list[dict[str, Any]]:
-        query = select(schema.inbox).where(schema.inbox.c.job_id == job_id).order_by(schema.inbox.c.id)
-        with self.database.reading() as db:
-            return [dict(row._mapping) for row in db.execute(query)]
-
-    def inbox_usage(self, job_id: str) -> tuple[int, int]:
-        """A job's deliveries kept in the inbox, whatever their status, and their bytes: what the webhook's
-        per-job caps count from. (A purged body counts as empty; purging is long after a token retires.)"""
-        inbox = schema.inbox
-        query = select(func.count(), func.coalesce(func.sum(func.length(inbox.c.body)), 0)).where(
-            inbox.c.job_id == job_id
-        )
-        with self.database.reading() as db:
-            count, size = db.execute(query).one()
-        return int(count), int(size)
-
-    def has_delivery(self, job_id: str, body_sha256: str) -> bool:
-        """Whether this exact body is already kept for the job (a duplicate delivery)."""
-        inbox = schema.inbox
-        query = select(inbox.c.id).where(inbox.c.job_id == job_id, inbox.c.body_sha256 == body_sha256)
-        with self.database.reading() as db:
-            return db.execute(query.limit(1)).first() is not None
-
-    def unmatched_results(self, instance: str) -> int:
-        """Results of the instance's jobs that matched no contact (paid for, never written), as their
-        deliveries note them ("N result(s) matched no contact")."""
-        inbox, jobs = schema.inbox, schema.jobs
-        query = (
-            select(inbox.c.error)
-            .join(jobs, jobs.c.id == inbox.c.job_id)
-            .where(jobs.c.instance == instance, inbox.c.error.like("% matched no contact"))
-        )
-        with self.database.reading() as db:
-            notes = list(db.scalars(query))
-        return sum(int(note.split()[0]) for note in notes if note and note.split()[0].isdigit())
-
-    def unapplied_deliveries(self, job_id: str) -> int:
-        """How many of this job's stored deliveries wait to be applied."""
-        inbox = schema.inbox
-        query = select(func.count()).where(inbox.c.job_id == job_id, inbox.c.status == "new")
-        with self.database.reading() as db:
-            return int(db.execute(query).scalar_one())
-
-    def mark_delivery(self, delivery_id: int, status: str, error: str | None = None) -> None:
-        self.mark_deliveries([delivery_id], status, error)
-
-    def mark_deliveries(self, delivery_ids: Sequence[int], status: str, error: str | None = None) -> None:
-        with self.database.writing() as db:
-            for some in slices(delivery_ids):
-                db.execute(
-                    update(schema.inbox).where(schema.inbox.c.id.in_(some)).values(status=status, error=error)
-                )
 
     # -- record state and journal ----------------------------------------------------------------------
     def journal(self, entries: Sequence[JournalEntry]) -> list[int]:
@@ -262,45 +138,6 @@ class Store:
         write-back passes (a `sync --wait` is one run to the person who ran it); otherwise its own rows."""
         return self._journal(or_(schema.write_journal.c.run_id == run_id, schema.jobs.c.run_id == run_id))
 
-    def deliveries_matching(self, job_id: str | None = None, since: datetime | None = None) -> list[Delivery]:
-        """Stored deliveries of one job, or received since a moment: what a replay re-applies."""
-        inbox = schema.inbox
-        query = (
-            select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at)
-            .where(inbox.c.status != "purged")
-            .order_by(inbox.c.id)
-        )
-        if job_id is not None:
-            query = query.where(inbox.c.job_id == job_id)
-        if since is not None:
-            query = query.where(inbox.c.received_at >= since)
-        with self.database.reading() as db:
-            return [Delivery(r.id, r.job_id, bytes(r.body), _aware(r.received_at)) for r in db.execute(query)]  # type: ignore[arg-type]
-
-    def purge_payloads(self, before: datetime) -> int:
-        """Empty the bodies of deliveries handled before `before`; the rows and hashes stay for dedup."""
-        inbox = schema.inbox
-        with self.database.writing() as db:
-            return int(
-                db.execute(
-                    update(inbox)
-                    .where(inbox.c.received_at < before, inbox.c.status.notin_(["new", "purged"]))
-                    .values(body=b"", status="purged")
-                ).rowcount
-            )
-
-    def unusable_deliveries(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Deliveries kept for inspection: refused at intake, or with results that matched no contact."""
-        inbox = schema.inbox
-        query = (
-            select(inbox.c.id, inbox.c.job_id, inbox.c.status, inbox.c.error, inbox.c.received_at)
-            .where(inbox.c.error.is_not(None))
-            .order_by(inbox.c.id.desc())
-            .limit(limit)
-        )
-        with self.database.reading() as db:
-            return [dict(r._mapping) for r in db.execute(query)]
-
     def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
         table = schema.write_journal
         return self._journal(table.c.instance == instance, table.c.record_id == record_id)
@@ -322,5 +159,5 @@ class Store:
             ]  # fmt: skip
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Job", "JobContact", "Jobs", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Inbox", "Job", "JobContact", "Jobs", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
            "sha256"]  # fmt: skip

@@ -173,7 +173,7 @@ class Jobs:
             return [_contact(r) for r in db.execute(query)]
 
 
-def _contact(row: Row[Any]) -> JobContact:
+def _contact(row: Row[*tuple[Any, ...]]) -> JobContact:
     return JobContact(row.job_id, row.record_id, row.object, row.sent, row.pulled, row.status, row.reason)
 
 
