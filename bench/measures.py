@@ -178,7 +178,7 @@ def measure_rate_limited_write_back(sandbox: SandboxProcess, n: int, *, limit_pe
             entry
             for run in store.runs.recent(name, limit=10_000)
             if run["kind"] == "apply"
-            for entry in store.journal_for_run(run["id"])
+            for entry in store.journal.for_run(run["id"])
         ]
         written = [e for e in journal if e.outcome == "written"]
         checker = build_instance("hubspot", sandbox.endpoints)

@@ -20,7 +20,7 @@ from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
 from connector.logs import log_context
 from connector.merging import by_record
 from connector.models import JobStatus
-from connector.store import Delivery, Inbox, Jobs, Lease, Store, instance_lease
+from connector.store import Delivery, Inbox, Jobs, Lease, Leases, Store, instance_lease
 from connector.wiring import Instance
 
 __all__ = ["ApplyReport", "apply_results"]
@@ -56,8 +56,8 @@ class _Gate:
     busy instance (a sync or another write-back of it runs elsewhere) is left for a later pass, its
     deliveries unread so they do not fill this pass."""
 
-    def __init__(self, store: Store, kind: str, *, enabled: bool):
-        self.store, self.kind, self.enabled = store, kind, enabled
+    def __init__(self, leases: Leases, kind: str, *, enabled: bool):
+        self._leases, self.kind, self.enabled = leases, kind, enabled
         self.leases: dict[str, Lease] = {}
         self.busy: dict[str, str] = {}  # instance → why
 
@@ -67,7 +67,7 @@ class _Gate:
         if instance in self.busy:
             return False
         try:
-            self.leases[instance] = self.store.leases.acquire(instance_lease(instance), self.kind)
+            self.leases[instance] = self._leases.acquire(instance_lease(instance), self.kind)
         except Busy as exc:
             self.busy[instance] = str(exc)
             log.debug("%s: %s; its results wait for the next pass", instance, exc)
@@ -79,7 +79,7 @@ class _Gate:
             lease.release()
 
 
-def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate: _Gate,
+def _collect(instances: Mapping[str, Instance], inbox: Inbox, drain: Drain, gate: _Gate,
              deliveries: Iterable[Delivery], contacts: int | None, dry_run: bool,
              ) -> tuple[dict[str, list[Pending]], dict[str, list[int]]]:  # fmt: skip
     """Read deliveries until the pass has about `contacts` results (None: all given), grouped by instance."""
@@ -92,7 +92,7 @@ def _collect(instances: Mapping[str, Instance], store: Store, drain: Drain, gate
         job = drain.job(delivery.job_id)
         if job is not None and job.instance not in instances:
             if not dry_run:
-                store.inbox.mark([delivery.id], "uncorrelated", f"instance {job.instance} is not configured")
+                inbox.mark([delivery.id], "uncorrelated", f"instance {job.instance} is not configured")
             continue
         if job is not None and not gate.open(job.instance):
             continue
@@ -117,10 +117,10 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
                lease: Lease | None, now: datetime, report: ApplyReport, run_id: int) -> None:  # fmt: skip
     status, error = "succeeded", None
     try:
-        resolve_pending(instance, store)
+        resolve_pending(instance, store.journal)
         if items:
-            plan = plan_records(instance, store, by_record(items), report, now, False)
-            write_plan(instance, store, plan, run_id, report, lease)
+            plan = plan_records(instance, store.journal, by_record(items), report, now, False)
+            write_plan(instance, store.journal, plan, run_id, report, lease)
         store.inbox.mark([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
             store.inbox.mark([delivery_id], "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
@@ -155,11 +155,11 @@ def apply_results(
     process is syncing or writing to is left for a later pass (listed in `busy`)."""
     report = ApplyReport()
     drain = Drain(store, accept, record=not dry_run)
-    gate = _Gate(store, kind, enabled=not dry_run)
+    gate = _Gate(store.leases, kind, enabled=not dry_run)
     try:
         source = _unapplied(store.inbox, contacts) if deliveries is None else deliveries
         limit = contacts if deliveries is None else None
-        by_instance, delivered = _collect(instances, store, drain, gate, source, limit, dry_run)
+        by_instance, delivered = _collect(instances, store.inbox, drain, gate, source, limit, dry_run)
         report.results, report.duplicates, report.uncorrelated = (
             drain.results,
             drain.duplicates,
@@ -170,7 +170,7 @@ def apply_results(
             mine = ApplyReport(deliveries=len(delivered[name]))
             if dry_run:
                 if items:
-                    plan_records(instances[name], store, by_record(items), mine, now(), dry_run=True)
+                    plan_records(instances[name], store.journal, by_record(items), mine, now(), dry_run=True)
             else:
                 _write_pass(instances[name], store, items, delivered[name], drain, gate.leases.get(name), kind,
                             now(), mine)  # fmt: skip

@@ -16,7 +16,7 @@ from connector.inbox import Pending
 from connector.mapping import Decision, WritePolicy, plan_writes
 from connector.merging import RecordResults
 from connector.models import FieldUpdate, FollowUp, RecordRef
-from connector.store import Store
+from connector.store import Journal
 from connector.values import same_value
 from connector.wiring import Instance
 
@@ -58,19 +58,19 @@ def _follow_up(
     )
 
 
-def _ours(instance: Instance, store: Store, record_ids: list[str]) -> dict[str, dict[str, Any]]:
+def _ours(instance: Instance, journal: Journal, record_ids: list[str]) -> dict[str, dict[str, Any]]:
     """What we last wrote to the fields `overwrite_if_unchanged` may replace (nothing to read otherwise)."""
     fields = [r.field for r in instance.mapping.write_back if r.policy is WritePolicy.OVERWRITE_IF_UNCHANGED]
-    return store.last_written(instance.name, record_ids, fields) if fields and record_ids else {}
+    return journal.last_written(instance.name, record_ids, fields) if fields and record_ids else {}
 
 
-def plan_records(instance: Instance, store: Store, records: dict[str, RecordResults], report: ApplyReport,
+def plan_records(instance: Instance, journal: Journal, records: dict[str, RecordResults], report: ApplyReport,
                  now: datetime, dry_run: bool) -> Plan:  # fmt: skip
     plan = Plan(records)
     owner = instance.mapping.job_change.owner_field if instance.mapping.job_change.follow_up else None
     fields = [*instance.mapping.write_fields(), *([owner] if owner else [])]
     current = instance.adapter.read_current(list(records), fields)
-    ours = _ours(instance, store, [rid for rid in records if rid in current])
+    ours = _ours(instance, journal, [rid for rid in records if rid in current])
     for record_id, record in records.items():
         item = record.merged
         if record_id not in current:

@@ -14,7 +14,7 @@ from connector.apply_report import ApplyReport, jsonable
 from connector.errors import ConnectorError
 from connector.merging import RecordResults
 from connector.models import WriteOutcome
-from connector.store import JournalEntry, Lease, Store
+from connector.store import Journal, JournalEntry, Lease
 from connector.values import same_value
 from connector.wiring import Instance
 
@@ -34,7 +34,7 @@ def _mark(marks: Marks, record: RecordResults, status: str, reason: str | None) 
         )
 
 
-def write_plan(instance: Instance, store: Store, plan: Plan, run_id: int, report: ApplyReport,
+def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, report: ApplyReport,
                lease: Lease | None) -> None:  # fmt: skip
     """Journal ahead, write, then settle journal, cooldowns and contacts in one transaction: a crash in
     between leaves `pending` journal rows, which the next pass confirms against the CRM."""
@@ -45,7 +45,7 @@ def write_plan(instance: Instance, store: Store, plan: Plan, run_id: int, report
         for u in plan.updates
         for name, value in u.values.items()
     ]  # fmt: skip
-    ids = iter(store.journal(ahead))
+    ids = iter(journal.add(ahead))
     if lease is not None and plan.updates:
         lease.renew()  # fencing: a holder that lost its lease writes nothing
     results = instance.adapter.write_back(plan.updates) if plan.updates else []
@@ -80,18 +80,18 @@ def write_plan(instance: Instance, store: Store, plan: Plan, run_id: int, report
         report.records_rejected += 1
         report.rejections.append((record.record_id, "the record no longer exists (deleted or merged)"))
         _mark(marks, record, "rejected", "record no longer exists")
-    outcomes.update(_create_follow_ups(instance, store, plan, written, run_id))
+    outcomes.update(_create_follow_ups(instance, journal, plan, written, run_id))
     found = {rid: record.found for rid, record in plan.records.items()}
-    store.settle_write(instance.name, outcomes, found, marks)
+    journal.settle(instance.name, outcomes, found, marks)
 
 
-def _create_follow_ups(instance: Instance, store: Store, plan: Plan, written: set[str],
+def _create_follow_ups(instance: Instance, journal: Journal, plan: Plan, written: set[str],
                        run_id: int) -> dict[int, tuple[str, str | None]]:  # fmt: skip
     """Owner tasks for the records whose job-change flag was just written, journaled ahead like fields."""
     todo = [f for rid, f in plan.follow_ups.items() if rid in written]
     if not todo:
         return {}
-    ids = store.journal([JournalEntry(run_id, plan.records[f.ref.id].merged.job.id, instance.name, f.ref.id, OWNER_TASK,
+    ids = journal.add([JournalEntry(run_id, plan.records[f.ref.id].merged.job.id, instance.name, f.ref.id, OWNER_TASK,
                                       None, f.subject, "pending") for f in todo])  # fmt: skip
     try:
         outcomes = instance.adapter.create_follow_ups(todo)
@@ -108,10 +108,10 @@ def _create_follow_ups(instance: Instance, store: Store, plan: Plan, written: se
     }
 
 
-def resolve_pending(instance: Instance, store: Store) -> int:
+def resolve_pending(instance: Instance, journal: Journal) -> int:
     """Journal rows a crash left `pending`: kept as written where the CRM holds the value, else dropped (the
     write never landed; its contact is still waiting and is planned again). Owner tasks cannot be checked."""
-    pending = store.pending_journal(instance.name)
+    pending = journal.pending(instance.name)
     if not pending:
         return 0
     fields = sorted({e.field for e in pending if e.field != OWNER_TASK})
@@ -127,7 +127,7 @@ def resolve_pending(instance: Instance, store: Store) -> int:
             outcomes[entry.id] = ("written", "confirmed after a restart")
         else:
             drop.append(entry.id)
-    store.settle_write(instance.name, outcomes, {}, {}, drop)
+    journal.settle(instance.name, outcomes, {}, {}, drop)
     log.info("%s: %d write(s) left pending by a stop: %d confirmed, %d never landed",
              instance.name, len(pending), len(outcomes), len(drop))  # fmt: skip
     return len(pending)

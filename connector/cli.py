@@ -274,7 +274,7 @@ def status(config_path: Path) -> None:
             click.echo(
                 "  jobs:        " + (", ".join(f"{state} {n}" for state, n in sorted(jobs.items())) or "none")
             )
-            journal = store.journal_counts(name)
+            journal = store.journal.counts(name)
             click.echo(
                 f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
             )

@@ -125,7 +125,7 @@ def history_command(record_id: str, config_path: Path, instance: str | None) -> 
     """Every field we ever wrote on RECORD_ID: old → new, run, job and time."""
     with runtime_for(config_path) as runtime:
         names = [instance] if instance else list(runtime.instances)
-        entries = [e for name in names for e in runtime.store.journal_for(name, record_id)]
+        entries = [e for name in names for e in runtime.store.journal.for_record(name, record_id)]
     reports.show(reports.console(), f"history of {record_id}", entries,
                  ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run", "job_id", "reason"])  # fmt: skip
 

@@ -116,7 +116,7 @@ def rollback(
 def _rollback(
     instance: Instance, store: Store, run_id: int, dry_run: bool, now: Callable[[], datetime]
 ) -> RollbackReport:
-    entries = [e for e in store.journal_for_run(run_id) if e.outcome == "written"]
+    entries = [e for e in store.journal.for_run(run_id) if e.outcome == "written"]
     report = RollbackReport()
     by_record: dict[str, list[JournalEntry]] = defaultdict(list)
     for entry in entries:
@@ -153,7 +153,7 @@ def _rollback(
         journal += [JournalEntry(report.run_id, None, instance.name, update.ref.id, name, olds[update.ref.id].get(name),
                                  value, "written" if ok else "rejected", outcome.reason or f"rollback of run {run_id}",
                                  now()) for name, value in update.values.items()]  # fmt: skip
-    store.journal(journal)
+    store.journal.add(journal)
     status = "succeeded" if not report.rejected else "failed"
     store.runs.finish(
         report.run_id, status, {"restored": report.restored, "rejected": report.rejected, "of_run": run_id}

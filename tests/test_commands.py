@@ -245,7 +245,7 @@ def test_the_run_a_sync_wait_printed_is_the_one_rollback_and_history_follow(conf
     run = match.group(1)
     store = Store(f"sqlite:///{config.parent / 'state.db'}")
     try:
-        (record_id, *_) = {e.record_id for e in store.journal_for_run(int(run)) if e.outcome == "written"}
+        (record_id, *_) = {e.record_id for e in store.journal.for_run(int(run)) if e.outcome == "written"}
     finally:
         store.close()
 
@@ -274,7 +274,7 @@ def test_the_daemon_syncs_on_schedule_and_stops_cleanly_on_sigterm(config: Path)
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
-            written = [store.journal_counts(name).get("written", 0) for name in ("sf", "hs")]
+            written = [store.journal.counts(name).get("written", 0) for name in ("sf", "hs")]
             if all(written):
                 break
             time.sleep(0.5)
@@ -361,7 +361,7 @@ def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_pa
     assert cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")[0] == 0
     store = Store(f"sqlite:///{config.parent / 'state.db'}")
     apply_run = next(r["id"] for r in store.runs.recent("sf") if r["kind"] == "apply")
-    record = store.journal_for_run(apply_run)[0].record_id
+    record = store.journal.for_run(apply_run)[0].record_id
     store.close()
 
     code, output = cli("history", record, "--config", str(config))

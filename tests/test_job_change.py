@@ -51,7 +51,10 @@ def test_a_detected_move_flags_the_record_and_gives_its_owner_one_task(
         assert task["OwnerId"] == now[str(task["WhoId"])]["OwnerId"], "assigned to the record's owner"
         assert "changed jobs" in str(task["Subject"]) and task["ActivityDate"]
     journaled = [
-        e for rid in moved for e in pipeline.store.journal_for(instance.name, rid) if e.field == OWNER_TASK
+        e
+        for rid in moved
+        for e in pipeline.store.journal.for_record(instance.name, rid)
+        if e.field == OWNER_TASK
     ]
     assert len(journaled) == len(moved) and all(e.outcome == "written" for e in journaled)
 

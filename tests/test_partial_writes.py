@@ -37,7 +37,9 @@ def test_a_title_too_long_for_salesforce_is_refused_alone_and_retry_failed_write
     assert (record_id, f"Title not written: {REFUSED}") in applied.rejections
     now = instance.adapter.read_current([record_id], ["Title", "Phone", "Enrichment_Status__c"])[record_id]
     assert (now["Title"], now["Phone"], now["Enrichment_Status__c"]) == (None, "+14155550199", "Enriched")
-    journal = {e.field: (e.outcome, e.reason) for e in pipeline.store.journal_for("acme-sf", record_id)}
+    journal = {
+        e.field: (e.outcome, e.reason) for e in pipeline.store.journal.for_record("acme-sf", record_id)
+    }
     assert journal["Title"] == ("rejected", REFUSED)
     assert journal["Phone"] == journal["Enrichment_Status__c"] == ("written", None)
 
@@ -62,7 +64,7 @@ def test_a_hubspot_contact_deleted_while_its_update_is_on_the_way_is_rejected_an
 
     assert (deleted, GONE) in applied.rejections
     assert applied.records_rejected == 1 and applied.records_written == len(sent) - 1
-    journal = pipeline.store.journal_for("acme-hs", deleted)
+    journal = pipeline.store.journal.for_record("acme-hs", deleted)
     assert journal and all((e.outcome, e.reason) == ("rejected", GONE) for e in journal)
     assert hubspot_sandbox.control.configure()["archive_before_update"] == [], "the delete did happen"
 

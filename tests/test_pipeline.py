@@ -77,7 +77,7 @@ def test_a_record_the_crm_rejects_keeps_its_reason_and_the_rest_of_its_batch_is_
     assert applied.records_rejected > 0 and applied.records_written > applied.records_rejected
     assert all("UNABLE_TO_LOCK_ROW" in reason for _, reason in applied.rejections)
     record_id, reason = applied.rejections[0]
-    journal = pipeline.store.journal_for("acme-sf", record_id)
+    journal = pipeline.store.journal.for_record("acme-sf", record_id)
     assert journal and all(e.outcome == "rejected" and e.reason == reason for e in journal)
 
 
@@ -152,7 +152,7 @@ def test_every_webhook_shape_and_delivery_mode_is_applied_once(
     assert applied.records_written + applied.records_rejected == report.sent and applied.uncorrelated == 0
     assert (len(report.jobs) < report.sent) is batched, "one contact per job until the echo is known"
     histories = [
-        pipeline.store.journal_for("acme-hs", c.record_id)
+        pipeline.store.journal.for_record("acme-hs", c.record_id)
         for j in report.jobs
         for c in pipeline.store.jobs.contacts(j)
     ]
@@ -243,7 +243,7 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
     (second,) = [record for record in twins if record != first]
     assert after[second]["lonescale_enrichment_status"], "the second contact's other fields are written"
     assert applied.records_written == 2 and [r for r, _ in applied.rejections] == [second]
-    journal = {e.field: e for e in pipeline.store.journal_for("acme-hs", second)}
+    journal = {e.field: e for e in pipeline.store.journal.for_record("acme-hs", second)}
     assert journal["email"].outcome == "rejected" and "email" in (journal["email"].reason or "")
     assert all(e.outcome == "written" for name, e in journal.items() if name != "email")
     listed = pipeline.store.jobs.contacts_with_status("acme-hs", "rejected")
@@ -357,7 +357,7 @@ def test_two_results_for_one_record_in_one_pass_are_merged_by_type_and_both_writ
     statuses = {c.job_id: c.status for job in (*email_job.jobs, *phone_job.jobs)
                 for c in pipeline.store.jobs.contacts(job)}  # fmt: skip
     assert set(statuses.values()) == {"applied"}, statuses
-    journal = {e.field: e.job_id for e in pipeline.store.journal_for("acme-hs", record_id)}
+    journal = {e.field: e.job_id for e in pipeline.store.journal.for_record("acme-hs", record_id)}
     assert (journal["email"], journal["phone"]) == (email_job.jobs[0], phone_job.jobs[0]), (
         "each field is journaled under the job that paid for it"
     )

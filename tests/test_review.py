@@ -102,7 +102,9 @@ def test_a_dry_run_apply_shows_each_field_decision_and_the_real_apply_writes_exa
     real = pipeline.apply(instance)
     records = {p.record_id for p in dry.planned}
     written = {
-        (e.record_id, e.field) for rid in records for e in pipeline.store.journal_for(instance.name, rid)
+        (e.record_id, e.field)
+        for rid in records
+        for e in pipeline.store.journal.for_record(instance.name, rid)
     }
     assert written == planned and real.fields_written == len(planned)
 
@@ -117,9 +119,11 @@ def test_rollback_restores_what_a_run_wrote_except_what_a_person_edited_since(
     pipeline.wait_for_results(pipeline.sync(instance))
     pipeline.apply(instance)
     apply_run = next(r["id"] for r in pipeline.store.runs.recent(instance.name) if r["kind"] == "apply")
-    touched = sorted({e.record_id for e in pipeline.store.journal_for_run(apply_run)})
+    touched = sorted({e.record_id for e in pipeline.store.journal.for_run(apply_run)})
     edited = next(
-        r for r in touched if any(e.field == crm.title for e in pipeline.store.journal_for(instance.name, r))
+        r
+        for r in touched
+        if any(e.field == crm.title for e in pipeline.store.journal.for_record(instance.name, r))
     )
     crm.edit(edited, {crm.title: "Typed after the enrichment"})
 
@@ -136,7 +140,7 @@ def test_rollback_restores_what_a_run_wrote_except_what_a_person_edited_since(
             assert (now[rid][crm.title] or None) == (before[rid][crm.title] or None)
             assert (now[rid][crm.email] or None) == (before[rid][crm.email] or None)
         assert not now[rid][crm.status]
-    history = pipeline.store.journal_for(instance.name, touched[0])
+    history = pipeline.store.journal.for_record(instance.name, touched[0])
     assert [e.run_id for e in history].count(done.run_id) >= 1, "the rollback is journaled"
     assert rollback({instance.name: instance}, pipeline.store, done.run_id or 0, dry_run=True).planned, (
         "and undoable"
@@ -161,7 +165,7 @@ def test_replay_after_a_mapping_fix_writes_what_was_missed_without_calling_lones
 
     titles = {
         e.record_id
-        for e in pipeline.store.journal_for_run(_last_run(pipeline, fixed.name))
+        for e in pipeline.store.journal.for_run(_last_run(pipeline, fixed.name))
         if e.field == crm.title
     }
     assert titles and replayed.fields_written >= len(titles)
@@ -209,13 +213,13 @@ def test_a_replay_beside_a_write_in_flight_leaves_its_journal_rows_alone(
     run_id = pipeline.store.runs.start(instance.name, "apply")
     in_flight = JournalEntry(run_id, contact.job_id, instance.name, contact.record_id, crm.title, None,
                              "Being written right now", "pending")  # fmt: skip
-    (entry_id,) = pipeline.store.journal([in_flight])
+    (entry_id,) = pipeline.store.journal.add([in_flight])
 
     with pipeline.store.leases.held(instance_lease(instance.name), "apply"):  # the daemon's write-back
         replayed = replay({instance.name: instance}, pipeline.store, job_id=report.jobs[0])
         assert replayed.busy and f"{instance.name} is busy: process" in replayed.busy[0]
         assert replayed.records_written == 0
-        (still,) = [e for e in pipeline.store.pending_journal(instance.name) if e.id == entry_id]
+        (still,) = [e for e in pipeline.store.journal.pending(instance.name) if e.id == entry_id]
         assert still.outcome == "pending", "nobody but the writer settles its rows"
 
     done = replay({instance.name: instance}, pipeline.store, job_id=report.jobs[0])

@@ -1,36 +1,25 @@
-"""Durable state: what was pulled, sent, received and written. SQLite by default, any SQLAlchemy URL works."""
+"""Durable state: what was pulled, sent, received and written. SQLite by default, any SQLAlchemy URL works.
+
+One module per aggregate, all sharing one Database (connector.store.database) and the dialect module:
+runs, cursors, jobs (with their contacts), inbox, ledger (cooldowns), journal, leases. A write spanning two
+of them is one transaction, kept with the aggregate whose decision it is (its module says which). Callers
+take the piece they need: `store.jobs.get(...)`, `store.inbox.keep(...)`, or the Jobs or Inbox alone."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import Any
-
-from sqlalchemy import func, or_, select, update
-
-from connector.store import ledger, schema
 from connector.store.cursors import Cursors
 from connector.store.database import Database
-from connector.store.dialect import slices
 from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
+from connector.store.journal import Journal
 from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 from connector.store.runs import Runs
 
 
-def _now() -> datetime:
-    return datetime.now(UTC)
-
-
-def _aware(value: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes even for timezone-aware columns; everything we store is UTC."""
-    return value.replace(tzinfo=UTC) if value is not None and value.tzinfo is None else value
-
-
 class Store:
-    """The store: one database, one object per aggregate. Callers take the piece they need."""
+    """The whole store, opened (and migrated) once: its database and one object per aggregate."""
 
     def __init__(self, url: str):
         self.database = Database(url)
@@ -39,125 +28,13 @@ class Store:
         self.jobs = Jobs(self.database)
         self.inbox = Inbox(self.database)
         self.ledger = Ledger(self.database)
+        self.journal = Journal(self.database)
         self.leases = Leases(self.database)
 
     def close(self) -> None:
         self.database.close()
 
-    # -- record state and journal ----------------------------------------------------------------------
-    def journal(self, entries: Sequence[JournalEntry]) -> list[int]:
-        """Add entries; their ids, in order (to settle `pending` ones once the CRM has answered)."""
-        if not entries:
-            return []
-        table = schema.write_journal
-        rows = [
-            {"run_id": e.run_id, "job_id": e.job_id, "instance": e.instance, "record_id": e.record_id,
-             "field": e.field, "old_value": e.old_value, "new_value": e.new_value, "outcome": e.outcome,
-             "reason": e.reason, "written_at": e.written_at or _now()}
-            for e in entries
-        ]  # fmt: skip
-        with self.database.writing() as db:
-            result = db.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
-            return [int(row.id) for row in result]
 
-    def settle_write(
-        self,
-        instance: str,
-        outcomes: Mapping[int, tuple[str, str | None]],
-        found: Mapping[str, Mapping[str, bool]],
-        marks: Mapping[tuple[str, str, str | None], Sequence[str]],
-        drop: Sequence[int] = (),
-    ) -> None:
-        """After the CRM answered: journal outcomes, what was found, and each contact's state, all at once,
-        so a crash leaves either the `pending` journal (resolved on the next pass) or everything."""
-        journal, contacts = schema.write_journal, schema.job_contacts
-        grouped: dict[tuple[str, str | None], list[int]] = {}
-        for entry_id, verdict in outcomes.items():
-            grouped.setdefault(verdict, []).append(entry_id)
-        with self.database.writing() as db:
-            for (outcome, reason), ids in grouped.items():
-                for some in slices(ids):
-                    db.execute(
-                        update(journal).where(journal.c.id.in_(some)).values(outcome=outcome, reason=reason)
-                    )
-            for some in slices(drop):
-                db.execute(journal.delete().where(journal.c.id.in_(some)))
-            if found:
-                ledger.found(db, instance, found)
-            for (job_id, status, reason), record_ids in marks.items():
-                for some_records in slices(record_ids):
-                    db.execute(
-                        update(contacts)
-                        .where(contacts.c.job_id == job_id, contacts.c.record_id.in_(some_records))
-                        .values(status=status, reason=reason)
-                    )
-
-    def pending_journal(self, instance: str) -> list[JournalEntry]:
-        """Writes journaled as about to happen whose answer never came (the daemon stopped mid-write)."""
-        table = schema.write_journal
-        return self._journal(table.c.instance == instance, table.c.outcome == "pending")
-
-    def journal_counts(self, instance: str) -> dict[str, int]:
-        """Fields written and fields the CRM rejected, over the instance's whole history."""
-        table = schema.write_journal
-        query = (
-            select(table.c.outcome, func.count())
-            .where(table.c.instance == instance)
-            .group_by(table.c.outcome)
-        )
-        with self.database.reading() as db:
-            return {outcome: int(count) for outcome, count in db.execute(query)}
-
-    def last_written(
-        self, instance: str, record_ids: Sequence[str], fields: Sequence[str]
-    ) -> dict[str, dict[str, Any]]:
-        """Record → field → the value we last wrote there, where that write is still ours: a rollback that
-        came after it restored what was there before us, so the field then holds no value of ours."""
-        table, runs = schema.write_journal, schema.runs
-        latest: dict[tuple[str, str], tuple[int, Any, str]] = {}
-        with self.database.reading() as db:
-            for some in slices(record_ids):
-                query = (
-                    select(table.c.id, table.c.record_id, table.c.field, table.c.new_value, runs.c.kind)
-                    .join(runs, runs.c.id == table.c.run_id)
-                    .where(table.c.instance == instance, table.c.record_id.in_(some),
-                           table.c.field.in_(list(fields)), table.c.outcome == "written")
-                )  # fmt: skip
-                for row in db.execute(query):
-                    key = (row.record_id, row.field)
-                    if key not in latest or latest[key][0] < row.id:
-                        latest[key] = (row.id, row.new_value, row.kind)
-        ours: dict[str, dict[str, Any]] = {}
-        for (record_id, name), (_, value, kind) in latest.items():
-            if kind != "rollback":
-                ours.setdefault(record_id, {})[name] = value
-        return ours
-
-    def journal_for_run(self, run_id: int) -> list[JournalEntry]:
-        """What run `run_id` wrote: as a sync run, everything written from its jobs' results, by whichever
-        write-back passes (a `sync --wait` is one run to the person who ran it); otherwise its own rows."""
-        return self._journal(or_(schema.write_journal.c.run_id == run_id, schema.jobs.c.run_id == run_id))
-
-    def journal_for(self, instance: str, record_id: str) -> list[JournalEntry]:
-        table = schema.write_journal
-        return self._journal(table.c.instance == instance, table.c.record_id == record_id)
-
-    def _journal(self, *conditions: Any) -> list[JournalEntry]:
-        """Journal rows, oldest first, each with the sync run whose job it wrote (`cycle`)."""
-        table, jobs = schema.write_journal, schema.jobs
-        query = (
-            select(table, jobs.c.run_id.label("cycle"))
-            .select_from(table.outerjoin(jobs, jobs.c.id == table.c.job_id))
-            .where(*conditions)
-            .order_by(table.c.id)
-        )
-        with self.database.reading() as db:
-            return [
-                JournalEntry(r.run_id, r.job_id, r.instance, r.record_id, r.field, r.old_value, r.new_value,
-                             r.outcome, r.reason, _aware(r.written_at), r.id, r.cycle)
-                for r in db.execute(query)
-            ]  # fmt: skip
-
-
-__all__ = ["Arrival", "Cursor", "Cursors", "Delivery", "Inbox", "Job", "JobContact", "Jobs", "JournalEntry", "Lease", "Ledger", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Inbox", "Job", "JobContact", "Jobs",
+           "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Store", "instance_lease",
            "sha256"]  # fmt: skip

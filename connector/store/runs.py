@@ -1,7 +1,7 @@
 """Runs: one row per sync, write-back pass, replay, rollback or resend, with its counts and how it ended.
 
-`interrupt_unfinished` also touches jobs: what a crash left unfinished is decided at a run's start, for the
-runs and the jobs they were posting at once, in one transaction."""
+`interrupt_unfinished` updates jobs too: at start, the runs a crash left `running` and the jobs they were
+posting are settled in one transaction, so it stays with the runs that crashed."""
 
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ def add_job(store: Store, job_id: str, types: list[str], records: list[str], at:
 
 def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(store: Store) -> None:
     add_job(store, "job-2", ["email", "phone"], ["003A", "003B"])
-    store.settle_write("acme", {}, {"003A": {"email": True, "phone": False}}, {})
+    store.journal.settle("acme", {}, {"003A": {"email": True, "phone": False}}, {})
     store.ledger.forget("acme", ["003B"], ["email", "phone"])
     states = store.ledger.states("acme", ["003A", "003B", "003C"])
     assert states["003A"]["types"] == {
@@ -33,7 +33,7 @@ def test_record_state_keeps_when_each_type_was_sent_and_whether_it_was_found(sto
 def test_a_later_job_restarts_the_cooldown_of_its_own_types_only(store: Store) -> None:
     later = T0 + timedelta(hours=1)
     add_job(store, "job-1", ["email"], ["003A"])
-    store.settle_write("acme", {}, {"003A": {"email": False}}, {})
+    store.journal.settle("acme", {}, {"003A": {"email": False}}, {})
     add_job(store, "job-2", ["phone"], ["003A"], at=later)
     assert store.ledger.states("acme", ["003A"])["003A"]["types"] == {
         "email": {"sent_at": T0.isoformat(), "found": False},
