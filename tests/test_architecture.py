@@ -96,10 +96,38 @@ def test_the_sandbox_is_a_separate_world(path: Path) -> None:
     assert not product, f"{module_name(path)} imports product code: {product}"
 
 
+# The store's aggregates share the database, the dialect, the schema and the records, never each other: a
+# write spanning two is one transaction handed to the ledger's functions, which take the caller's connection.
+STORE = "connector.store"
+STORE_SHARED = {"database", "dialect", "schema", "records", "migrations"}
+STORE_AGGREGATES = {"runs": set(), "cursors": set(), "jobs": {"ledger"}, "inbox": set(), "ledger": set(),
+                    "journal": {"ledger"}, "leases": set()}  # fmt: skip
+
+
+def store_imports(path: Path) -> set[str]:
+    """The connector.store modules a module imports, by their last name (`from connector.store import x` too)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module == STORE:
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(STORE + "."):
+            found.add(node.module.removeprefix(STORE + "."))
+    return found
+
+
+@pytest.mark.parametrize("name", sorted(STORE_AGGREGATES))
+def test_the_stores_aggregates_share_the_database_not_each_other(name: str) -> None:
+    others = store_imports(PACKAGE / "store" / f"{name}.py") - STORE_SHARED - STORE_AGGREGATES[name]
+    assert not others, (
+        f"{STORE}.{name} imports {sorted(others)}; aggregates share only {sorted(STORE_SHARED)}"
+    )
+
+
 def test_the_rules_see_the_modules() -> None:
     # A broken glob would make every parametrised test above vanish silently.
     assert any(module_name(p) == "connector.cli" for p in PRODUCT)
     assert any(module_name(p).startswith(SANDBOX) for p in MODULES)
+    assert {module_name(p).removeprefix(STORE + ".") for p in PRODUCT} >= set(STORE_AGGREGATES) | STORE_SHARED
 
 
 # --------------------------------------------------------------------------- references to documents
