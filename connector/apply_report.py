@@ -31,9 +31,14 @@ class ApplyReport:
     not_found: int = 0
     records_written: int = 0
     fields_written: int = 0
+    # Two words, one meaning each, in every count we show: a record *rejected* is one the CRM refused whole
+    # (nothing of it written); a field *refused* is one the CRM turned down on a record whose other fields
+    # were written (HubSpot's 409 on an email, Salesforce's STRING_TOO_LONG on a title).
     records_rejected: int = 0
+    fields_refused: int = 0
     kept_by_policy: Counter[str] = field(default_factory=Counter)
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (record id, the CRM's reason)
+    refusals: list[tuple[str, str]] = field(default_factory=list)  # (record id, "field not written: reason")
     failures: list[str] = field(default_factory=list)
     busy: list[str] = field(default_factory=list)  # instances another process was working on: left for later
     planned: list[PlannedField] = field(default_factory=list)  # dry runs only
@@ -41,10 +46,11 @@ class ApplyReport:
     def absorb(self, other: ApplyReport) -> None:
         """Add another report's figures to this one (an instance's to the total, a pass's to a wait)."""
         for name in ("deliveries", "results", "duplicates", "uncorrelated", "not_found", "records_written",
-                     "fields_written", "records_rejected"):  # fmt: skip
+                     "fields_written", "records_rejected", "fields_refused"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.kept_by_policy.update(other.kept_by_policy)
         self.rejections += other.rejections
+        self.refusals += other.refusals
         self.failures += other.failures
         self.busy += other.busy
         self.planned += other.planned
@@ -59,8 +65,26 @@ class ApplyReport:
             "records_written": self.records_written,
             "fields_written": self.fields_written,
             "records_rejected": self.records_rejected,
+            "fields_refused": self.fields_refused,
             "kept_by_policy": dict(self.kept_by_policy),
         }
+
+    def summary(self) -> str:
+        """The pass in one line, in the words every count uses."""
+        return (f"wrote {self.fields_written} field(s) on {self.records_written} record(s); the CRM rejected "
+                f"{self.records_rejected} record(s) and refused {self.fields_refused} field(s)")  # fmt: skip
+
+    def listing(self, limit: int) -> list[str]:
+        """The first `limit` rejected records and refused fields, each with the CRM's reason, and how many
+        more there are: the list a person acts on (`lonescale-sync failures` keeps them all)."""
+        lines = [f"record {record_id} rejected: {reason}" for record_id, reason in self.rejections]
+        lines += [f"record {record_id}: {reason}" for record_id, reason in self.refusals]
+        if len(lines) > limit:
+            return [
+                *lines[:limit],
+                f"… and {len(lines) - limit} more: `lonescale-sync failures` lists them all",
+            ]
+        return lines
 
 
 def jsonable(value: Any) -> Any:

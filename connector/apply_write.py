@@ -66,7 +66,8 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
             report.fields_written += len(update.values) - len(refused)
             if refused:  # the rest is written; the record is listed with what was refused, and why
                 reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
-                report.rejections.append((update.ref.id, reason))
+                report.fields_refused += len(refused)
+                report.refusals.append((update.ref.id, reason))
                 _mark(marks, record, "rejected", reason)
             else:
                 _mark(marks, record, "applied", None)

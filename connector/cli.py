@@ -162,10 +162,9 @@ def sync(
 def _waited(runtime: Runtime, instance: str, jobs: list[str], timeout: float) -> int:
     """Serve the webhook and write back what the jobs paid for; the exit status it comes to (0 if all well)."""
     applied, finished = runtime.wait_and_apply(jobs, timeout)
-    click.echo(f"{instance}: wrote {applied.fields_written} field(s) on {applied.records_written} record(s); "
-               f"{applied.records_rejected} rejected by the CRM")  # fmt: skip
-    for record_id, reason in applied.rejections[:20]:
-        click.echo(f"  rejected {record_id}: {reason}")
+    click.echo(f"{instance}: {applied.summary()}")
+    for line in applied.listing(20):
+        click.echo(f"  {line}")
     if applied.failures:
         click.echo("\n".join(applied.failures), err=True)
         return EXIT_FAILED

@@ -34,10 +34,9 @@ def _report(console: Console, title: str, report: ApplyReport, dry_run: bool, ou
             reports.write(output, report.planned)
             console.print(f"wrote {len(report.planned)} rows to {output}")
         return
-    console.print(f"{title}: {report.fields_written} field(s) written on {report.records_written} record(s), "
-                  f"{report.records_rejected} rejected, {report.duplicates} already applied")  # fmt: skip
-    for record_id, reason in report.rejections[:20]:
-        console.print(f"  rejected {record_id}: {reason}")
+    console.print(f"{title}: {report.summary()}; {report.duplicates} result(s) already applied")
+    for line in report.listing(20):
+        console.print(f"  {line}", markup=False, highlight=False)
     for busy in report.busy:  # its results stay where they are, for when it is free
         console.print(f"not written now: {busy}")
     if report.failures or report.busy:

@@ -127,6 +127,7 @@ def summary(outcomes: list[Outcome], credits_used: float) -> Table:
         "written",
         "kept",
         "rejected",
+        "refused",
         "API calls",
         "re-sent",
     ]
@@ -141,11 +142,12 @@ def summary(outcomes: list[Outcome], credits_used: float) -> Table:
         table.add_row(
             o.name, str(o.sync.pulled), str(o.sync.sent), str(sum(o.sync.skipped.values())),
             str(o.applied.records_written - o.applied.not_found), str(o.applied.fields_written), str(kept),
-            str(o.applied.records_rejected), str(o.api_calls), str(o.second.sent),
+            str(o.applied.records_rejected), str(o.applied.fields_refused), str(o.api_calls), str(o.second.sent),
         )  # fmt: skip
     table.caption = (
         "skipped: no name, nothing to match on, or nothing missing · found: LoneScale found the person\n"
         "written: CRM fields · kept: values left alone by their policy · API calls: to the CRM\n"
+        "rejected: records the CRM refused whole · refused: fields it refused on records otherwise written\n"
         f"re-sent: contacts the 2nd sync sent again · LoneScale credits used: {credits_used:g}"
     )
     return table
@@ -202,8 +204,8 @@ def run_demo(contacts: int = 300, seed: int = 1) -> int:
                 outcomes.append(Outcome(name, report, applied, finished, second, SandboxControl(crm).count()))
                 written = f"{applied.fields_written} fields written on {applied.records_written} records"
                 console.print(f"[green]✓[/] {name}: {written}")
-                for record_id, reason in applied.rejections[:5]:
-                    console.print(f"  [yellow]rejected by the CRM[/] {record_id}: {reason}")
+                for line in applied.listing(5):
+                    console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
             used = before - runtime.lonescale.credits().enrichment
         finally:
             runtime.close()

@@ -66,8 +66,9 @@ class Failure:
     reason: str
 
 
-def failures(store: Store, instances: list[str], limit: int = 50) -> list[Failure]:
-    """The quarantine: every record, job or delivery that needs a person, with its reason."""
+def failures(store: Store, instances: list[str], limit: int | None = None) -> list[Failure]:
+    """The quarantine: every record, job or delivery that needs a person, with its reason (at most `limit` of
+    each kind per instance). A screen shows the first rows and says how many more there are."""
     found: list[Failure] = []
     for name in instances:
         contacts: list[JobContact] = store.jobs.contacts_with_status(name, "rejected", limit)

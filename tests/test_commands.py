@@ -178,7 +178,10 @@ def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: P
     code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
     assert code == 0, output
     assert re.search(r"sf: succeeded \(run \d+\) — pulled 300, sent \d+ in \d+ job\(s\)", output)
-    assert re.search(r"sf: wrote \d+ field\(s\) on \d+ record\(s\); 0 rejected by the CRM", output)
+    assert re.search(
+        r"sf: wrote \d+ field\(s\) on \d+ record\(s\); the CRM rejected 0 record\(s\) and refused \d+ field\(s\)",
+        output,
+    )
 
     code, output = cli("sync", "sf", "--config", str(config))
     assert code == 0 and "sent 0 in 0 job(s)" in output, "the second sync sends nothing"
@@ -232,7 +235,9 @@ def test_sync_wait_whose_every_record_the_crm_rejects_does_not_exit_0(
     code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
 
     assert code == 1, output
-    assert re.search(r"sf: wrote 0 field\(s\) on 0 record\(s\); [1-9]\d* rejected by the CRM", output)
+    assert re.search(
+        r"sf: wrote 0 field\(s\) on 0 record\(s\); the CRM rejected [1-9]\d* record\(s\)", output
+    )
     assert "the CRM rejected every record (see `lonescale-sync failures`)" in output
 
 

@@ -34,7 +34,7 @@ def test_a_title_too_long_for_salesforce_is_refused_alone_and_retry_failed_write
     _, applied = cycle(pipeline, instance)
 
     assert applied.records_rejected == 0, "the record is written, all but its title"
-    assert (record_id, f"Title not written: {REFUSED}") in applied.rejections
+    assert (record_id, f"Title not written: {REFUSED}") in applied.refusals and applied.fields_refused >= 1
     now = instance.adapter.read_current([record_id], ["Title", "Phone", "Enrichment_Status__c"])[record_id]
     assert (now["Title"], now["Phone"], now["Enrichment_Status__c"]) == (None, "+14155550199", "Enriched")
     journal = {
@@ -46,7 +46,8 @@ def test_a_title_too_long_for_salesforce_is_refused_alone_and_retry_failed_write
     again = retry_failed({instance.name: instance}, pipeline.store)
 
     assert again.records_rejected == 0 and again.records_written == 1 and not again.failures
-    assert again.rejections == [(record_id, f"Title not written: {REFUSED}")], "still refused, for its reason"
+    assert again.refusals == [(record_id, f"Title not written: {REFUSED}")], "still refused, for its reason"
+    assert (again.fields_refused, again.records_rejected) == (1, 0)
     assert instance.adapter.read_current([record_id], ["Phone"])[record_id]["Phone"] == "+14155550199"
 
 

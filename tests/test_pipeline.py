@@ -242,7 +242,10 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
     (first,) = with_email
     (second,) = [record for record in twins if record != first]
     assert after[second]["lonescale_enrichment_status"], "the second contact's other fields are written"
-    assert applied.records_written == 2 and [r for r, _ in applied.rejections] == [second]
+    assert applied.records_written == 2 and [r for r, _ in applied.refusals] == [second]
+    assert (applied.records_rejected, applied.fields_refused, applied.rejections) == (0, 1, []), (
+        "a record whose email alone was refused is not a rejected record"
+    )
     journal = {e.field: e for e in pipeline.store.journal.for_record("acme-hs", second)}
     assert journal["email"].outcome == "rejected" and "email" in (journal["email"].reason or "")
     assert all(e.outcome == "written" for name, e in journal.items() if name != "email")

@@ -159,8 +159,9 @@ class Inbox:
         with self._database.reading() as db:
             return int(db.execute(query).scalar_one())
 
-    def unusable(self, limit: int = 50) -> list[dict[str, Any]]:
-        """Deliveries kept for inspection: refused at intake, or with results that matched no contact."""
+    def unusable(self, limit: int | None = 50) -> list[dict[str, Any]]:
+        """Deliveries kept for inspection: refused at intake, or with results that matched no contact; None:
+        all of them."""
         inbox = schema.inbox
         query = (
             select(inbox.c.id, inbox.c.job_id, inbox.c.status, inbox.c.error, inbox.c.received_at)

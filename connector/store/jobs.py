@@ -159,8 +159,8 @@ class Jobs:
                 .values(status=status, reason=reason)
             )
 
-    def contacts_with_status(self, instance: str, status: str, limit: int = 20) -> list[JobContact]:
-        """The latest job contacts in one state (e.g. `rejected`, with the CRM's reason)."""
+    def contacts_with_status(self, instance: str, status: str, limit: int | None = 20) -> list[JobContact]:
+        """The latest job contacts in one state (e.g. `rejected`, with the CRM's reason); None: all of them."""
         contacts, jobs = schema.job_contacts, schema.jobs
         query = (
             select(contacts)

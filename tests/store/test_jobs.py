@@ -109,3 +109,17 @@ def test_contacts_sent_this_month_count_accepted_jobs_only(
     store.jobs.update("job-2", JobStatus.FAILED)
     assert store.jobs.contacts_sent_since("acme", T0 - timedelta(days=1)) == 2
     assert store.jobs.contacts_sent_since("acme", T0 + timedelta(seconds=1)) == 0
+
+
+def test_every_contact_in_a_state_is_listed_when_no_limit_is_given(store: Store) -> None:
+    run_id = store.runs.start("acme", "sync")
+    job = Job(
+        "job-many", "acme", run_id, "ab" * 32, None, JobStatus.SENT, ["email"], 60, T0, None, None, None
+    )
+    ids = [f"003{n:03}" for n in range(60)]
+    store.jobs.create(
+        job, [JobContact("job-many", i, "Contact", {"firstname": "A", "lastname": "B"}, {}) for i in ids]
+    )
+    store.jobs.mark_contacts("job-many", ids, "rejected", "FIELD_CUSTOM_VALIDATION_EXCEPTION")
+    assert len(store.jobs.contacts_with_status("acme", "rejected")) == 20, "the default stays a screenful"
+    assert sorted(c.record_id for c in store.jobs.contacts_with_status("acme", "rejected", None)) == ids
