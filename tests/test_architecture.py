@@ -272,3 +272,88 @@ def test_the_reference_checks_see_what_they_must(tmp_path: Path) -> None:
     ]
     assert anchors(page) == {"api", "search-paging", "search-paging-1", "errors-429"}
     assert slug("The sync cycle: window, `settle`, [cursor](x)") == "the-sync-cycle-window-settle-cursor"
+
+
+# --------------------------------------------------------------------------- code named in docs/
+
+CODE_NAME = re.compile(r"`([A-Za-z_][A-Za-z0-9_]*)\.([A-Za-z_][A-Za-z0-9_]*)`")
+
+
+def defined_names() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """Product modules by their last name part (only names no two modules share), each with what it
+    defines at any depth; and product classes with their members."""
+    by_module: dict[str, set[str]] = {}
+    shared: set[str] = set()
+    classes: dict[str, set[str]] = {}
+    for path in PRODUCT:
+        tree = ast.parse(path.read_text())
+        names = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                names.add(node.name)
+            elif isinstance(node, ast.Assign):
+                names.update(t.id for t in node.targets if isinstance(t, ast.Name))
+            elif isinstance(node, ast.AnnAssign | ast.AugAssign) and isinstance(node.target, ast.Name):
+                names.add(node.target.id)
+            elif isinstance(node, ast.ImportFrom):  # what a package re-exports is its name too
+                names.update(alias.asname or alias.name for alias in node.names)
+            elif (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id == "self"
+            ):
+                names.add(node.attr)  # instance attributes are members too
+            if isinstance(node, ast.ClassDef):
+                members = classes.setdefault(node.name, set())
+                for inner in ast.walk(node):
+                    if isinstance(inner, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
+                        members.add(inner.name)
+                    elif isinstance(inner, ast.AnnAssign) and isinstance(inner.target, ast.Name):
+                        members.add(inner.target.id)
+                    elif isinstance(inner, ast.Assign):
+                        members.update(t.id for t in inner.targets if isinstance(t, ast.Name))
+                    elif (
+                        isinstance(inner, ast.Attribute)
+                        and isinstance(inner.value, ast.Name)
+                        and inner.value.id == "self"
+                    ):
+                        members.add(inner.attr)
+        short = module_name(path).rsplit(".", 1)[-1]
+        if short in by_module:
+            shared.add(short)
+        by_module.setdefault(short, set()).update(names)
+    return {k: v for k, v in by_module.items() if k not in shared}, classes
+
+
+def stale_code_names(text: str, modules: dict[str, set[str]], classes: dict[str, set[str]]) -> list[str]:
+    stale = []
+    for owner, name in CODE_NAME.findall(text):
+        if (owner in modules and name not in modules[owner] and name != "py") or (
+            owner in classes and name not in classes[owner]
+        ):
+            stale.append(f"{owner}.{name}")
+    return stale
+
+
+def test_the_code_the_docs_name_exists() -> None:
+    """`module.function` and `Class.method` in docs/ name what the code has: a refactor that renames one
+    updates the docs with it."""
+    modules, classes = defined_names()
+    found = [
+        f"{doc.relative_to(ROOT)}:{number}: {name}"
+        for doc in sorted((ROOT / "docs").glob("*.md"))
+        for number, line in enumerate(doc.read_text().splitlines(), 1)
+        for name in stale_code_names(line, modules, classes)
+    ]
+    assert not found, "docs name code that is not there:\n" + "\n".join(found)
+
+
+def test_the_code_name_check_sees_a_stale_name() -> None:
+    modules, classes = defined_names()
+    assert stale_code_names("`apply._execute` and `Store.create_job`", modules, classes) == [
+        "apply._execute", "Store.create_job",
+    ]  # fmt: skip
+    assert (
+        stale_code_names("`apply_write.write_plan`, `Jobs.create`, `hubspot_writes.py`", modules, classes)
+        == []
+    )
