@@ -28,6 +28,7 @@ from connector.errors import ConfigError, ConnectorError, ServerFailed
 from connector.logs import FORMATS, LogFormat, setup_logging
 from connector.models import JobStatus
 from connector.overdue import MAY_HAVE_BEEN_BILLED
+from connector.progress import Activity
 from connector.runtime import Runtime
 from connector.selection import month_start
 from connector.store import instance_lease
@@ -144,7 +145,9 @@ def sync(
             return
         if wait:
             runtime.serve_webhook()
-        report = runtime.sync(instance)
+        with Activity(f"{instance}: pulling changed records") as activity:
+            report = runtime.sync(instance, progress=lambda r: activity.say(
+                f"{instance}: pulled {r.pulled}, sent {r.sent} in {len(r.jobs)} job(s)"))  # fmt: skip
         skipped = ", ".join(f"{reason}: {n}" for reason, n in report.skipped.most_common()) or "none"
         run = f" (run {report.run_id})" if report.run_id else ""  # what rollback --run and history know it by
         click.echo(f"{instance}: {report.status}{run} — pulled {report.pulled}, sent {report.sent} "
@@ -161,7 +164,10 @@ def sync(
 
 def _waited(runtime: Runtime, instance: str, jobs: list[str], timeout: float) -> int:
     """Serve the webhook and write back what the jobs paid for; the exit status it comes to (0 if all well)."""
-    applied, finished = runtime.wait_and_apply(jobs, timeout)
+    with Activity(f"{instance}: waiting for LoneScale's results of {len(jobs)} job(s)") as activity:
+        applied, finished = runtime.wait_and_apply(jobs, timeout, progress=lambda total, waiting: activity.say(
+            f"{instance}: {waiting} of {len(jobs)} job(s) await results; wrote {total.fields_written} field(s) "
+            f"on {total.records_written} record(s)"))  # fmt: skip
     click.echo(f"{instance}: {applied.summary()}")
     for line in applied.listing(20):
         click.echo(f"  {line}")

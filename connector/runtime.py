@@ -166,13 +166,22 @@ class Runtime:
             )
         return purged
 
-    def wait_and_apply(self, jobs: list[str], timeout: float, poll: float = 0.5) -> tuple[ApplyReport, bool]:
-        """Apply results as they arrive until every job is done or `timeout` passes; (total, finished)."""
+    def wait_and_apply(
+        self,
+        jobs: list[str],
+        timeout: float,
+        poll: float = 0.5,
+        progress: Callable[[ApplyReport, int], None] | None = None,
+    ) -> tuple[ApplyReport, bool]:
+        """Apply results as they arrive until every job is done or `timeout` passes; (total, finished).
+        `progress` hears the total so far and how many jobs still await results, after each pass."""
         total = ApplyReport()
         deadline = time.monotonic() + timeout
         while True:
             total.absorb(self.apply_when_ready())
             states = [job.status for job in (self.store.jobs.get(j) for j in jobs) if job is not None]
+            if progress:
+                progress(total, sum(state not in SETTLED for state in states))
             if all(state in SETTLED for state in states):
                 return total, True
             if time.monotonic() >= deadline:

@@ -95,3 +95,16 @@ def test_global_options_are_taken_wherever_they_stand() -> None:
     assert hoist_global_options(["sync", "x", "--", "--log-level"]) == ["sync", "x", "--", "--log-level"]
     result = CliRunner().invoke(main, ["check", "--help", "--log-level", "debug"])
     assert result.exit_code == 0 and "Usage:" in result.output
+
+
+def test_long_work_shows_its_progress_on_a_terminal_and_nothing_in_a_pipe(config: Path) -> None:
+    args = ["sync", "sf", "--config", str(config), "--wait", "--timeout", "60"]
+    on_terminal = CliRunner().invoke(main, args, env={**SANDBOX_ENV, "FORCE_COLOR": "1"})
+    assert on_terminal.exit_code == 0, on_terminal.output
+    assert re.search(r"sf: pulled \d+, sent \d+ in \d+ job\(s\)", on_terminal.stderr)
+    assert re.search(r"sf: \d+ of \d+ job\(s\) await results; wrote \d+ field\(s\)", on_terminal.stderr)
+
+    in_a_pipe = CliRunner().invoke(main, args, env=SANDBOX_ENV)  # CliRunner's streams are not terminals
+    assert in_a_pipe.exit_code == 0
+    assert not re.search(r"sf: pulled \d+, sent \d+ in", in_a_pipe.stderr)
+    assert not re.search(r"job\(s\) await results; wrote", in_a_pipe.stderr)
