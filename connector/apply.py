@@ -30,6 +30,13 @@ log = logging.getLogger(__name__)
 # small.
 PASS_CONTACTS = 2000
 INBOX_PAGE = 50  # deliveries read at once
+# What a long pass says as it goes (a replay of a month of results): a line for a person, shown by the CLI on a
+# terminal (connector/progress.py) and dropped otherwise.
+Progress = Callable[[str], None]
+
+
+def no_progress(line: str) -> None:
+    """Nobody is watching: a daemon's pass, a test."""
 
 
 def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
@@ -80,15 +87,17 @@ class _Gate:
 
 
 def _collect(instances: Mapping[str, Instance], inbox: Inbox, drain: Drain, gate: _Gate,
-             deliveries: Iterable[Delivery], contacts: int | None, dry_run: bool,
+             deliveries: Iterable[Delivery], contacts: int | None, dry_run: bool, progress: Progress,
              ) -> tuple[dict[str, list[Pending]], dict[str, list[int]]]:  # fmt: skip
     """Read deliveries until the pass has about `contacts` results (None: all given), grouped by instance."""
     by_instance: dict[str, list[Pending]] = defaultdict(list)
     delivered: dict[str, list[int]] = defaultdict(list)
     collected = 0
-    for delivery in deliveries:
+    of = f" of {len(deliveries)}" if isinstance(deliveries, Sequence) else ""
+    for read, delivery in enumerate(deliveries, start=1):
         if contacts is not None and collected >= contacts:
             break
+        progress(f"read {read}{of} stored deliveries: {collected} result(s) so far")
         job = drain.job(delivery.job_id)
         if job is not None and job.instance not in instances:
             if not dry_run:
@@ -106,21 +115,26 @@ def _collect(instances: Mapping[str, Instance], inbox: Inbox, drain: Drain, gate
 
 
 def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
-                lease: Lease | None, kind: str, now: datetime, report: ApplyReport) -> None:  # fmt: skip
+                lease: Lease | None, kind: str, now: datetime, report: ApplyReport, progress: Progress,
+                ) -> None:  # fmt: skip
     """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
     run_id = store.runs.start(instance.name, kind)
     with log_context(instance=instance.name, run_id=run_id):
-        _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id)
+        _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id, progress)
 
 
 def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
-               lease: Lease | None, now: datetime, report: ApplyReport, run_id: int) -> None:  # fmt: skip
+               lease: Lease | None, now: datetime, report: ApplyReport, run_id: int, progress: Progress,
+               ) -> None:  # fmt: skip
     status, error = "succeeded", None
     try:
         resolve_pending(instance, store.journal)
         if items:
+            progress(f"{instance.name}: reading the CRM's current values for {len(items)} result(s)")
             plan = plan_records(instance, store.journal, by_record(items), report, now, False)
+            progress(f"{instance.name}: writing {len(plan.updates)} record(s)")
             write_plan(instance, store.journal, plan, run_id, report, lease)
+            progress(f"{instance.name}: {report.summary()}")
         store.inbox.mark([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
             store.inbox.mark([delivery_id], "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
@@ -148,18 +162,22 @@ def apply_results(
     dry_run: bool = False,
     kind: str = "apply",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress = no_progress,
 ) -> ApplyReport:
     """Apply what the inbox holds, about `contacts` results per pass (or the `deliveries` given, for a
     replay). A CRM outage leaves them in the inbox for the next pass. `accept` says which contacts may be
     written: by default those still waiting. Each instance is written under its lease; one that another
-    process is syncing or writing to is left for a later pass (listed in `busy`)."""
+    process is syncing or writing to is left for a later pass (listed in `busy`). `progress` hears a line at
+    each step of a long pass."""
     report = ApplyReport()
     drain = Drain(store, accept, record=not dry_run)
     gate = _Gate(store.leases, kind, enabled=not dry_run)
     try:
         source = _unapplied(store.inbox, contacts) if deliveries is None else deliveries
         limit = contacts if deliveries is None else None
-        by_instance, delivered = _collect(instances, store.inbox, drain, gate, source, limit, dry_run)
+        by_instance, delivered = _collect(
+            instances, store.inbox, drain, gate, source, limit, dry_run, progress
+        )
         report.results, report.duplicates, report.uncorrelated = (
             drain.results,
             drain.duplicates,
@@ -170,10 +188,11 @@ def apply_results(
             mine = ApplyReport(deliveries=len(delivered[name]))
             if dry_run:
                 if items:
+                    progress(f"{name}: reading the CRM's current values for {len(items)} result(s)")
                     plan_records(instances[name], store.journal, by_record(items), mine, now(), dry_run=True)
             else:
                 _write_pass(instances[name], store, items, delivered[name], drain, gate.leases.get(name), kind,
-                            now(), mine)  # fmt: skip
+                            now(), mine, progress)  # fmt: skip
             report.absorb(mine)
     finally:
         gate.close()

@@ -13,6 +13,7 @@ from connector import reports
 from connector.apply import ApplyReport, apply_results
 from connector.cli_support import CONFIG, EXIT_FAILED, runtime_for
 from connector.errors import Busy
+from connector.progress import Activity
 from connector.resend import resend_expired
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
@@ -80,7 +81,9 @@ def replay_command(
         raise click.UsageError("give --job JOB or --since WHEN")
     with runtime_for(config_path) as runtime:
         moment = since.replace(tzinfo=UTC) if since else None
-        report = replay(runtime.instances, runtime.store, job_id=job_id, since=moment, dry_run=dry_run)
+        with Activity("replay: reading the stored results") as activity:
+            report = replay(runtime.instances, runtime.store, job_id=job_id, since=moment, dry_run=dry_run,
+                            progress=activity.say)  # fmt: skip
         if not report.deliveries and not report.planned:
             click.echo("no stored results match")
             return
@@ -169,14 +172,16 @@ def retry_failed_command(
         if resend:
             _resend(runtime, job_ids, dry_run, output)
             return
-        report = retry_failed(runtime.instances, runtime.store, dry_run=dry_run)
+        with Activity("retry: reading the stored results of rejected records") as activity:
+            report = retry_failed(runtime.instances, runtime.store, dry_run=dry_run, progress=activity.say)
         _report(reports.console(), "retry", report, dry_run, output)
 
 
 def _resend(runtime: Runtime, job_ids: tuple[str, ...], dry_run: bool, output: Path | None) -> None:
     console = reports.console()
-    report = resend_expired(runtime.instances, runtime.store, runtime.lonescale, runtime.config.settings.lonescale,
-                            runtime.webhook_base, job_ids=job_ids, dry_run=dry_run)  # fmt: skip
+    with Activity("retry: reading the contacts of expired jobs") as activity:
+        report = resend_expired(runtime.instances, runtime.store, runtime.lonescale, runtime.config.settings.lonescale,
+                                runtime.webhook_base, job_ids=job_ids, dry_run=dry_run, progress=activity.say)  # fmt: skip
     title = "contacts of expired jobs" + (" (dry run: nothing is sent)" if dry_run else "")
     reports.show(console, title, report.rows)
     if output:

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from connector.apply import Progress, no_progress
 from connector.batching import Batch, Batcher
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted
@@ -141,7 +142,8 @@ def _mark_resent(jobs: Jobs, plan: _Plan, report: SyncReport) -> None:
 
 
 def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings: LoneScaleSettings,
-          webhook_base: str, plan: _Plan, lease: Lease, now: Callable[[], datetime]) -> SyncReport:  # fmt: skip
+          webhook_base: str, plan: _Plan, lease: Lease, now: Callable[[], datetime],
+          progress: Progress) -> SyncReport:  # fmt: skip
     """The chosen contacts, through the sync's own sender (caps, refusals, lost answers), as a `resend` run."""
     report = SyncReport(instance.name, store.runs.start(instance.name, "resend"))
     sender = Sender(instance, store, lonescale, settings, webhook_base, report, now,
@@ -154,13 +156,21 @@ def _send(instance: Instance, store: Store, lonescale: LoneScaleClient, settings
             raise QuotaExhausted("LoneScale has no enrichment credits left: nothing was sent")
         # Jobs as a sync would make them: one contact each until LoneScale's echo is known (connector.batching).
         batcher = Batcher(settings.batch_size, echoed=settings.assume_custom_echoed or echo_seen(store))
-        for types, batch in plan.batches.items():
-            for record, mapped in batch:
+        total = sum(len(batch) for batch in plan.batches.values())
+
+        def send(types: Sequence[EnrichmentType], batch: Batch) -> None:
+            sender.send(types, batch)
+            progress(
+                f"{instance.name}: sent {report.sent} of {total} contact(s) in {len(report.jobs)} job(s)"
+            )
+
+        for types, chosen in plan.batches.items():
+            for record, mapped in chosen:
                 ready = batcher.add(types, record, mapped)
                 if ready is not None:
-                    sender.send(types, ready)
+                    send(types, ready)
         for types, batch in batcher.rest():
-            sender.send(types, batch)
+            send(types, batch)
         sender.settle(stopped=False)
         report.status = "succeeded"
     except (QuotaExhausted, CapReached, StopSending) as exc:
@@ -189,6 +199,7 @@ def resend_expired(
     job_ids: Collection[str] = (),
     dry_run: bool = False,
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress = no_progress,
 ) -> ResendReport:
     """Send the contacts of expired jobs (all, or those of `job_ids`) again, each instance under its lease.
     A dry run reads the store, the CRM and LoneScale's balance, and changes nothing anywhere."""
@@ -210,6 +221,6 @@ def resend_expired(
             report.rows += plan.rows
             if plan.batches:
                 report.runs.append(
-                    _send(instance, store, lonescale, settings, webhook_base, plan, lease, now)
+                    _send(instance, store, lonescale, settings, webhook_base, plan, lease, now, progress)
                 )
     return report

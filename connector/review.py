@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from connector.apply import apply_results
+from connector.apply import Progress, apply_results, no_progress
 from connector.apply_report import ApplyReport, PlannedField, jsonable
 from connector.models import FieldUpdate, RecordRef, WriteOutcome
 from connector.store import JobContact, JournalEntry, Store, instance_lease
@@ -30,17 +30,23 @@ def replay(
     job_id: str | None = None,
     since: datetime | None = None,
     dry_run: bool = False,
+    progress: Progress = no_progress,
 ) -> ApplyReport:
     """Re-apply stored results of one job, or received since a moment, whatever their contacts' state."""
     if job_id is None and since is None:
         raise ValueError("say which results to replay: a job, or a moment since which they arrived")
     deliveries = store.inbox.matching(job_id=job_id, since=since)
-    return apply_results(
-        instances, store, deliveries=deliveries, accept=lambda c: True, dry_run=dry_run, kind="replay"
-    )
+    return apply_results(instances, store, deliveries=deliveries, accept=lambda c: True, dry_run=dry_run,
+                         kind="replay", progress=progress)  # fmt: skip
 
 
-def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bool = False) -> ApplyReport:
+def retry_failed(
+    instances: Mapping[str, Instance],
+    store: Store,
+    *,
+    dry_run: bool = False,
+    progress: Progress = no_progress,
+) -> ApplyReport:
     """Write again the records the CRM rejected, from their stored results (a lock, a validation rule fixed)."""
     jobs = {
         c.job_id
@@ -55,6 +61,7 @@ def retry_failed(instances: Mapping[str, Instance], store: Store, *, dry_run: bo
         accept=lambda c: c.status == "rejected",
         dry_run=dry_run,
         kind="retry",
+        progress=progress,
     )
 
 

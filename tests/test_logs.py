@@ -108,3 +108,32 @@ def test_long_work_shows_its_progress_on_a_terminal_and_nothing_in_a_pipe(config
     assert in_a_pipe.exit_code == 0
     assert not re.search(r"sf: pulled \d+, sent \d+ in", in_a_pipe.stderr)
     assert not re.search(r"job\(s\) await results; wrote", in_a_pipe.stderr)
+
+
+def test_a_replay_and_a_retry_show_their_progress_on_a_terminal_and_nothing_in_a_pipe(
+    config: Path, salesforce_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    email = "ada.progress@initech-example.com"
+    salesforce_sandbox.control.seed(
+        [{"sobject": "Contact", "FirstName": "Ada", "LastName": "Progress", "Email": email}]
+    )
+    lonescale_sandbox.control.seed(  # a title Salesforce refuses (too long): a rejected contact to retry
+        [{"match": {"email": email}, "fields": {"jobTitle": "T" * 300, "phone": "+14155550123"}}]
+    )
+    synced = CliRunner().invoke(main, ["sync", "sf", "--config", str(config), "--wait", "--timeout", "60"],
+                                env=SANDBOX_ENV)  # fmt: skip
+    assert synced.exit_code == 0, synced.output
+    replay = ["replay", "--since", "2000-01-01", "--config", str(config)]
+    retry = ["retry-failed", "--config", str(config)]
+
+    # The live line is redrawn a few times a second, so a short pass's steps may never be drawn; its last line,
+    # what the pass came to, always is.
+    written = r"sf: wrote \d+ field\(s\) on \d+ record\(s\); the CRM rejected"
+    for args in (replay, retry):
+        on_terminal = CliRunner().invoke(main, args, env={**SANDBOX_ENV, "FORCE_COLOR": "1"})
+        assert on_terminal.exit_code == 0, on_terminal.output
+        assert re.search(written, on_terminal.stderr), args[0]
+
+        in_a_pipe = CliRunner().invoke(main, args, env=SANDBOX_ENV)
+        assert in_a_pipe.exit_code == 0, in_a_pipe.output
+        assert not re.search(written, in_a_pipe.stderr), args[0]

@@ -161,7 +161,8 @@ def test_replay_after_a_mapping_fix_writes_what_was_missed_without_calling_lones
     triggers = lonescale_sandbox.control.count(route="/trigger/enrich")
 
     fixed = crm.instance(full)
-    replayed = replay({fixed.name: fixed}, pipeline.store, since=STARTED)
+    said: list[str] = []
+    replayed = replay({fixed.name: fixed}, pipeline.store, since=STARTED, progress=said.append)
 
     titles = {
         e.record_id
@@ -170,6 +171,16 @@ def test_replay_after_a_mapping_fix_writes_what_was_missed_without_calling_lones
     }
     assert titles and replayed.fields_written >= len(titles)
     assert lonescale_sandbox.control.count(route="/trigger/enrich") == triggers, "nothing new was bought"
+    deliveries = replayed.deliveries
+    assert said[0] == f"read 1 of {deliveries} stored deliveries: 0 result(s) so far", (
+        "the long pass says each step"
+    )
+    assert f"read {deliveries} of {deliveries} stored deliveries" in said[deliveries - 1]
+    assert said[deliveries:] == [
+        f"{fixed.name}: reading the CRM's current values for {replayed.results} result(s)",
+        f"{fixed.name}: writing {replayed.records_written} record(s)",
+        f"{fixed.name}: {replayed.summary()}",
+    ]
     again = replay({fixed.name: fixed}, pipeline.store, since=STARTED)
     one_job = replay({fixed.name: fixed}, pipeline.store, job_id=report.jobs[0], dry_run=True)
     assert one_job.deliveries and {p.job_id for p in one_job.planned} == {report.jobs[0]}
