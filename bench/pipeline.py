@@ -36,12 +36,12 @@ from connector.models import (
 from connector.redact import Secret
 from connector.sandbox import credentials
 from connector.serving import ThreadedServer
+from connector.starter import MAPPINGS
 from connector.store import Store, schema
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
 from connector.wiring import Instance
 
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 TYPES = [EnrichmentType.EMAIL, EnrichmentType.PHONE, EnrichmentType.PROFILE]
 CRMS = ("salesforce", "hubspot")
 UNPACED = 1_000_000  # client-side pacing lifted for runs against a relaxed sandbox

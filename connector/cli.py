@@ -6,15 +6,15 @@ import json
 import signal
 import threading
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import click
 
-from connector import reports
+from connector import __version__, reports
 from connector.checks import check_instance, create_missing_status_fields
+from connector.cli_ops import COMMANDS as OPS_COMMANDS
 from connector.cli_review import COMMANDS
 from connector.cli_support import (
     CONFIG,
@@ -77,7 +77,7 @@ class _Commands(click.Group):
 @click.group(
     cls=_Commands, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100}
 )
-@click.version_option(version("lonescale-sync"), prog_name="lonescale-sync")
+@click.version_option(__version__, prog_name="lonescale-sync")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False))  # fmt: skip
 @click.option("--log-format", default="text", show_default=True, type=click.Choice(FORMATS),
@@ -88,6 +88,7 @@ def main(log_level: str, log_format: LogFormat) -> None:
     \b
     Start here:
       lonescale-sync demo                     the whole cycle on the embedded sandbox
+      lonescale-sync init DIR                 a starter config and mappings to adapt
       lonescale-sync check --config F         validate config and mappings against your CRMs
       lonescale-sync sync NAME --config F     one cycle now (add --wait to write results back)
       lonescale-sync run --config F           the daemon: every instance on its schedule
@@ -396,7 +397,7 @@ def demo(contacts: int, seed: int) -> None:
     raise SystemExit(run_demo(contacts=contacts, seed=seed))
 
 
-for _command in COMMANDS:
+for _command in [*COMMANDS, *OPS_COMMANDS]:
     main.add_command(_command)
 
 

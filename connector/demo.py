@@ -25,9 +25,9 @@ from connector.runtime import Runtime
 from connector.sandbox.control import SandboxControl
 from connector.sandbox.runner import Sandbox, SandboxEndpoints
 from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
+from connector.starter import MAPPINGS  # package data: the demo runs from any folder after `pip install`
 from connector.sync import SyncReport
 
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 RESULT_TIMEOUT = 120.0
 
 

@@ -61,5 +61,9 @@ class StoreUnavailable(ConnectorError):
     """The store cannot be opened or reached: its folder is missing, the database is down or refuses us."""
 
 
+class StoreTooNew(StoreUnavailable):
+    """The database was upgraded by a later lonescale-sync: its schema revision is one this code does not know."""
+
+
 class ServerFailed(ConnectorError):
     """A server could not start: its address is taken, not this machine's, or needs privileges."""

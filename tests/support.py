@@ -23,6 +23,7 @@ from connector.redact import Secret
 from connector.sandbox import credentials
 from connector.sandbox.salesforce.org import CONNECTOR_STATUS_FIELDS
 from connector.serving import ThreadedServer
+from connector.starter import MAPPINGS
 from connector.store import Store
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import create_app
@@ -51,7 +52,6 @@ def salesforce_token(served: Served) -> str:
     return token
 
 
-MAPPINGS = Path(__file__).resolve().parent.parent / "mappings"
 LONESCALE = LoneScaleSettings(
     enrichment_type=[EnrichmentType.EMAIL, EnrichmentType.PHONE, EnrichmentType.PROFILE]
 )

@@ -14,11 +14,12 @@ from connector.durations import parse_duration
 from connector.errors import ConfigError
 from connector.redact import RedactingFilter, Secret
 from connector.schedules import trigger_for
+from connector.starter import MAPPINGS
 
 ENV = {"LONESCALE_API_KEY": "ls_live_abcdef123456", "HS_TOKEN": "pat-na1-secret-token", "SF_ID": "id-1234", "SF_SECRET": "sf-secret-9876"}  # fmt: skip
 
 
-SHIPPED = Path(__file__).resolve().parent.parent / "mappings"
+SHIPPED = MAPPINGS
 
 
 def write(tmp_path: Path, text: str) -> Path:

@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -25,9 +27,8 @@ def dockerfile_copies() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A venv holding only the wheel; its dependencies come from this test run's own environment (a .pth
-    line), so the test needs no network for them and cannot see the repository's sources."""
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built from what the Dockerfile copies (nothing else of the checkout)."""
     context = tmp_path_factory.mktemp("context")
     for name in dockerfile_copies():
         source = ROOT / name
@@ -40,7 +41,14 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(context)],
         check=True, timeout=300,
     )  # fmt: skip
-    (wheel,) = wheels.glob("lonescale_sync-*.whl")
+    (built,) = wheels.glob("lonescale_sync-*.whl")
+    return built
+
+
+@pytest.fixture(scope="module")
+def installed(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A venv holding only the wheel; its dependencies come from this test run's own environment (a .pth
+    line), so the test needs no network for them and cannot see the repository's sources."""
     target = tmp_path_factory.mktemp("venv")
     venv.create(target, with_pip=True)
     python = target / "bin" / "python"
@@ -81,6 +89,53 @@ def test_the_installed_command_runs_from_its_own_package_outside_the_repository(
     ).stdout  # fmt: skip
     assert str(installed.parent) in shown and str(ROOT) not in shown, "the wheel's code, not the checkout's"
     result = run(installed, "--version", cwd=tmp_path)
-    assert result.returncode == 0 and re.search(r"lonescale-sync, version \d+\.\d+\.\d+", result.stdout)
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    assert result.returncode == 0 and result.stdout.strip() == f"lonescale-sync, version {declared}"
     result = run(installed, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "lonescale-sync demo" in result.stdout
+
+
+def test_the_wheel_carries_the_starter_files_and_the_stores_revisions(wheel: Path) -> None:
+    names = set(zipfile.ZipFile(wheel).namelist())
+    shipped = {
+        f"connector/starter/mappings/{p.name}" for p in (ROOT / "connector/starter/mappings").glob("*.toml")
+    }
+    revisions = {
+        f"connector/store/alembic/versions/{p.name}"
+        for p in (ROOT / "connector/store/alembic/versions").glob("*.py")
+    }
+    assert shipped and revisions
+    assert {
+        "connector/starter/config.example.toml",
+        "connector/store/alembic/env.py",
+    } | shipped | revisions <= names
+
+
+# The variables the starter config names (connector.starter.env_names), as a person sets them.
+STARTER_ENV = {"LONESCALE_API_KEY": "k" * 8, "SALESFORCE_CLIENT_ID": "id", "SALESFORCE_CLIENT_SECRET": "s" * 8,
+               "HUBSPOT_ACCESS_TOKEN": "t" * 8}  # fmt: skip
+
+
+def test_init_and_the_demo_run_from_an_empty_folder_outside_the_repository(
+    installed: Path, tmp_path: Path
+) -> None:
+    result = run(installed, "init", "etc", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "etc" / "config.toml").is_file() and (tmp_path / "etc" / "mappings").is_dir()
+    loads = (
+        "import sys; from pathlib import Path; from connector.config import load_config; "
+        f"c = load_config(Path('etc/config.toml'), env={STARTER_ENV!r}); "
+        "print(*[c.resolve(i.mapping) for i in c.settings.instances])"
+    )
+    shown = subprocess.run(
+        [installed / "python", "-c", loads], cwd=tmp_path, capture_output=True, text=True, check=False
+    )
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.split() == [str(Path("etc/mappings/salesforce-contact.toml")),
+                                    str(Path("etc/mappings/hubspot-contacts.toml"))]  # fmt: skip
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    result = run(installed, "demo", "--contacts", "20", cwd=empty)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "demo ok" in result.stdout

@@ -1,4 +1,5 @@
-"""The one database every part of the store shares: its engine, migrated on open, and how to write to it.
+"""The one database every part of the store shares: its engine, brought to the code's schema on open
+(connector.store.upgrade: Alembic, under a lock), and how to write to it.
 
 Each aggregate (runs, cursors, jobs, inbox, ledger, journal, leases) holds this object, not an engine of its
 own: they share one connection pool and, on SQLite, one write lock (connector.store.dialect.write_lock). A
@@ -15,8 +16,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StoreUnavailable
-from connector.store.dialect import make_engine, unavailable, write_lock
-from connector.store.migrations import migrate
+from connector.store.dialect import make_engine, shown, unavailable, write_lock
+from connector.store.upgrade import SchemaState, upgrade
 
 
 def now() -> datetime:
@@ -30,10 +31,14 @@ def aware(value: datetime | None) -> datetime | None:
 
 class Database:
     def __init__(self, url: str):
+        """Open it and bring it to the code's schema, which every process does as it starts (the daemon, each
+        command): under the store's lock, so that two starting at once migrate once. A database newer than
+        the code is refused (StoreTooNew) before anything runs."""
+        self.where = shown(url)
         try:
             self.engine: Engine = make_engine(url)
             self._write_lock = write_lock(self.engine)
-            migrate(self.engine)
+            self.schema: tuple[SchemaState, SchemaState] = upgrade(self.engine, self.where)  # (before, after)
         except (SQLAlchemyError, OSError) as exc:  # said as a sentence with its fix, not a traceback
             raise StoreUnavailable(unavailable(url, exc)) from exc
 

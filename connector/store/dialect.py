@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
@@ -40,7 +42,7 @@ def make_engine(url: str) -> Engine:
         @event.listens_for(engine, "connect")
         def _pragmas(connection: Any, _record: Any) -> None:
             cursor = connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
+            _wal(cursor)
             cursor.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes in WAL mode
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
@@ -48,6 +50,20 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def _wal(cursor: Any) -> None:
+    """WAL mode. Switching a new file to it needs the file alone for a moment, and SQLite answers "locked" at
+    once instead of waiting (busy_timeout does not apply): processes opening a new store together retry."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -87,6 +103,19 @@ def write_lock(engine: Engine) -> AbstractContextManager[Any]:
     return threading.Lock() if engine.dialect.name == "sqlite" else nullcontext()
 
 
+def shown(url: str) -> str:
+    """The store's URL as a message may name it: a SQLite file's path, or the URL without its password."""
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return repr(url)
+    if parsed.get_backend_name() == "sqlite":
+        return parsed.database or "(in memory)"
+    return URL.create(
+        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database
+    ).render_as_string()
+
+
 def unavailable(url: str, exc: Exception) -> str:
     """Why the store at `url` cannot be used, in a sentence with the fix; never the password."""
     try:
@@ -105,9 +134,7 @@ def unavailable(url: str, exc: Exception) -> str:
         if parsed.database and not path.parent.exists():
             return f"the store's folder {path.parent} does not exist: create it, or change [store] url"
         return f"cannot open the SQLite store {path} ({cause}): check the file's permissions, or change [store] url"
-    where = URL.create(
-        parsed.drivername, parsed.username, None, parsed.host, parsed.port, parsed.database
-    ).render_as_string()
+    where = shown(url)
     return (
         f"cannot use the store at {where} ({cause}): is the database server running and reachable, and are "
         "the user and database in [store] url right?"

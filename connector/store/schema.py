@@ -1,4 +1,6 @@
-"""The store's tables (SQLAlchemy Core, portable types only): one place that says what we keep."""
+"""The store's tables (SQLAlchemy Core, portable types only): one place that says what we keep, as the code
+queries it. The database gets them from the Alembic revisions (connector/store/alembic/versions/), each with
+its own DDL; tests/store/test_upgrade.py checks that the revisions build exactly these tables."""
 
 from __future__ import annotations
 
@@ -21,14 +23,6 @@ from sqlalchemy import (
 metadata = MetaData()
 ID = BigInteger().with_variant(Integer(), "sqlite")  # SQLite only autoincrements INTEGER PRIMARY KEY
 WHEN = DateTime(timezone=True)
-
-schema_migrations = Table(
-    "schema_migrations",
-    metadata,
-    Column("version", Integer, primary_key=True, autoincrement=False),
-    Column("description", String(200), nullable=False),
-    Column("applied_at", WHEN, nullable=False),
-)
 
 runs = Table(
     "runs",
