@@ -34,9 +34,9 @@ _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", d
 _VARS: dict[str, contextvars.ContextVar[Any]] = {"instance": _instance, "run_id": _run_id, "job_id": _job_id}
 
 # Libraries whose INFO lines say nothing an operator acts on (APScheduler announces every job it adds and
-# every start; httpx every request; uvicorn every connection): kept to WARNING, even at --log-level debug,
-# where our own lines are what a person is after.
-_NOISY = ("urllib3", "httpx", "httpcore", "apscheduler", "uvicorn.error")
+# every start; httpx every request; uvicorn every connection; Alembic each revision, which the store's own
+# line sums up): kept to WARNING, even at --log-level debug, where our own lines are what a person is after.
+_NOISY = ("urllib3", "httpx", "httpcore", "apscheduler", "uvicorn.error", "alembic")
 
 P = ParamSpec("P")
 R = TypeVar("R")

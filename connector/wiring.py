@@ -71,12 +71,16 @@ def build_lonescale(config: Config) -> LoneScaleClient:
     )
 
 
-def build_store(config: Config) -> Store:
+def store_url(config: Config) -> str:
     url = config.store_url()
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////") and config.path is not None:
         # A relative SQLite path is relative to the config file, not to wherever the daemon was started.
         url = f"sqlite:///{config.path.parent / url.removeprefix('sqlite:///')}"
-    return Store(url)
+    return url
+
+
+def build_store(config: Config) -> Store:
+    return Store(store_url(config))
 
 
 def durations(settings: InstanceSettings) -> tuple[float, float]:

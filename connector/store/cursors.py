@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
 from connector.store import schema
 from connector.store.database import Database, aware, now
@@ -28,3 +28,10 @@ class Cursors:
             ).rowcount
             if not changed:
                 db.execute(schema.cursors.insert().values(instance=instance, **values))
+
+    def clear(self, instance: str) -> bool:
+        """Forget where the instance's pulls were: its next run starts at its start_date. True if it had one."""
+        with self._database.writing() as db:
+            return bool(
+                db.execute(delete(schema.cursors).where(schema.cursors.c.instance == instance)).rowcount
+            )

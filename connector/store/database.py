@@ -17,7 +17,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StoreUnavailable
 from connector.store.dialect import make_engine, shown, unavailable, write_lock
-from connector.store.upgrade import SchemaState, upgrade
+from connector.store.upgrade import SchemaState, read_state, upgrade
 
 
 def now() -> datetime:
@@ -53,3 +53,15 @@ class Database:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def schema_state(url: str) -> SchemaState:
+    """Where the database at `url` stands, read without changing anything (`lonescale-sync db current`)."""
+    try:
+        engine = make_engine(url)
+        try:
+            return read_state(engine)
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, OSError) as exc:
+        raise StoreUnavailable(unavailable(url, exc)) from exc

@@ -136,7 +136,7 @@ leases = Table(
     Column("holder", String(200), nullable=False),  # "" once released
     Column("host", String(200), nullable=False),
     Column("pid", Integer, nullable=False),
-    # sync | apply | replay | retry | rollback | start (settling a crash) | overdue | resend
+    # sync | apply | replay | retry | rollback | start (settling a crash) | overdue | resend | reset (the cursor)
     Column("purpose", String(32), nullable=False),
     Column("epoch", BigInteger, nullable=False),
     Column("acquired_at", WHEN, nullable=False),

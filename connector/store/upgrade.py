@@ -76,6 +76,12 @@ class SchemaState:
         """The revision a database from the old migrations is stamped at (old version N is revision 000N)."""
         return f"{self.legacy:04d}" if self.revision is None and self.legacy else None
 
+    @property
+    def label(self) -> str:
+        if self.revision is not None:
+            return f"revision {self.revision}"
+        return f"version {self.legacy} of the migrations before Alembic" if self.legacy else "no schema"
+
     def describe(self) -> str:
         if self.newer:
             return (
@@ -154,5 +160,5 @@ def upgrade(engine: Engine, where: str) -> tuple[SchemaState, SchemaState]:
             command.upgrade(config, "head")
         after = state(connection)
     if before.revision != after.revision:
-        log.info("the store at %s: %s, upgraded to revision %s", where, before.describe(), after.revision)
+        log.info("the store at %s: schema upgraded from %s to %s", where, before.label, after.label)
     return before, after
