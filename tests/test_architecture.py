@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "connector"
 # → sync → webhook/daemon → cli.
 LAYERS = {
     "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0,
-    "connector.readahead": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0, "connector.halving": 1,
+    "connector.readahead": 0, "connector.fencing": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0, "connector.halving": 1,
     "connector.config": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
@@ -99,7 +99,7 @@ def test_the_sandbox_is_a_separate_world(path: Path) -> None:
 # The store's aggregates share the database, the dialect, the schema and the records, never each other: a
 # write spanning two is one transaction handed to the ledger's functions, which take the caller's connection.
 STORE = "connector.store"
-STORE_SHARED = {"database", "dialect", "schema", "records", "migrations"}
+STORE_SHARED = {"database", "dialect", "schema", "records", "migrations", "fences"}
 STORE_AGGREGATES = {"runs": set(), "cursors": set(), "jobs": {"ledger"}, "inbox": set(), "ledger": set(),
                     "journal": {"ledger"}, "leases": set()}  # fmt: skip
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from connector.store.cursors import Cursors
 from connector.store.database import Database
+from connector.store.fences import Fence
 from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
 from connector.store.journal import Journal
@@ -35,6 +36,6 @@ class Store:
         self.database.close()
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Inbox", "Job", "JobContact", "Jobs",
+__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Fence", "Inbox", "Job", "JobContact", "Jobs",
            "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Store", "instance_lease",
            "sha256"]  # fmt: skip
