@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 
 from connector.schedules import next_time
+from connector.store.schedules import Schedules
 
 
 class SyncTimes:
@@ -35,3 +36,26 @@ class SyncTimes:
     def next_at(self, name: str) -> datetime:
         with self._lock:
             return self._next[name]
+
+
+class SharedSyncTimes:
+    """The same question as `SyncTimes`, asked of times kept in the database, for a clock several replicas
+    share: each due time is claimed by compare-and-set, so of replicas ticking at once one starts the sync; the
+    next time comes from the same `schedules.next_time`. The schedules come from the config at start
+    (`declare`); what is stored wins over a replica's drifting copy at each claim."""
+
+    def __init__(self, schedules: Schedules):
+        self._schedules = schedules
+
+    def declare(self, schedules: Mapping[str, str], now: datetime) -> None:
+        self._schedules.declare(schedules, now, next_time)
+
+    def due(self, now: datetime) -> list[str]:
+        claimed = []
+        for name, schedule, when in self._schedules.due(now):
+            if self._schedules.claim(name, when, next_time(schedule, now, anchor=when)):
+                claimed.append(name)
+        return claimed
+
+    def next_at(self, name: str) -> datetime:
+        return self._schedules.next_due()[name]

@@ -101,7 +101,7 @@ def test_the_sandbox_is_a_separate_world(path: Path) -> None:
 STORE = "connector.store"
 STORE_SHARED = {"database", "dialect", "schema", "records", "migrations", "fences"}
 STORE_AGGREGATES = {"runs": set(), "cursors": set(), "jobs": {"ledger"}, "inbox": set(), "ledger": set(),
-                    "journal": {"ledger"}, "leases": set()}  # fmt: skip
+                    "journal": {"ledger"}, "leases": set(), "schedules": set()}  # fmt: skip
 
 
 def store_imports(path: Path) -> set[str]:
