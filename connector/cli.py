@@ -33,6 +33,7 @@ from connector.runtime import Runtime
 from connector.selection import month_start
 from connector.store import instance_lease
 from connector.sync import SyncReport
+from connector.window import SKEW_WORTH_SAYING
 
 # Options of the whole program, taken wherever they stand: `lonescale-sync status --log-level debug` is how
 # people type them (click alone would only take them before the command's name).
@@ -290,7 +291,7 @@ def status(config_path: Path) -> None:
                 f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
             )
             skew = next((r["counts"].get("clock_skew_seconds") for r in runs if r["kind"] == "sync"), None)
-            if skew is not None and abs(skew) > 1.0:
+            if skew is not None and abs(skew) > SKEW_WORTH_SAYING:
                 click.echo(
                     f"  clock:       this machine is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
                     "CRM's; the cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"
