@@ -1,5 +1,5 @@
 """A frozen copy of the store's migrations before Alembic (connector/store/migrations.py and the tables of
-connector/store/schema.py as they were at its last version, 4), to build the databases that code made: the
+connector/store/schema.py as they were at its last version, 5), to build the databases that code made: the
 adoption tests open them with today's code. Frozen: never edit it to follow the schema."""
 
 from __future__ import annotations
@@ -161,6 +161,15 @@ leases = Table(
 )
 
 
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("schedule", String(200), nullable=False),  # as the config says it: `every 15m`, a crontab line
+    Column("next_due", WHEN, nullable=False),
+    Column("updated_at", WHEN, nullable=False),
+)
+
 Migration = tuple[int, str, Callable[[Connection], None]]
 
 
@@ -188,6 +197,10 @@ def _job_provider(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE jobs ADD COLUMN provider {kind}"))
 
 
+def _schedules(connection: Connection) -> None:
+    schedules.create(connection, checkfirst=True)
+
+
 # Append, never edit: a released migration is history. A new table or column is a new entry with its own DDL
 # (and `_initial` names its own tables, so a fresh database gets later ones from their migrations).
 MIGRATIONS: list[Migration] = [
@@ -195,10 +208,11 @@ MIGRATIONS: list[Migration] = [
     (2, "leases: one holder per instance for syncs and write-backs", _leases),
     (3, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
     (4, "jobs.provider: the provider LoneScale's results name", _job_provider),
+    (5, "schedules: when each instance's sync is next due, shared by replicas", _schedules),
 ]
 
 
-def migrate(engine: Engine, upto: int = 4) -> list[int]:
+def migrate(engine: Engine, upto: int = 5) -> list[int]:
     """Bring the database to the latest version (here: to `upto`, as older code did); returns the versions
     applied now."""
     schema_migrations.create(engine, checkfirst=True)
