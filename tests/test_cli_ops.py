@@ -44,6 +44,8 @@ def test_db_current_changes_nothing_and_db_upgrade_says_from_where_to_where(
     where = shown(store_url)
     code, output = cli("db", "current", "--config", str(config))
     assert code == 0 and output.startswith(f"the store at {where}: no schema yet (head is 0005)"), output
+    if store_url.startswith("sqlite:///"):
+        assert not Path(store_url.removeprefix("sqlite:///")).exists(), "not even an empty file"
     assert "alembic_version" not in inspect(make_engine(store_url)).get_table_names()
 
     code, output = cli("db", "upgrade", "--config", str(config))

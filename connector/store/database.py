@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from connector.errors import StoreUnavailable
 from connector.store.dialect import make_engine, shown, unavailable, write_lock
-from connector.store.upgrade import SchemaState, read_state, upgrade
+from connector.store.upgrade import SchemaState, head, read_state, upgrade
 
 
 def now() -> datetime:
@@ -56,7 +57,11 @@ class Database:
 
 
 def schema_state(url: str) -> SchemaState:
-    """Where the database at `url` stands, read without changing anything (`lonescale-sync db current`)."""
+    """Where the database at `url` stands, read without changing anything (`lonescale-sync db current`): a
+    SQLite file that is not there yet is not created."""
+    sqlite_file = url.removeprefix("sqlite:///") if url.startswith("sqlite:///") else None
+    if sqlite_file and not Path(sqlite_file).exists():
+        return SchemaState(None, None, head())
     try:
         engine = make_engine(url)
         try:
