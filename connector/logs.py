@@ -57,6 +57,11 @@ def log_context(
             var.reset(token)
 
 
+def current_instance() -> str | None:
+    """The instance the enclosing `log_context` names, if any: who a shared client (LoneScale's) works for."""
+    return _instance.get()
+
+
 def in_context(work: Callable[P, R]) -> Callable[P, R]:
     """`work`, to be run on another thread in a copy of this thread's log context (one copy per call: a
     context cannot be entered by two threads at once)."""

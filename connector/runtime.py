@@ -12,6 +12,7 @@ from connector.apply import ApplyReport, apply_results
 from connector.config import Config
 from connector.durations import parse_duration
 from connector.errors import Busy, ServerFailed
+from connector.metrics import Metrics
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
@@ -45,9 +46,12 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self.store = build_store(config)
-        self.lonescale = build_lonescale(config)
+        # Before the clients, which report each answer to it; its routes are served by the status app.
+        self.metrics = Metrics(self.store, config.settings.instances)
+        self.lonescale = build_lonescale(config, self.metrics.lonescale_answered)
         self.instances: dict[str, Instance] = {
-            s.name: build_instance(config, s) for s in config.settings.instances
+            s.name: build_instance(config, s, self.metrics.answered(s.crm, s.name))
+            for s in config.settings.instances
         }
         self._server: ThreadedServer | None = None
         self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
@@ -63,7 +67,10 @@ class Runtime:
     def serve_webhook(self) -> str:
         settings = self.config.settings.webhook
         app = create_app(
-            self.store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
+            self.store,
+            max_body_bytes=settings.max_body_bytes,
+            token_grace=settings.token_grace_delta,
+            delivered=self.metrics.delivered,
         )
         self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
         try:

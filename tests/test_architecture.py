@@ -20,7 +20,7 @@ LAYERS = {
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
     "connector.wiring": 3, "connector.sync": 3, "connector.apply": 3, "connector.apply_report": 3, "connector.apply_plan": 3, "connector.apply_write": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.resend": 3, "connector.merging": 3, "connector.selection": 3, "connector.batching": 3, "connector.window": 3,
-    "connector.webhook": 4, "connector.ingest": 4, "connector.runtime": 4, "connector.daemon": 4,
+    "connector.webhook": 4, "connector.ingest": 4, "connector.metrics": 4, "connector.runtime": 4, "connector.daemon": 4,
     "connector.reports": 4,
     "connector.cli": 5, "connector.cli_support": 5, "connector.cli_review": 5, "connector.demo": 5, "connector.progress": 5,
 }  # fmt: skip

@@ -8,7 +8,19 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, Table, create_engine, event, make_url
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Engine,
+    Float,
+    FromClause,
+    Table,
+    cast,
+    create_engine,
+    event,
+    func,
+    make_url,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql.dml import Insert
@@ -48,6 +60,20 @@ def make_engine(url: str) -> Engine:
 
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def json_entries(dialect: str, column: ColumnElement[Any], key: str) -> tuple[FromClause, ColumnElement[Any],
+                                                                          ColumnElement[Any]]:  # fmt: skip
+    """The entries of the JSON object at `column[key]` as rows, to join beside the column's table: (the
+    table-valued function, its key column, its value as a number). SQLite's `json_each(column, '$.key')`;
+    PostgreSQL's `json_each_text(column -> 'key')` (implicitly LATERAL there, as any function in FROM)."""
+    if dialect == "sqlite":
+        entries = func.json_each(column, f"$.{key}").table_valued("key", "value")
+        return entries, entries.c.key, cast(entries.c.value, Float)
+    if dialect == "postgresql":
+        entries = func.json_each_text(column[key]).table_valued("key", "value")
+        return entries, entries.c.key, cast(entries.c.value, Float)
+    raise NotImplementedError(f"no JSON entries for {dialect}; add them here")
 
 
 def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:

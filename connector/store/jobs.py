@@ -103,6 +103,15 @@ class Jobs:
         with self._database.reading() as db:
             return {status: int(count) for status, count in db.execute(query)}
 
+    def ages(self) -> list[tuple[str, str, int, datetime]]:
+        """Per instance and state: how many jobs, and when the oldest of them was created (for /metrics)."""
+        jobs = schema.jobs
+        query = select(jobs.c.instance, jobs.c.status, func.count(), func.min(jobs.c.created_at)).group_by(
+            jobs.c.instance, jobs.c.status
+        )
+        with self._database.reading() as db:
+            return [(row[0], row[1], int(row[2]), aware(row[3])) for row in db.execute(query)]  # type: ignore[misc]
+
     def holding(self, instance: str, status: str) -> list[tuple[Job, int]]:
         """The jobs with contacts in this state (e.g. `expired`), oldest first, each with how many it holds."""
         jobs, contacts = schema.jobs, schema.job_contacts
