@@ -33,10 +33,12 @@ _run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("run_id", d
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 _VARS: dict[str, contextvars.ContextVar[Any]] = {"instance": _instance, "run_id": _run_id, "job_id": _job_id}
 
-# Libraries whose INFO lines say nothing an operator acts on (APScheduler announces every job it adds and
-# every start; httpx every request; uvicorn every connection): kept to WARNING, even at --log-level debug,
-# where our own lines are what a person is after.
-_NOISY = ("urllib3", "httpx", "httpcore", "apscheduler", "uvicorn.error")
+# Libraries whose INFO lines say nothing an operator acts on (httpx announces every request, uvicorn every
+# connection): kept to WARNING, even at --log-level debug, where our own lines are what a person is after.
+_NOISY = ("urllib3", "httpx", "httpcore", "uvicorn.error")
+# APScheduler announces every job it adds and every start and run at INFO: chatter at the default level, but
+# what someone debugging the schedule wants to see, so it is heard at --log-level debug only.
+_SCHEDULER = "apscheduler"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -118,5 +120,9 @@ def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     handler.addFilter(_ContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("connector").setLevel(logging.NOTSET)  # from scratch: a demo run earlier quiets it
+    root = logging.getLogger().level
     for noisy in _NOISY:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root))
+    logging.getLogger(_SCHEDULER).setLevel(
+        logging.NOTSET if root <= logging.DEBUG else max(logging.WARNING, root)
+    )

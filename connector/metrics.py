@@ -211,8 +211,8 @@ class Metrics:
         )
         self.deliveries = Counter(
             f"{PREFIX}webhook_deliveries",
-            "Webhook calls by outcome (stored, duplicate, refused) and the HTTP status answered; "
-            "instance is empty for a call no job of ours was found for.",
+            "Webhook deliveries (POSTs to a job's URL) by outcome (stored, duplicate, refused) and the HTTP "
+            "status answered; instance is empty for a call whose job and token did not match one of ours.",
             ["instance", "outcome", "status"],
             registry=self.registry,
         )

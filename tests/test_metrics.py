@@ -4,7 +4,6 @@ alert rules name only metrics that exist; the scheduler's start-up chatter stays
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -286,20 +285,25 @@ def test_every_alert_rule_names_only_metrics_that_metrics_exposes(runtime: Runti
 # --------------------------------------------------------------------------- logging
 
 
-def test_the_schedulers_start_up_chatter_stays_out_of_the_log_at_the_default_level(
-    runtime: Runtime, capsys: pytest.CaptureFixture[str]
-) -> None:
-    setup_logging("info", "text")
-    scheduler = build_scheduler(runtime)
-    scheduler.start(paused=True)  # its jobs added and announced, none run
-    scheduler.shutdown(wait=False)
-    quiet = capsys.readouterr().err
-
-    assert "apscheduler" not in quiet, quiet
-    # What it would have said: so the assertion above is about something.
-    logging.getLogger("apscheduler").setLevel(logging.INFO)
+def start_and_stop_the_scheduler(runtime: Runtime, capsys: pytest.CaptureFixture[str], level: str) -> str:
+    """The daemon's scheduler started (its jobs added and announced, none run) and stopped: what was logged."""
+    setup_logging(level, "text")
     scheduler = build_scheduler(runtime)
     scheduler.start(paused=True)
     scheduler.shutdown(wait=False)
-    assert re.search(r"INFO apscheduler\S*: (Added job|Scheduler started)", capsys.readouterr().err)
-    setup_logging("info", "text")
+    return capsys.readouterr().err
+
+
+def test_the_schedulers_start_up_chatter_is_heard_at_debug_only(
+    runtime: Runtime, capsys: pytest.CaptureFixture[str]
+) -> None:
+    capsys.readouterr()
+    try:
+        quiet = start_and_stop_the_scheduler(runtime, capsys, "info")
+        debugging = start_and_stop_the_scheduler(runtime, capsys, "debug")
+    finally:
+        setup_logging("info", "text")
+
+    assert "apscheduler" not in quiet, quiet
+    assert re.search(r"INFO apscheduler\S*: Added job", debugging), "what it says when someone debugs"
+    assert re.search(r"INFO apscheduler\S*: Scheduler started", debugging)
