@@ -5,6 +5,7 @@ alert rules name only metrics that exist; the scheduler's start-up chatter stays
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
 
 from connector.adapters.base import Window
+from connector.apply_report import reason_code
+from connector.checks import create_missing_status_fields
 from connector.config import InstanceSettings, load_config
 from connector.daemon import build_scheduler
 from connector.logs import setup_logging
@@ -155,8 +158,10 @@ def test_a_rate_limit_answer_is_counted_as_the_crm_sent_it(runtime: Runtime, hub
     hubspot_sandbox.control.clear_stats()
     adapter = runtime.instances["hs"].adapter  # as the runtime built it, reporting to its metrics
     window = Window(datetime(2000, 1, 1, tzinfo=UTC), datetime.now(UTC) + timedelta(days=1))
-    for _ in range(2):  # two searches at once: the second is over HubSpot's per-second search limit
-        assert len(list(adapter.pull_changed(window, ["email"]))) == 5
+    for _ in range(10):  # searches back to back: soon one is over HubSpot's per-second search limit
+        assert len(list(adapter.pull_changed(window, ["email"]))) == 5, "a 429 is waited out, then retried"
+        if hubspot_sandbox.control.count(status=429):
+            break
 
     samples = scrape(runtime.metrics)
 
@@ -177,6 +182,39 @@ def test_a_refused_webhook_call_is_counted_with_its_status_and_no_instance(runti
     assert total(samples, "lonescale_sync_webhook_deliveries_total", outcome="refused", status="401") == 1
     assert total(samples, "lonescale_sync_webhook_deliveries_total", instance="", status="401") == 1
     assert total(samples, "lonescale_sync_webhook_delivery_seconds_count", instance="") == 1
+
+
+def test_a_record_the_crm_rejects_is_counted_by_its_code(
+    runtime: Runtime, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    create_missing_status_fields(runtime.instance("hs"))  # as `check --create-missing` does
+    report = runtime.sync("hs")
+    assert report.status == "succeeded" and report.jobs, report.message
+    deadline = time.monotonic() + 30
+    while (
+        not all(runtime.store.inbox.of_job(job) for job in report.jobs)
+        or (lonescale_sandbox.control.admin("deliveries")["pending_tasks"])
+    ):
+        assert time.monotonic() < deadline, "LoneScale's deliveries did not all arrive"
+        time.sleep(0.05)
+    sent = [c.record_id for job in report.jobs for c in runtime.store.jobs.contacts(job)]
+    hubspot_sandbox.control.configure(archive_before_update=[sent[0]])  # a person deletes it mid-pass
+
+    applied = runtime.apply()
+    samples = scrape(runtime.metrics)
+
+    assert applied.records_rejected == 1
+    rejected = "lonescale_sync_records_rejected_total"
+    assert total(samples, rejected, instance="hs", crm="hubspot", code="OBJECT_NOT_FOUND") == 1
+    assert total(samples, rejected, instance="hs") == 1
+    assert total(samples, "lonescale_sync_records_written_total", instance="hs") == applied.records_written
+
+
+def test_a_refusals_code_is_the_one_the_crm_wrote_at_the_head_of_its_reason() -> None:
+    assert reason_code("STRING_TOO_LONG: Title: data value too large: 227 characters") == "STRING_TOO_LONG"
+    assert reason_code("HubSpot batch update refused (409 CONFLICT): Contact already exists") == "CONFLICT"
+    assert reason_code("HubSpot neither confirmed nor refused this update") == "OTHER"
+    assert reason_code(None) == "OTHER"
 
 
 # --------------------------------------------------------------------------- the store's figures
