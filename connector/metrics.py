@@ -34,6 +34,7 @@ from starlette.routing import Route
 from connector.config import InstanceSettings
 from connector.logs import current_instance
 from connector.retry import Answered
+from connector.schedules import longest_gap
 from connector.selection import month_start
 from connector.store import Store
 
@@ -63,6 +64,8 @@ class StoreCollector(Collector):
         self.store, self.now = store, now
         self.crm = {s.name: s.crm for s in instances}
         self.caps = {s.name: s.budget.max_contacts_per_month for s in instances}
+        moment = now()
+        self.gaps = {s.name: longest_gap(s.schedule, moment).total_seconds() for s in instances}
 
     def describe(self) -> Iterable[Metric]:
         return []  # read at scrape time only: the registry must not collect the store to learn the names
@@ -171,6 +174,14 @@ class StoreCollector(Collector):
         )
         for (instance, kind), finished in sorted(self.store.runs.last_succeeded().items()):
             last.add_metric([instance, kind], finished.timestamp())
+        gap = GaugeMetricFamily(
+            f"{PREFIX}schedule_gap_seconds",
+            "The longest wait between two scheduled syncs of the instance: its interval, or its cron line's "
+            "widest gap (a weekend for a weekday schedule). The stale-instance alert multiplies it.",
+            labels=["instance"],
+        )
+        for instance, seconds in sorted(self.gaps.items()):
+            gap.add_metric([instance], seconds)
         month = GaugeMetricFamily(
             f"{PREFIX}month_contacts_sent",
             "Contacts sent to LoneScale this calendar month (UTC): what [instances.budget] "
@@ -187,7 +198,7 @@ class StoreCollector(Collector):
             month.add_metric([instance], self.store.jobs.contacts_sent_since(instance, since))
             if limit is not None:
                 cap.add_metric([instance], limit)
-        yield from (last, month, cap)
+        yield from (last, gap, month, cap)
 
 
 class Metrics:

@@ -12,7 +12,7 @@ what the daemon runs. Two crontab rules differ in APScheduler 3 and are translat
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -100,3 +100,22 @@ def trigger_for(schedule: str) -> BaseTrigger:
             seconds=parse_duration(text.removeprefix("every ")).total_seconds(), timezone=UTC
         )
     return _cron(ALIASES.get(text.lower(), text))
+
+
+def longest_gap(schedule: str, start: datetime, fires: int = 64) -> timedelta:
+    """The longest wait between two runs of `schedule` among its next `fires` runs from `start`: an interval's
+    period, a cron line's widest gap (`0 9 * * 1-5`: Friday to Monday, 72 h). What "three runs missed" means
+    for an instance (the stale-instance alert, deploy/alerts.yml)."""
+    trigger = trigger_for(schedule)
+    if isinstance(trigger, IntervalTrigger):
+        return trigger.interval  # type: ignore[no-any-return]
+    longest, previous, now = timedelta(0), None, start
+    for _ in range(fires):
+        fire = trigger.get_next_fire_time(previous, now)
+        if fire is None:
+            break
+        if previous is not None:
+            longest = max(longest, fire - previous)
+        # APScheduler 3 answers a time at or after `now`: one second on, the next run, not this one again.
+        previous, now = fire, fire + timedelta(seconds=1)
+    return longest

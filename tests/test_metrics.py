@@ -26,6 +26,7 @@ from connector.logs import setup_logging
 from connector.metrics import Metrics, policy_label
 from connector.models import JobStatus
 from connector.runtime import Runtime
+from connector.schedules import longest_gap
 from connector.serving import ThreadedServer
 from connector.store import Job, Store
 from tests.conftest import Served
@@ -288,6 +289,25 @@ def test_the_store_figures_sum_every_finished_run_and_read_jobs_by_state(store: 
     assert not present(samples, "lonescale_sync_last_success_timestamp_seconds", instance="other")
     assert acme("month_contacts_cap") == 500
     assert acme("month_contacts_sent") == 6, "the jobs' contacts, created this month"
+
+
+@pytest.mark.parametrize(
+    ("schedule", "gap"),
+    [("every 15m", timedelta(minutes=15)), ("@hourly", timedelta(hours=1)),
+     ("0 9 * * 1-5", timedelta(days=3)), ("*/5 * * * *", timedelta(minutes=5))],
+)  # fmt: skip
+def test_a_schedules_longest_gap_is_its_interval_or_its_cron_lines_widest(
+    schedule: str, gap: timedelta
+) -> None:
+    assert longest_gap(schedule, T0) == gap, "a weekday schedule waits from Friday to Monday"
+
+
+def test_the_schedule_gap_of_each_configured_instance_is_on_metrics(runtime: Runtime) -> None:
+    samples = scrape(runtime.metrics)
+    assert total(samples, "lonescale_sync_schedule_gap_seconds", instance="sf") == 3600, "every 1h"
+    assert total(samples, "lonescale_sync_schedule_gap_seconds", instance="hs") == 900, (
+        "the default, every 15m"
+    )
 
 
 def test_a_kept_fields_reason_is_a_label_of_few_values() -> None:
