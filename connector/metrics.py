@@ -6,14 +6,17 @@
   (`connector.webhook.Webhook.receive` reports it: `delivered`). They start at zero with the process, as
   Prometheus counters may; each replica counts its own.
 - **What the store already holds**: contacts pulled, sent and skipped, fields written and kept by policy,
-  records and fields the CRM refused by its code, credits committed, jobs by state, the last successful run.
-  These are read from the store at scrape time (`StoreCollector`), not counted in memory: so they agree with
-  `lonescale-sync status`, survive a restart, and are the same whichever replica is scraped (sum them with
-  `max`, not `sum`, across replicas). They are counters because each sums the counts of finished runs, which
-  never change once written.
+  records and fields the CRM refused by its code, credits committed, jobs by state, the last successful run,
+  the month's contacts. These are read from the store at scrape time (`StoreCollector`), not counted in
+  memory: so they agree with the runs `lonescale-sync status` shows, survive a restart, and are the same
+  whichever replica is scraped (combine replicas with `max`, not `sum`). They are counters because each sums
+  the counts of finished runs, which never change once written. (Fields are the write-back passes' counts:
+  `status`'s journal total also holds rollbacks' writes and owner tasks.)
+- **What the config says**: each instance's monthly cap and its schedule's longest gap between runs, so an
+  alert can divide by them.
 
 Each `Metrics` has its own `CollectorRegistry`, never prometheus_client's global one: a runtime's figures
-are its store's, and two runtimes in one process (tests, a `sync --wait` beside nothing else) do not collide.
+are its store's, and two runtimes in one process (tests, say) do not collide.
 """
 
 from __future__ import annotations
