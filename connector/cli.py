@@ -33,6 +33,7 @@ from connector.runtime import Runtime
 from connector.selection import month_start
 from connector.store import instance_lease
 from connector.sync import SyncReport
+from connector.window import SKEW_WORTH_SAYING
 
 # Options of the whole program, taken wherever they stand: `lonescale-sync status --log-level debug` is how
 # people type them (click alone would only take them before the command's name).
@@ -107,6 +108,29 @@ def run(config_path: Path) -> None:
     from connector.runtime import Runtime
 
     run_daemon(Runtime(read_config(config_path)))
+
+
+def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    host, sep, port = (value or "").rpartition(":")
+    if value is not None and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise click.BadParameter(f"{value!r} is not host:port, e.g. 0.0.0.0:8080")
+    return value
+
+
+@main.command()
+@CONFIG
+@click.option("--listen", callback=_host_port, metavar="HOST:PORT",
+              help="Listen here instead of [webhook] listen (several receivers on one machine).")  # fmt: skip
+def serve(config_path: Path, listen: str | None) -> None:
+    """Receive LoneScale's webhooks only: no schedule, no write-back.
+
+    Each delivery is stored in the shared store before its 2xx; whichever process writes back (`run`, or
+    `apply`) finds it there. Run any number behind a load balancer on one PostgreSQL store, beside one `run`.
+    Stops on SIGTERM or Ctrl-C once the requests in flight are stored and answered.
+    """
+    from connector.receiver import serve_receiver
+
+    serve_receiver(read_config(config_path), listen=listen)
 
 
 @main.command()
@@ -267,7 +291,7 @@ def status(config_path: Path) -> None:
                 f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
             )
             skew = next((r["counts"].get("clock_skew_seconds") for r in runs if r["kind"] == "sync"), None)
-            if skew is not None and abs(skew) > 1.0:
+            if skew is not None and abs(skew) > SKEW_WORTH_SAYING:
                 click.echo(
                     f"  clock:       this machine is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
                     "CRM's; the cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"

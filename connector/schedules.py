@@ -102,20 +102,28 @@ def trigger_for(schedule: str) -> BaseTrigger:
     return _cron(ALIASES.get(text.lower(), text))
 
 
+def next_time(schedule: str, after: datetime, anchor: datetime | None = None) -> datetime:
+    """The first time strictly after `after` at which `schedule` runs: the one evaluation of a schedule, for
+    the daemon's clock and for anything that shows when an instance runs next. An interval keeps to its grid
+    from `anchor` (the time it was last due), as APScheduler's IntervalTrigger keeps to its start: a tick that
+    comes late does not push every later run back."""
+    text = schedule.strip()
+    if text.startswith("every "):
+        interval = parse_duration(text.removeprefix("every "))
+        start = after if anchor is None or anchor > after else anchor
+        return start + interval * ((after - start) // interval + 1)
+    fire: datetime | None = trigger_for(schedule).get_next_fire_time(None, after + timedelta(microseconds=1))
+    if fire is None:  # pragma: no cover — a five-field line always fires again
+        raise ValueError(f"{schedule!r} never runs again")
+    return fire.astimezone(UTC)
+
+
 def longest_gap(schedule: str, start: datetime, fires: int = 64) -> timedelta:
-    """The longest wait between two runs of `schedule` among its next `fires` runs from `start`: an interval's
-    period, a cron line's widest gap (`0 9 * * 1-5`: Friday to Monday, 72 h). What "three runs missed" means
-    for an instance (the stale-instance alert, deploy/alerts.yml)."""
-    trigger = trigger_for(schedule)
-    if isinstance(trigger, IntervalTrigger):
-        return trigger.interval  # type: ignore[no-any-return]
-    longest, previous, now = timedelta(0), None, start
+    """The longest wait between two runs of `schedule` among its next `fires` runs after `start`, by
+    `next_time`: an interval's period, a cron line's widest gap (`0 9 * * 1-5`: Friday to Monday, 72 h). What
+    "three runs missed" means for an instance (the stale-instance alert, deploy/alerts.yml)."""
+    longest, previous = timedelta(0), next_time(schedule, start)
     for _ in range(fires):
-        fire = trigger.get_next_fire_time(previous, now)
-        if fire is None:
-            break
-        if previous is not None:
-            longest = max(longest, fire - previous)
-        # APScheduler 3 answers a time at or after `now`: one second on, the next run, not this one again.
-        previous, now = fire, fire + timedelta(seconds=1)
+        fire = next_time(schedule, previous, anchor=previous)
+        longest, previous = max(longest, fire - previous), fire
     return longest

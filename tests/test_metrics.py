@@ -22,6 +22,7 @@ from connector.apply_report import reason_code
 from connector.checks import create_missing_status_fields
 from connector.config import InstanceSettings, load_config
 from connector.daemon import build_scheduler
+from connector.dispatch import LocalDispatcher
 from connector.logs import setup_logging
 from connector.metrics import Metrics, policy_label
 from connector.models import JobStatus
@@ -348,9 +349,11 @@ def test_every_alert_rule_names_only_metrics_that_metrics_exposes(runtime: Runti
 def start_and_stop_the_scheduler(runtime: Runtime, capsys: pytest.CaptureFixture[str], level: str) -> str:
     """The daemon's scheduler started (its jobs added and announced, none run) and stopped: what was logged."""
     setup_logging(level, "text")
-    scheduler = build_scheduler(runtime)
+    dispatcher = LocalDispatcher(lambda unit: None, workers=1)
+    scheduler = build_scheduler(runtime, dispatcher)
     scheduler.start(paused=True)
     scheduler.shutdown(wait=False)
+    dispatcher.close()
     return capsys.readouterr().err
 
 
