@@ -7,6 +7,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+# How a record's listed reason says a field was refused on it, the rest written ("title not written: too long"):
+# `status` tells such a record (fields refused) from one rejected whole by it.
+REFUSED_FIELD = " not written: "
+
 
 @dataclass(frozen=True)
 class PlannedField:

@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 
 from connector.apply_plan import OWNER_TASK, Plan
-from connector.apply_report import ApplyReport, jsonable
+from connector.apply_report import REFUSED_FIELD, ApplyReport, jsonable
 from connector.errors import ConnectorError
 from connector.merging import RecordResults
 from connector.models import WriteOutcome
@@ -65,7 +65,7 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
             report.records_written += 1
             report.fields_written += len(update.values) - len(refused)
             if refused:  # the rest is written; the record is listed with what was refused, and why
-                reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
+                reason = "; ".join(f"{name}{REFUSED_FIELD}{why}" for name, why in refused.items())
                 report.fields_refused += len(refused)
                 report.refusals.append((update.ref.id, reason))
                 _mark(marks, record, "rejected", reason)

@@ -106,6 +106,7 @@ def run_daemon(
     runtime.settle_interrupted()
     started = datetime.now(UTC)
     runtime.serve_webhook()
+    runtime.serve_status()  # read-only, on its own port; it stops with the webhook
     scheduler = build_scheduler(runtime, apply_every)
     scheduler.start()
     log.info("running %d instance(s): %s", len(runtime.instances), ", ".join(runtime.instances))
@@ -122,6 +123,7 @@ def shut_down(runtime: Runtime, scheduler: BackgroundScheduler, started: datetim
     try:
         runtime.drain(started)
         runtime.stop_webhook()  # no new deliveries; those in flight are stored before their 2xx
+        runtime.stop_status()
         waiting, _, _ = runtime.store.inbox.backlog()
         if waiting:
             log.info(

@@ -5,8 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
+
+from starlette.routing import BaseRoute
 
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config
@@ -15,6 +17,7 @@ from connector.errors import Busy, ServerFailed
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
+from connector.status_app import create_status_app
 from connector.store import Inbox, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import SETTLED, create_app
@@ -50,6 +53,7 @@ class Runtime:
             s.name: build_instance(config, s) for s in config.settings.instances
         }
         self._server: ThreadedServer | None = None
+        self._status_server: ThreadedServer | None = None
         self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
 
     @property
@@ -78,6 +82,27 @@ class Runtime:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def serve_status(self, routes: Sequence[BaseRoute] = ()) -> str | None:
+        """The status page on its own port (`[status] listen`), unless `[status] enabled = false`; its URL.
+        `routes` are served beside it (the daemon's /metrics)."""
+        settings = self.config.settings.status
+        if not settings.enabled:
+            return None
+        app = create_status_app(self.store, self.config, routes=routes)
+        self._status_server = ThreadedServer(app, host=settings.host, port=settings.port, name="status")
+        try:
+            url = self._status_server.start()
+        except ServerFailed as exc:
+            self._status_server = None
+            raise ServerFailed(f"{exc}: free it, or set [status] listen to another host:port") from exc
+        log.info("status page on %s/status", url)
+        return url
+
+    def stop_status(self) -> None:
+        if self._status_server is not None:
+            self._status_server.stop()
+            self._status_server = None
 
     def settle_interrupted(self) -> None:
         """At start: what a previous process left half done, for each instance nobody else is working on now
@@ -216,6 +241,7 @@ class Runtime:
         return finished
 
     def close(self) -> None:
+        self.stop_status()
         self.stop_webhook()
         for instance in self.instances.values():
             instance.adapter.close()

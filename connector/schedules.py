@@ -12,7 +12,7 @@ what the daemon runs. Two crontab rules differ in APScheduler 3 and are translat
 
 from __future__ import annotations
 
-from datetime import UTC
+from datetime import UTC, datetime
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -100,3 +100,15 @@ def trigger_for(schedule: str) -> BaseTrigger:
             seconds=parse_duration(text.removeprefix("every ")).total_seconds(), timezone=UTC
         )
     return _cron(ALIASES.get(text.lower(), text))
+
+
+def next_run(schedule: str, last: datetime | None, now: datetime) -> datetime:
+    """When the daemon next runs a schedule whose last run started at `last`: an interval counts from that
+    run (a fresh daemon runs every instance at once, so with no run yet it is due now); a cron line fires at
+    its next match. Never before `now`: a time already passed means due now."""
+    trigger = trigger_for(schedule)
+    if isinstance(trigger, IntervalTrigger):
+        due = now if last is None else last + trigger.interval
+    else:
+        due = trigger.get_next_fire_time(None, now) or now
+    return max(due, now)

@@ -48,6 +48,9 @@ enrichment_type = ["email", "phone", "profile"]
 [webhook]
 listen = "127.0.0.1:{free_port()}"
 
+[status]  # the status page beside the daemon, on a port of its own
+listen = "127.0.0.1:{free_port()}"
+
 [store]
 url = "sqlite:///state.db"
 

@@ -79,6 +79,9 @@ batch_size = {BATCH_SIZE}
 listen = "127.0.0.1:{free_port()}"
 drain_seconds = {drain_seconds}
 
+[status]  # the status page beside the daemon, on a port of its own
+listen = "127.0.0.1:{free_port()}"
+
 [store]
 url = "sqlite:///{directory / "state.db"}"
 
