@@ -106,7 +106,7 @@ def _tiles(item: InstanceStatus, now: datetime) -> str:
                        credits.month_sent / cap if cap else None))  # fmt: skip
     if credits.run_sent is not None:
         run_cap = credits.per_run_cap
-        tiles.append(_tile("this run", f"{credits.run_sent} contact(s)",
+        tiles.append(_tile("last sync sent", f"{credits.run_sent} contact(s)",
                            f"≤ {credits.run_projected_credits or 0:g} credits" + (f"; cap {run_cap} a run" if run_cap else ""),
                            bar=credits.run_sent / run_cap if run_cap else None))  # fmt: skip
     if credits.balance_at_last_run is not None:
@@ -137,7 +137,7 @@ def _failures(item: InstanceStatus) -> str:
     rows = [(kind, subject, reason) for kind, subject, reason in notes]
     rows += [(f.kind, f.subject, f.reason) for f in item.failures]
     if not rows:
-        return '<h3>Failures</h3><p class="ok">None: nothing needs a person.</p>'
+        return '<h3>Needs attention</h3><p class="ok">Nothing: no failure, nothing waiting on a person.</p>'
     listed: dict[str, int] = {}
     for failure in item.failures:
         listed[failure.kind] = listed.get(failure.kind, 0) + 1
@@ -151,7 +151,7 @@ def _failures(item: InstanceStatus) -> str:
         if more
         else ""
     )
-    return f"<h3>Failures</h3><table><tr><th>what</th><th>which</th><th>reason</th></tr>{body}</table>{tail}"
+    return f"<h3>Needs attention</h3><table><tr><th>what</th><th>which</th><th>reason</th></tr>{body}</table>{tail}"
 
 
 def _labels(series: Series) -> list[str]:
