@@ -8,7 +8,9 @@ single contact back to LoneScale.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,6 +166,15 @@ def fresh_directory(directory: Path) -> Path:
     for name in KEPT:
         (directory / name).unlink(missing_ok=True)
     return directory.resolve()
+
+
+def _program() -> str:
+    """How to type this program here: its name when it is on PATH, else where it is (`make demo` runs it from
+    .venv/bin, which need not be on PATH)."""
+    if shutil.which("lonescale-sync"):
+        return "lonescale-sync"
+    beside = Path(sys.executable).parent / "lonescale-sync"
+    return str(beside) if beside.is_file() else "lonescale-sync"
 
 
 def run_demo(contacts: int = 300, seed: int = 1, directory: Path = DEFAULT_DIR) -> int:
