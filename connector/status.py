@@ -117,6 +117,11 @@ def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def _sorted(counts: Any) -> dict[str, int]:
+    """A stored count by name, keys sorted: the same JSON for the same figures."""
+    return {str(k): int(v) for k, v in sorted((counts or {}).items())}
+
+
 def _sync_run(row: dict[str, Any] | None) -> SyncRun | None:
     if row is None:
         return None
@@ -125,8 +130,7 @@ def _sync_run(row: dict[str, Any] | None) -> SyncRun | None:
         id=row["id"], status=row["status"], started_at=_utc(row["started_at"]),
         finished_at=aware(row["finished_at"]), message=row["error"], pulled=int(counts.get("pulled") or 0),
         sent=int(counts.get("sent") or 0), jobs=int(counts.get("jobs") or 0),
-        skipped={str(k): int(v) for k, v in (counts.get("skipped") or {}).items()},
-        by_types={str(k): int(v) for k, v in (counts.get("by_types") or {}).items()},
+        skipped=_sorted(counts.get("skipped")), by_types=_sorted(counts.get("by_types")),
         projected_credits=float(counts.get("projected_credits") or 0.0),
         credits_at_start=counts.get("credits_at_start"), clock_skew_seconds=counts.get("clock_skew_seconds"),
     )  # fmt: skip
@@ -173,7 +177,7 @@ def _failures(store: Store, name: str, last_sync: SyncRun | None, last_write: Wr
         totals[kind] = len(mine)
         items += [FailureItem(kind=kind, subject=f"record {c.record_id}", reason=c.reason or "")
                   for c in mine[:LISTED]]  # fmt: skip
-    return items, {kind: n for kind, n in totals.items() if n}
+    return items, {kind: n for kind, n in sorted(totals.items()) if n}
 
 
 def instance_status(store: Store, config: Config, name: str, now: datetime) -> InstanceStatus:

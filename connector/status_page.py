@@ -208,10 +208,10 @@ def render(report: StatusReport) -> str:
         )
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">'
+        '<meta name="viewport" content="width=device-width, initial-scale=1"><meta http-equiv="refresh" content="60"><link rel="icon" href="data:,">'
         f"<title>lonescale-sync status</title><style>{CSS}</style></head><body>"
         f"<header><h1>lonescale-sync</h1><span>status at {escape(_when(report.generated_at))} · "
         f"{len(report.instances)} instance(s)</span></header><main>{''.join(sections)}</main>"
         "<footer>Read-only. The same figures as <code>lonescale-sync status --json</code>; "
-        '<a href="status.json">status.json</a>. Reload to refresh.</footer></body></html>'
+        '<a href="status.json">status.json</a>. It refreshes every minute.</footer></body></html>'
     )

@@ -64,7 +64,7 @@ class Series(_Model):
 
 
 def _int_counts(value: Any) -> dict[str, int]:
-    return {str(k): int(v) for k, v in value.items()} if isinstance(value, dict) else {}
+    return {str(k): int(v) for k, v in sorted(value.items())} if isinstance(value, dict) else {}
 
 
 def build_series(store: Store, instance: str, mapping: FieldMapping, cycles: int = CYCLES) -> Series:
