@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import json
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
 from click.testing import CliRunner
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import BaseRoute, Route
 
 from connector.cli import main
 from connector.config import load_config
@@ -27,11 +30,11 @@ CHARTS = 4  # per instance: fill rate, credits per run, credits per filled field
 
 
 @contextmanager
-def _serve(config_path: Path, env: dict[str, str]) -> Iterator[str]:
+def _serve(config_path: Path, env: dict[str, str], routes: Sequence[BaseRoute] = ()) -> Iterator[str]:
     """The status app for this config, served from its store on an OS-chosen port; its base URL."""
     config = load_config(config_path, env=env, credentials=False)
     store = build_store(config)
-    server = ThreadedServer(create_status_app(store, config), port=0, name="status")
+    server = ThreadedServer(create_status_app(store, config, routes=routes), port=0, name="status")
     try:
         yield server.start()
     finally:
@@ -122,7 +125,14 @@ def test_an_unknown_path_is_404_and_healthz_answers(served: str) -> None:
 def test_a_configured_token_is_required(demo_dir: Path, tmp_path: Path) -> None:
     config = tmp_path / "guarded.toml"
     config.write_text((demo_dir / "demo.toml").read_text() + '\n[status]\ntoken_env = "STATUS_TOKEN"\n')
-    with _serve(config, {"STATUS_TOKEN": "s3cret-token"}) as url:
+
+    async def metrics(request: Request) -> Response:  # what the daemon adds beside the page (/metrics)
+        return PlainTextResponse("up 1\n")
+
+    with _serve(config, {"STATUS_TOKEN": "s3cret-token"}, [Route("/metrics", metrics)]) as url:
+        assert httpx.get(f"{url}/metrics", timeout=10).status_code == 401, "an added route is guarded too"
+        bearer = {"Authorization": "Bearer s3cret-token"}
+        assert httpx.get(f"{url}/metrics", headers=bearer, timeout=10).text == "up 1\n"
         assert httpx.get(f"{url}/status", timeout=10).status_code == 401
         wrong = httpx.get(f"{url}/status.json", headers={"Authorization": "Bearer nope"}, timeout=10)
         assert wrong.status_code == 401 and "s3cret-token" not in wrong.text
