@@ -50,9 +50,7 @@ def instance_lines(item: InstanceStatus, now: datetime) -> list[str]:
                 f"in {sync.jobs} job(s)")  # fmt: skip
         if sync.skipped:
             text += f"; skipped {_counts(sync.skipped)}"
-        lines.append(("last sync", text))
-        if sync.message and sync.status != "succeeded":
-            lines.append(("", sync.message))
+        lines.append(("last sync", text))  # a stop's or a failure's reason is listed with the failures
     lines.append(("next sync", "due now" if item.next_run <= now else
                   f"{_when(item.next_run)} (in {_span((item.next_run - now).total_seconds())})"))  # fmt: skip
     write = item.last_write_back

@@ -63,6 +63,10 @@ class WriteBack(_Model):
     fields_refused: int
 
 
+NOTHING_WRITTEN = WriteBack(runs=0, last_run_id=None, status=None, started_at=None, message=None, records_written=0,
+                            fields_written=0, records_rejected=0, fields_refused=0)  # fmt: skip
+
+
 class Credits(_Model):
     """Caps are on contacts sent (`[instances.budget]`); credits are LoneScale's, at most `projected`."""
 
@@ -187,7 +191,9 @@ def instance_status(store: Store, config: Config, name: str, now: datetime) -> I
     last_write = _write_back(writes)
     syncs = store.runs.recent(name, 50, kinds=["sync"])
     sending = next((r for r in syncs if (r["counts"] or {}).get("sent")), None)
-    cycle = _write_back(store.runs.since(name, WRITE_KINDS, sending["started_at"])) if sending else None
+    cycle = None
+    if sending is not None:  # its results may not have been written back yet: that is zero, not unknown
+        cycle = _write_back(store.runs.since(name, WRITE_KINDS, sending["started_at"])) or NOTHING_WRITTEN
     cursor = store.cursors.get(name)
     holding = store.leases.holding(instance_lease(name))
     jobs = store.jobs.counts(name)
