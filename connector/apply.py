@@ -45,13 +45,13 @@ def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
         jobs.update(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 
-def _unapplied(inbox: Inbox, contacts: int) -> Iterator[Delivery]:
+def _unapplied(inbox: Inbox, contacts: int, instance: str | None) -> Iterator[Delivery]:
     """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
     until it has its contacts rather than stopping at a count of deliveries. Small pages: a page of whole-job
     bodies is megabytes, and a pass needs only its own."""
     after, page_size = 0, min(contacts, INBOX_PAGE)
     while True:
-        page = inbox.new(page_size, after=after)
+        page = inbox.new(page_size, after=after, instance=instance)
         yield from page
         if len(page) < page_size:
             return
@@ -163,17 +163,19 @@ def apply_results(
     kind: str = "apply",
     now: Callable[[], datetime] = lambda: datetime.now(UTC),
     progress: Progress = no_progress,
+    only: str | None = None,
 ) -> ApplyReport:
     """Apply what the inbox holds, about `contacts` results per pass (or the `deliveries` given, for a
     replay). A CRM outage leaves them in the inbox for the next pass. `accept` says which contacts may be
     written: by default those still waiting. Each instance is written under its lease; one that another
     process is syncing or writing to is left for a later pass (listed in `busy`). `progress` hears a line at
-    each step of a long pass."""
+    each step of a long pass. `only`: the results of that instance's jobs alone (a unit of work of one
+    instance; the others' deliveries stay as they are)."""
     report = ApplyReport()
     drain = Drain(store, accept, record=not dry_run)
     gate = _Gate(store.leases, kind, enabled=not dry_run)
     try:
-        source = _unapplied(store.inbox, contacts) if deliveries is None else deliveries
+        source = _unapplied(store.inbox, contacts, only) if deliveries is None else deliveries
         limit = contacts if deliveries is None else None
         by_instance, delivered = _collect(
             instances, store.inbox, drain, gate, source, limit, dry_run, progress

@@ -12,9 +12,10 @@ from collections import defaultdict
 from connector.apply_plan import OWNER_TASK, Plan
 from connector.apply_report import REFUSED_FIELD, ApplyReport, jsonable
 from connector.errors import ConnectorError
+from connector.fencing import fenced
 from connector.merging import RecordResults
 from connector.models import WriteOutcome
-from connector.store import Journal, JournalEntry, Lease
+from connector.store import Fence, Journal, JournalEntry, Lease
 from connector.values import same_value
 from connector.wiring import Instance
 
@@ -45,10 +46,13 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
         for u in plan.updates
         for name, value in u.values.items()
     ]  # fmt: skip
-    ids = iter(journal.add(ahead))
-    if lease is not None and plan.updates:
-        lease.renew()  # fencing: a holder that lost its lease writes nothing
-    results = instance.adapter.write_back(plan.updates) if plan.updates else []
+    fence = lease.fence if lease is not None else None
+    ids = iter(journal.add(ahead, fence))
+    # Fencing: each CRM batch renews the lease first, and the settlement commits only while it is ours, so a
+    # holder that froze and lost it writes no batch more and records nothing (its pending rows are resolved
+    # by the new holder against the CRM).
+    with fenced(lease.renew if lease is not None else None):
+        results = instance.adapter.write_back(plan.updates) if plan.updates else []
     outcomes: dict[int, tuple[str, str | None]] = {}
     marks: Marks = defaultdict(list)
     written: set[str] = set()
@@ -81,19 +85,20 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
         report.records_rejected += 1
         report.rejections.append((record.record_id, "the record no longer exists (deleted or merged)"))
         _mark(marks, record, "rejected", "record no longer exists")
-    outcomes.update(_create_follow_ups(instance, journal, plan, written, run_id))
+    with fenced(lease.renew if lease is not None else None):
+        outcomes.update(_create_follow_ups(instance, journal, plan, written, run_id, fence))
     found = {rid: record.found for rid, record in plan.records.items()}
-    journal.settle(instance.name, outcomes, found, marks)
+    journal.settle(instance.name, outcomes, found, marks, fence=fence)
 
 
 def _create_follow_ups(instance: Instance, journal: Journal, plan: Plan, written: set[str],
-                       run_id: int) -> dict[int, tuple[str, str | None]]:  # fmt: skip
+                       run_id: int, fence: Fence | None) -> dict[int, tuple[str, str | None]]:  # fmt: skip
     """Owner tasks for the records whose job-change flag was just written, journaled ahead like fields."""
     todo = [f for rid, f in plan.follow_ups.items() if rid in written]
     if not todo:
         return {}
     ids = journal.add([JournalEntry(run_id, plan.records[f.ref.id].merged.job.id, instance.name, f.ref.id, OWNER_TASK,
-                                      None, f.subject, "pending") for f in todo])  # fmt: skip
+                                      None, f.subject, "pending") for f in todo], fence)  # fmt: skip
     try:
         outcomes = instance.adapter.create_follow_ups(todo)
     except ConnectorError as exc:  # e.g. a timed-out create: never re-posted, so whether it exists is unknown

@@ -105,6 +105,29 @@ def run(config_path: Path) -> None:
     run_daemon(Runtime(read_config(config_path)))
 
 
+def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    host, sep, port = (value or "").rpartition(":")
+    if value is not None and not (sep and host and port.isdigit() and 0 < int(port) < 65536):
+        raise click.BadParameter(f"{value!r} is not host:port, e.g. 0.0.0.0:8080")
+    return value
+
+
+@main.command()
+@CONFIG
+@click.option("--listen", callback=_host_port, metavar="HOST:PORT",
+              help="Listen here instead of [webhook] listen (several receivers on one machine).")  # fmt: skip
+def serve(config_path: Path, listen: str | None) -> None:
+    """Receive LoneScale's webhooks only: no schedule, no write-back.
+
+    Each delivery is stored in the shared store before its 2xx; whichever process writes back (`run`, or
+    `apply`) finds it there. Run any number behind a load balancer on one PostgreSQL store, beside one `run`.
+    Stops on SIGTERM or Ctrl-C once the requests in flight are stored and answered.
+    """
+    from connector.receiver import serve_receiver
+
+    serve_receiver(read_config(config_path), listen=listen)
+
+
 @main.command()
 @click.argument("instance")
 @CONFIG

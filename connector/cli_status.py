@@ -20,6 +20,7 @@ from connector.serving import ThreadedServer
 from connector.status import InstanceStatus, StatusReport, build_status
 from connector.status_app import create_status_app
 from connector.store import Store
+from connector.window import SKEW_WORTH_SAYING
 
 LABEL = 13  # the label column: "no results:  " is the widest
 
@@ -87,7 +88,7 @@ def _state_lines(item: InstanceStatus) -> list[tuple[str, str]]:
     else:
         lines.append(("cursor", f"{_when(item.cursor)} ({_span(item.cursor_lag_seconds or 0)} behind now)"))
     skew = item.clock_skew_seconds
-    if skew is not None and abs(skew) > 1.0:
+    if skew is not None and abs(skew) > SKEW_WORTH_SAYING:
         lines.append(("clock", f"this machine is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
                       "CRM's; the cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"))  # fmt: skip
     if item.busy:

@@ -1,7 +1,9 @@
 """`lonescale-sync run`: a scheduled sync per instance, the webhook server and the apply loop, until SIGTERM.
 
-APScheduler 3 runs each instance's sync on its own trigger with `max_instances=1`, so a slow run is never
-overlapped by the next one of the same instance; `coalesce` folds missed runs into one.
+APScheduler 3 is the clock: every second its tick asks which instances are due (connector/clock.py, the one
+evaluation of the schedules) and hands their syncs to the dispatcher (connector/dispatch.py), which never runs
+two of one instance at once and keeps at most one more waiting; after a long stop an instance that missed
+several runs runs once. The write-back, overdue and retention passes are APScheduler interval jobs.
 
 On SIGTERM or SIGINT the daemon stops in the order that loses nothing: no new sync or write-back starts;
 the running ones finish, the webhook still serving, so the results of jobs posted during the shutdown have
@@ -25,12 +27,14 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
+from connector.clock import SyncTimes
+from connector.dispatch import LocalDispatcher, Unit
 from connector.errors import ConnectorError
 from connector.runtime import Runtime
-from connector.schedules import trigger_for
 
 log = logging.getLogger(__name__)
 APPLY_EVERY_SECONDS = 2.0
+TICK_SECONDS = 1.0  # how late a sync may start after its time
 SYNC_WAITS_FOR_LEASE = 300.0  # seconds
 
 
@@ -53,22 +57,34 @@ def _said(what: str, work: Callable[..., object]) -> Callable[..., None]:
     return run
 
 
-def build_scheduler(runtime: Runtime, apply_every: float = APPLY_EVERY_SECONDS) -> BackgroundScheduler:
+def perform(runtime: Runtime, unit: Unit) -> None:
+    """One unit of work, whoever dispatched it."""
+    # A write-back pass of the instance (seconds) may hold its lease when the sync is due: wait for it rather
+    # than skip a whole interval; a sync started elsewhere is waited out as long.
+    _said(str(unit), runtime.sync)(unit.instance, wait_for_lease=SYNC_WAITS_FOR_LEASE)
+
+
+def tick(times: SyncTimes, dispatcher: LocalDispatcher, now: datetime) -> list[Unit]:
+    """The clock's tick: the syncs due now, handed to the dispatcher; returns those it took."""
+    units = [Unit("sync", name) for name in times.due(now)]
+    return [unit for unit in units if dispatcher.dispatch(unit)]
+
+
+def build_scheduler(
+    runtime: Runtime, dispatcher: LocalDispatcher, apply_every: float = APPLY_EVERY_SECONDS
+) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(
         timezone=UTC, job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 600}
     )
-    for name, instance in runtime.instances.items():
-        scheduler.add_job(
-            _said(f"sync {name}", runtime.sync),
-            trigger_for(instance.settings.schedule),
-            args=[name],
-            # A write-back pass of the instance (seconds) may hold its lease when the sync is due: wait for
-            # it rather than skip a whole interval; a sync started elsewhere is waited out as long.
-            kwargs={"wait_for_lease": SYNC_WAITS_FOR_LEASE},
-            id=f"sync:{name}",
-            name=f"sync {name}",
-            next_run_time=datetime.now(UTC),  # a fresh start syncs at once, then on schedule
-        )
+    started = datetime.now(UTC)
+    times = SyncTimes({name: i.settings.schedule for name, i in runtime.instances.items()}, started)
+    scheduler.add_job(
+        _said("clock", lambda: tick(times, dispatcher, datetime.now(UTC))),
+        IntervalTrigger(seconds=TICK_SECONDS, timezone=UTC),
+        id="clock",
+        name="clock",
+        next_run_time=started,  # a fresh start syncs at once, then on schedule
+    )
     scheduler.add_job(
         _said("write-back", runtime.apply_when_ready),
         IntervalTrigger(seconds=apply_every, timezone=UTC),
@@ -107,19 +123,23 @@ def run_daemon(
     started = datetime.now(UTC)
     runtime.serve_webhook()
     runtime.serve_status()  # read-only, on its own port; it stops with the webhook
-    scheduler = build_scheduler(runtime, apply_every)
+    dispatcher = LocalDispatcher(lambda unit: perform(runtime, unit), workers=len(runtime.instances))
+    scheduler = build_scheduler(runtime, dispatcher, apply_every)
     scheduler.start()
     log.info("running %d instance(s): %s", len(runtime.instances), ", ".join(runtime.instances))
     try:
         stop.wait()
     finally:
-        shut_down(runtime, scheduler, started)
+        shut_down(runtime, scheduler, dispatcher, started)
 
 
-def shut_down(runtime: Runtime, scheduler: BackgroundScheduler, started: datetime) -> None:
+def shut_down(
+    runtime: Runtime, scheduler: BackgroundScheduler, dispatcher: LocalDispatcher, started: datetime
+) -> None:
     """The webhook stops last: a sync still running posts jobs whose results must find it listening."""
     log.info("stopping: no new sync starts; running syncs and write-backs finish, the webhook still serving")
-    scheduler.shutdown(wait=True)
+    scheduler.shutdown(wait=True)  # the clock stops ticking; a write-back pass under way finishes
+    dispatcher.close()  # the syncs under way finish
     try:
         runtime.drain(started)
         runtime.stop_webhook()  # no new deliveries; those in flight are stored before their 2xx

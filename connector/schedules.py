@@ -12,7 +12,7 @@ what the daemon runs. Two crontab rules differ in APScheduler 3 and are translat
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.combining import OrTrigger
@@ -102,13 +102,17 @@ def trigger_for(schedule: str) -> BaseTrigger:
     return _cron(ALIASES.get(text.lower(), text))
 
 
-def next_run(schedule: str, last: datetime | None, now: datetime) -> datetime:
-    """When the daemon next runs a schedule whose last run started at `last`: an interval counts from that
-    run (a fresh daemon runs every instance at once, so with no run yet it is due now); a cron line fires at
-    its next match. Never before `now`: a time already passed means due now."""
-    trigger = trigger_for(schedule)
-    if isinstance(trigger, IntervalTrigger):
-        due = now if last is None else last + trigger.interval
-    else:
-        due = trigger.get_next_fire_time(None, now) or now
-    return max(due, now)
+def next_time(schedule: str, after: datetime, anchor: datetime | None = None) -> datetime:
+    """The first time strictly after `after` at which `schedule` runs: the one evaluation of a schedule, for
+    the daemon's clock and for anything that shows when an instance runs next. An interval keeps to its grid
+    from `anchor` (the time it was last due), as APScheduler's IntervalTrigger keeps to its start: a tick that
+    comes late does not push every later run back."""
+    text = schedule.strip()
+    if text.startswith("every "):
+        interval = parse_duration(text.removeprefix("every "))
+        start = after if anchor is None or anchor > after else anchor
+        return start + interval * ((after - start) // interval + 1)
+    fire: datetime | None = trigger_for(schedule).get_next_fire_time(None, after + timedelta(microseconds=1))
+    if fire is None:  # pragma: no cover — a five-field line always fires again
+        raise ValueError(f"{schedule!r} never runs again")
+    return fire.astimezone(UTC)

@@ -16,7 +16,7 @@ from connector.apply_report import REFUSED_FIELD
 from connector.config import Config
 from connector.models import JobStatus
 from connector.overdue import MAY_HAVE_BEEN_BILLED
-from connector.schedules import next_run
+from connector.schedules import next_time
 from connector.selection import month_start
 from connector.status_series import Series, build_series
 from connector.store import Store, instance_lease
@@ -115,6 +115,13 @@ class InstanceStatus(_Model):
 class StatusReport(_Model):
     generated_at: datetime
     instances: list[InstanceStatus]
+
+
+def next_run(schedule: str, last: datetime | None, now: datetime) -> datetime:
+    """When the daemon runs the instance next: at once with no run yet (a starting daemon runs every instance
+    at once), else the schedule's first time after now, an interval kept to its grid from the last run
+    (`schedules.next_time`, the daemon's own evaluation)."""
+    return now if last is None else next_time(schedule, now, anchor=last)
 
 
 def _utc(value: datetime) -> datetime:

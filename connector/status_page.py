@@ -9,6 +9,7 @@ from html import escape
 from connector.charts import Line, Stack, bar_chart, empty, line_chart
 from connector.status import InstanceStatus, StatusReport
 from connector.status_series import Series
+from connector.window import SKEW_WORTH_SAYING
 
 CSS = """
 :root { --ink: #0f172a; --muted: #64748b; --line: #e2e8f0; --bg: #f8fafc; --ok: #16a34a; --warn: #d97706;
@@ -120,7 +121,7 @@ def _failures(item: InstanceStatus) -> str:
     notes = []
     if item.busy:
         notes.append(("busy", "the instance's lease", item.busy))
-    if item.clock_skew_seconds is not None and abs(item.clock_skew_seconds) > 1.0:
+    if item.clock_skew_seconds is not None and abs(item.clock_skew_seconds) > SKEW_WORTH_SAYING:
         side = "ahead of" if item.clock_skew_seconds > 0 else "behind"
         notes.append(("clock", "this machine", f"{abs(item.clock_skew_seconds):.0f} s {side} the CRM's: the "
                       "cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"))  # fmt: skip

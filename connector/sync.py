@@ -459,9 +459,8 @@ def _run_window(instance: Instance, store: Store, lonescale: LoneScaleClient, se
         _send_window(instance, store, settings, window, started, sender, progress)
         sender.settle(stopped=False)
         report.cursor, report.clock_skew = cursor_end(instance, window)
-        if lease is not None:
-            lease.renew()
-            store.cursors.set(instance.name, Cursor(report.cursor))  # the whole window is stored
+        if lease is not None:  # the whole window is stored: the cursor moves, while the lease is still ours
+            store.cursors.set(instance.name, Cursor(report.cursor), fence=lease.fence)
         report.status = "succeeded"
     except (CannotWrite, QuotaExhausted, CapReached, StopSending) as exc:
         report.status, report.message = "stopped", str(exc)

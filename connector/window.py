@@ -69,6 +69,12 @@ class Claims:
         return True
 
 
+# Seconds of apparent skew that are only the measurement: the `Date` header is whole seconds (up to 1 s
+# behind), servers stamp it from a clock they refresh once a second (uvicorn, nginx: up to 1 s more), and the
+# answer takes its time to come back. Beyond this, the machine's clock is off and a person should hear of it.
+SKEW_WORTH_SAYING = 5.0
+
+
 def cursor_end(instance: Instance, window: Window) -> tuple[datetime, float | None]:
     """Where the next window may start: the window's end, unless the CRM's clock says that moment has not
     come there yet. The window's end is the daemon's "now" less the settle margin; a daemon clock running
@@ -84,7 +90,7 @@ def cursor_end(instance: Instance, window: Window) -> tuple[datetime, float | No
     _, settle = durations(instance.settings)
     crm_end = crm_time - timedelta(seconds=settle)
     if crm_end < window.end:
-        if skew > 1.0:  # more than the Date header's own rounding
+        if skew > SKEW_WORTH_SAYING:
             log.warning(
                 "%s: this machine's clock is %.0f s ahead of the CRM's; the cursor stops at the CRM's time "
                 "less the settle margin (%s) so no record is skipped: fix the clock (NTP)",

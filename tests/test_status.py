@@ -13,8 +13,7 @@ import pytest
 from connector.cli_status import status_text
 from connector.config import Config, load_config
 from connector.models import JobStatus
-from connector.schedules import next_run
-from connector.status import LISTED, build_status
+from connector.status import LISTED, build_status, next_run
 from connector.status_page import render
 from connector.store import Job, JobContact, JournalEntry, Store
 
@@ -122,7 +121,8 @@ def test_every_value_on_the_page_is_escaped(store: Store, config: Config) -> Non
 
 def test_the_next_run_follows_the_schedule_as_the_daemon_runs_it() -> None:
     now = datetime(2026, 12, 2, 13, 20, tzinfo=UTC)
-    assert next_run("0 * * * *", None, now) == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
+    assert next_run("0 * * * *", now - timedelta(minutes=20), now) == datetime(2026, 12, 2, 14, 0, tzinfo=UTC)
     assert next_run("every 15m", now - timedelta(minutes=5), now) == now + timedelta(minutes=10)
-    assert next_run("every 15m", now - timedelta(hours=2), now) == now, "overdue: due now, never in the past"
+    later = next_run("every 15m", now - timedelta(minutes=121), now)
+    assert later == now + timedelta(minutes=14), "missed runs: the next on the grid, never in the past"
     assert next_run("every 15m", None, now) == now, "a fresh daemon runs every instance at once"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter
@@ -214,3 +215,17 @@ def test_two_syncs_of_one_instance_at_once_send_each_contact_once(
     assert busy.message and "instance:acme-hs is busy: process" in busy.message
     posted = [i for job in lonescale_sandbox.control.admin("jobs")["jobs"] for i in job["contact_ids"]]
     assert posted and len(posted) == len(set(posted)), "no contact posted twice"
+
+
+def test_a_clock_a_few_seconds_off_is_measurement_not_a_warning_and_minutes_off_is_one(
+    pipeline: Pipeline, hubspot_sandbox: Served, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The Date header is whole seconds, stamped from a clock servers refresh once a second: on one machine,
+    the CRM seems up to two seconds behind. Saying "fix your clock" then only teaches people to ignore it."""
+    caplog.set_level(logging.WARNING, logger="connector")
+    instance = hubspot_instance(hubspot_sandbox, settle="0s")
+    pipeline.sync(instance, now=lambda: datetime.now(UTC) + timedelta(seconds=3))
+    assert not [r for r in caplog.records if "clock is" in r.getMessage()]
+
+    pipeline.sync(instance, now=lambda: datetime.now(UTC) + timedelta(minutes=2))
+    assert [r for r in caplog.records if "ahead of the CRM's" in r.getMessage()]

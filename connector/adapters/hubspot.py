@@ -22,6 +22,7 @@ from connector.adapters.hubspot_calls import HubSpotCalls
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
 from connector.adapters.hubspot_writes import BATCH, BatchWriter, to_hubspot_value, update_request
 from connector.errors import RequestRejected
+from connector.fencing import guarded
 from connector.halving import halving
 from connector.models import (
     CrmRecord,
@@ -235,7 +236,7 @@ class HubSpotAdapter:
     def write_back(self, updates: Sequence[FieldUpdate]) -> list[WriteResult]:
         """Batches of 100 (hubspot_writes.py); an update HubSpot neither confirms nor refuses is read back."""
         batches = [list(updates[start : start + BATCH]) for start in range(0, len(updates), BATCH)]
-        return [result for answer in two_at_a_time(self._writer.write, batches) for result in answer]
+        return [result for answer in two_at_a_time(guarded(self._writer.write), batches) for result in answer]
 
     def _update(self, updates: list[FieldUpdate]) -> dict[str, Any]:
         return self._calls.json_call(
@@ -251,7 +252,8 @@ class HubSpotAdapter:
         todo = [i for i, result in enumerate(results) if result is None]
         for start in range(0, len(todo), NOTE_BATCH):
             chunk = todo[start : start + NOTE_BATCH]
-            for index, result in zip(chunk, self._create_notes([follow_ups[i] for i in chunk]), strict=True):
+            notes = guarded(self._create_notes)([follow_ups[i] for i in chunk])
+            for index, result in zip(chunk, notes, strict=True):
                 results[index] = result
         return [result for result in results if result is not None]
 

@@ -13,6 +13,7 @@ from typing import Any
 import requests
 import urllib3
 
+from connector.fencing import guarded
 from connector.models import FollowUp, WriteOutcome, WriteResult
 
 TASK_BATCH = 200  # sObject Collections create takes 200 records
@@ -54,7 +55,8 @@ def create_in_batches(
         retry: list[int] = []
         for start in range(0, len(pending), TASK_BATCH):
             chunk = pending[start : start + TASK_BATCH]
-            for index, result in zip(chunk, create_batch([follow_ups[i] for i in chunk]), strict=True):
+            created = guarded(create_batch)([follow_ups[i] for i in chunk])
+            for index, result in zip(chunk, created, strict=True):
                 if result.outcome is WriteOutcome.LOCKED and attempt < lock_retries:
                     retry.append(index)
                 results[index] = result

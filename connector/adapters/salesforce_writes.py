@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from connector.adapters.base import two_at_a_time
+from connector.fencing import guarded
 from connector.models import FieldUpdate, RecordRef, WriteOutcome, WriteResult
 
 log = logging.getLogger(__name__)
@@ -129,4 +130,4 @@ def _rejected(ref: RecordRef, refused: Mapping[str, str], code: str | None) -> W
 
 def _send(send_batch: SendBatch, updates: list[FieldUpdate]) -> list[Mapping[str, Any]]:
     batches = [updates[start : start + WRITE_BATCH] for start in range(0, len(updates), WRITE_BATCH)]
-    return [item for answer in two_at_a_time(send_batch, batches) for item in answer]
+    return [item for answer in two_at_a_time(guarded(send_batch), batches) for item in answer]

@@ -31,6 +31,14 @@ class SandboxControl:
             and (status is None or call["status"] == status)
         )
 
+    def concurrency(self) -> dict[str, Any]:
+        """Calls that overlapped since the stats were cleared: `most_in_flight`, `overlap_count`, `overlaps`
+        (each the call already running and the one that began beside it)."""
+        response = self._http.get("/__sandbox/stats")
+        response.raise_for_status()
+        found: dict[str, Any] = response.json()["concurrency"]
+        return found
+
     def clear_stats(self) -> None:
         self._http.delete("/__sandbox/stats").raise_for_status()
 

@@ -82,12 +82,44 @@ class RollingWindow:
 # --------------------------------------------------------------------------- call statistics
 
 
+@dataclass(frozen=True)
+class Overlap:
+    """A call that began while another was still being answered: two clients of one org or portal at once."""
+
+    running: str  # "PATCH /services/data/v59.0/composite/sobjects" — the call already in flight
+    started: str  # the call that began beside it
+    at: float  # seconds since the emulator started
+
+
 @dataclass
 class CallStats:
-    """Calls counted by (method, route template, status): what benchmarks and tests compare against minimums."""
+    """Calls counted by (method, route template, status): what benchmarks and tests compare against minimums.
+
+    It also watches calls in flight: one emulator is one org or portal, so two calls at once are two clients
+    of one CRM instance working together, which the cluster mode promises never happens (a sync and a
+    write-back of one instance never overlap, on one machine or many)."""
 
     counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    in_flight: dict[int, str] = field(default_factory=dict)  # call number → "METHOD /path"
+    overlaps: list[Overlap] = field(default_factory=list)
+    most_in_flight: int = 0
+    _calls: int = 0
+    _started: float = field(default_factory=time.monotonic)
+
+    def begin(self, call: str) -> int:
+        with self.lock:
+            self._calls += 1
+            if self.in_flight:
+                running = next(iter(self.in_flight.values()))
+                self.overlaps.append(Overlap(running, call, round(time.monotonic() - self._started, 4)))
+            self.in_flight[self._calls] = call
+            self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
+            return self._calls
+
+    def end(self, number: int) -> None:
+        with self.lock:
+            self.in_flight.pop(number, None)
 
     def record(self, method: str, route: str, status: int) -> None:
         with self.lock:
@@ -101,9 +133,20 @@ class CallStats:
             for (method, route, status), count in items
         ]
 
+    def concurrency(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "in_flight": len(self.in_flight),
+                "most_in_flight": self.most_in_flight,
+                "overlaps": [vars(o) for o in self.overlaps[:100]],
+                "overlap_count": len(self.overlaps),
+            }
+
     def clear(self) -> None:
         with self.lock:
             self.counts.clear()
+            self.overlaps.clear()
+            self.most_in_flight = len(self.in_flight)
 
 
 class StatsMiddleware:
@@ -118,16 +161,20 @@ class StatsMiddleware:
             await self.app(scope, receive, send)
             return
         status = 500
+        number = self.stats.begin(f"{scope['method']} {scope['path']}")
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
+            elif message["type"] == "http.response.body" and not message.get("more_body", False):
+                self.stats.end(number)  # answered: the client may send its next call now
             await send(message)
 
         try:
             await self.app(scope, receive, send_and_watch)
         finally:
+            self.stats.end(number)
             route = scope.get("route")
             template = getattr(route, "path", None) or "(unmatched)"
             self.stats.record(scope["method"], template, status)
@@ -187,6 +234,7 @@ class Emulator:
                     "calls": self.stats.snapshot(),
                     "process_cpu_seconds": round(time.process_time() - self.started_cpu, 4),
                     "pid": os.getpid(),
+                    "concurrency": self.stats.concurrency(),
                 }
             )
 

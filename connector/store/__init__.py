@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from connector.store.cursors import Cursors
 from connector.store.database import Database
+from connector.store.fences import Fence
 from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
 from connector.store.journal import Journal
@@ -16,6 +17,7 @@ from connector.store.leases import Lease, Leases, instance_lease
 from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 from connector.store.runs import Runs
+from connector.store.schedules import Schedules
 
 
 class Store:
@@ -30,11 +32,12 @@ class Store:
         self.ledger = Ledger(self.database)
         self.journal = Journal(self.database)
         self.leases = Leases(self.database)
+        self.schedules = Schedules(self.database)
 
     def close(self) -> None:
         self.database.close()
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Inbox", "Job", "JobContact", "Jobs",
-           "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Store", "instance_lease",
+__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Fence", "Inbox", "Job", "JobContact", "Jobs",
+           "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Schedules", "Store", "instance_lease",
            "sha256"]  # fmt: skip

@@ -6,6 +6,7 @@ from sqlalchemy import select, update
 
 from connector.store import schema
 from connector.store.database import Database, aware, now
+from connector.store.fences import Fence, hold
 from connector.store.records import Cursor
 
 
@@ -20,9 +21,11 @@ class Cursors:
             return None
         return Cursor(aware(row.changed_at))  # type: ignore[arg-type]
 
-    def set(self, instance: str, cursor: Cursor) -> None:
+    def set(self, instance: str, cursor: Cursor, fence: Fence | None = None) -> None:
+        """Move the cursor; under `fence`, only while that lease is still ours (else LeaseLost, cursor kept)."""
         values = {"changed_at": cursor.changed_at, "updated_at": now()}
         with self._database.writing() as db:
+            hold(db, fence, now())
             changed = db.execute(
                 update(schema.cursors).where(schema.cursors.c.instance == instance).values(**values)
             ).rowcount

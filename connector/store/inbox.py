@@ -80,14 +80,20 @@ class Inbox:
             )
 
     # -- reading ------------------------------------------------------------------------------------------
-    def new(self, limit: int = 100, after: int = 0) -> list[Delivery]:
-        """The oldest unapplied deliveries, in arrival order; `after` a delivery id, for the next page."""
+    def new(self, limit: int = 100, after: int = 0, instance: str | None = None) -> list[Delivery]:
+        """The oldest unapplied deliveries, in arrival order; `after` a delivery id, for the next page. With
+        `instance`, only those of its jobs (a write-back unit of one instance; a delivery naming no job we
+        know is left to the pass over all)."""
+        inbox = schema.inbox
         query = (
-            select(schema.inbox.c.id, schema.inbox.c.job_id, schema.inbox.c.body, schema.inbox.c.received_at)
-            .where(schema.inbox.c.status == "new", schema.inbox.c.id > after)
-            .order_by(schema.inbox.c.id)
+            select(inbox.c.id, inbox.c.job_id, inbox.c.body, inbox.c.received_at)
+            .where(inbox.c.status == "new", inbox.c.id > after)
+            .order_by(inbox.c.id)
             .limit(limit)
         )
+        if instance is not None:
+            jobs = schema.jobs
+            query = query.join(jobs, jobs.c.id == inbox.c.job_id).where(jobs.c.instance == instance)
         with self._database.reading() as db:
             return [_delivery(r) for r in db.execute(query)]
 

@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select, update
 from connector.store import ledger, schema
 from connector.store.database import Database, aware, now
 from connector.store.dialect import slices
+from connector.store.fences import Fence, hold
 from connector.store.records import JournalEntry
 
 
@@ -23,8 +24,9 @@ class Journal:
     def __init__(self, database: Database):
         self._database = database
 
-    def add(self, entries: Sequence[JournalEntry]) -> list[int]:
-        """Add entries; their ids, in order (to settle `pending` ones once the CRM has answered)."""
+    def add(self, entries: Sequence[JournalEntry], fence: Fence | None = None) -> list[int]:
+        """Add entries; their ids, in order (to settle `pending` ones once the CRM has answered). Under
+        `fence`, only while that lease is still ours (connector.store.fences)."""
         if not entries:
             return []
         table = schema.write_journal
@@ -35,6 +37,7 @@ class Journal:
             for e in entries
         ]  # fmt: skip
         with self._database.writing() as db:
+            hold(db, fence, now())
             result = db.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
             return [int(row.id) for row in result]
 
@@ -45,14 +48,17 @@ class Journal:
         found: Mapping[str, Mapping[str, bool]],
         marks: Mapping[tuple[str, str, str | None], Sequence[str]],
         drop: Sequence[int] = (),
+        fence: Fence | None = None,
     ) -> None:
         """After the CRM answered: journal outcomes, what was found, and each contact's state, all at once,
-        so a crash leaves either the `pending` journal (resolved on the next pass) or everything."""
+        so a crash leaves either the `pending` journal (resolved on the next pass) or everything. Under
+        `fence`, nothing is kept once the lease is another's: its holder resolves the pending rows."""
         journal, contacts = schema.write_journal, schema.job_contacts
         grouped: dict[tuple[str, str | None], list[int]] = {}
         for entry_id, verdict in outcomes.items():
             grouped.setdefault(verdict, []).append(entry_id)
         with self._database.writing() as db:
+            hold(db, fence, now())
             for (outcome, reason), ids in grouped.items():
                 for some in slices(ids):
                     db.execute(

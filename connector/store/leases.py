@@ -30,6 +30,7 @@ from connector.errors import Busy, LeaseLost
 from connector.store import schema
 from connector.store.database import Database
 from connector.store.dialect import upsert
+from connector.store.fences import Fence, extend
 
 log = logging.getLogger(__name__)
 # Longer than any one step between renewals can take: one CRM or LoneScale call retried up to its 300 s
@@ -83,6 +84,11 @@ class Lease:
     def __init__(self, leases: Leases, name: str, holder: str, epoch: int, ttl: timedelta):
         self._leases, self.name, self.holder, self.epoch, self.ttl = leases, name, holder, epoch, ttl
         self.released = False
+
+    @property
+    def fence(self) -> Fence:
+        """What a commit made under this lease checks in its own transaction (connector.store.fences)."""
+        return Fence(self.name, self.holder, self.epoch, self.ttl)
 
     def renew(self) -> None:
         """Extend it; raises LeaseLost when another holder has taken it meanwhile."""
@@ -174,14 +180,8 @@ class Leases:
         return int(epoch)
 
     def renew(self, lease: Lease) -> bool:
-        table = schema.leases
-        statement = (
-            update(table)
-            .where(table.c.name == lease.name, table.c.holder == lease.holder, table.c.epoch == lease.epoch)
-            .values(expires_at=self._clock() + lease.ttl)
-        )
         with self._database.writing() as db:
-            return bool(db.execute(statement).rowcount)
+            return extend(db, lease.fence, self._clock())
 
     def release(self, lease: Lease) -> None:
         table = schema.leases

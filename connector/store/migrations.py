@@ -37,6 +37,10 @@ def _job_provider(connection: Connection) -> None:
     connection.execute(text(f"ALTER TABLE jobs ADD COLUMN provider {kind}"))
 
 
+def _schedules(connection: Connection) -> None:
+    schema.schedules.create(connection, checkfirst=True)
+
+
 # Append, never edit: a released migration is history. A new table or column is a new entry with its own DDL
 # (and `_initial` names its own tables, so a fresh database gets later ones from their migrations).
 MIGRATIONS: list[Migration] = [
@@ -44,6 +48,7 @@ MIGRATIONS: list[Migration] = [
     (2, "leases: one holder per instance for syncs and write-backs", _leases),
     (3, "jobs.status 'received' is called what it is: 'partly_applied'", _partly_applied),
     (4, "jobs.provider: the provider LoneScale's results name", _job_provider),
+    (5, "schedules: when each instance's sync is next due, shared by replicas", _schedules),
 ]
 
 

@@ -148,3 +148,15 @@ leases = Table(
     Column("acquired_at", WHEN, nullable=False),
     Column("expires_at", WHEN, nullable=False),
 )
+
+# When each instance's sync is next due, shared by every replica (the cluster clock): written from the config
+# by an idempotent upsert, claimed by compare-and-set on `next_due`, so a due time is taken by one replica only
+# and replicas whose config files drift cannot add runs.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("schedule", String(200), nullable=False),  # as the config says it: `every 15m`, a crontab line
+    Column("next_due", WHEN, nullable=False),
+    Column("updated_at", WHEN, nullable=False),
+)

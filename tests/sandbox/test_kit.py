@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -113,7 +116,12 @@ class EchoEmulator(Emulator):
         async def teapot(request: Request) -> Response:
             return json_response({"error": "short and stout"}, status=418)
 
-        return [Route("/v1/items/{item_id}", item), Route("/v1/teapot", teapot, methods=["POST"])]
+        async def slow(request: Request) -> Response:
+            await asyncio.sleep(0.3)
+            return json_response({"slow": True})
+
+        return [Route("/v1/items/{item_id}", item), Route("/v1/teapot", teapot, methods=["POST"]),
+                Route("/v1/slow", slow)]  # fmt: skip
 
 
 @pytest.fixture
@@ -145,6 +153,30 @@ def test_stats_count_calls_by_route_template_and_status_but_not_admin_calls(
     assert control.count(route="/v1/items/{item_id}") == 2
     control.clear_stats()
     assert control.calls() == []
+
+
+def test_two_calls_at_once_are_an_overlap_and_calls_one_after_another_are_not(
+    echo: tuple[str, SandboxControl, EchoEmulator],
+) -> None:
+    url, control, _ = echo
+    with httpx.Client(base_url=url) as http:
+        for _ in range(3):
+            assert http.get("/v1/slow").status_code == 200
+    assert control.concurrency() == {"in_flight": 0, "most_in_flight": 1, "overlaps": [], "overlap_count": 0}
+
+    beside = threading.Thread(target=httpx.get, args=(f"{url}/v1/slow",))
+    beside.start()
+    while control.concurrency()["in_flight"] == 0:  # until the slow call is being answered (0.3 s)
+        time.sleep(0.005)
+    httpx.get(f"{url}/v1/items/7")
+    beside.join()
+
+    seen = control.concurrency()
+    assert seen["most_in_flight"] == 2 and seen["overlap_count"] == 1
+    assert seen["overlaps"][0]["running"] == "GET /v1/slow"
+    assert seen["overlaps"][0]["started"] == "GET /v1/items/7"
+    control.clear_stats()
+    assert control.concurrency()["overlap_count"] == 0
 
 
 def test_behaviour_refuses_unknown_keys_and_reset_restores_defaults(

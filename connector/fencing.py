@@ -1,0 +1,42 @@
+"""The fence a CRM write batch passes before it is sent: the work's lease, checked batch by batch.
+
+A write-back sends many batches (two at a time, connector/adapters/base.py). Its lease is renewed before each
+one, so a holder that froze past its lease (and lost it to another process) sends no batch after it wakes,
+beyond those already on the wire. The check rides in a context variable, set by whoever holds the lease
+around the adapter's write (`with fenced(lease.renew): adapter.write_back(...)`), so the adapter seam stays
+as it is and every write path of every adapter passes it (`guarded(send_batch)`). The batch threads run in a
+copy of the caller's context (connector.logs.in_context), so they see it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import ParamSpec, TypeVar
+
+P = ParamSpec("P")
+R = TypeVar("R")
+_CHECK: contextvars.ContextVar[Callable[[], None] | None] = contextvars.ContextVar("fence", default=None)
+
+
+@contextmanager
+def fenced(check: Callable[[], None] | None) -> Iterator[None]:
+    """Within the block, every guarded batch first calls `check` (it raises to stop the batch); None: none."""
+    token = _CHECK.set(check)
+    try:
+        yield
+    finally:
+        _CHECK.reset(token)
+
+
+def guarded(send: Callable[P, R]) -> Callable[P, R]:
+    """`send`, checking the fence (if any) before each call."""
+
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        check = _CHECK.get()
+        if check is not None:
+            check()
+        return send(*args, **kwargs)
+
+    return run
