@@ -27,6 +27,11 @@ def reason_code(reason: str | None) -> str:
     return found.group(1) if found else OTHER
 
 
+# How a record's listed reason says a field was refused on it, the rest written ("title not written: too long"):
+# `status` tells such a record (fields refused) from one rejected whole by it.
+REFUSED_FIELD = " not written: "
+
+
 @dataclass(frozen=True)
 class PlannedField:
     """One row of a dry-run diff: what would happen to one field of one record, and why."""

@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 
 from connector.apply_plan import OWNER_TASK, Plan
-from connector.apply_report import GONE, ApplyReport, jsonable, reason_code
+from connector.apply_report import GONE, REFUSED_FIELD, ApplyReport, jsonable, reason_code
 from connector.errors import ConnectorError
 from connector.fencing import fenced
 from connector.merging import RecordResults
@@ -69,7 +69,7 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
             report.records_written += 1
             report.fields_written += len(update.values) - len(refused)
             if refused:  # the rest is written; the record is listed with what was refused, and why
-                reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
+                reason = "; ".join(f"{name}{REFUSED_FIELD}{why}" for name, why in refused.items())
                 report.fields_refused += len(refused)
                 report.refused_by_code.update(reason_code(why) for why in refused.values())
                 report.refusals.append((update.ref.id, reason))

@@ -16,6 +16,7 @@ from connector.metrics import Metrics
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
+from connector.status_app import create_status_app
 from connector.store import Inbox, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import SETTLED, create_app
@@ -54,6 +55,7 @@ class Runtime:
             for s in config.settings.instances
         }
         self._server: ThreadedServer | None = None
+        self._status_server: ThreadedServer | None = None
         self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
 
     @property
@@ -85,6 +87,27 @@ class Runtime:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def serve_status(self) -> str | None:
+        """The status page and /metrics on their own port (`[status] listen`), unless `[status] enabled =
+        false`; its URL."""
+        settings = self.config.settings.status
+        if not settings.enabled:
+            return None
+        app = create_status_app(self.store, self.config, routes=self.metrics.routes())
+        self._status_server = ThreadedServer(app, host=settings.host, port=settings.port, name="status")
+        try:
+            url = self._status_server.start()
+        except ServerFailed as exc:
+            self._status_server = None
+            raise ServerFailed(f"{exc}: free it, or set [status] listen to another host:port") from exc
+        log.info("status page on %s/status", url)
+        return url
+
+    def stop_status(self) -> None:
+        if self._status_server is not None:
+            self._status_server.stop()
+            self._status_server = None
 
     def settle_interrupted(self) -> None:
         """At start: what a previous process left half done, for each instance nobody else is working on now
@@ -223,6 +246,7 @@ class Runtime:
         return finished
 
     def close(self) -> None:
+        self.stop_status()
         self.stop_webhook()
         for instance in self.instances.values():
             instance.adapter.close()

@@ -5,6 +5,9 @@ alert rules name only metrics that exist; the scheduler's start-up chatter stays
 from __future__ import annotations
 
 import re
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -13,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from click.testing import CliRunner
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.applications import Starlette
@@ -20,6 +24,7 @@ from starlette.applications import Starlette
 from connector.adapters.base import Window
 from connector.apply_report import reason_code
 from connector.checks import create_missing_status_fields
+from connector.cli import main
 from connector.config import InstanceSettings, load_config
 from connector.daemon import build_scheduler
 from connector.dispatch import LocalDispatcher
@@ -370,3 +375,49 @@ def test_the_schedulers_start_up_chatter_is_heard_at_debug_only(
     assert "apscheduler" not in quiet, quiet
     assert re.search(r"INFO apscheduler\S*: Added job", debugging), "what it says when someone debugs"
     assert re.search(r"INFO apscheduler\S*: Scheduler started", debugging)
+
+
+def parsed(text: str) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_metrics_on_the_status_port_of_status_serve_move_after_a_sync_run_by_another_process(
+    tmp_path: Path, lonescale_sandbox: Served, salesforce_sandbox: Served, hubspot_sandbox: Served
+) -> None:
+    """What a person does after `make demo` or beside a daemon: `curl /metrics` on the status port, a sync
+    elsewhere, `curl` again."""
+    salesforce_sandbox.control.reset(contacts=12, seed=7)
+    create_status_fields(salesforce_sandbox)
+    config = write_config(tmp_path, lonescale_sandbox.url, salesforce_sandbox.url, hubspot_sandbox.url)
+    status = re.search(r'\[status\][^\n]*\nlisten = "([\d.:]+)"', config.read_text()).group(1)  # type: ignore[union-attr]
+    log = tmp_path / "status.log"
+    with log.open("wb") as sink:
+        serving = subprocess.Popen([sys.executable, "-m", "connector.cli", "status", "--serve", "--config",
+                                    str(config)], cwd=tmp_path, stderr=sink, stdout=subprocess.DEVNULL)  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                before = httpx.get(f"http://{status}/metrics", timeout=2)
+                break
+            except httpx.TransportError:
+                assert serving.poll() is None and time.monotonic() < deadline, log.read_text()
+                time.sleep(0.05)
+        assert before.status_code == 200, before.text
+        assert total(parsed(before.text), "lonescale_sync_contacts_pulled_total", instance="sf") == 0
+
+        synced = CliRunner().invoke(main, ["sync", "sf", "--config", str(config)], env=SANDBOX_ENV)
+        assert synced.exit_code == 0, synced.output
+        pulled = int(re.search(r"pulled (\d+)", synced.output).group(1))  # type: ignore[union-attr]
+
+        after = parsed(httpx.get(f"http://{status}/metrics", timeout=5).text)
+        assert pulled > 0
+        assert total(after, "lonescale_sync_contacts_pulled_total", instance="sf") == pulled
+        assert total(after, "lonescale_sync_contacts_sent_total", instance="sf") > 0
+    finally:
+        serving.send_signal(signal.SIGINT)
+        serving.wait(timeout=30)

@@ -38,13 +38,35 @@ class Runs:
                 .values(status=status, finished_at=now(), counts=dict(counts), error=error)
             )
 
-    def recent(self, instance: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The instance's latest runs, newest first."""
+    def recent(
+        self, instance: str, limit: int = 20, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The instance's latest runs, newest first: of every kind, or of these kinds (and these outcomes)."""
         query = (
             select(schema.runs)
             .where(schema.runs.c.instance == instance)
             .order_by(schema.runs.c.id.desc())
             .limit(limit)
+        )
+        if kinds:
+            query = query.where(schema.runs.c.kind.in_(list(kinds)))
+        if statuses:
+            query = query.where(schema.runs.c.status.in_(list(statuses)))
+        with self._database.reading() as db:
+            return [dict(row._mapping) for row in db.execute(query)]
+
+    def latest(self, instance: str, kind: str) -> dict[str, Any] | None:
+        """The instance's newest run of one kind (`sync`, `apply`…), whatever its outcome."""
+        found = self.recent(instance, 1, kinds=[kind])
+        return found[0] if found else None
+
+    def since(self, instance: str, kinds: Sequence[str], started: datetime) -> list[dict[str, Any]]:
+        """The instance's runs of these kinds started at or after `started`, oldest first."""
+        runs = schema.runs
+        query = (
+            select(runs)
+            .where(runs.c.instance == instance, runs.c.kind.in_(list(kinds)), runs.c.started_at >= started)
+            .order_by(runs.c.id)
         )
         with self._database.reading() as db:
             return [dict(row._mapping) for row in db.execute(query)]
