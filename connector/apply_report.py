@@ -2,10 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
+
+# A refusal's code as the CRMs write it at the head of their reasons: Salesforce's statusCode
+# ("STRING_TOO_LONG: Title: data value too large…", connector.adapters.salesforce_writes and _values),
+# HubSpot's error category after the status ("HubSpot batch update refused (409 CONFLICT): …",
+# connector.adapters.hubspot_calls). /metrics counts refusals by it: a bounded label, unlike the reason.
+_SALESFORCE_CODE = re.compile(r"^([A-Z][A-Z0-9_]{2,}):")
+_HUBSPOT_CATEGORY = re.compile(r"refused \(\d{3} ([A-Z][A-Z0-9_]{2,})")
+OTHER = "OTHER"  # a reason in no CRM's code (ours: "HubSpot neither confirmed nor refused…")
+# A record gone by the time we read it before writing: the code the HubSpot adapter gives the same case
+# (hubspot_writes' read-back), so one code names it on both CRMs.
+GONE = "OBJECT_NOT_FOUND"
+
+
+def reason_code(reason: str | None) -> str:
+    """The CRM's code at the head of a refusal's reason, else OTHER."""
+    text = reason or ""
+    found = _SALESFORCE_CODE.match(text) or _HUBSPOT_CATEGORY.search(text)
+    return found.group(1) if found else OTHER
+
+
+# How a record's listed reason says a field was refused on it, the rest written ("title not written: too long"):
+# `status` tells such a record (fields refused) from one rejected whole by it.
+REFUSED_FIELD = " not written: "
 
 
 @dataclass(frozen=True)
@@ -37,6 +61,8 @@ class ApplyReport:
     records_rejected: int = 0
     fields_refused: int = 0
     kept_by_policy: Counter[str] = field(default_factory=Counter)
+    rejected_by_code: Counter[str] = field(default_factory=Counter)  # records, by the CRM's code
+    refused_by_code: Counter[str] = field(default_factory=Counter)  # fields, by the CRM's code
     rejections: list[tuple[str, str]] = field(default_factory=list)  # (record id, the CRM's reason)
     refusals: list[tuple[str, str]] = field(default_factory=list)  # (record id, "field not written: reason")
     failures: list[str] = field(default_factory=list)
@@ -49,6 +75,8 @@ class ApplyReport:
                      "fields_written", "records_rejected", "fields_refused"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.kept_by_policy.update(other.kept_by_policy)
+        self.rejected_by_code.update(other.rejected_by_code)
+        self.refused_by_code.update(other.refused_by_code)
         self.rejections += other.rejections
         self.refusals += other.refusals
         self.failures += other.failures
@@ -67,6 +95,8 @@ class ApplyReport:
             "records_rejected": self.records_rejected,
             "fields_refused": self.fields_refused,
             "kept_by_policy": dict(self.kept_by_policy),
+            "rejected_by_code": dict(self.rejected_by_code),
+            "refused_by_code": dict(self.refused_by_code),
         }
 
     def summary(self) -> str:

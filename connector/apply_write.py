@@ -10,7 +10,7 @@ import logging
 from collections import defaultdict
 
 from connector.apply_plan import OWNER_TASK, Plan
-from connector.apply_report import ApplyReport, jsonable
+from connector.apply_report import GONE, REFUSED_FIELD, ApplyReport, jsonable, reason_code
 from connector.errors import ConnectorError
 from connector.fencing import fenced
 from connector.merging import RecordResults
@@ -69,20 +69,23 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
             report.records_written += 1
             report.fields_written += len(update.values) - len(refused)
             if refused:  # the rest is written; the record is listed with what was refused, and why
-                reason = "; ".join(f"{name} not written: {why}" for name, why in refused.items())
+                reason = "; ".join(f"{name}{REFUSED_FIELD}{why}" for name, why in refused.items())
                 report.fields_refused += len(refused)
+                report.refused_by_code.update(reason_code(why) for why in refused.values())
                 report.refusals.append((update.ref.id, reason))
                 _mark(marks, record, "rejected", reason)
             else:
                 _mark(marks, record, "applied", None)
         else:
             report.records_rejected += 1
+            report.rejected_by_code[outcome.code or reason_code(outcome.reason)] += 1
             report.rejections.append((update.ref.id, outcome.reason or "rejected"))
             _mark(marks, record, "rejected", outcome.reason)
     for record in plan.unchanged:
         _mark(marks, record, "applied", "nothing to change")
     for record in plan.gone:
         report.records_rejected += 1
+        report.rejected_by_code[GONE] += 1
         report.rejections.append((record.record_id, "the record no longer exists (deleted or merged)"))
         _mark(marks, record, "rejected", "record no longer exists")
     with fenced(lease.renew if lease is not None else None):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import signal
 import threading
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -16,6 +15,7 @@ from connector import __version__, reports
 from connector.checks import check_instance, create_missing_status_fields
 from connector.cli_ops import COMMANDS as OPS_COMMANDS
 from connector.cli_review import COMMANDS
+from connector.cli_status import status_command
 from connector.cli_support import (
     CONFIG,
     EXIT_AT_BUDGET,
@@ -26,14 +26,9 @@ from connector.cli_support import (
 )
 from connector.errors import ConfigError, ConnectorError, ServerFailed
 from connector.logs import FORMATS, LogFormat, setup_logging
-from connector.models import JobStatus
-from connector.overdue import MAY_HAVE_BEEN_BILLED
 from connector.progress import Activity
 from connector.runtime import Runtime
-from connector.selection import month_start
-from connector.store import instance_lease
 from connector.sync import SyncReport
-from connector.window import SKEW_WORTH_SAYING
 
 # Options of the whole program, taken wherever they stand: `lonescale-sync status --log-level debug` is how
 # people type them (click alone would only take them before the command's name).
@@ -244,97 +239,6 @@ def dry_run_warnings(report: SyncReport) -> list[str]:
     return warnings
 
 
-def _when(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "never"
-
-
-@main.command()
-@CONFIG
-def status(config_path: Path) -> None:
-    """Per instance: last runs, cursor, jobs by state, fields written, skips and failures."""
-    from connector.wiring import build_store
-
-    config = read_config(config_path)
-    store = build_store(config)
-    try:
-        for settings in config.settings.instances:
-            name = settings.name
-            runs = store.runs.recent(name, limit=50)
-            click.echo(f"{name} ({settings.crm}, schedule {settings.schedule})")
-            for kind in ("sync", "apply"):
-                last = next((r for r in runs if r["kind"] == kind), None)
-                if last is None:
-                    click.echo(f"  last {kind}:  never")
-                    continue
-                counts = ", ".join(
-                    f"{k} {v}"
-                    for k, v in last["counts"].items()
-                    if v not in ({}, 0, None) and k != "clock_skew_seconds"
-                )
-                click.echo(
-                    f"  last {kind}:  run {last['id']}, {_when(last['started_at'])} {last['status']}"
-                    + (f" — {counts}" if counts else "")
-                )
-            month = store.jobs.contacts_sent_since(name, month_start(datetime.now(UTC)))
-            cap = settings.budget.max_contacts_per_month
-            last_sync = next(
-                (r for r in runs if r["kind"] == "sync" and r["counts"].get("credits_at_start") is not None),
-                None,
-            )
-            spend = f"sent this month {month}" + (f" of {cap}" if cap else " (no monthly cap)")
-            if last_sync:
-                counts = last_sync["counts"]
-                spend += (f"; last run sent {counts['sent']} (≤ {counts['projected_credits']:g} credits), "
-                          f"balance {counts['credits_at_start']:g} at its start")  # fmt: skip
-            click.echo(f"  budget:      {spend}")
-            cursor = store.cursors.get(name)
-            click.echo(
-                f"  cursor:      {_when(cursor.changed_at) if cursor else 'not yet (first run starts at start_date)'}"
-            )
-            skew = next((r["counts"].get("clock_skew_seconds") for r in runs if r["kind"] == "sync"), None)
-            if skew is not None and abs(skew) > SKEW_WORTH_SAYING:
-                click.echo(
-                    f"  clock:       this machine is {abs(skew):.0f} s {'ahead of' if skew > 0 else 'behind'} the "
-                    "CRM's; the cursor follows the CRM's clock, so nothing is skipped (fix it with NTP)"
-                )
-            holding = store.leases.holding(instance_lease(name))
-            if holding is not None:
-                click.echo(f"  busy:        {holding.describe()}")
-            jobs = store.jobs.counts(name)
-            click.echo(
-                "  jobs:        " + (", ".join(f"{state} {n}" for state, n in sorted(jobs.items())) or "none")
-            )
-            journal = store.journal.counts(name)
-            click.echo(
-                f"  fields:      written {journal.get('written', 0)}, rejected {journal.get('rejected', 0)}"
-            )
-            unmatched = store.inbox.unmatched_results(name)
-            if unmatched:
-                click.echo(
-                    f"  unmatched:   {unmatched} result(s) matched no contact: paid for, not written (their "
-                    "deliveries are kept: `lonescale-sync failures`)"
-                )
-            if jobs.get(JobStatus.UNCERTAIN.value):
-                click.echo(f"  uncertain:   {jobs[JobStatus.UNCERTAIN.value]} job(s) may have reached LoneScale unbeknown "
-                           "to us: never posted again; without results after their grace they go to `failures`")  # fmt: skip
-            billed = [(job, held) for job, held in store.jobs.holding(name, "expired")
-                      if (job.reason or "").startswith(MAY_HAVE_BEEN_BILLED)]  # fmt: skip
-            if billed:
-                click.echo(f"  no results:  {len(billed)} job(s) expired and {MAY_HAVE_BEEN_BILLED}: their "
-                           f"{sum(held for _, held in billed)} contact(s) stay in cooldown (`failures`; "
-                           "`retry-failed --jobs --dry-run` to send them again)")  # fmt: skip
-            for job in store.jobs.find(name, [JobStatus.EXPIRED])[-3:]:
-                click.echo(f"  expired:     job {job.id} ({job.contact_count} contacts): {job.reason}")
-            for contact in store.jobs.contacts_with_status(name, "rejected", limit=5):
-                click.echo(f"  rejected:    {contact.record_id}: {contact.reason}")
-            for failed in [r for r in runs if r["status"] in ("failed", "stopped")][:3]:
-                click.echo(
-                    f"  {failed['status']}:      {_when(failed['started_at'])} {failed['kind']}: {failed['error']}"
-                )
-    finally:
-        store.close()
-
-
 @main.command()
 @CONFIG
 @click.option("--create-missing", is_flag=True,
@@ -411,17 +315,21 @@ def sandbox(
 @click.option("--contacts", default=300, show_default=True, type=click.IntRange(10, 100_000),
               help="Contacts seeded in each CRM emulator.")  # fmt: skip
 @click.option("--seed", default=1, show_default=True, type=int)
-def demo(contacts: int, seed: int) -> None:
+@click.option("--dir", "directory", default=Path("lonescale-demo"), show_default=True,
+              type=click.Path(path_type=Path, file_okay=False),
+              help="Where the demo keeps its store and config (a previous demo's are replaced).")  # fmt: skip
+def demo(contacts: int, seed: int, directory: Path) -> None:
     """A full cycle on the embedded sandbox: a Salesforce and a HubSpot instance, pulled, enriched, written back.
 
-    Nothing to configure and nothing leaves this machine; exits 0 when every step worked.
+    Nothing to configure and nothing leaves this machine; exits 0 when every step worked. The store and config
+    stay in --dir: `lonescale-sync status --serve --config DIR/demo.toml` shows them on the status page.
     """
     from connector.demo import run_demo
 
-    raise SystemExit(run_demo(contacts=contacts, seed=seed))
+    raise SystemExit(run_demo(contacts=contacts, seed=seed, directory=directory))
 
 
-for _command in [*COMMANDS, *OPS_COMMANDS]:
+for _command in [*COMMANDS, status_command, *OPS_COMMANDS]:
     main.add_command(_command)
 
 

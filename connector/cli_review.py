@@ -5,18 +5,21 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 from rich.console import Console
 
 from connector import reports
 from connector.apply import ApplyReport, apply_results
+from connector.apply_report import jsonable
 from connector.cli_support import CONFIG, EXIT_FAILED, runtime_for
 from connector.errors import Busy
 from connector.progress import Activity
 from connector.resend import resend_expired
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
+from connector.store import JournalEntry
 from connector.sync import custom_shown
 
 OUTPUT = click.option(
@@ -123,13 +126,28 @@ def rollback_command(config_path: Path, run_id: int, dry_run: bool, output: Path
 @click.argument("record_id")
 @CONFIG
 @click.option("--instance", help="Only this instance (a record id is unique within one CRM).")
-def history_command(record_id: str, config_path: Path, instance: str | None) -> None:
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the entries as JSON, for scripts (ISO times, stable keys)."
+)
+def history_command(record_id: str, config_path: Path, instance: str | None, as_json: bool) -> None:
     """Every field we ever wrote on RECORD_ID: old → new, run, job and time."""
     with runtime_for(config_path) as runtime:
         names = [instance] if instance else list(runtime.instances)
         entries = [e for name in names for e in runtime.store.journal.for_record(name, record_id)]
+    if as_json:
+        click.echo(json.dumps([history_row(e) for e in entries], indent=2, ensure_ascii=False))
+        return
     reports.show(reports.console(), f"history of {record_id}", entries,
                  ["written_at", "instance", "field", "old_value", "new_value", "outcome", "run", "job_id", "reason"])  # fmt: skip
+
+
+def history_row(entry: JournalEntry) -> dict[str, Any]:
+    """One journal entry for `history --json`: the table's columns, in its order, times in ISO 8601 UTC."""
+    return {
+        "written_at": jsonable(entry.written_at), "instance": entry.instance, "record_id": entry.record_id,
+        "field": entry.field, "old_value": entry.old_value, "new_value": entry.new_value, "outcome": entry.outcome,
+        "run": entry.run, "job_id": entry.job_id, "reason": entry.reason,
+    }  # fmt: skip
 
 
 @click.command("failures")

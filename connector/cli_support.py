@@ -27,9 +27,9 @@ CONFIG = click.option(
 EXIT_FAILED, EXIT_CONFIG, EXIT_TIMEOUT, EXIT_AT_BUDGET = 1, 2, 3, 4
 
 
-def read_config(path: Path) -> Config:
+def read_config(path: Path, *, credentials: bool = True) -> Config:
     try:
-        return load_config(path)
+        return load_config(path, credentials=credentials)
     except ConfigError as exc:
         click.echo(str(exc), err=True)
         raise SystemExit(EXIT_CONFIG) from None

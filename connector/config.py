@@ -15,8 +15,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from connector.config_base import Section, http_url
+from connector.config_serving import StatusSettings, WebhookSettings
 from connector.durations import parse_duration
 from connector.errors import ConfigError
 from connector.mapping import FieldMapping, load_mapping
@@ -27,17 +29,7 @@ from connector.request_custom import RequestCustom
 from connector.schedules import trigger_for
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _http_url(value: str) -> str:
-    if not is_absolute_http_url(value):
-        raise ValueError(f"{value!r} is not an absolute http(s) URL")
-    return value.rstrip("/")
-
-
-class LoneScaleSettings(_Section):
+class LoneScaleSettings(Section):
     base_url: str = "https://public-api.lonescale.com"
     api_key_env: str = "LONESCALE_API_KEY"
     enrichment_type: list[EnrichmentType] = Field(
@@ -64,7 +56,7 @@ class LoneScaleSettings(_Section):
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _http_url(value)
+        return http_url(value)
 
     @field_validator("enrichment_type")
     @classmethod
@@ -82,52 +74,7 @@ class LoneScaleSettings(_Section):
         return self
 
 
-class WebhookSettings(_Section):
-    listen: str = "127.0.0.1:8080"
-    public_url: str | None = None
-    max_body_bytes: int = Field(default=5_000_000, ge=1024)
-    # A job's URL token stops authenticating this long after the job is done (applied, failed or expired).
-    token_grace: str = "7d"
-    # On shutdown, after the running syncs: keep the webhook up (and apply what arrives) at most this long
-    # while jobs sent by this run still await their results. 0 skips the wait.
-    drain_seconds: float = Field(default=20.0, ge=0, le=600)
-
-    @field_validator("token_grace")
-    @classmethod
-    def _grace(cls, value: str) -> str:
-        # Shorter, and a late delivery (a retry, a result of an expired job, which is still paid for and
-        # applied) would be refused while LoneScale may still be sending it.
-        if parse_duration(value) < timedelta(hours=1):
-            raise ValueError(f"{value!r} is shorter than an hour")
-        return value
-
-    @property
-    def token_grace_delta(self) -> timedelta:
-        return parse_duration(self.token_grace)
-
-    @field_validator("listen")
-    @classmethod
-    def _host_port(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-            raise ValueError(f"{value!r} is not 'host:port'")
-        return value
-
-    @field_validator("public_url")
-    @classmethod
-    def _public(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
-
-
-class StoreSettings(_Section):
+class StoreSettings(Section):
     url: str = "sqlite:///lonescale-sync.db"
     # The URL from an environment variable instead, so a PostgreSQL password stays out of the file.
     url_env: str | None = None
@@ -141,17 +88,17 @@ class StoreSettings(_Section):
         return value
 
 
-class HubSpotSettings(_Section):
+class HubSpotSettings(Section):
     base_url: str = "https://api.hubapi.com"
     access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
 
     @field_validator("base_url")
     @classmethod
     def _base_url(cls, value: str) -> str:
-        return _http_url(value)
+        return http_url(value)
 
 
-class SalesforceSettings(_Section):
+class SalesforceSettings(Section):
     instance_url: str
     auth: Literal["client_credentials", "jwt"] = "client_credentials"
     login_url: str | None = None  # default: instance_url (client credentials must use the My Domain host)
@@ -177,7 +124,7 @@ class SalesforceSettings(_Section):
     @field_validator("instance_url", "login_url")
     @classmethod
     def _urls(cls, value: str | None) -> str | None:
-        return None if value is None else _http_url(value)
+        return None if value is None else http_url(value)
 
     @field_validator("jwt_audience")
     @classmethod
@@ -205,7 +152,7 @@ class SalesforceSettings(_Section):
         return self
 
 
-class BudgetSettings(_Section):
+class BudgetSettings(Section):
     """What one instance may spend: caps and cooldowns (docs/architecture.md#nothing-paid-twice)."""
 
     # Contacts sent to LoneScale in one run, and in one calendar month (UTC); None = no cap.
@@ -234,13 +181,13 @@ class BudgetSettings(_Section):
         return parse_duration(self.not_found_cooldown)
 
 
-class InstanceLoneScaleSettings(_Section):
+class InstanceLoneScaleSettings(Section):
     """`[instances.lonescale]`: what one instance asks of LoneScale differently from `[lonescale]`."""
 
     custom: RequestCustom = Field(default_factory=RequestCustom)
 
 
-class InstanceSettings(_Section):
+class InstanceSettings(Section):
     name: Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")]
     crm: Literal["salesforce", "hubspot"]
     mapping: Path
@@ -293,9 +240,10 @@ class InstanceSettings(_Section):
         return {**lonescale.custom.configured(), **own}
 
 
-class Settings(_Section):
+class Settings(Section):
     lonescale: LoneScaleSettings = Field(default_factory=LoneScaleSettings)
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
+    status: StatusSettings = Field(default_factory=StatusSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
     instances: list[InstanceSettings] = Field(min_length=1)
 
@@ -360,10 +308,11 @@ def _table(value: Any) -> dict[str, Any]:
 
 
 def _environment_problems(
-    raw: dict[str, Any], env: Mapping[str, str], base: Path
+    raw: dict[str, Any], env: Mapping[str, str], base: Path, credentials: bool = True
 ) -> tuple[list[str], dict[str, Secret]]:
     """Variables that are not set and files that do not exist, read from the raw file so they are reported
-    beside schema errors rather than after them."""
+    beside schema errors rather than after them. Without `credentials`, only the variables a reader of the
+    store needs (the store's URL, the status page's token): `status` reads no CRM and no LoneScale."""
     problems: list[str] = []
     secrets: dict[str, Secret] = {}
 
@@ -387,12 +336,16 @@ def _environment_problems(
     if isinstance(store_url_env, str) and store_url_env in secrets:
         for password in _url_passwords(secrets[store_url_env].reveal()):
             Secret(password, env=store_url_env)  # masked alone too: a driver may print it without the URL
+    need("status.token_env", _table(raw.get("status")).get("token_env"))
     defaults = LoneScaleSettings.model_fields["api_key_env"].default
-    need("lonescale.api_key_env", _table(raw.get("lonescale")).get("api_key_env", defaults))
+    if credentials:
+        need("lonescale.api_key_env", _table(raw.get("lonescale")).get("api_key_env", defaults))
     instances = raw.get("instances")
     for index, item in enumerate(instances if isinstance(instances, list) else []):
         prefix, instance = f"instances[{index}]", _table(item)
         exists(f"{prefix}.mapping", instance.get("mapping"))
+        if not credentials:
+            continue
         if instance.get("crm") == "hubspot":
             token_env = _table(instance.get("hubspot")).get(
                 "access_token_env", HubSpotSettings.model_fields["access_token_env"].default
@@ -440,9 +393,10 @@ def _mapping_problems(raw: dict[str, Any], base: Path) -> tuple[list[str], dict[
     return problems, mappings
 
 
-def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+def load_config(path: Path, env: Mapping[str, str] | None = None, *, credentials: bool = True) -> Config:
     """Read, validate and freeze the configuration and its mappings; raises ConfigError listing every problem
-    found in all of them, each with its key path and the value found there."""
+    found in all of them, each with its key path and the value found there. `credentials=False` is for a
+    reader of the store (`status`): the CRMs' and LoneScale's variables need not be set."""
     env = os.environ if env is None else env
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text(encoding="utf-8"))
@@ -450,7 +404,7 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
         raise ConfigError([f"file {path} does not exist"], source=str(path)) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"not valid TOML: {exc}"], source=str(path)) from None
-    problems, secrets = _environment_problems(raw, env, path.parent)
+    problems, secrets = _environment_problems(raw, env, path.parent, credentials)
     found, mappings = _mapping_problems(raw, path.parent)
     try:
         settings = validate_toml(Settings, raw)
@@ -460,3 +414,8 @@ def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
     if problems:
         raise ConfigError(problems, source=str(path))
     return Config(settings, secrets, path, mappings)
+
+
+__all__ = ["BudgetSettings", "Config", "HubSpotSettings", "InstanceLoneScaleSettings", "InstanceSettings",
+           "LoneScaleSettings", "SalesforceSettings", "Settings", "StatusSettings", "StoreSettings",
+           "WebhookSettings", "load_config"]  # fmt: skip

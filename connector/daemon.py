@@ -122,6 +122,7 @@ def run_daemon(
     runtime.settle_interrupted()
     started = datetime.now(UTC)
     runtime.serve_webhook()
+    runtime.serve_status()  # read-only, on its own port; it stops with the webhook
     dispatcher = LocalDispatcher(lambda unit: perform(runtime, unit), workers=len(runtime.instances))
     scheduler = build_scheduler(runtime, dispatcher, apply_every)
     scheduler.start()
@@ -142,6 +143,7 @@ def shut_down(
     try:
         runtime.drain(started)
         runtime.stop_webhook()  # no new deliveries; those in flight are stored before their 2xx
+        runtime.stop_status()
         waiting, _, _ = runtime.store.inbox.backlog()
         if waiting:
             log.info(

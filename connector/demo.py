@@ -8,8 +8,9 @@ single contact back to LoneScale.
 from __future__ import annotations
 
 import logging
+import shutil
 import socket
-import tempfile
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -153,20 +154,42 @@ def summary(outcomes: list[Outcome], credits_used: float) -> Table:
     return table
 
 
-def run_demo(contacts: int = 300, seed: int = 1) -> int:
+DEFAULT_DIR = Path("lonescale-demo")  # in the current directory: where `status --serve` finds it afterwards
+KEPT = ("demo.toml", "demo.db", "demo.db-wal", "demo.db-shm")  # the demo's own files in its directory
+
+
+def fresh_directory(directory: Path) -> Path:
+    """The demo's directory, emptied of a previous demo's store and config (the sandbox is seeded anew each
+    time, so an old store's cursors and cooldowns would make this run send nothing). Nothing else is
+    touched."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name in KEPT:
+        (directory / name).unlink(missing_ok=True)
+    return directory.resolve()
+
+
+def _program() -> str:
+    """How to type this program here: its name when it is on PATH, else where it is (`make demo` runs it from
+    .venv/bin, which need not be on PATH)."""
+    if shutil.which("lonescale-sync"):
+        return "lonescale-sync"
+    beside = Path(sys.executable).parent / "lonescale-sync"
+    return str(beside) if beside.is_file() else "lonescale-sync"
+
+
+def run_demo(contacts: int = 300, seed: int = 1, directory: Path = DEFAULT_DIR) -> int:
+    """The cycle on both CRMs; the store and config stay in `directory` for `status --serve` to show."""
     console = Console()
     if not console.is_terminal:  # a log file or CI: no width to respect, and a truncated table helps nobody
         console = Console(width=120)
     logging.getLogger("connector").setLevel(logging.WARNING)  # the progress display says it all
-    with (
-        Sandbox(contacts=contacts, seed=seed) as sandbox,
-        tempfile.TemporaryDirectory(prefix="lonescale-demo-") as tmp,
-    ):
+    kept = fresh_directory(directory)
+    with Sandbox(contacts=contacts, seed=seed) as sandbox:
         ep = sandbox.endpoints
         console.print(
             f"[bold]sandbox[/] Salesforce {ep.salesforce} · HubSpot {ep.hubspot} · LoneScale {ep.lonescale}"
         )
-        path, env = demo_config(ep, Path(tmp))
+        path, env = demo_config(ep, kept)
         admin_creates_status_fields(ep.salesforce)
         console.print(
             "[dim]salesforce: the status fields created on Contact and Lead, as an admin does in Setup "
@@ -213,5 +236,9 @@ def run_demo(contacts: int = 300, seed: int = 1) -> int:
     ok = all(o.ok for o in outcomes)
     console.print(
         "[green]demo ok[/]: both CRMs enriched; the second sync sent nothing" if ok else "[red]demo failed[/]"
+    )
+    console.print(f"the demo's store and config are kept in {kept}; to see them on the status page:")
+    console.print(
+        f"  lonescale-sync status --serve --config {path}", markup=False, highlight=False, soft_wrap=True
     )
     return 0 if ok else 1

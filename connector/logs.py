@@ -33,10 +33,13 @@ _run_id: contextvars.ContextVar[int | None] = contextvars.ContextVar("run_id", d
 _job_id: contextvars.ContextVar[str | None] = contextvars.ContextVar("job_id", default=None)
 _VARS: dict[str, contextvars.ContextVar[Any]] = {"instance": _instance, "run_id": _run_id, "job_id": _job_id}
 
-# Libraries whose INFO lines say nothing an operator acts on (APScheduler announces every job it adds and
-# every start; httpx every request; uvicorn every connection; Alembic each revision, which the store's own
-# line sums up): kept to WARNING, even at --log-level debug, where our own lines are what a person is after.
-_NOISY = ("urllib3", "httpx", "httpcore", "apscheduler", "uvicorn.error", "alembic")
+# Libraries whose INFO lines say nothing an operator acts on (httpx announces every request, uvicorn every
+# connection, Alembic each revision, which the store's own line sums up): kept to WARNING, even at
+# --log-level debug, where our own lines are what a person is after.
+_NOISY = ("urllib3", "httpx", "httpcore", "uvicorn.error", "alembic")
+# APScheduler announces every job it adds and every start and run at INFO: chatter at the default level, but
+# what someone debugging the schedule wants to see, so it is heard at --log-level debug only.
+_SCHEDULER = "apscheduler"
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,6 +58,11 @@ def log_context(
     finally:
         for var, token in reversed(tokens):
             var.reset(token)
+
+
+def current_instance() -> str | None:
+    """The instance the enclosing `log_context` names, if any: who a shared client (LoneScale's) works for."""
+    return _instance.get()
 
 
 def in_context(work: Callable[P, R]) -> Callable[P, R]:
@@ -113,5 +121,9 @@ def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     handler.addFilter(_ContextFilter())
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     logging.getLogger("connector").setLevel(logging.NOTSET)  # from scratch: a demo run earlier quiets it
+    root = logging.getLogger().level
     for noisy in _NOISY:
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, root))
+    logging.getLogger(_SCHEDULER).setLevel(
+        logging.NOTSET if root <= logging.DEBUG else max(logging.WARNING, root)
+    )

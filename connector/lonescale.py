@@ -26,7 +26,7 @@ from connector.errors import (
 )
 from connector.models import Contact, EnrichmentResult, EnrichmentType
 from connector.redact import Secret
-from connector.retry import DEFAULT_POLICY, RetryPolicy
+from connector.retry import DEFAULT_POLICY, Answered, RetryPolicy, unheard
 
 # camelCase (current) → our names; the legacy shape is handled apart (docs/lonescale.md#result-payloads).
 _CURRENT = {
@@ -274,6 +274,7 @@ class LoneScaleClient:
         timeout: float = 30.0,
         transport: httpx.BaseTransport | None = None,
         retry_policy: RetryPolicy = DEFAULT_POLICY,
+        answered: Answered = unheard,
     ):
         self.retry_policy = retry_policy  # for call_with_retry around every call (the one retry loop)
         self._http = httpx.Client(
@@ -281,6 +282,7 @@ class LoneScaleClient:
             headers={"x-api-key": api_key.reveal(), "user-agent": "lonescale-sync"},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
+            event_hooks={"response": [lambda response: answered(response.status_code)]},
         )
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from functools import partial
 
 from connector.errors import Busy, ConnectorError
+from connector.logs import log_context
 from connector.lonescale import LoneScaleClient
 from connector.models import JobStatus
 from connector.retry import RetryPolicy, call_with_retry
@@ -132,7 +133,8 @@ def settle_overdue(
             report.busy.append(str(exc))
             log.info("%s: overdue jobs left for the next check: %s", name, exc)
             continue
-        with lease:
+        # The instance names the log lines and LoneScale's answers to the polls (the metrics' `instance`).
+        with lease, log_context(instance=name):
             for job_id in job_ids:
                 lease.renew()
                 job = store.jobs.get(job_id)  # as it is now that nobody else works on the instance

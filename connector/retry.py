@@ -29,6 +29,15 @@ from connector.errors import AuthError, RateLimited, RetriableError
 T = TypeVar("T")
 log = logging.getLogger(__name__)
 
+# Hears the HTTP status of every answer an API gave, retries included: the CRM adapters and the LoneScale
+# client call it from their one HTTP path, so /metrics counts calls and 429s where they are seen
+# (connector.metrics). Nothing here depends on it being heard.
+Answered = Callable[[int], None]
+
+
+def unheard(status: int) -> None:
+    """The default `Answered`: nobody counts (a command run once, a test)."""
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

@@ -12,9 +12,11 @@ from connector.apply import ApplyReport, apply_results
 from connector.config import Config
 from connector.durations import parse_duration
 from connector.errors import Busy, ServerFailed
+from connector.metrics import Metrics
 from connector.models import JobStatus
 from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
+from connector.status_app import create_status_app
 from connector.store import Inbox, instance_lease
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import SETTLED, create_app
@@ -45,11 +47,15 @@ class Runtime:
     def __init__(self, config: Config):
         self.config = config
         self.store = build_store(config)
-        self.lonescale = build_lonescale(config)
+        # Before the clients, which report each answer to it; its routes are served by the status app.
+        self.metrics = Metrics(self.store, config.settings.instances)
+        self.lonescale = build_lonescale(config, self.metrics.lonescale_answered)
         self.instances: dict[str, Instance] = {
-            s.name: build_instance(config, s) for s in config.settings.instances
+            s.name: build_instance(config, s, self.metrics.answered(s.crm, s.name))
+            for s in config.settings.instances
         }
         self._server: ThreadedServer | None = None
+        self._status_server: ThreadedServer | None = None
         self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
 
     @property
@@ -63,7 +69,10 @@ class Runtime:
     def serve_webhook(self) -> str:
         settings = self.config.settings.webhook
         app = create_app(
-            self.store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
+            self.store,
+            max_body_bytes=settings.max_body_bytes,
+            token_grace=settings.token_grace_delta,
+            delivered=self.metrics.delivered,
         )
         self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
         try:
@@ -78,6 +87,27 @@ class Runtime:
         if self._server is not None:
             self._server.stop()
             self._server = None
+
+    def serve_status(self) -> str | None:
+        """The status page and /metrics on their own port (`[status] listen`), unless `[status] enabled =
+        false`; its URL."""
+        settings = self.config.settings.status
+        if not settings.enabled:
+            return None
+        app = create_status_app(self.store, self.config, routes=self.metrics.routes())
+        self._status_server = ThreadedServer(app, host=settings.host, port=settings.port, name="status")
+        try:
+            url = self._status_server.start()
+        except ServerFailed as exc:
+            self._status_server = None
+            raise ServerFailed(f"{exc}: free it, or set [status] listen to another host:port") from exc
+        log.info("status page on %s/status", url)
+        return url
+
+    def stop_status(self) -> None:
+        if self._status_server is not None:
+            self._status_server.stop()
+            self._status_server = None
 
     def settle_interrupted(self) -> None:
         """At start: what a previous process left half done, for each instance nobody else is working on now
@@ -216,6 +246,7 @@ class Runtime:
         return finished
 
     def close(self) -> None:
+        self.stop_status()
         self.stop_webhook()
         for instance in self.instances.values():
             instance.adapter.close()

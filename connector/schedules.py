@@ -116,3 +116,14 @@ def next_time(schedule: str, after: datetime, anchor: datetime | None = None) ->
     if fire is None:  # pragma: no cover — a five-field line always fires again
         raise ValueError(f"{schedule!r} never runs again")
     return fire.astimezone(UTC)
+
+
+def longest_gap(schedule: str, start: datetime, fires: int = 64) -> timedelta:
+    """The longest wait between two runs of `schedule` among its next `fires` runs after `start`, by
+    `next_time`: an interval's period, a cron line's widest gap (`0 9 * * 1-5`: Friday to Monday, 72 h). What
+    "three runs missed" means for an instance (the stale-instance alert, deploy/alerts.yml)."""
+    longest, previous = timedelta(0), next_time(schedule, start)
+    for _ in range(fires):
+        fire = next_time(schedule, previous, anchor=previous)
+        longest, previous = max(longest, fire - previous), fire
+    return longest

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -62,6 +63,13 @@ DELIVERIES_PER_CONTACT, SPARE_DELIVERIES = 3, 10
 # A one-contact payload with every documented field filled is about 1.5 kB: 64 KiB per contact is forty
 # times it, and 1 MiB spare covers a small job's envelope however verbose its profiles.
 BYTES_PER_CONTACT, SPARE_BYTES = 64 * 1024, 1024 * 1024
+# Hears each delivery once answered: (instance, outcome, status, seconds). Outcomes: stored, duplicate,
+# refused. The runtime's metrics count them (connector.metrics.Metrics.delivered).
+Delivered = Callable[[str, str, int, float], None]
+
+
+def unheard(instance: str, outcome: str, status: int, seconds: float) -> None:
+    """The default `Delivered`: nobody counts."""
 
 
 class TooLarge(Exception):
@@ -111,6 +119,7 @@ class KnownJob:
     Used from the event loop only, so the counts need no lock."""
 
     digest: str
+    instance: str
     status: JobStatus
     changed_at: datetime | None  # the job's updated_at: when it became done, once it is
     read_at: datetime
@@ -125,7 +134,7 @@ class KnownJob:
     def of(cls, job: Job, usage: tuple[int, int], now: datetime) -> KnownJob:
         contacts = job.contact_count
         return cls(
-            job.token_sha256, job.status, job.updated_at, now,
+            job.token_sha256, job.instance, job.status, job.updated_at, now,
             max_deliveries=contacts * DELIVERIES_PER_CONTACT + SPARE_DELIVERIES,
             max_bytes=contacts * BYTES_PER_CONTACT + SPARE_BYTES,
             kept=usage[0], kept_bytes=usage[1],
@@ -227,17 +236,33 @@ def answer(status: int, message: str, headers: Mapping[str, str] | None = None) 
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+@dataclass
+class _Heard:
+    """What one delivery came to, for `Delivered`: its job's instance once authenticated, and its outcome."""
+
+    instance: str = ""
+    outcome: str = ""
+
+
 class Webhook:
     """The app's handlers and what they share: the store, its group commit and the jobs seen lately."""
 
     def __init__(self, store: Store, max_body_bytes: int, max_results: int, token_grace: timedelta,
-                 clock: Callable[[], datetime]):  # fmt: skip
+                 clock: Callable[[], datetime], delivered: Delivered = unheard):  # fmt: skip
         self.store, self.max_body_bytes, self.max_results = store, max_body_bytes, max_results
-        self.token_grace, self.clock = token_grace, clock
+        self.token_grace, self.clock, self.delivered = token_grace, clock, delivered
         self.intake = GroupCommit(store.inbox)
         self.known = KnownJobs()
 
     async def receive(self, request: Request) -> Response:
+        """A delivery, answered; then heard by `delivered` with its outcome and how long the answer took."""
+        started, heard = time.perf_counter(), _Heard()
+        response = await self._receive(request, heard)
+        outcome = heard.outcome or ("refused" if response.status_code >= 400 else "stored")
+        self.delivered(heard.instance, outcome, response.status_code, time.perf_counter() - started)
+        return response
+
+    async def _receive(self, request: Request, heard: _Heard) -> Response:
         job_id = request.path_params["job_id"]
         token = request.query_params.get("token", "")
         where = f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
@@ -248,6 +273,7 @@ class Webhook:
         if job is None or not hmac.compare_digest(sha256(token), job.digest):
             log.warning("webhook refused 401: unknown job or wrong token (%s)", where)
             return answer(401, "unknown job or wrong token")
+        heard.instance = job.instance  # authenticated: the job's instance may name the delivery
         if job.retired(now, self.token_grace):
             # 410, not 401: only the token's holder learns it, and a sender that retries would stop here.
             ago = _span(now - job.changed_at) if job.changed_at else "?"
@@ -277,6 +303,8 @@ class Webhook:
                 stored, response = await self._keep(request, job_id, body, where)
         finally:
             job.settle(len(body), stored, held)
+        if response.status_code == 200:
+            heard.outcome = "stored" if stored else "duplicate"
         return response
 
     def _kept_before(self, job_id: str, body: bytes) -> bool:  # on a worker thread: hashing megabytes
@@ -344,9 +372,11 @@ def create_app(
     max_results: int = MAX_RESULTS,
     token_grace: timedelta = TOKEN_GRACE,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    delivered: Delivered = unheard,
 ) -> Starlette:
-    """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week)."""
-    hook = Webhook(store, max_body_bytes, max_results, token_grace, clock)
+    """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week);
+    `delivered` hears each delivery once answered (the runtime's metrics)."""
+    hook = Webhook(store, max_body_bytes, max_results, token_grace, clock, delivered)
     app = Starlette(
         routes=[
             Route(WEBHOOK_PATH, hook.receive, methods=["POST"]),

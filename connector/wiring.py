@@ -11,6 +11,7 @@ from connector.config import Config, InstanceSettings
 from connector.durations import parse_duration
 from connector.lonescale import LoneScaleClient
 from connector.mapping import FieldMapping
+from connector.retry import Answered, unheard
 from connector.store import Store
 
 
@@ -25,8 +26,11 @@ class Instance:
         return self.settings.name
 
 
-def build_adapter(config: Config, settings: InstanceSettings, mapping: FieldMapping) -> CrmAdapter:
-    """The instance's CRM adapter, reading the object and the changed-at field its mapping names."""
+def build_adapter(
+    config: Config, settings: InstanceSettings, mapping: FieldMapping, answered: Answered = unheard
+) -> CrmAdapter:
+    """The instance's CRM adapter, reading the object and the changed-at field its mapping names;
+    `answered` hears the status of each of its API calls' answers (the runtime's metrics)."""
     if settings.crm == "hubspot":
         hubspot = settings.hubspot_settings
         return HubSpotAdapter(
@@ -34,6 +38,7 @@ def build_adapter(config: Config, settings: InstanceSettings, mapping: FieldMapp
             config.secret(hubspot.access_token_env).reveal(),
             base_url=hubspot.base_url,
             changed_field=mapping.changed_field,
+            answered=answered,
         )
     sf = settings.salesforce
     assert sf is not None  # guaranteed by config validation
@@ -56,18 +61,22 @@ def build_adapter(config: Config, settings: InstanceSettings, mapping: FieldMapp
         object_name=mapping.object,
         changed_field=mapping.changed_field,
         api_version=sf.api_version,
+        answered=answered,
     )
 
 
-def build_instance(config: Config, settings: InstanceSettings) -> Instance:
+def build_instance(config: Config, settings: InstanceSettings, answered: Answered = unheard) -> Instance:
     mapping = config.mapping(settings)
-    return Instance(settings, mapping, build_adapter(config, settings, mapping))
+    return Instance(settings, mapping, build_adapter(config, settings, mapping, answered))
 
 
-def build_lonescale(config: Config) -> LoneScaleClient:
+def build_lonescale(config: Config, answered: Answered = unheard) -> LoneScaleClient:
     settings = config.settings.lonescale
     return LoneScaleClient(
-        settings.base_url, config.secret(settings.api_key_env), timeout=settings.timeout_seconds
+        settings.base_url,
+        config.secret(settings.api_key_env),
+        timeout=settings.timeout_seconds,
+        answered=answered,
     )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 from click.testing import CliRunner
@@ -90,10 +91,15 @@ def test_sandbox_command_says_so_when_a_port_is_taken() -> None:
         first.wait(timeout=15)
 
 
-def test_demo_runs_a_full_cycle_on_both_crms_and_exits_zero() -> None:
-    result = CliRunner().invoke(main, ["demo", "--contacts", "60"])
+def test_demo_runs_a_full_cycle_on_both_crms_and_exits_zero(tmp_path: Path) -> None:
+    (tmp_path / "demo.db").write_text("a previous demo's store")  # replaced: its cursors would send nothing
+    result = CliRunner().invoke(main, ["demo", "--contacts", "60", "--dir", str(tmp_path)])
     assert result.exit_code == 0, result.output
     assert "demo ok: both CRMs enriched; the second sync sent nothing" in result.output
+    config = tmp_path.resolve() / "demo.toml"
+    assert f"lonescale-sync status --serve --config {config}" in result.output, "it says how to see it"
+    shown = CliRunner().invoke(main, ["status", "--config", str(config)], env={"DEMO_LONESCALE_API_KEY": ""})
+    assert shown.exit_code == 0 and "hubspot (hubspot, schedule every 15m)" in shown.output, shown.output
     rows = [
         line.split()
         for line in result.output.splitlines()

@@ -48,6 +48,9 @@ enrichment_type = ["email", "phone", "profile"]
 [webhook]
 listen = "127.0.0.1:{free_port()}"
 
+[status]  # the status page beside the daemon, on a port of its own
+listen = "127.0.0.1:{free_port()}"
+
 [store]
 url = "sqlite:///state.db"
 
@@ -178,10 +181,11 @@ def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: P
     code, output = cli("sync", "sf", "--config", str(config), "--wait", "--timeout", "60")
     assert code == 0, output
     assert re.search(r"sf: succeeded \(run \d+\) — pulled 300, sent \d+ in \d+ job\(s\)", output)
-    assert re.search(
-        r"sf: wrote \d+ field\(s\) on \d+ record\(s\); the CRM rejected 0 record\(s\) and refused \d+ field\(s\)",
+    waited = re.search(
+        r"sf: wrote (\d+ field\(s\) on \d+ record\(s\); the CRM rejected 0 record\(s\) and refused \d+ field\(s\))",
         output,
     )
+    assert waited
 
     code, output = cli("sync", "sf", "--config", str(config))
     assert code == 0 and "sent 0 in 0 job(s)" in output, "the second sync sends nothing"
@@ -190,14 +194,18 @@ def test_sync_wait_writes_results_back_then_status_tells_what_happened(config: P
     assert code == 0
     section = output.split("hs (hubspot")[0]
     assert (
-        re.search(r"last sync:  run \d+, ", section)
+        re.search(r"last sync:   run \d+, ", section)
         and "succeeded" in section
         and "jobs:        applied" in section
     )
     assert re.search(r"budget:      sent this month [1-9]\d* \(no monthly cap\); last run sent 0", section)
-    assert re.search(r"fields:      written [1-9]\d*, rejected 0", section)
+    # The words and the figures `sync --wait` said, over all its passes: records rejected, fields refused.
     assert (
-        "hs (hubspot, schedule every 15m)" in output and "last sync:  never" in output.split("hs (hubspot")[1]
+        f"written:     {waited.group(1)}, from the results of the latest sync that sent contacts" in section
+    )
+    assert (
+        "hs (hubspot, schedule every 15m)" in output
+        and "last sync:   never" in output.split("hs (hubspot")[1]
     )
 
 
@@ -371,6 +379,12 @@ def test_the_review_commands_show_and_export_what_they_find(config: Path, tmp_pa
 
     code, output = cli("history", record, "--config", str(config))
     assert code == 0 and f"history of {record}" in output and "written" in output
+    code, output = cli("history", record, "--json", "--config", str(config))
+    rows = json.loads(output)
+    assert code == 0 and rows and all(row["record_id"] == record for row in rows)
+    assert {"written", "rejected"} >= {row["outcome"] for row in rows} and rows[0]["written_at"].endswith(
+        "+00:00"
+    )
 
     code, output = cli("rollback", "--run", str(apply_run), "--config", str(config), "--dry-run",
                        "--output", str(tmp_path / "rollback.csv"))  # fmt: skip

@@ -205,6 +205,9 @@ assume_custom_echoed = {"true" if full_jobs else "false"}
 listen = "127.0.0.1:{webhook_port}"
 public_url = "{relays["webhook"].url}"
 
+[status]  # the status page beside the daemon, on a port of its own
+listen = "127.0.0.1:{free_port()}"
+
 [store]
 url = "sqlite:///{directory / "state.db"}"
 """

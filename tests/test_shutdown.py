@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 
 from connector.config import load_config
@@ -78,6 +79,9 @@ batch_size = {BATCH_SIZE}
 [webhook]
 listen = "127.0.0.1:{free_port()}"
 drain_seconds = {drain_seconds}
+
+[status]  # the status page beside the daemon, on a port of its own
+listen = "127.0.0.1:{free_port()}"
 
 [store]
 url = "sqlite:///{directory / "state.db"}"
@@ -199,10 +203,14 @@ def test_the_wait_for_results_on_the_way_out_is_bounded_and_says_what_it_left(
         while not runtime.store.jobs.find(statuses=[JobStatus.SENT]):
             assert daemon.is_alive() and time.monotonic() < deadline, "no job was ever sent"
             time.sleep(0.02)
+        page = httpx.get(f"http://{runtime.config.settings.status.listen}/status", timeout=10)
+        assert page.status_code == 200 and 'id="hs"' in page.text, "the daemon serves the status page"
     finally:
         stop.set()
         daemon.join(timeout=60)
     assert not daemon.is_alive(), "the daemon stopped though a job still awaits its results"
+    with pytest.raises(httpx.ConnectError):  # it stopped with the webhook
+        httpx.get(f"http://{runtime.config.settings.status.listen}/status", timeout=10)
     messages = [record.getMessage() for record in caplog.records if record.name.startswith("connector")]
     assert any(re.search(said, message) for message in messages), messages[-10:]
     assert messages[-1] == "stopped cleanly"

@@ -33,7 +33,7 @@ from connector.models import (
     WriteOutcome,
     WriteResult,
 )
-from connector.retry import DEFAULT_POLICY, RetryPolicy
+from connector.retry import DEFAULT_POLICY, Answered, RetryPolicy, unheard
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,7 @@ class HubSpotAdapter:
         timeout: tuple[float, float] = (5.0, 60.0),
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         changed_field: str = CHANGED,
+        answered: Answered = unheard,
     ):
         self.name = name
         self.changed = changed_field  # the mapping's `changed_field`: lastmodifieddate or hs_lastmodifieddate
@@ -78,6 +79,7 @@ class HubSpotAdapter:
             searches_per_second=searches_per_second,
             timeout=timeout,
             retry_policy=retry_policy,
+            answered=answered,
         )
         self.server_clock = self._calls.server_clock
         self._writer = BatchWriter(self._update, self.read_current)

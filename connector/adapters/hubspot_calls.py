@@ -28,7 +28,7 @@ from connector.errors import (
     RequestRejected,
     RetriableError,
 )
-from connector.retry import Pacer, RetryPolicy, call_with_retry
+from connector.retry import Answered, Pacer, RetryPolicy, call_with_retry, unheard
 
 T = TypeVar("T")
 
@@ -44,8 +44,10 @@ class HubSpotCalls:
         searches_per_second: int,
         timeout: tuple[float, float],
         retry_policy: RetryPolicy,
+        answered: Answered = unheard,
     ):
         self.server_clock = ServerClock()
+        self._answered = answered
         self._timeout = timeout
         self._policy = retry_policy
         # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
@@ -102,6 +104,7 @@ class HubSpotCalls:
 
         def call() -> T:
             response = method(**arguments, _request_timeout=self._timeout, _preload_content=False)
+            self._answered(response.status)
             self.server_clock.observe(response.headers.get("Date"))
             body = json.loads(response.data)  # a urllib3 response
             if not isinstance(body, dict):
@@ -114,6 +117,8 @@ class HubSpotCalls:
         if isinstance(exc, ConnectorError):
             return exc
         status = getattr(exc, "status", None)
+        if isinstance(status, int) and status:  # the SDK raised for an answer's status: it was an answer
+            self._answered(status)
         if not isinstance(status, int):  # no HTTP error: a 2xx answer we could not read
             if isinstance(exc, json.JSONDecodeError):
                 detail = f"a body that is not JSON: {exc.doc[:80]!r}"

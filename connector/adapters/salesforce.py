@@ -37,7 +37,7 @@ from connector.adapters.salesforce_values import DescribedField, sendable, soql_
 from connector.adapters.salesforce_writes import save_result, write_in_rounds
 from connector.errors import AuthError, ConnectorError, QuotaExhausted, RequestRejected, RetriableError
 from connector.models import CrmRecord, FieldInfo, FieldUpdate, FollowUp, RecordRef, WriteResult
-from connector.retry import DEFAULT_POLICY, RetryPolicy, call_with_retry
+from connector.retry import DEFAULT_POLICY, Answered, RetryPolicy, call_with_retry, unheard
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ class SalesforceAdapter:
         api_version: str = "62.0",
         timeout: tuple[float, float] = (5.0, 60.0),
         retry_policy: RetryPolicy = DEFAULT_POLICY,
+        answered: Answered = unheard,
     ):
         self.name = name
         self.object, self.changed = object_name, changed_field  # the mapping's `object` and `changed_field`
@@ -100,6 +101,9 @@ class SalesforceAdapter:
         session.hooks["response"].append(
             lambda response, **_: self.server_clock.observe(response.headers.get("Date"))
         )
+        # Every answer on the session (logins and token refreshes too), as a hook: a call of the SDK may
+        # make several requests (a query's pages), each one an API call Salesforce counts.
+        session.hooks["response"].append(lambda response, **_: answered(response.status_code))
         self._connect: Callable[[], Salesforce] = lambda: login(credentials, domain, session, api_version)
         self._sf: Salesforce | None = None
         self._connecting = threading.Lock()

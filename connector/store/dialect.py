@@ -10,7 +10,19 @@ from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import URL, Engine, Table, create_engine, event, make_url
+from sqlalchemy import (
+    URL,
+    ColumnElement,
+    Engine,
+    Float,
+    FromClause,
+    Table,
+    cast,
+    create_engine,
+    event,
+    func,
+    make_url,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
 from sqlalchemy.sql.dml import Insert
@@ -64,6 +76,20 @@ def _wal(cursor: Any) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.01)
+
+
+def json_entries(dialect: str, column: ColumnElement[Any], key: str) -> tuple[FromClause, ColumnElement[Any],
+                                                                          ColumnElement[Any]]:  # fmt: skip
+    """The entries of the JSON object at `column[key]` as rows, to join beside the column's table: (the
+    table-valued function, its key column, its value as a number). SQLite's `json_each(column, '$.key')`;
+    PostgreSQL's `json_each_text(column -> 'key')` (implicitly LATERAL there, as any function in FROM)."""
+    if dialect == "sqlite":
+        entries = func.json_each(column, f"$.{key}").table_valued("key", "value")
+        return entries, entries.c.key, cast(entries.c.value, Float)
+    if dialect == "postgresql":
+        entries = func.json_each_text(column[key]).table_valued("key", "value")
+        return entries, entries.c.key, cast(entries.c.value, Float)
+    raise NotImplementedError(f"no JSON entries for {dialect}; add them here")
 
 
 def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:

@@ -140,6 +140,18 @@ class Inbox:
             count, oldest, newest = db.execute(query).one()
         return int(count), aware(oldest), aware(newest)
 
+    def waiting_for(self, instance: str) -> tuple[int, datetime | None]:
+        """The instance's deliveries waiting to be applied: how many, and the oldest arrival."""
+        inbox, jobs = schema.inbox, schema.jobs
+        query = (
+            select(func.count(), func.min(inbox.c.received_at))
+            .select_from(inbox.join(jobs, jobs.c.id == inbox.c.job_id))
+            .where(jobs.c.instance == instance, inbox.c.status == "new")
+        )
+        with self._database.reading() as db:
+            count, oldest = db.execute(query).one()
+        return int(count), aware(oldest)
+
     def usage(self, job_id: str) -> tuple[int, int]:
         """A job's deliveries kept in the inbox, whatever their status, and their bytes: what the webhook's
         per-job caps count from. (A purged body counts as empty; purging is long after a token retires.)"""

@@ -15,6 +15,7 @@ from sqlalchemy import Row, RowMapping, func, select, update
 from connector.models import JobStatus
 from connector.store import ledger, schema
 from connector.store.database import Database, aware, now
+from connector.store.dialect import slices
 from connector.store.records import Job, JobContact
 
 
@@ -103,6 +104,15 @@ class Jobs:
         with self._database.reading() as db:
             return {status: int(count) for status, count in db.execute(query)}
 
+    def ages(self) -> list[tuple[str, str, int, datetime]]:
+        """Per instance and state: how many jobs, and when the oldest of them was created (for /metrics)."""
+        jobs = schema.jobs
+        query = select(jobs.c.instance, jobs.c.status, func.count(), func.min(jobs.c.created_at)).group_by(
+            jobs.c.instance, jobs.c.status
+        )
+        with self._database.reading() as db:
+            return [(row[0], row[1], int(row[2]), aware(row[3])) for row in db.execute(query)]  # type: ignore[misc]
+
     def holding(self, instance: str, status: str) -> list[tuple[Job, int]]:
         """The jobs with contacts in this state (e.g. `expired`), oldest first, each with how many it holds."""
         jobs, contacts = schema.jobs, schema.job_contacts
@@ -136,6 +146,37 @@ class Jobs:
             jobs.c.instance == instance,
             jobs.c.created_at >= since,
             jobs.c.status.notin_([JobStatus.FAILED.value, JobStatus.PENDING.value]),
+        )
+        with self._database.reading() as db:
+            return int(db.execute(query).scalar_one())
+
+    def results_by_cycle(self, instance: str, cycles: Sequence[int]) -> dict[int, dict[str, int]]:
+        """Sync run → enrichment type → contacts of its jobs whose results came and were settled (applied or
+        rejected): the denominator of a field's fill rate (connector.status_series)."""
+        jobs, contacts = schema.jobs, schema.job_contacts
+        found: dict[int, dict[str, int]] = {}
+        with self._database.reading() as db:
+            for some in slices(cycles):
+                query = (
+                    select(jobs.c.run_id, jobs.c.enrichment_types, func.count())
+                    .join(contacts, contacts.c.job_id == jobs.c.id)
+                    .where(jobs.c.instance == instance, jobs.c.run_id.in_(some),
+                           contacts.c.status.in_(["applied", "rejected"]))
+                    .group_by(jobs.c.id)  # its primary key: PostgreSQL cannot group on a JSON column
+                )  # fmt: skip
+                for run, kinds, n in db.execute(query):
+                    per_type = found.setdefault(int(run), {})
+                    for kind in kinds:
+                        per_type[kind] = per_type.get(kind, 0) + int(n)
+        return found
+
+    def count_contacts_with_status(self, instance: str, status: str) -> int:
+        """How many of the instance's job contacts are in one state: the total beside a cut list."""
+        contacts, jobs = schema.job_contacts, schema.jobs
+        query = (
+            select(func.count())
+            .select_from(contacts.join(jobs, jobs.c.id == contacts.c.job_id))
+            .where(jobs.c.instance == instance, contacts.c.status == status)
         )
         with self._database.reading() as db:
             return int(db.execute(query).scalar_one())

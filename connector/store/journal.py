@@ -127,6 +127,24 @@ class Journal:
         with self._database.reading() as db:
             return {outcome: int(count) for outcome, count in db.execute(query)}
 
+    def written_by_cycle(self, instance: str, cycles: Sequence[int]) -> dict[tuple[int, str], int]:
+        """(sync run, CRM field) → fields written from that run's jobs' results, by whichever write-back
+        passes wrote them: the numerator of a field's fill rate (connector.status_series)."""
+        table, jobs = schema.write_journal, schema.jobs
+        found: dict[tuple[int, str], int] = {}
+        with self._database.reading() as db:
+            for some in slices(cycles):
+                query = (
+                    select(jobs.c.run_id, table.c.field, func.count())
+                    .join(jobs, jobs.c.id == table.c.job_id)
+                    .where(
+                        table.c.instance == instance, table.c.outcome == "written", jobs.c.run_id.in_(some)
+                    )
+                    .group_by(jobs.c.run_id, table.c.field)
+                )
+                found.update({(int(run), name): int(n) for run, name, n in db.execute(query)})
+        return found
+
     def _entries(self, *conditions: Any) -> list[JournalEntry]:
         """Journal rows, oldest first, each with the sync run whose job it wrote (`cycle`)."""
         table, jobs = schema.write_journal, schema.jobs

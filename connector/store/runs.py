@@ -5,14 +5,16 @@ posting are settled in one transaction, so it stays with the runs that crashed."
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Float, func, select, true, update
 
 from connector.models import JobStatus
 from connector.store import schema
-from connector.store.database import Database, now
+from connector.store.database import Database, aware, now
+from connector.store.dialect import json_entries
 
 
 class Runs:
@@ -36,13 +38,35 @@ class Runs:
                 .values(status=status, finished_at=now(), counts=dict(counts), error=error)
             )
 
-    def recent(self, instance: str, limit: int = 20) -> list[dict[str, Any]]:
-        """The instance's latest runs, newest first."""
+    def recent(
+        self, instance: str, limit: int = 20, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        """The instance's latest runs, newest first: of every kind, or of these kinds (and these outcomes)."""
         query = (
             select(schema.runs)
             .where(schema.runs.c.instance == instance)
             .order_by(schema.runs.c.id.desc())
             .limit(limit)
+        )
+        if kinds:
+            query = query.where(schema.runs.c.kind.in_(list(kinds)))
+        if statuses:
+            query = query.where(schema.runs.c.status.in_(list(statuses)))
+        with self._database.reading() as db:
+            return [dict(row._mapping) for row in db.execute(query)]
+
+    def latest(self, instance: str, kind: str) -> dict[str, Any] | None:
+        """The instance's newest run of one kind (`sync`, `apply`…), whatever its outcome."""
+        found = self.recent(instance, 1, kinds=[kind])
+        return found[0] if found else None
+
+    def since(self, instance: str, kinds: Sequence[str], started: datetime) -> list[dict[str, Any]]:
+        """The instance's runs of these kinds started at or after `started`, oldest first."""
+        runs = schema.runs
+        query = (
+            select(runs)
+            .where(runs.c.instance == instance, runs.c.kind.in_(list(kinds)), runs.c.started_at >= started)
+            .order_by(runs.c.id)
         )
         with self._database.reading() as db:
             return [dict(row._mapping) for row in db.execute(query)]
@@ -70,3 +94,39 @@ class Runs:
                         updated_at=now())
             ).rowcount  # fmt: skip
         return int(stopped), int(unsure)
+
+    # -- totals over every run, for /metrics (connector.metrics): one GROUP BY each ----------------------
+    def totals(self, kinds: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, float]]:
+        """Instance → count key → its sum over the instance's runs of these kinds (a running run counts
+        nothing yet: its counts are written when it finishes)."""
+        runs = schema.runs
+        sums = [func.coalesce(func.sum(runs.c.counts[key].as_float()), 0.0) for key in keys]
+        query = select(runs.c.instance, *sums).where(runs.c.kind.in_(list(kinds))).group_by(runs.c.instance)
+        with self._database.reading() as db:
+            return {row[0]: dict(zip(keys, map(float, row[1:]), strict=True)) for row in db.execute(query)}
+
+    def totals_by(self, kinds: Sequence[str], key: str) -> dict[tuple[str, str], float]:
+        """(instance, entry) → the sum over runs of these kinds of one count that is itself a mapping, such
+        as `skipped` (reason → records) or `kept_by_policy` (reason → fields)."""
+        runs = schema.runs
+        entries, name, value = json_entries(self._database.engine.dialect.name, runs.c.counts, key)
+        query = (
+            select(runs.c.instance, name, func.sum(value, type_=Float))
+            .select_from(runs)
+            .join(entries, true())
+            .where(runs.c.kind.in_(list(kinds)))
+            .group_by(runs.c.instance, name)
+        )
+        with self._database.reading() as db:
+            return {(row[0], str(row[1])): float(row[2] or 0) for row in db.execute(query)}
+
+    def last_succeeded(self) -> dict[tuple[str, str], datetime]:
+        """(instance, kind) → when its latest run that succeeded finished."""
+        runs = schema.runs
+        query = (
+            select(runs.c.instance, runs.c.kind, func.max(runs.c.finished_at))
+            .where(runs.c.status == "succeeded")
+            .group_by(runs.c.instance, runs.c.kind)
+        )
+        with self._database.reading() as db:
+            return {(row[0], row[1]): aware(row[2]) for row in db.execute(query) if row[2] is not None}  # type: ignore[misc]
