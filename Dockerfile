@@ -15,7 +15,8 @@ USER lonescale-sync
 WORKDIR /var/lib/lonescale-sync
 VOLUME ["/var/lib/lonescale-sync"]
 
-EXPOSE 8080
+# 8080: the webhook; 8081: the status page and /metrics (`[status] listen`, behind its token).
+EXPOSE 8080 8081
 # /healthz answers 200 while the store answers a query (503 when it does not).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
     CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8080/healthz', timeout=4).status != 200)"]
