@@ -239,6 +239,6 @@ def run_demo(contacts: int = 300, seed: int = 1, directory: Path = DEFAULT_DIR) 
     )
     console.print(f"the demo's store and config are kept in {kept}; to see them on the status page:")
     console.print(
-        f"  lonescale-sync status --serve --config {path}", markup=False, highlight=False, soft_wrap=True
+        f"  {_program()} status --serve --config {path}", markup=False, highlight=False, soft_wrap=True
     )
     return 0 if ok else 1

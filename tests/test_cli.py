@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -97,7 +98,9 @@ def test_demo_runs_a_full_cycle_on_both_crms_and_exits_zero(tmp_path: Path) -> N
     assert result.exit_code == 0, result.output
     assert "demo ok: both CRMs enriched; the second sync sent nothing" in result.output
     config = tmp_path.resolve() / "demo.toml"
-    assert f"lonescale-sync status --serve --config {config}" in result.output, "it says how to see it"
+    (hint,) = [line.split() for line in result.output.splitlines() if "status --serve --config" in line]
+    assert hint[1:] == ["status", "--serve", "--config", str(config)], "it says how to see it"
+    assert shutil.which(hint[0]), f"{hint[0]!r} can be typed as shown: on PATH, or the path of the program"
     shown = CliRunner().invoke(main, ["status", "--config", str(config)], env={"DEMO_LONESCALE_API_KEY": ""})
     assert shown.exit_code == 0 and "hubspot (hubspot, schedule every 15m)" in shown.output, shown.output
     rows = [
