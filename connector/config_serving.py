@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ipaddress
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -31,7 +32,23 @@ def is_loopback(host: str) -> bool:
         return False  # a host name: it may resolve to anything
 
 
-class WebhookSettings(Section):
+class _Listening(Section):
+    """A section with a `listen = "host:port"` of its own (each declares it, with its default, where its
+    validators need it), read as its host and port."""
+
+    if TYPE_CHECKING:
+        listen: str
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0]
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+class WebhookSettings(_Listening):
     listen: str = "127.0.0.1:8080"
     public_url: str | None = None
     max_body_bytes: int = Field(default=5_000_000, ge=1024)
@@ -64,16 +81,8 @@ class WebhookSettings(Section):
     def _public(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value)
 
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
 
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])
-
-
-class StatusSettings(Section):
+class StatusSettings(_Listening):
     """`[status]`: the read-only status page (connector.status_app), on a port of its own, apart from the
     webhook LoneScale must reach: loopback only unless a token guards it."""
 
@@ -93,11 +102,3 @@ class StatusSettings(Section):
                 "or listen on 127.0.0.1"
             )
         return value
-
-    @property
-    def host(self) -> str:
-        return self.listen.rpartition(":")[0]
-
-    @property
-    def port(self) -> int:
-        return int(self.listen.rpartition(":")[2])

@@ -8,6 +8,8 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from starlette.types import ASGIApp
+
 from connector.apply import ApplyReport, apply_results
 from connector.config import Config
 from connector.durations import parse_duration
@@ -43,6 +45,16 @@ def backlog_ready(inbox: Inbox, now: datetime) -> bool:
     return count >= FULL_BACKLOG or now - newest >= QUIET or now - oldest >= LONGEST_WAIT
 
 
+def _started(app: ASGIApp, host: str, port: int, section: str) -> ThreadedServer:
+    """`app` served on host:port, listening; a port taken is said with its fix (`[section] listen`)."""
+    server = ThreadedServer(app, host=host, port=port, name=section)
+    try:
+        server.start()
+    except ServerFailed as exc:
+        raise ServerFailed(f"{exc}: free it, or set [{section}] listen to another host:port") from exc
+    return server
+
+
 class Runtime:
     def __init__(self, config: Config):
         self.config = config
@@ -74,12 +86,8 @@ class Runtime:
             token_grace=settings.token_grace_delta,
             delivered=self.metrics.delivered,
         )
-        self._server = ThreadedServer(app, host=settings.host, port=settings.port, name="webhook")
-        try:
-            url = self._server.start()
-        except ServerFailed as exc:
-            self._server = None
-            raise ServerFailed(f"{exc}: free it, or set [webhook] listen to another host:port") from exc
+        self._server = _started(app, settings.host, settings.port, "webhook")
+        url = self._server.base_url
         log.info("webhook listening on %s (LoneScale calls %s)", url, self.webhook_base)
         return url
 
@@ -95,12 +103,8 @@ class Runtime:
         if not settings.enabled:
             return None
         app = create_status_app(self.store, self.config, routes=self.metrics.routes())
-        self._status_server = ThreadedServer(app, host=settings.host, port=settings.port, name="status")
-        try:
-            url = self._status_server.start()
-        except ServerFailed as exc:
-            self._status_server = None
-            raise ServerFailed(f"{exc}: free it, or set [status] listen to another host:port") from exc
+        self._status_server = _started(app, settings.host, settings.port, "status")
+        url = self._status_server.base_url
         log.info("status page on %s/status", url)
         return url
 
