@@ -19,6 +19,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from connector.config_base import Section, http_url
 from connector.config_serving import StatusSettings, WebhookSettings
+from connector.config_store import ClusterSettings, StoreSettings
 from connector.durations import parse_duration
 from connector.errors import ConfigError
 from connector.mapping import FieldMapping, load_mapping
@@ -72,20 +73,6 @@ class LoneScaleSettings(Section):
                 "detect_job_change needs 'profile' in enrichment_type (LoneScale ignores it otherwise)"
             )
         return self
-
-
-class StoreSettings(Section):
-    url: str = "sqlite:///lonescale-sync.db"
-    # The URL from an environment variable instead, so a PostgreSQL password stays out of the file.
-    url_env: str | None = None
-    # How long raw webhook payloads are kept for replay; older ones are emptied (their hash stays).
-    payload_retention: str = "180d"
-
-    @field_validator("payload_retention")
-    @classmethod
-    def _retention(cls, value: str) -> str:
-        parse_duration(value)
-        return value
 
 
 class HubSpotSettings(Section):
@@ -245,6 +232,7 @@ class Settings(Section):
     webhook: WebhookSettings = Field(default_factory=WebhookSettings)
     status: StatusSettings = Field(default_factory=StatusSettings)
     store: StoreSettings = Field(default_factory=StoreSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     instances: list[InstanceSettings] = Field(min_length=1)
 
     @field_validator("instances")
@@ -336,6 +324,16 @@ def _environment_problems(
     if isinstance(store_url_env, str) and store_url_env in secrets:
         for password in _url_passwords(secrets[store_url_env].reveal()):
             Secret(password, env=store_url_env)  # masked alone too: a driver may print it without the URL
+    cluster = _table(raw.get("cluster"))
+    if cluster.get("enabled") is True:
+        written = _table(raw.get("store")).get("url", StoreSettings.model_fields["url"].default)
+        url = secrets[store_url_env].reveal() if store_url_env in secrets else written
+        if isinstance(url, str) and not url.startswith("postgresql"):
+            # Several processes share the store: SQLite has one writer and lives on one machine's disk.
+            problems.append(
+                f"cluster.enabled: true needs a PostgreSQL store; [store] url is {url.split(':', 1)[0]}:…: "
+                "set it to postgresql+psycopg://user@host/db, or leave [cluster] out for one process"
+            )
     need("status.token_env", _table(raw.get("status")).get("token_env"))
     defaults = LoneScaleSettings.model_fields["api_key_env"].default
     if credentials:
@@ -416,6 +414,6 @@ def load_config(path: Path, env: Mapping[str, str] | None = None, *, credentials
     return Config(settings, secrets, path, mappings)
 
 
-__all__ = ["BudgetSettings", "Config", "HubSpotSettings", "InstanceLoneScaleSettings", "InstanceSettings",
-           "LoneScaleSettings", "SalesforceSettings", "Settings", "StatusSettings", "StoreSettings",
+__all__ = ["BudgetSettings", "ClusterSettings", "Config", "HubSpotSettings", "InstanceLoneScaleSettings",
+           "InstanceSettings", "LoneScaleSettings", "SalesforceSettings", "Settings", "StatusSettings", "StoreSettings",
            "WebhookSettings", "load_config"]  # fmt: skip

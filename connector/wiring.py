@@ -89,7 +89,12 @@ def store_url(config: Config) -> str:
 
 
 def build_store(config: Config) -> Store:
-    return Store(store_url(config))
+    cluster = config.settings.cluster
+    return (
+        Store(store_url(config), lease_ttl=cluster.lease_delta)
+        if cluster.enabled
+        else Store(store_url(config))
+    )
 
 
 def durations(settings: InstanceSettings) -> tuple[float, float]:

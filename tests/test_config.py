@@ -402,3 +402,25 @@ def test_request_custom_values_must_be_strings_and_id_is_the_connectors_all_said
         p.startswith(f"{hubspots}.contact_id: contact_id = '003A' cannot be set here") for p in problems
     )
     assert len(problems) == 6, problems
+
+
+def test_without_a_cluster_section_one_process_runs_as_before(tmp_path: Path) -> None:
+    cluster = load_config(write(tmp_path, GOOD), env=ENV).settings.cluster
+    assert not cluster.enabled
+    assert (cluster.tick_seconds, cluster.stall_timeout, cluster.lease_ttl) == (5, "30s", "10m")
+
+
+def test_a_cluster_needs_a_postgresql_store_said_beside_the_other_problems(tmp_path: Path) -> None:
+    text = GOOD + '\n[cluster]\nenabled = true\nstall_timeout = "1s"\n'
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), env=ENV)
+    said = str(caught.value)
+    assert "cluster.enabled: true needs a PostgreSQL store; [store] url is sqlite:…" in said, said
+    assert "cluster.stall_timeout: '1s' is under 3s" in said, said
+
+
+def test_a_cluster_on_postgresql_from_an_environment_variable_loads(tmp_path: Path) -> None:
+    cluster = '[store]\nurl_env = "DB_URL"\n\n[cluster]\nenabled = true\nlease_ttl = "1m"\n\n'
+    text = GOOD.replace("[webhook]", cluster + "[webhook]")
+    config = load_config(write(tmp_path, text), env={**ENV, "DB_URL": "postgresql+psycopg://u:pw@db/sync"})
+    assert config.settings.cluster.enabled and config.settings.cluster.lease_delta == timedelta(minutes=1)

@@ -7,13 +7,15 @@ take the piece they need: `store.jobs.get(...)`, `store.inbox.keep(...)`, or the
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from connector.store.cursors import Cursors
 from connector.store.database import Database
 from connector.store.fences import Fence
 from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
 from connector.store.journal import Journal
-from connector.store.leases import Lease, Leases, instance_lease
+from connector.store.leases import DEFAULT_TTL, Lease, Leases, instance_lease
 from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 from connector.store.runs import Runs
@@ -23,7 +25,7 @@ from connector.store.schedules import Schedules
 class Store:
     """The whole store, opened (and migrated) once: its database and one object per aggregate."""
 
-    def __init__(self, url: str):
+    def __init__(self, url: str, lease_ttl: timedelta = DEFAULT_TTL):
         self.database = Database(url)
         self.runs = Runs(self.database)
         self.cursors = Cursors(self.database)
@@ -31,7 +33,7 @@ class Store:
         self.inbox = Inbox(self.database)
         self.ledger = Ledger(self.database)
         self.journal = Journal(self.database)
-        self.leases = Leases(self.database)
+        self.leases = Leases(self.database, ttl=lease_ttl)
         self.schedules = Schedules(self.database)
 
     def close(self) -> None:

@@ -110,12 +110,14 @@ class Lease:
 
 
 class Leases:
-    def __init__(self, database: Database, clock: Clock = _now):
-        self._database, self._clock = database, clock
+    def __init__(self, database: Database, clock: Clock = _now, ttl: timedelta = DEFAULT_TTL):
+        self._database, self._clock, self._ttl = database, clock, ttl
         self._host, self._pid = socket.gethostname()[:200], os.getpid()
 
-    def acquire(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL, *, wait: float = 0.0) -> Lease:
-        """Take the lease, or raise Busy naming who has it; `wait` seconds for it to come free first."""
+    def acquire(self, name: str, purpose: str, ttl: timedelta | None = None, *, wait: float = 0.0) -> Lease:
+        """Take the lease, or raise Busy naming who has it; `wait` seconds for it to come free first. `ttl`:
+        the store's (`[cluster] lease_ttl`, else DEFAULT_TTL) unless given."""
+        ttl = self._ttl if ttl is None else ttl
         deadline = time.monotonic() + wait
         while True:
             try:
@@ -204,7 +206,7 @@ class Leases:
                        _aware(row.acquired_at), _aware(row.expires_at))  # fmt: skip
 
     @contextmanager
-    def held(self, name: str, purpose: str, ttl: timedelta = DEFAULT_TTL) -> Iterator[Lease]:
+    def held(self, name: str, purpose: str, ttl: timedelta | None = None) -> Iterator[Lease]:
         lease = self.acquire(name, purpose, ttl)
         try:
             yield lease
