@@ -95,15 +95,51 @@ def main(log_level: str, log_format: LogFormat) -> None:
 
 @main.command()
 @CONFIG
-def run(config_path: Path) -> None:
+@click.option("--concurrency", type=click.IntRange(1, 32), metavar="K",
+              help="Cluster mode: units of work at once (default: [cluster] concurrency).")  # fmt: skip
+def run(config_path: Path, concurrency: int | None) -> None:
     """Run the daemon: each instance on its schedule, the webhook server, and the write-back loop.
 
-    Stops cleanly on SIGTERM or Ctrl-C: in-flight writes finish and everything received is stored.
+    Stops cleanly on SIGTERM or Ctrl-C: in-flight writes finish and everything received is stored. With
+    [cluster] enabled, this process is one replica: a worker (`work`) and a receiver (`serve`) in one.
     """
-    from connector.daemon import run_daemon
     from connector.runtime import Runtime
 
-    run_daemon(Runtime(read_config(config_path)))
+    config = read_config(config_path)
+    if config.settings.cluster.enabled:
+        from connector.cluster import run_cluster_member
+
+        run_cluster_member(Runtime(config), concurrency)
+        return
+    from connector.daemon import run_daemon
+
+    run_daemon(Runtime(config))
+
+
+@main.command()
+@CONFIG
+@click.option("--concurrency", type=click.IntRange(1, 32), metavar="K",
+              help="Units of work (a sync or a write-back of one instance) at once; default: [cluster] concurrency.")  # fmt: skip
+def work(config_path: Path, concurrency: int | None) -> None:
+    """Cluster mode: run the shared schedule's syncs and write-backs, as one of any number of workers.
+
+    Needs [cluster] enabled and a PostgreSQL store prepared by `lonescale-sync db upgrade`. Workers share one
+    clock (each sync runs once, whichever worker ticks) and never work on one instance at once; a worker that
+    dies is noticed by the others ([cluster] stall_timeout) and its work is taken up. No webhook: run
+    receivers with `serve`. Stops on SIGTERM or Ctrl-C once its running units finish.
+    """
+    from connector.cluster import run_worker
+    from connector.runtime import Runtime
+
+    config = read_config(config_path)
+    if not config.settings.cluster.enabled:
+        raise click.UsageError("`work` is for cluster mode: set [cluster] enabled = true (and a PostgreSQL "
+                               "[store] url), or use `run` for one process")  # fmt: skip
+    runtime = Runtime(config)
+    try:
+        run_worker(runtime, concurrency)
+    finally:
+        runtime.close()
 
 
 def _host_port(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:

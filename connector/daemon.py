@@ -27,8 +27,8 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.exc import SQLAlchemyError
 
-from connector.clock import SyncTimes
-from connector.dispatch import LocalDispatcher, Unit
+from connector.clock import SharedSyncTimes, SyncTimes
+from connector.dispatch import Dispatcher, LocalDispatcher, Unit
 from connector.errors import ConnectorError
 from connector.runtime import Runtime
 
@@ -59,12 +59,15 @@ def _said(what: str, work: Callable[..., object]) -> Callable[..., None]:
 
 def perform(runtime: Runtime, unit: Unit) -> None:
     """One unit of work, whoever dispatched it."""
+    if unit.kind == "apply":
+        _said(str(unit), runtime.apply_instance)(unit.instance)
+        return
     # A write-back pass of the instance (seconds) may hold its lease when the sync is due: wait for it rather
     # than skip a whole interval; a sync started elsewhere is waited out as long.
     _said(str(unit), runtime.sync)(unit.instance, wait_for_lease=SYNC_WAITS_FOR_LEASE)
 
 
-def tick(times: SyncTimes, dispatcher: LocalDispatcher, now: datetime) -> list[Unit]:
+def tick(times: SyncTimes | SharedSyncTimes, dispatcher: Dispatcher, now: datetime) -> list[Unit]:
     """The clock's tick: the syncs due now, handed to the dispatcher; returns those it took."""
     units = [Unit("sync", name) for name in times.due(now)]
     return [unit for unit in units if dispatcher.dispatch(unit)]

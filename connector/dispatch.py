@@ -6,7 +6,8 @@ has to keep two promises, the ones procrastinate's `lock` and `queueing_lock` ke
 - units of one key never run at once (a key per CRM instance: its sync and its write-back are one key);
 - at most one more waits behind a running one; a third is refused, since the waiting one will do its work.
 
-`LocalDispatcher` keeps them in one process, on a thread pool.
+`LocalDispatcher` keeps them in one process, on a thread pool; connector.cluster's `QueueDispatcher` across
+processes, with procrastinate jobs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, Protocol
 
 from connector.logs import in_context
 
@@ -25,7 +26,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Unit:
-    kind: Literal["sync"]
+    kind: Literal["sync", "apply"]
     instance: str
 
     @property
@@ -35,6 +36,12 @@ class Unit:
 
     def __str__(self) -> str:
         return f"{self.kind} {self.instance}"
+
+
+class Dispatcher(Protocol):
+    def dispatch(self, unit: Unit) -> bool:
+        """Run `unit` now or after the running unit of its key; False when one already waits there."""
+        ...
 
 
 class LocalDispatcher:

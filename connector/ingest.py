@@ -20,6 +20,7 @@ import asyncio
 import anyio.to_thread
 
 from connector.store import Arrival, Inbox
+from connector.store.inbox import Wake
 
 # A bound on one transaction; under any realistic load the group is the number of requests in flight.
 LARGEST_GROUP = 256
@@ -33,8 +34,8 @@ class GroupCommit:
     """`await keep(arrival)` stores it, grouped with whatever else arrives meanwhile. One per served app,
     used from its event loop only (the queue is unlocked: only the loop's thread touches it)."""
 
-    def __init__(self, inbox: Inbox, *, largest_group: int = LARGEST_GROUP):
-        self._inbox = inbox
+    def __init__(self, inbox: Inbox, *, largest_group: int = LARGEST_GROUP, wake: Wake | None = None):
+        self._inbox, self._wake = inbox, wake
         self._largest = largest_group
         self._queue: list[tuple[Arrival, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
@@ -56,7 +57,7 @@ class GroupCommit:
                 del self._queue[: len(group)]
                 try:
                     fresh = await anyio.to_thread.run_sync(
-                        self._inbox.keep_all, [arrival for arrival, _ in group]
+                        self._inbox.keep_all, [arrival for arrival, _ in group], self._wake
                     )
                     for (_, answer), outcome in zip(group, fresh, strict=True):
                         if not answer.done():  # its request was cancelled: the row is kept all the same

@@ -37,9 +37,10 @@ _VARS: dict[str, contextvars.ContextVar[Any]] = {"instance": _instance, "run_id"
 # connection, Alembic each revision, which the store's own line sums up): kept to WARNING, even at
 # --log-level debug, where our own lines are what a person is after.
 _NOISY = ("urllib3", "httpx", "httpcore", "uvicorn.error", "alembic")
-# APScheduler announces every job it adds and every start and run at INFO: chatter at the default level, but
-# what someone debugging the schedule wants to see, so it is heard at --log-level debug only.
-_SCHEDULER = "apscheduler"
+# APScheduler (one process) and procrastinate (a cluster: every tick, every job's start and end) announce
+# each job at INFO: chatter at the default level, but what someone debugging the schedule wants to see, so
+# they are heard at --log-level debug only.
+_SCHEDULERS = ("apscheduler", "procrastinate")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -124,6 +125,7 @@ def setup_logging(level: str, log_format: LogFormat = "text") -> None:
     root = logging.getLogger().level
     for noisy in _NOISY:
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root))
-    logging.getLogger(_SCHEDULER).setLevel(
-        logging.NOTSET if root <= logging.DEBUG else max(logging.WARNING, root)
-    )
+    for scheduler in _SCHEDULERS:
+        logging.getLogger(scheduler).setLevel(
+            logging.NOTSET if root <= logging.DEBUG else max(logging.WARNING, root)
+        )

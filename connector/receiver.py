@@ -16,6 +16,7 @@ from types import FrameType
 from connector.config import Config
 from connector.errors import ServerFailed
 from connector.serving import ThreadedServer
+from connector.store.wakeups import wake_write_backs
 from connector.webhook import create_app
 from connector.wiring import build_store
 
@@ -40,15 +41,19 @@ def serve_receiver(config: Config, stop: threading.Event | None = None, listen: 
     host, _, port = (listen or settings.listen).rpartition(":")
     store = build_store(config)
     try:
+        wake = wake_write_backs if config.settings.cluster.enabled else None  # with each delivery's commit
         app = create_app(
-            store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta
+            store, max_body_bytes=settings.max_body_bytes, token_grace=settings.token_grace_delta, wake=wake
         )
         server = ThreadedServer(app, host=host, port=int(port), name="webhook")
         try:
             url = server.start()
         except ServerFailed as exc:
             raise ServerFailed(f"{exc}: free it, or give another --listen host:port") from exc
-        log.info("receiving webhooks on %s; the write-back runs wherever `run` or `apply` does", url)
+        if wake is None:
+            log.info("receiving webhooks on %s; the write-back runs wherever `run` or `apply` does", url)
+        else:
+            log.info("receiving webhooks on %s; each delivery wakes its write-back on a worker", url)
         try:
             stop.wait()
         finally:

@@ -20,6 +20,7 @@ from connector.overdue import OverdueReport, settle_overdue
 from connector.serving import ThreadedServer
 from connector.status_app import create_status_app
 from connector.store import Inbox, instance_lease
+from connector.store.wakeups import wake_write_backs
 from connector.sync import SyncReport, pull_and_trigger
 from connector.webhook import SETTLED, create_app
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
@@ -36,13 +37,18 @@ QUIET = timedelta(seconds=3)  # no new arrival for this long: the job's results 
 LONGEST_WAIT = timedelta(seconds=30)  # a steady trickle still gets written
 
 
-def backlog_ready(inbox: Inbox, now: datetime) -> bool:
+def ready(backlog: tuple[int, datetime | None, datetime | None], now: datetime) -> bool:
     """Write back in full batches, not a few records per tick (each write is an API call): when the backlog
-    fills a batch, when arrivals have paused, or when the oldest result has waited long enough."""
-    count, oldest, newest = inbox.backlog()
+    (how many deliveries wait, the oldest and newest arrival) fills a batch, when arrivals have paused, or
+    when the oldest result has waited long enough."""
+    count, oldest, newest = backlog
     if not count or oldest is None or newest is None:
         return False
     return count >= FULL_BACKLOG or now - newest >= QUIET or now - oldest >= LONGEST_WAIT
+
+
+def backlog_ready(inbox: Inbox, now: datetime) -> bool:
+    return ready(inbox.backlog(), now)
 
 
 def _started(app: ASGIApp, host: str, port: int, section: str) -> ThreadedServer:
@@ -85,6 +91,8 @@ class Runtime:
             max_body_bytes=settings.max_body_bytes,
             token_grace=settings.token_grace_delta,
             delivered=self.metrics.delivered,
+            # In a cluster, each delivery's write-back wake-up commits with it; one process polls instead.
+            wake=wake_write_backs if self.config.settings.cluster.enabled else None,
         )
         self._server = _started(app, settings.host, settings.port, "webhook")
         url = self._server.base_url
@@ -177,6 +185,24 @@ class Runtime:
                 report.deliveries, report.records_written, report.fields_written, report.records_rejected,
             )  # fmt: skip
         return report
+
+    def apply_instance(self, name: str) -> ApplyReport:
+        """Write back one instance's results (a cluster's unit of work), pass after pass while a full pass
+        waits; under its lease, beside other instances' passes in this process."""
+        instances = {name: self.instance(name)}
+        total = ApplyReport()
+        while True:
+            report = apply_results(instances, self.store, only=name)
+            total.absorb(report)
+            if report.busy or report.failures or report.deliveries == 0:
+                break
+            if not ready(self.store.inbox.backlogs().get(name, (0, None, None)), datetime.now(UTC)):
+                break
+        if total.deliveries:
+            log.info("%s: applied %d delivery(ies): %d record(s) written (%d fields), %d rejected",
+                     name, total.deliveries, total.records_written, total.fields_written,
+                     total.records_rejected)  # fmt: skip
+        return total
 
     def settle_overdue(self) -> OverdueReport:
         report = settle_overdue(self.store, self.lonescale)

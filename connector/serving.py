@@ -32,6 +32,7 @@ class ThreadedServer:
             timeout_keep_alive=30,
         )
         self._server = uvicorn.Server(config)
+        self._sockets: list[socket.socket] | None = None
         self._thread = threading.Thread(target=self._serve, name=f"{name}-server", daemon=True)
         self.name, self.host, self.port = name, host, port
 
@@ -39,6 +40,13 @@ class ThreadedServer:
     def base_url(self) -> str:
         host = "127.0.0.1" if self.host in ("0.0.0.0", "") else self.host
         return f"http://{host}:{self.port}"
+
+    def start_on(self, sockets: list[socket.socket], timeout: float = 10.0) -> str:
+        """Serve on sockets already bound (several addresses, one server); the first one's URL."""
+        self._sockets = sockets
+        host, self.port = sockets[0].getsockname()[:2]
+        self.host = host
+        return self.start(timeout)
 
     def start(self, timeout: float = 10.0) -> str:
         self._thread.start()
@@ -56,7 +64,7 @@ class ThreadedServer:
 
     def _serve(self) -> None:
         with contextlib.suppress(SystemExit):  # uvicorn exits when it cannot bind; `start` says why, plainly
-            self._server.run()
+            self._server.run(sockets=self._sockets)
 
     def _why(self) -> str:
         """Why uvicorn could not bind (it logs the errno and exits its thread): the same bind, said plainly."""

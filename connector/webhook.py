@@ -36,6 +36,7 @@ from connector.logs import log_context
 from connector.lonescale import Payload, PayloadError, parse_payload
 from connector.models import JobStatus
 from connector.store import Arrival, Job, Store, sha256
+from connector.store.inbox import Wake
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/lonescale/{job_id}"
@@ -248,10 +249,11 @@ class Webhook:
     """The app's handlers and what they share: the store, its group commit and the jobs seen lately."""
 
     def __init__(self, store: Store, max_body_bytes: int, max_results: int, token_grace: timedelta,
-                 clock: Callable[[], datetime], delivered: Delivered = unheard):  # fmt: skip
+                 clock: Callable[[], datetime], delivered: Delivered = unheard, wake: Wake | None = None,
+                 ):  # fmt: skip
         self.store, self.max_body_bytes, self.max_results = store, max_body_bytes, max_results
         self.token_grace, self.clock, self.delivered = token_grace, clock, delivered
-        self.intake = GroupCommit(store.inbox)
+        self.intake = GroupCommit(store.inbox, wake=wake)
         self.known = KnownJobs()
 
     async def receive(self, request: Request) -> Response:
@@ -300,7 +302,7 @@ class Webhook:
         stored = False
         try:
             with log_context(job_id=job_id):  # an authenticated job: its id may name the log lines
-                stored, response = await self._keep(request, job_id, body, where)
+                stored, response = await self._keep(request, job_id, job.instance, body, where)
         finally:
             job.settle(len(body), stored, held)
         if response.status_code == 200:
@@ -327,7 +329,9 @@ class Webhook:
                 job.status, job.changed_at = current.status, current.updated_at
         return job
 
-    async def _keep(self, request: Request, job_id: str, body: bytes, where: str) -> tuple[bool, Response]:
+    async def _keep(
+        self, request: Request, job_id: str, instance: str, body: bytes, where: str
+    ) -> tuple[bool, Response]:
         """Store the body (`invalid` if we cannot use it): whether it was fresh, and the answer."""
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
@@ -336,10 +340,10 @@ class Webhook:
             else:
                 payload = await run_in_threadpool(examine, body, encoding, self.max_results, job_id)
         except Unusable as exc:
-            fresh = await self.intake.keep(Arrival(job_id, body, "invalid", str(exc)))
+            fresh = await self.intake.keep(Arrival(job_id, body, "invalid", str(exc), instance))
             log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)
             return fresh, answer(exc.status, f"unusable payload: {exc}")
-        fresh = await self.intake.keep(Arrival(job_id, body))
+        fresh = await self.intake.keep(Arrival(job_id, body, instance=instance))
         outcome = "stored" if fresh else "duplicate"  # an identical body again: acknowledged, ignored
         log.debug("webhook %s (%s): %d result(s)", outcome, where, len(payload.results))
         return fresh, answer(200, outcome)
@@ -373,10 +377,12 @@ def create_app(
     token_grace: timedelta = TOKEN_GRACE,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     delivered: Delivered = unheard,
+    wake: Wake | None = None,
 ) -> Starlette:
     """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week);
-    `delivered` hears each delivery once answered (the runtime's metrics)."""
-    hook = Webhook(store, max_body_bytes, max_results, token_grace, clock, delivered)
+    `delivered` hears each delivery once answered (the runtime's metrics); `wake`, in the transaction that
+    stores deliveries, the instances whose write-back they call for (a cluster's apply wake-ups)."""
+    hook = Webhook(store, max_body_bytes, max_results, token_grace, clock, delivered, wake)
     app = Starlette(
         routes=[
             Route(WEBHOOK_PATH, hook.receive, methods=["POST"]),

@@ -20,6 +20,7 @@ from connector.store.ledger import Ledger
 from connector.store.records import Arrival, Cursor, Delivery, Job, JobContact, JournalEntry
 from connector.store.runs import Runs
 from connector.store.schedules import Schedules
+from connector.store.wakeups import Wakeups
 
 
 class Store:
@@ -35,11 +36,12 @@ class Store:
         self.journal = Journal(self.database)
         self.leases = Leases(self.database, ttl=lease_ttl)
         self.schedules = Schedules(self.database)
+        self.wakeups = Wakeups(self.database)  # cluster mode only: procrastinate's tables on PostgreSQL
 
     def close(self) -> None:
         self.database.close()
 
 
 __all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Fence", "Inbox", "Job", "JobContact", "Jobs",
-           "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Schedules", "Store", "instance_lease",
-           "sha256"]  # fmt: skip
+           "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Schedules", "Store", "Wakeups",
+           "instance_lease", "sha256"]  # fmt: skip

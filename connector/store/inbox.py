@@ -6,16 +6,20 @@ after `purge` has emptied it. `unmatched_results` reads the jobs too, to count a
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, func, select, update
+from sqlalchemy import Connection, Row, func, select, update
 
 from connector.store import schema
 from connector.store.database import Database, aware, now
 from connector.store.dialect import insert_ignoring_duplicates, slices
 from connector.store.records import Arrival, Delivery
+
+# Told, in the transaction that keeps new deliveries, the instances they belong to: a cluster's receiver
+# defers their write-back wake-ups there (connector.store.wakeups), so the row and its wake-up commit together.
+Wake = Callable[[Connection, Collection[str]], None]
 
 
 def sha256(data: bytes | str) -> str:
@@ -33,10 +37,11 @@ class Inbox:
         """
         return self.keep_all([Arrival(job_id, body, status, error)])[0]
 
-    def keep_all(self, arrivals: Sequence[Arrival]) -> list[bool]:
+    def keep_all(self, arrivals: Sequence[Arrival], wake: Wake | None = None) -> list[bool]:
         """Keep several webhook bodies in one transaction, one commit for all (the webhook's group commit);
         for each, in order, what `keep` would say: a body already stored, or earlier in this same call, is a
-        duplicate. All are kept or, if this raises, none."""
+        duplicate. All are kept or, if this raises, none. `wake` hears, in that transaction, the instances
+        of the fresh deliveries to apply."""
         keys = [(a.job_id, sha256(a.body)) for a in arrivals]
         first: dict[tuple[str, str], int] = {}
         rows = []
@@ -58,7 +63,14 @@ class Inbox:
         statement = insert_ignoring_duplicates(self._database.engine, inbox).returning(*returning)
         with self._database.writing() as db:
             inserted = {(row.job_id, row.body_sha256) for row in db.execute(statement, rows)}
-        return [first[key] == index and key in inserted for index, key in enumerate(keys)]
+            fresh = [first[key] == index and key in inserted for index, key in enumerate(keys)]
+            if wake is not None:
+                due = {
+                    a.instance for a, new in zip(arrivals, fresh, strict=True) if new and a.status == "new"
+                }
+                if due - {None}:
+                    wake(db, sorted(name for name in due if name is not None))
+        return fresh
 
     def mark(self, delivery_ids: Sequence[int], status: str, error: str | None = None) -> None:
         with self._database.writing() as db:
@@ -139,6 +151,21 @@ class Inbox:
         with self._database.reading() as db:
             count, oldest, newest = db.execute(query).one()
         return int(count), aware(oldest), aware(newest)
+
+    def backlogs(self) -> dict[str, tuple[int, datetime | None, datetime | None]]:
+        """`backlog()` per instance (of the deliveries' jobs), in one query: what a cluster's tick reads to
+        wake the write-backs that are ready."""
+        inbox, jobs = schema.inbox, schema.jobs
+        query = (
+            select(
+                jobs.c.instance, func.count(), func.min(inbox.c.received_at), func.max(inbox.c.received_at)
+            )
+            .select_from(inbox.join(jobs, jobs.c.id == inbox.c.job_id))
+            .where(inbox.c.status == "new")
+            .group_by(jobs.c.instance)
+        )
+        with self._database.reading() as db:
+            return {row[0]: (int(row[1]), aware(row[2]), aware(row[3])) for row in db.execute(query)}
 
     def waiting_for(self, instance: str) -> tuple[int, datetime | None]:
         """The instance's deliveries waiting to be applied: how many, and the oldest arrival."""

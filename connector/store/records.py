@@ -54,6 +54,7 @@ class Arrival(NamedTuple):
     body: bytes
     status: str = "new"
     error: str | None = None
+    instance: str | None = None  # its job's, when the webhook knows it: whose write-back it wakes
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 
@@ -31,6 +31,9 @@ class ObjectStore:
     scanning."""
 
     def __init__(self, object_type: str, schema: dict[str, PropertyDef], unique_property: str | None = None):
+        # How often each (record, property) was written by the API since the portal was made: what a test
+        # of "no field written twice" counts against the connector's journal.
+        self.writes: Counter[tuple[int, str]] = Counter()
         self.object_type = object_type
         self.singular, self.type_id, self.modified_property = OBJECT_TYPES[object_type]
         self.created_property = CREATED_PROPERTY.get(object_type, "createdate")
@@ -113,6 +116,7 @@ class ObjectStore:
         self._show(record.id, record)
 
     def apply(self, record: Record, changes: Mapping[str, str | None], ms: int) -> Record:
+        self.writes.update((record.id, name) for name in changes)
         properties = dict(record.properties)
         stamps = dict(record.stamps)
         for name, value in changes.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bisect
 import random
+from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -113,6 +114,9 @@ class Store:
         self.schema = OrgSchema()
         self.tables: dict[str, Table] = {name: Table(spec) for name, spec in SOBJECTS.items()}
         self.serials: dict[str, int] = dict.fromkeys(SOBJECTS, 0)
+        # How often each (record id, field) was written by the API since the org was made: what a test of
+        # "no field written twice" counts against the connector's journal.
+        self.writes: Counter[tuple[str, str]] = Counter()
 
     def table(self, spec: SObjectSpec) -> Table:
         return self.tables[spec.name.lower()]

@@ -211,6 +211,7 @@ def apply(
     (docs/salesforce.md#timestamps)."""
     table = store.table(spec)
     record = table.records[record_id]
+    store.writes.update((record_id, name) for name in changes)
     merged = {**changes, "SystemModstamp": stamp, "LastModifiedDate": stamp, "LastModifiedById": user}
     if "FirstName" in changes or "LastName" in changes:
         merged["Name"] = full_name({**record, **changes})

@@ -1,0 +1,191 @@
+"""Cluster mode (`[cluster] enabled = true`): workers on one PostgreSQL store, procrastinate as the clock and the
+dispatcher, the same units of work as one process (docs/cluster.md).
+
+- **The clock** is a procrastinate periodic task, `tick`, every `[cluster] tick_seconds`: every worker's
+  deferrer tries each slot and the database keeps one (docs/procrastinate.md#periodic-tasks-one-defer-per-tick).
+  It asks the schedules in the store which syncs are due (`SharedSyncTimes`: a compare-and-set per due time,
+  so replicas with drifting configs cannot double a run), wakes the write-backs whose backlog is ready (a
+  wake-up lost with a receiver is made again here), and sweeps the wake-ups of silent workers.
+- **The dispatcher** is `QueueDispatcher`: a unit is a wake-up job (connector.store.wakeups) with
+  `lock = "crm:<instance>"`, so a sync and a write-back of one instance never run at once while workers are
+  well, and a `queueing_lock`, so at most one more of a kind waits. The lock is not our mutual exclusion
+  (a frozen worker's job is swept and it may wake beside its successor): every unit takes the instance's
+  epoch-fenced lease in the store, as in one process.
+- No library retries and no `schedule_at` on these jobs (docs/procrastinate.md#traps-and-what-we-do-instead):
+  a failed unit records its failure in our tables and ends; the next tick or wake-up decides.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import procrastinate
+from sqlalchemy import make_url
+
+from connector.clock import SharedSyncTimes
+from connector.daemon import perform, tick
+from connector.dispatch import Unit
+from connector.runtime import Runtime, ready
+from connector.store import Wakeups
+from connector.store.wakeups import QUEUE, Stalled
+from connector.wiring import store_url
+
+log = logging.getLogger(__name__)
+FETCH_POLL_SECONDS = 1.0  # a wake-up held back by its instance's lock starts within this of the lock freeing
+CONNECT_TIMEOUT = 10  # seconds, on every connection the queue opens
+GRACEFUL_STOP_SECONDS = 60.0  # SIGTERM: running units get this long to finish, then the rest is swept
+
+
+def conninfo(url: str) -> str:
+    """Our SQLAlchemy URL (`postgresql+psycopg://…`) as the libpq URI procrastinate's connector takes; its
+    query (a `search_path` in `options`) is kept."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class QueueDispatcher:
+    """The dispatcher across processes: a unit is a procrastinate job, deferred with procrastinate's SQL."""
+
+    def __init__(self, wakeups: Wakeups):
+        self._wakeups = wakeups
+
+    def dispatch(self, unit: Unit) -> bool:
+        return bool(self._wakeups.wake(unit.kind, [unit.instance]))
+
+
+@dataclass
+class TickReport:
+    syncs: list[str] = field(default_factory=list)
+    write_backs: list[str] = field(default_factory=list)
+    swept: list[Stalled] = field(default_factory=list)
+
+
+def sweep(wakeups: Wakeups, dispatcher: QueueDispatcher, stall_seconds: float) -> list[Stalled]:
+    """End the wake-ups whose worker has been silent for `stall_seconds` and wake their units again.
+
+    Ended, not retried: procrastinate's retry of a job whose twin waits fails on the queueing lock and leaves
+    the stale job holding its lock (docs/procrastinate.md#traps-and-what-we-do-instead). The fresh wake-up
+    is absorbed when a twin waits: that twin does the work."""
+    swept = []
+    for job in wakeups.stalled(stall_seconds):
+        if not wakeups.end(job):
+            continue
+        swept.append(job)
+        log.warning(
+            "%s %s: its worker has been silent for over %g s: its wake-up is ended and made again; the "
+            "instance's lease keeps that worker from writing if it comes back", job.kind, job.instance,
+            stall_seconds,
+        )  # fmt: skip
+        if job.kind in ("sync", "apply") and job.instance:
+            dispatcher.dispatch(Unit(job.kind, job.instance))  # type: ignore[arg-type]
+    return swept
+
+
+def cluster_tick(
+    runtime: Runtime, times: SharedSyncTimes, dispatcher: QueueDispatcher, stall_seconds: float, now: datetime
+) -> TickReport:
+    """One tick of the shared clock: due syncs, ready write-backs, silent workers' wake-ups."""
+    report = TickReport(syncs=[unit.instance for unit in tick(times, dispatcher, now)])
+    for name, backlog in runtime.store.inbox.backlogs().items():
+        if name in runtime.instances and ready(backlog, now) and dispatcher.dispatch(Unit("apply", name)):
+            report.write_backs.append(name)
+    report.swept = sweep(runtime.store.wakeups, dispatcher, stall_seconds)
+    return report
+
+
+def perform_here(runtime: Runtime, unit: Unit) -> None:
+    """A unit woken for an instance this process's config does not name (replicas with drifting configs)
+    is said and dropped: another replica's config names it, and its wake-up comes again."""
+    if unit.instance not in runtime.instances:
+        log.error("%s: no instance of that name in this worker's config; give every replica one config", unit)
+        return
+    perform(runtime, unit)
+
+
+def build_app(runtime: Runtime) -> procrastinate.App:
+    """The procrastinate app of this process: its connection, the units' tasks and the periodic ones."""
+    settings = runtime.config.settings.cluster
+    connector = procrastinate.PsycopgConnector(
+        conninfo=conninfo(store_url(runtime.config)),
+        kwargs={"connect_timeout": CONNECT_TIMEOUT},
+        min_size=1,
+        max_size=4,  # the worker's fetches, heartbeats and listener; the units use our store's pool
+    )
+    app = procrastinate.App(connector=connector)
+    times = SharedSyncTimes(runtime.store.schedules)
+    dispatcher = QueueDispatcher(runtime.store.wakeups)
+    stall_seconds = settings.stall_delta.total_seconds()
+
+    @app.task(name="sync", queue=QUEUE)
+    def sync(instance: str) -> None:
+        perform_here(runtime, Unit("sync", instance))
+
+    @app.task(name="apply", queue=QUEUE)
+    def apply(instance: str) -> None:
+        perform_here(runtime, Unit("apply", instance))
+
+    # Croniter's optional sixth field is seconds (docs/procrastinate.md#periodic-tasks-one-defer-per-tick).
+    @app.periodic(cron=f"* * * * * */{settings.tick_seconds}", periodic_id="clock")
+    @app.task(name="tick", queue=QUEUE, queueing_lock="tick")
+    def clock(timestamp: int) -> None:
+        report = cluster_tick(
+            runtime, times, dispatcher, stall_seconds, datetime.fromtimestamp(timestamp, UTC)
+        )
+        if report.syncs:
+            log.info("due: %s", ", ".join(report.syncs))
+
+    @app.periodic(cron="* * * * * 0", periodic_id="overdue")
+    @app.task(name="overdue", queue=QUEUE, queueing_lock="overdue")
+    def overdue(timestamp: int) -> None:
+        runtime.settle_overdue()
+
+    @app.periodic(cron="0 */6 * * * 0", periodic_id="retention")
+    @app.task(name="retention", queue=QUEUE, queueing_lock="retention")
+    def retention(timestamp: int) -> None:
+        runtime.purge_payloads()
+
+    return app
+
+
+def worker_options(runtime: Runtime, concurrency: int | None) -> dict[str, Any]:
+    settings = runtime.config.settings.cluster
+    stall = settings.stall_delta.total_seconds()
+    return {
+        "queues": [QUEUE],
+        "concurrency": concurrency or settings.concurrency,
+        "fetch_job_polling_interval": FETCH_POLL_SECONDS,
+        "update_heartbeat_interval": stall / 3,
+        "stalled_worker_timeout": stall,
+        "shutdown_graceful_timeout": GRACEFUL_STOP_SECONDS,
+        "delete_jobs": "successful",  # done wake-ups are noise; failed (swept) ones stay for a person
+        "install_signal_handlers": True,
+    }
+
+
+def run_cluster_member(runtime: Runtime, concurrency: int | None = None) -> None:
+    """`run` in cluster mode: a worker, the webhook (a receiver like `serve`) and the status page, in one
+    process. The worker stops first on SIGTERM (its units finish), then the webhook, whose requests in flight
+    are stored before their 2xx."""
+    try:
+        runtime.serve_webhook()
+        runtime.serve_status()
+        run_worker(runtime, concurrency)
+    finally:
+        runtime.close()
+    log.info("stopped cleanly")
+
+
+def run_worker(runtime: Runtime, concurrency: int | None = None) -> None:
+    """Work until SIGTERM or SIGINT: the shared clock's ticks and the units they wake. The config's schedules
+    are declared first (an idempotent upsert: what the database holds is the one clock)."""
+    names = {name: i.settings.schedule for name, i in runtime.instances.items()}
+    SharedSyncTimes(runtime.store.schedules).declare(names, datetime.now(UTC))
+    runtime.settle_interrupted()
+    app = build_app(runtime)
+    options = worker_options(runtime, concurrency)
+    log.info("working on %d instance(s), %d unit(s) at a time: %s", len(names), options["concurrency"],
+             ", ".join(names))  # fmt: skip
+    app.run_worker(**options)
+    log.info("worker stopped")

@@ -1,0 +1,47 @@
+"""Cluster mode end to end: workers and receivers as real processes on one PostgreSQL store, the sandbox as the
+CRMs and LoneScale (tests/cluster/world.py)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from connector.models import JobStatus
+from tests.cluster.world import Cluster, cluster_world
+from tests.conftest import Served
+
+POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
+pytestmark = pytest.mark.skipif(
+    not POSTGRES, reason="set LONESCALE_SYNC_TEST_POSTGRES_URL: the cluster runs on PostgreSQL"
+)
+pytest.importorskip("procrastinate", reason="procrastinate is the `cluster` extra")
+
+
+@pytest.fixture
+def small(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Cluster]:
+    assert POSTGRES
+    lonescale_sandbox.control.configure(webhook_delay_seconds=0.2)
+    with cluster_world(tmp_path, POSTGRES, lonescale_sandbox, pairs=1, contacts=40) as cluster:
+        yield cluster
+
+
+def test_a_worker_and_a_receiver_sync_enrich_and_write_back_every_instance(small: Cluster) -> None:
+    small.start("serve")
+    small.start("work", "--concurrency", "2")
+
+    def settled() -> bool:
+        jobs = small.store.jobs.find()
+        return (
+            bool(jobs)
+            and {j.instance for j in jobs} == set(small.instances)
+            and all(j.status == JobStatus.APPLIED for j in jobs)
+        )
+
+    small.until("every instance's jobs applied", settled, timeout=120)
+    journal = small.sql(
+        "SELECT instance, count(*) AS n FROM write_journal WHERE outcome = 'written' GROUP BY instance"
+    )
+    assert {row.instance for row in journal} == set(small.instances), journal
