@@ -126,6 +126,47 @@ def test_a_schema_someone_else_applied_is_adopted_as_the_installed_versions(
     database.close()
 
 
+DROP_QUEUE = """
+DO $$
+DECLARE found record;
+BEGIN
+    FOR found IN SELECT tablename FROM pg_tables
+        WHERE schemaname = current_schema() AND tablename LIKE 'procrastinate%' LOOP
+        EXECUTE 'DROP TABLE ' || quote_ident(found.tablename) || ' CASCADE';
+    END LOOP;
+    FOR found IN SELECT CAST(oid AS regprocedure) AS signature FROM pg_proc
+        WHERE pronamespace = CAST(current_schema() AS regnamespace) AND proname LIKE 'procrastinate%' LOOP
+        EXECUTE 'DROP FUNCTION ' || found.signature || ' CASCADE';
+    END LOOP;
+    FOR found IN SELECT typname FROM pg_type
+        WHERE typnamespace = CAST(current_schema() AS regnamespace) AND typname LIKE 'procrastinate%' LOOP
+        EXECUTE 'DROP TYPE IF EXISTS ' || quote_ident(found.typname) || ' CASCADE';
+    END LOOP;
+END;
+$$
+"""
+
+
+@ON_POSTGRES
+def test_a_record_whose_tables_were_dropped_is_applied_again(
+    store_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    database = Database(store_url)
+    assert upgrade_queue_schema(database) == [WHOLE]
+    with database.writing() as db:
+        db.exec_driver_sql(DROP_QUEUE, execution_options=AS_IS)
+    assert not has_queue(database) and record(database)
+
+    caplog.clear()
+    assert upgrade_queue_schema(database) == [WHOLE]  # the record says what the database has, not had
+    assert warnings(caplog) == [
+        f"the store at {database.where}: procrastinate's tables are gone, its schema is applied again"
+    ]
+    assert record(database)[WHOLE] == "applied"
+    works(database)
+    database.close()
+
+
 def build_older(db: Connection) -> list[str]:
     """procrastinate's migrations up to OLDER, one file after the other as `psql` would, recorded as our
     upgrade with that procrastinate would have (its schema.sql holds them); the newer ones, in order."""
