@@ -14,6 +14,7 @@ from connector.starter import StarterExists, write_starter
 from connector.store import Cursor, instance_lease
 from connector.store.database import Database, schema_state
 from connector.store.dialect import shown
+from connector.store.queue_schema import installed, upgrade_queue_schema
 from connector.wiring import build_store, store_url
 
 
@@ -60,14 +61,31 @@ def db_group() -> None:
 @db_group.command("upgrade")
 @CONFIG
 def db_upgrade(config_path: Path) -> None:
-    """Apply the schema revisions the store lacks (none if it is at head); print from where to where."""
-    database = Database(store_url(read_config(config_path)))
-    before, after = database.schema
-    database.close()
-    if before == after:
-        click.echo(f"the store at {database.where}: {after.describe()}; nothing to do")
-        return
-    click.echo(f"the store at {database.where}: schema upgraded from {before.label} to {after.label} (head)")
+    """Apply the schema revisions the store lacks (none if it is at head); print from where to where. With
+    [cluster] enabled, then procrastinate's schema (the job queue) too, or the migrations it lacks."""
+    config = read_config(config_path)
+    database = Database(store_url(config))
+    try:
+        before, after = database.schema
+        if before == after:
+            click.echo(f"the store at {database.where}: {after.describe()}; nothing to do")
+        else:
+            click.echo(
+                f"the store at {database.where}: schema upgraded from {before.label} to {after.label} (head)"
+            )
+        if config.settings.cluster.enabled:
+            applied = upgrade_queue_schema(database)
+            click.echo(f"the store at {database.where}: {_queue_applied(applied, installed().version)}")
+    finally:
+        database.close()
+
+
+def _queue_applied(applied: list[str], version: str) -> str:
+    if not applied:
+        return f"procrastinate's schema: at {version}, nothing to apply"
+    if applied == [f"schema.sql {version}"]:
+        return f"procrastinate's schema {version} applied"
+    return f"procrastinate's schema brought to {version}: applied {', '.join(applied)}"
 
 
 @db_group.command("current")

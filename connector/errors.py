@@ -67,3 +67,8 @@ class StoreTooNew(StoreUnavailable):
 
 class ServerFailed(ConnectorError):
     """A server could not start: its address is taken, not this machine's, or needs privileges."""
+
+
+class QueueSchemaMissing(ConnectorError):
+    """[cluster]: procrastinate's schema (the job queue) is not in the store, or not at what the installed
+    procrastinate needs; `lonescale-sync db upgrade` applies it."""

@@ -100,7 +100,7 @@ def test_the_sandbox_is_a_separate_world(path: Path) -> None:
 # The store's aggregates share the database, the dialect, the schema and the records, never each other: a
 # write spanning two is one transaction handed to the ledger's functions, which take the caller's connection.
 STORE = "connector.store"
-STORE_SHARED = {"database", "dialect", "schema", "records", "upgrade", "fences"}
+STORE_SHARED = {"database", "dialect", "schema", "records", "upgrade", "fences", "queue_schema"}
 STORE_AGGREGATES = {"runs": set(), "cursors": set(), "jobs": {"ledger"}, "inbox": set(), "ledger": set(),
                     "journal": {"ledger"}, "leases": set(), "schedules": set(), "wakeups": set()}  # fmt: skip
 

@@ -154,3 +154,15 @@ schedules = Table(
     Column("next_due", WHEN, nullable=False),
     Column("updated_at", WHEN, nullable=False),
 )
+
+# Which of procrastinate's schema steps this database has (docs/procrastinate.md#schema-and-migrations):
+# procrastinate keeps no record of its own. One row per step: "schema.sql <version>" for its whole schema, or
+# a migration file's name. Written by connector.store.queue_schema on PostgreSQL only, with [cluster] on.
+queue_schema = Table(
+    "queue_schema",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    # applied (we ran it) | in schema.sql <version> (the whole schema we ran holds it) | adopted (found in place)
+    Column("how", String(64), nullable=False),
+    Column("applied_at", WHEN, nullable=False),
+)

@@ -121,8 +121,9 @@ def _refuse_newer(found: SchemaState, where: str) -> None:
 
 
 @contextmanager
-def _locked(engine: Engine) -> Iterator[Connection]:
-    """One transaction holding the store's migration lock, committed at the end of the block."""
+def locked(engine: Engine) -> Iterator[Connection]:
+    """One transaction holding the store's migration lock, committed at the end of the block (procrastinate's
+    schema, connector.store.queue_schema, is changed under it too)."""
     with engine.connect() as connection:
         if engine.dialect.name == "postgresql":
             connection.execute(
@@ -150,7 +151,7 @@ def upgrade(engine: Engine, where: str) -> tuple[SchemaState, SchemaState]:
     _refuse_newer(before, where)
     if before.at_head:
         return before, before
-    with _locked(engine) as connection:
+    with locked(engine) as connection:
         before = state(connection)  # again, under the lock: another process may have done it meanwhile
         _refuse_newer(before, where)
         if not before.at_head:
