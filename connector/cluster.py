@@ -30,6 +30,7 @@ from connector.daemon import perform, tick
 from connector.dispatch import Unit
 from connector.runtime import Runtime, ready
 from connector.store import Wakeups
+from connector.store.queue_schema import check_queue_schema
 from connector.store.wakeups import QUEUE, Stalled
 from connector.wiring import store_url
 
@@ -180,6 +181,7 @@ def run_cluster_member(runtime: Runtime, concurrency: int | None = None) -> None
 def run_worker(runtime: Runtime, concurrency: int | None = None) -> None:
     """Work until SIGTERM or SIGINT: the shared clock's ticks and the units they wake. The config's schedules
     are declared first (an idempotent upsert: what the database holds is the one clock)."""
+    check_queue_schema(runtime.store.database)  # before anything: a database `db upgrade` has not prepared
     names = {name: i.settings.schedule for name, i in runtime.instances.items()}
     SharedSyncTimes(runtime.store.schedules).declare(names, datetime.now(UTC))
     runtime.settle_interrupted()

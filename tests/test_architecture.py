@@ -29,7 +29,11 @@ LAYERS = {
 OWNERS = {
     "simple_salesforce": ("connector.adapters.salesforce",),
     "hubspot": ("connector.adapters.hubspot",),
-    "apscheduler": ("connector.daemon", "connector.schedules"),  # schedules: the one parser of schedule lines
+    "apscheduler": ("connector.daemon", "connector.schedules"),
+    "procrastinate": (
+        "connector.cluster",
+        "connector.store.queue_schema",
+    ),  # the queue; its schema  # schedules: the one parser of schedule lines
 }
 SANDBOX = "connector.sandbox"
 SANDBOX_USERS = ("connector.cli", "connector.demo")  # the `sandbox` and `demo` commands

@@ -291,7 +291,6 @@ def cluster_world(
     hs_urls, sf_urls = hs_portals.start(), sf_orgs.start()
     balancer = Balancer([])
     store = Store(url)
-    prepare_queue(url)
     urls = {f"hs-{i}": u for i, u in enumerate(hs_urls)} | {f"sf-{i}": u for i, u in enumerate(sf_urls)}
     cluster = Cluster(root, url, store, hubspot, salesforce, urls, lonescale, balancer)
     try:
@@ -299,6 +298,8 @@ def cluster_world(
             if name.startswith("sf-"):
                 create_status_fields(_Served(cluster.urls[name], cluster.emulator(name)))
         write_cluster_config(cluster)
+        code, output = cli("db", "upgrade", "--config", str(cluster.config))  # our tables and procrastinate's
+        assert code == 0 and "procrastinate's schema" in output, output
         # As an admin does once per CRM: the connector's status properties created in each portal.
         code, output = cli("check", "--config", str(cluster.config), "--create-missing")
         assert code == 0, output
@@ -312,15 +313,6 @@ def cluster_world(
         with admin.begin() as db:
             db.execute(text(f"DROP SCHEMA {schema} CASCADE"))
         admin.dispose()
-
-
-def prepare_queue(url: str) -> None:
-    from procrastinate.schema import SchemaManager
-
-    engine = create_engine(url)
-    with engine.begin() as db:
-        db.connection.driver_connection.execute(SchemaManager.get_schema())  # type: ignore[union-attr]
-    engine.dispose()
 
 
 @dataclass
