@@ -16,6 +16,7 @@ from connector.apply_plan import plan_records
 from connector.apply_report import ApplyReport
 from connector.apply_write import resolve_pending, write_plan
 from connector.errors import Busy, ConnectorError
+from connector.fencing import fenced
 from connector.inbox import UNMATCHED, Accept, Drain, Pending, waiting
 from connector.logs import log_context
 from connector.merging import by_record
@@ -119,7 +120,11 @@ def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery
                 ) -> None:  # fmt: skip
     """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
     run_id = store.runs.start(instance.name, kind)
-    with log_context(instance=instance.name, run_id=run_id):
+    # Every CRM call of the pass checks the lease first (connector/fencing.py): the reads of current values too.
+    with (
+        log_context(instance=instance.name, run_id=run_id),
+        fenced(lease.renew if lease is not None else None),
+    ):
         _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id, progress)
 
 

@@ -1,4 +1,4 @@
-"""The fence a CRM write batch passes before it is sent: the work's lease, checked batch by batch.
+"""The fence every CRM call passes before it is sent: the work's lease, checked call by call.
 
 A write-back sends many batches (two at a time, connector/adapters/base.py). Its lease is renewed before each
 one, so a holder that froze past its lease (and lost it to another process) sends no batch after it wakes,
@@ -6,6 +6,12 @@ beyond those already on the wire. The check rides in a context variable, set by 
 around the adapter's write (`with fenced(lease.renew): adapter.write_back(...)`), so the adapter seam stays
 as it is and every write path of every adapter passes it (`guarded(send_batch)`). The batch threads run in a
 copy of the caller's context (connector.logs.in_context), so they see it.
+
+Reads pass it too (`check()`, in each adapter's one call path, before every attempt): a sync or a write-back
+of an instance never overlaps another holder's on the CRM, reads included, so a frozen holder that wakes after
+a takeover sends nothing at all, not even the next page of its pull. What is left is the moment between the
+check and the send (a freeze there sends one call late): no CRM takes a fencing token, so that gap cannot be
+closed from our side (docs/cluster.md#what-happens-when-a-node-dies).
 """
 
 from __future__ import annotations
@@ -28,6 +34,13 @@ def fenced(check: Callable[[], None] | None) -> Iterator[None]:
         yield
     finally:
         _CHECK.reset(token)
+
+
+def check() -> None:
+    """Raise (the check's own error, e.g. LeaseLost) if the fence in force no longer holds; no fence: nothing."""
+    current = _CHECK.get()
+    if current is not None:
+        current()
 
 
 def guarded(send: Callable[P, R]) -> Callable[P, R]:

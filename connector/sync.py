@@ -23,6 +23,7 @@ from connector.batching import Batch, Batcher
 from connector.checks import CannotWrite, preflight
 from connector.config import LoneScaleSettings
 from connector.errors import Busy, ConnectorError, QuotaExhausted, RequestRejected
+from connector.fencing import fenced
 from connector.halving import halving
 from connector.inbox import echo_seen
 from connector.logs import log_context
@@ -386,7 +387,8 @@ def pull_and_trigger(
             log.warning("%s: sync not started: %s", instance.name, exc)
             return SyncReport(instance.name, 0, status="busy", message=str(exc))
     try:
-        with log_context(instance=instance.name):
+        # Every CRM call of the sync checks the lease first (connector/fencing.py), reads included.
+        with log_context(instance=instance.name), fenced(lease.renew if lease is not None else None):
             return _pull_and_trigger(instance, store, lonescale, settings, webhook_base, lease, now, progress)
     finally:
         if lease is not None:

@@ -19,6 +19,7 @@ from typing import Any, TypeVar
 
 import urllib3
 
+from connector import fencing
 from connector.adapters.base import ServerClock
 from connector.errors import (
     AuthError,
@@ -59,6 +60,7 @@ class HubSpotCalls:
     ) -> T:
         def attempt() -> T:
             (self._pace_search if search else self._pace).acquire()
+            fencing.check()  # after the pacer's wait, right before the call: our lease still holds
             try:
                 return operation()
             except urllib3.exceptions.HTTPError as exc:  # the SDK does not wrap transport errors

@@ -29,6 +29,7 @@ from simple_salesforce.exceptions import (
     SalesforceRefusedRequest,
 )
 
+from connector import fencing
 from connector.adapters.base import ServerClock, Window
 from connector.adapters.salesforce_login import SalesforceCredentials, login, login_route
 from connector.adapters.salesforce_session import build_session
@@ -122,6 +123,7 @@ class SalesforceAdapter:
 
         def attempt() -> T:
             sent = False  # whether the operation itself went out (a login that times out made nothing)
+            fencing.check()  # right before the call: our lease still holds
             try:
                 sf = self._session()
                 sent = True
