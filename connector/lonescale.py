@@ -27,6 +27,7 @@ from connector.errors import (
 from connector.models import Contact, EnrichmentResult, EnrichmentType
 from connector.redact import Secret
 from connector.retry import DEFAULT_POLICY, Answered, RetryPolicy, unheard
+from connector.user_agent import user_agent
 
 # camelCase (current) → our names; the legacy shape is handled apart (docs/lonescale.md#result-payloads).
 _CURRENT = {
@@ -279,7 +280,7 @@ class LoneScaleClient:
         self.retry_policy = retry_policy  # for call_with_retry around every call (the one retry loop)
         self._http = httpx.Client(
             base_url=base_url,
-            headers={"x-api-key": api_key.reveal(), "user-agent": "lonescale-sync"},
+            headers={"x-api-key": api_key.reveal(), "user-agent": user_agent(f"httpx/{httpx.__version__}")},
             timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
             transport=transport,
             event_hooks={"response": [lambda response: answered(response.status_code)]},

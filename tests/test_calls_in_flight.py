@@ -3,9 +3,13 @@ org or portal) and record each call that begins while another is still being ans
 
 One process pipelines its batch calls, IN_FLIGHT at a time (connector/adapters/base.py `two_at_a_time`: the
 CRM works on one batch while we send or read the next); beyond that, one instance's sync and write-back never
-run at once (the lease), so its calls never pile up further."""
+run at once (the lease), so its calls never pile up further. The emulators also key each call by instance and
+by the process named in its User-Agent: one process's pipelined calls are no holder overlap
+(tests/test_call_holders.py has two processes)."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 
@@ -31,3 +35,8 @@ def test_a_sync_and_its_write_back_keep_at_most_two_batch_calls_in_flight_on_one
     assert seen["most_in_flight"] == IN_FLIGHT, seen
     pairs = {(o["running"].split()[0], o["started"].split()[0]) for o in seen["overlaps"]}
     assert pairs <= {("PATCH", "PATCH"), ("POST", "POST"), ("GET", "GET")}, "only batches of one kind overlap"
+    assert seen["holder_overlap_count"] == 0, (
+        "one process: its own pipelined calls hold one instance together"
+    )
+    [(_, [holder])] = seen["holders"].items()
+    assert f"; pid {os.getpid()})" in holder, "every call named this process"

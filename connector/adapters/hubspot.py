@@ -34,6 +34,7 @@ from connector.models import (
     WriteResult,
 )
 from connector.retry import DEFAULT_POLICY, Answered, RetryPolicy, unheard
+from connector.user_agent import user_agent
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,9 @@ class HubSpotAdapter:
         self._search, self._batch, self._basic = contacts.search_api, contacts.batch_api, contacts.basic_api
         self._properties = client.crm.properties.core_api
         self._notes = client.crm.objects.notes.batch_api
+        for api in (self._search, self._batch, self._basic, self._properties, self._notes):
+            # Each API object has its own ApiClient (and pool): each is told who we are and which process.
+            api.api_client.user_agent = user_agent(api.api_client.user_agent)
         self._calls = HubSpotCalls(
             requests_per_10s=requests_per_10s,
             searches_per_second=searches_per_second,

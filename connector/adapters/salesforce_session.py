@@ -15,6 +15,8 @@ from urllib.parse import urlsplit, urlunsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from connector.user_agent import user_agent
+
 DEFAULT_TIMEOUT = (5.0, 60.0)  # (connect, read) seconds
 
 
@@ -60,6 +62,9 @@ def build_session(
     post) to a local `host:port`, for tests and the sandbox.
     """
     session = requests.Session()
+    session.headers["User-Agent"] = user_agent(
+        str(session.headers["User-Agent"])
+    )  # simple-salesforce sets none
     session.trust_env = (
         False  # REQUESTS_CA_BUNDLE & co. must not override ours (docs/salesforce.md#client-setup)
     )

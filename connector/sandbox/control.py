@@ -33,10 +33,18 @@ class SandboxControl:
 
     def concurrency(self) -> dict[str, Any]:
         """Calls that overlapped since the stats were cleared: `most_in_flight`, `overlap_count`, `overlaps`
-        (each the call already running and the one that began beside it)."""
+        (each the call already running and the one that began beside it); per CRM instance, `holders` (each
+        instance's callers by User-Agent) and `holder_overlap_count`, `holder_overlaps` (a call of an instance
+        that began while another caller's call of it was in flight: two processes at once on one instance)."""
         response = self._http.get("/__sandbox/stats")
         response.raise_for_status()
         found: dict[str, Any] = response.json()["concurrency"]
+        return found
+
+    def holder_overlaps(self) -> list[dict[str, Any]]:
+        """`concurrency()["holder_overlaps"]`: each {instance, running_holder, started_holder, running, started,
+        at}; the first 100 (the count goes on)."""
+        found: list[dict[str, Any]] = self.concurrency()["holder_overlaps"]
         return found
 
     def clear_stats(self) -> None:

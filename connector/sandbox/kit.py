@@ -14,11 +14,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from connector.sandbox.holders import Holders
 from connector.serving import ThreadedServer
 
 ADMIN_PREFIX = "/__sandbox"
@@ -95,24 +97,29 @@ class Overlap:
 class CallStats:
     """Calls counted by (method, route template, status): what benchmarks and tests compare against minimums.
 
-    It also watches calls in flight: one emulator is one org or portal, so two calls at once are two clients
-    of one CRM instance working together, which the cluster mode promises never happens (a sync and a
-    write-back of one instance never overlap, on one machine or many)."""
+    It also watches calls in flight: `overlaps` are any two calls at once on the emulator (one process
+    pipelines two batch calls of an instance); `holders` keys them by instance and holding process, where two
+    processes at once on one instance break the cluster's promise (holders.py)."""
 
     counts: Counter[tuple[str, str, int]] = field(default_factory=Counter)
     lock: threading.Lock = field(default_factory=threading.Lock)
     in_flight: dict[int, str] = field(default_factory=dict)  # call number → "METHOD /path"
     overlaps: list[Overlap] = field(default_factory=list)
     most_in_flight: int = 0
+    holders: Holders = field(default_factory=Holders)
     _calls: int = 0
     _started: float = field(default_factory=time.monotonic)
 
-    def begin(self, call: str) -> int:
+    def begin(self, call: str, instance: str | None = None, holder: str = "") -> int:
+        """`instance`: the emulator's key of the CRM instance the call's credentials name (None: none);
+        `holder`: who makes the call, its User-Agent."""
         with self.lock:
             self._calls += 1
+            at = round(time.monotonic() - self._started, 4)
             if self.in_flight:
                 running = next(iter(self.in_flight.values()))
-                self.overlaps.append(Overlap(running, call, round(time.monotonic() - self._started, 4)))
+                self.overlaps.append(Overlap(running, call, at))
+            self.holders.begin(self._calls, call, instance, holder, at)
             self.in_flight[self._calls] = call
             self.most_in_flight = max(self.most_in_flight, len(self.in_flight))
             return self._calls
@@ -120,6 +127,7 @@ class CallStats:
     def end(self, number: int) -> None:
         with self.lock:
             self.in_flight.pop(number, None)
+            self.holders.end(number)
 
     def record(self, method: str, route: str, status: int) -> None:
         with self.lock:
@@ -140,28 +148,41 @@ class CallStats:
                 "most_in_flight": self.most_in_flight,
                 "overlaps": [vars(o) for o in self.overlaps[:100]],
                 "overlap_count": len(self.overlaps),
+                **self.holders.report(),
             }
 
     def clear(self) -> None:
         with self.lock:
             self.counts.clear()
             self.overlaps.clear()
+            self.holders.clear()
             self.most_in_flight = len(self.in_flight)
 
 
-class StatsMiddleware:
-    """Counts every API call by the real API's path template; admin routes are not counted."""
+InstanceOf = Callable[[Headers], str | None]
 
-    def __init__(self, app: ASGIApp, stats: CallStats):
+
+def no_instance(headers: Headers) -> str | None:
+    return None
+
+
+class StatsMiddleware:
+    """Counts every API call by the real API's path template; admin routes are not counted. `instance_of`
+    reads which CRM instance a call's credentials name, for the per-instance watch of calls in flight."""
+
+    def __init__(self, app: ASGIApp, stats: CallStats, instance_of: InstanceOf = no_instance):
         self.app = app
         self.stats = stats
+        self.instance_of = instance_of
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(ADMIN_PREFIX):
             await self.app(scope, receive, send)
             return
         status = 500
-        number = self.stats.begin(f"{scope['method']} {scope['path']}")
+        headers = Headers(scope=scope)
+        call = f"{scope['method']} {scope['path']}"
+        number = self.stats.begin(call, self.instance_of(headers), headers.get("user-agent", ""))
 
         async def send_and_watch(message: Message) -> None:
             nonlocal status
@@ -226,6 +247,10 @@ class Emulator:
     def on_behaviour_changed(self) -> None:
         """Hook for emulators whose rate limiters depend on behaviour values."""
 
+    def instance_of(self, headers: Headers) -> str | None:
+        """Which CRM instance a call's credentials name (several may share one emulator); None: none."""
+        return None
+
     # -- admin -------------------------------------------------------------------------------------
     def admin_routes(self) -> list[BaseRoute]:
         async def stats(request: Request) -> Response:
@@ -284,7 +309,7 @@ class Emulator:
 
     def asgi_app(self) -> ASGIApp:
         app = Starlette(routes=[*self.admin_routes(), *self.api_routes()])
-        return StatsMiddleware(app, self.stats)
+        return StatsMiddleware(app, self.stats, self.instance_of)
 
 
 async def _json_or_empty(request: Request) -> dict[str, Any]:

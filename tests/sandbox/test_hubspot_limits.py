@@ -19,7 +19,7 @@ from hubspot.crm.contacts import (
 from hubspot.crm.contacts.exceptions import UnauthorizedException
 
 from connector.sandbox import credentials
-from connector.sandbox.hubspot.app import HubSpotEmulator
+from connector.sandbox.hubspot.app import HubSpotEmulator, token_key
 from tests.conftest import Served
 
 TIMEOUT = (5, 30)
@@ -47,6 +47,23 @@ def test_a_wrong_bearer_token_is_unauthorized_and_not_counted(hubspot_sandbox: S
         assert anonymous.post("/crm/v3/objects/contacts/search", json={}).status_code == 401
     ok = client(hubspot_sandbox.url).crm.contacts.basic_api.get_page_with_http_info(_request_timeout=TIMEOUT)
     assert ok[2]["X-HubSpot-RateLimit-Daily-Remaining"] == str(250_000 - 1), "401s consume no quota"
+
+
+def test_another_private_apps_token_works_once_the_portal_has_it_and_the_stats_tell_the_two_apart(
+    hubspot_sandbox: Served,
+) -> None:
+    second = "pat-na1-second-app-0c4d"
+    with pytest.raises(UnauthorizedException):
+        client(hubspot_sandbox.url, token=second).crm.contacts.basic_api.get_page(_request_timeout=TIMEOUT)
+    hubspot_sandbox.control.configure(more_tokens=[second])
+    hubspot_sandbox.control.clear_stats()
+
+    for token in (second, credentials.HUBSPOT_TOKEN):
+        client(hubspot_sandbox.url, token=token).crm.contacts.basic_api.get_page(_request_timeout=TIMEOUT)
+
+    holders = hubspot_sandbox.control.concurrency()["holders"]
+    assert sorted(holders) == sorted([token_key(second), token_key(credentials.HUBSPOT_TOKEN)])
+    assert second not in json.dumps(holders), "the stats name an instance by a digest of its token"
 
 
 def test_the_ten_secondly_limit_answers_429_with_hubspots_body_and_headers(hubspot_sandbox: Served) -> None:

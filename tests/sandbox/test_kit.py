@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -108,6 +109,9 @@ class EchoEmulator(Emulator):
         self.records.extend(records)
         return [str(len(self.records) - len(records) + i) for i in range(len(records))]
 
+    def instance_of(self, headers: Headers) -> str | None:
+        return headers.get("x-instance")  # as a CRM's credentials name the instance
+
     def api_routes(self) -> list[BaseRoute]:
         async def item(request: Request) -> Response:
             assert isinstance(self.behaviour, EchoBehaviour)
@@ -162,7 +166,13 @@ def test_two_calls_at_once_are_an_overlap_and_calls_one_after_another_are_not(
     with httpx.Client(base_url=url) as http:
         for _ in range(3):
             assert http.get("/v1/slow").status_code == 200
-    assert control.concurrency() == {"in_flight": 0, "most_in_flight": 1, "overlaps": [], "overlap_count": 0}
+    seen = control.concurrency()
+    assert (seen["in_flight"], seen["most_in_flight"], seen["overlaps"], seen["overlap_count"]) == (
+        0,
+        1,
+        [],
+        0,
+    )
 
     beside = threading.Thread(target=httpx.get, args=(f"{url}/v1/slow",))
     beside.start()
@@ -177,6 +187,42 @@ def test_two_calls_at_once_are_an_overlap_and_calls_one_after_another_are_not(
     assert seen["overlaps"][0]["started"] == "GET /v1/items/7"
     control.clear_stats()
     assert control.concurrency()["overlap_count"] == 0
+
+
+def test_a_call_of_an_instance_beside_another_holders_call_of_it_is_a_holder_overlap_and_nothing_else_is(
+    echo: tuple[str, SandboxControl, EchoEmulator],
+) -> None:
+    url, control, _ = echo
+
+    def at_once(running: dict[str, str], started: dict[str, str]) -> dict[str, Any]:
+        control.clear_stats()
+        beside = threading.Thread(target=httpx.get, args=(f"{url}/v1/slow",), kwargs={"headers": running})
+        beside.start()
+        while control.concurrency()["in_flight"] == 0:  # until the slow call is being answered (0.3 s)
+            time.sleep(0.005)
+        httpx.get(f"{url}/v1/items/7", headers=started)
+        beside.join()
+        return control.concurrency()
+
+    one_on_a = {"x-instance": "a", "user-agent": "one"}
+    seen = at_once(one_on_a, {"x-instance": "a", "user-agent": "two"})
+    assert seen["holder_overlap_count"] == 1
+    [overlap] = control.holder_overlaps()
+    del overlap["at"]
+    assert overlap == {
+        "instance": "a",
+        "running_holder": "one",
+        "started_holder": "two",
+        "running": "GET /v1/slow",
+        "started": "GET /v1/items/7",
+    }
+    assert seen["holders"] == {"a": ["one", "two"]}
+
+    for started in (one_on_a, {"x-instance": "b", "user-agent": "two"}, {"user-agent": "two"}):
+        seen = at_once(one_on_a, started)  # the same holder; another instance; no instance (a login)
+        assert (seen["overlap_count"], seen["holder_overlap_count"]) == (1, 0), started
+    control.clear_stats()
+    assert control.concurrency()["holders"] == {}
 
 
 def test_behaviour_refuses_unknown_keys_and_reset_restores_defaults(

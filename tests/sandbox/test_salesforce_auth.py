@@ -39,9 +39,13 @@ def sandbox_session(served: Served) -> requests.Session:
     )
 
 
-def client(served: Served, secret: str = credentials.SALESFORCE_CLIENT_SECRET) -> Salesforce:
+def client(
+    served: Served,
+    secret: str = credentials.SALESFORCE_CLIENT_SECRET,
+    client_id: str = credentials.SALESFORCE_CLIENT_ID,
+) -> Salesforce:
     return Salesforce(
-        consumer_key=credentials.SALESFORCE_CLIENT_ID,
+        consumer_key=client_id,
         consumer_secret=secret,
         domain=MY_DOMAIN,
         session=sandbox_session(served),
@@ -49,13 +53,17 @@ def client(served: Served, secret: str = credentials.SALESFORCE_CLIENT_SECRET) -
 
 
 def jwt_client(
-    served: Served, key_path: str, username: str = credentials.SALESFORCE_USERNAME, audience: str = "login"
+    served: Served,
+    key_path: str,
+    username: str = credentials.SALESFORCE_USERNAME,
+    audience: str = "login",
+    client_id: str = credentials.SALESFORCE_CLIENT_ID,
 ) -> Salesforce:
     """simple-salesforce signs `aud = https://{domain}.salesforce.com` and posts to `instance_url` when given
     (login.py): the login audience, posted to the My Domain host."""
     return Salesforce(
         username=username,
-        consumer_key=credentials.SALESFORCE_CLIENT_ID,
+        consumer_key=client_id,
         privatekey_file=key_path,
         domain=audience,
         instance_url=MY_DOMAIN,
@@ -193,6 +201,32 @@ def test_an_experience_cloud_site_is_an_audience_only_in_an_org_that_has_that_si
 
 def oauth_jwt_grant() -> str:
     return "urn:ietf:params:oauth:grant-type:jwt-bearer"
+
+
+def test_another_connected_app_logs_in_once_the_org_has_it_and_its_calls_are_told_from_the_first_apps(
+    salesforce_sandbox: Served, jwt_private_key_path: tuple[str, bytes]
+) -> None:
+    second, secret = "3MVG9sandbox.second.app", "second-app-secret-77a0"
+    with pytest.raises(SalesforceAuthenticationFailed) as refused:
+        client(salesforce_sandbox, secret=secret, client_id=second)
+    assert refused.value.code == "invalid_client_id"
+    salesforce_sandbox.control.configure(more_connected_apps={second: secret})
+    with pytest.raises(SalesforceAuthenticationFailed) as refused:
+        client(salesforce_sandbox, client_id=second)  # the first app's secret
+    assert refused.value.code == "invalid_client"
+    salesforce_sandbox.control.clear_stats()
+
+    for sf in (
+        client(salesforce_sandbox, secret=secret, client_id=second),
+        jwt_client(
+            salesforce_sandbox, jwt_private_key_path[0], client_id=second
+        ),  # the org's one certificate
+        client(salesforce_sandbox),
+    ):
+        assert sf.query("SELECT Id FROM Contact LIMIT 1")["totalSize"] == 1
+
+    holders = salesforce_sandbox.control.concurrency()["holders"]
+    assert sorted(holders) == sorted([second, credentials.SALESFORCE_CLIENT_ID]), "logins are no app's calls"
 
 
 def test_jwt_signed_with_another_key_is_refused(salesforce_sandbox: Served, tmp_path: Path) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -164,7 +166,12 @@ class HubSpotEmulator(Emulator):
             routes=[*self.admin_routes(), *self.api_routes()],
             exception_handlers={404: unknown, 405: unknown},
         )
-        return StatsMiddleware(_PluralTypeNames(app), self.stats)
+        return StatsMiddleware(_PluralTypeNames(app), self.stats, self.instance_of)
+
+    def instance_of(self, headers: Headers) -> str | None:
+        """The bearer token names the instance: by a digest, as the stats must not show a secret."""
+        scheme, _, token = headers.get("authorization", "").partition(" ")
+        return token_key(token.strip()) if scheme.lower() == "bearer" and token.strip() else None
 
     async def custom_schemas(self, request: Request) -> Response:
         """`GET /crm/v3/schemas`: the portal's custom object types; this portal has none (custom objects are
@@ -180,7 +187,8 @@ class HubSpotEmulator(Emulator):
         async def endpoint(request: Request) -> Response:
             self.requests_seen += 1
             number = self.requests_seen
-            if request.headers.get("authorization") != f"Bearer {self.token}":
+            accepted = {f"Bearer {token}" for token in (self.token, *self.settings.more_tokens)}
+            if request.headers.get("authorization") not in accepted:
                 error = HubSpotError(401, AUTH_MESSAGE, "INVALID_AUTHENTICATION")
                 return render(error, self.correlation.next())
             refusal = self.limits.admit(search=search, correlation_id=self.correlation.next)
@@ -205,6 +213,11 @@ class HubSpotEmulator(Emulator):
             return response
 
         return endpoint
+
+
+def token_key(token: str) -> str:
+    """How the call statistics name the instance a token belongs to: a digest, never the token."""
+    return "token-" + hashlib.blake2b(token.encode(), digest_size=6).hexdigest()
 
 
 # Where a path names object types: /crm/v3/objects/T…, /crm/v4/objects/T/{id}/associations/T,

@@ -41,6 +41,10 @@ class HubSpotBehaviour(Behaviour):
     # The private app's scopes: what the README asks for (contacts and their properties). Reads of other
     # types' properties, and of custom object schemas, answer 403 MISSING_SCOPES without theirs.
     token_scopes: list[str] = Field(default_factory=lambda: list(CONNECTOR_SCOPES))
+    # More private-app tokens accepted beside the emulator's own: a test running several instances on one
+    # emulator gives each its own token, as each customer's portal has its own. Calls in flight are watched
+    # per token (instance_of in app.py).
+    more_tokens: list[str] = Field(default_factory=list)
     # Batch update naming ids that are gone (archived, merged, never existed): whether HubSpot lists them in
     # `errors[].context.ids` is undocumented, and one community thread saw a 207 with no results and 0 errors.
     # Unkind by default: a 207 that leaves them out; True lists them under OBJECT_NOT_FOUND, as batch read does.

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 from starlette.applications import Starlette
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -77,6 +78,9 @@ class SalesforceBehaviour(Behaviour):
     # are seen first with later stamps; then it appears with its earlier SystemModstamp
     # (https://salesforce.stackexchange.com/questions/234824).
     long_transaction_seconds: float = Field(default=0.0, ge=0)
+    # More connected apps (client id → consumer secret) beside the emulator's own: each an instance of its own
+    # when a test runs several on one emulator. Calls in flight are watched per app (instance_of).
+    more_connected_apps: dict[str, str] = Field(default_factory=dict)
 
 
 ApiHandler = Callable[[Request, Context], Awaitable[Response]]
@@ -209,7 +213,7 @@ class SalesforceEmulator(Emulator):
                 match = _VERSION.fullmatch(version)
                 if not match or not MIN_VERSION <= int(match.group(1)) <= MAX_VERSION:
                     raise SalesforceError(404, "NOT_FOUND", "The requested resource does not exist")
-                if not self.tokens.valid(_bearer(request)):
+                if not self.tokens.valid(_bearer(request.headers)):
                     raise invalid_session()
                 self.settle_in_flight()
                 self._concurrency_refusal()
@@ -252,19 +256,21 @@ class SalesforceEmulator(Emulator):
             await asyncio.sleep(self.behaviour.latency_ms / 1000)
         form = oauth.parse_form(await request.body())
         try:
-            oauth.authenticate(
+            app = oauth.authenticate(
                 form,
                 request.headers.get("authorization"),
-                self.credentials,
+                oauth.connected_apps(self.credentials, self.behaviour.more_connected_apps),
                 self.behaviour.experience_cloud_sites,
             )
         except oauth.OAuthFailure as failure:
             return oauth_error(failure.error, failure.description, failure.status)
-        access_token = self.tokens.issue(self.behaviour.token_ttl_seconds)
-        body = oauth.token_body(
-            access_token, self.instance_url, self.tokens.org_id, self.credentials.client_secret
-        )
+        access_token = self.tokens.issue(self.behaviour.token_ttl_seconds, app.client_id)
+        body = oauth.token_body(access_token, self.instance_url, self.tokens.org_id, app.client_secret)
         return json_response(body)
+
+    def instance_of(self, headers: Headers) -> str | None:
+        """A token changes with each login; the connected app it was issued to names the instance."""
+        return self.tokens.app_of(_bearer(headers))
 
     async def resources(self, request: Request, context: Context) -> Response:
         """`GET /services/data/vNN.0`: the version's resource directory, where clients discover the rest."""
@@ -352,11 +358,11 @@ class SalesforceEmulator(Emulator):
             routes=[*self.admin_routes(), *self.api_routes()],
             exception_handlers={HTTPException: _http_exception},  # type: ignore[dict-item]
         )
-        return StatsMiddleware(_StripTrailingSlash(app), self.stats)
+        return StatsMiddleware(_StripTrailingSlash(app), self.stats, self.instance_of)
 
 
-def _bearer(request: Request) -> str:
-    header = request.headers.get("authorization", "")
+def _bearer(headers: Headers) -> str:
+    header = headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
     return token.strip() if scheme.lower() in ("bearer", "oauth") else ""
 

@@ -7,8 +7,8 @@ import binascii
 import hashlib
 import hmac
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -44,6 +44,12 @@ class Credentials:
     refresh_token: str = credentials.SALESFORCE_REFRESH_TOKEN  # as if a person had authorised the app once
 
 
+def connected_apps(own: Credentials, more: Mapping[str, str]) -> list[Credentials]:
+    """The org's connected apps: its own, and `more` (client id → consumer secret) with the same integration
+    user and certificate, as an admin uploads one certificate to several apps."""
+    return [own, *(replace(own, client_id=cid, client_secret=secret) for cid, secret in more.items())]
+
+
 class TokenBook:
     """Issued access tokens and when each stops working; deterministic names from the seed and a counter."""
 
@@ -52,14 +58,21 @@ class TokenBook:
         self.org_id = ids.make_id("00D", seed, 1)
         self._clock = clock
         self._issued: dict[str, float] = {}
+        self._apps: dict[str, str] = {}  # token → the client id of the app it was issued to, kept past expiry
         self._counter = 0
 
-    def issue(self, ttl_seconds: float) -> str:
+    def issue(self, ttl_seconds: float, client_id: str) -> str:
         self._counter += 1
         digest = hashlib.blake2b(f"{self.seed}:{self._counter}".encode(), digest_size=30).digest()
         token = f"{self.org_id[:15]}!{base64.urlsafe_b64encode(digest).decode().rstrip('=')}"
         self._issued[token] = self._clock() + ttl_seconds
+        self._apps[token] = client_id
         return token
+
+    def app_of(self, token: str) -> str | None:
+        """The client id the token was issued to: which instance a call is from, when several apps (instances)
+        share one emulator; None for a token never issued."""
+        return self._apps.get(token)
 
     def valid(self, token: str) -> bool:
         expires = self._issued.get(token)
@@ -82,24 +95,32 @@ def parse_form(body: bytes) -> dict[str, str]:
 
 
 def authenticate(
-    form: dict[str, str], authorization: str | None, known: Credentials, sites: Sequence[str] = ()
-) -> str:
-    """Checks a token request; returns the grant type, or raises OAuthFailure with Salesforce's wording.
-    `sites` are the org's Experience Cloud site URLs, each also a valid JWT audience."""
+    form: dict[str, str], authorization: str | None, apps: Sequence[Credentials], sites: Sequence[str] = ()
+) -> Credentials:
+    """Checks a token request; returns the connected app it authenticates (one of `apps`, the first the
+    org's own), or raises OAuthFailure with Salesforce's wording. `sites` are the org's Experience Cloud site
+    URLs, each also a valid JWT audience."""
     grant = form.get("grant_type", "")
     if grant == "client_credentials":
-        _check_client(*_client_credentials(form, authorization), known)
-        return grant
+        client_id, client_secret = _client_credentials(form, authorization)
+        return _check_client(client_id, client_secret, _app(apps, client_id))
     if grant == "refresh_token":
         # The connected app's "Require Secret for Refresh Token Flow" is on by default, so the secret is too
         # (https://help.salesforce.com/s/articleView?id=sf.remoteaccess_oauth_refresh_token_flow.htm).
-        _check_client(*_client_credentials(form, authorization), known)
+        client_id, client_secret = _client_credentials(form, authorization)
+        known = _check_client(client_id, client_secret, _app(apps, client_id))
         if not hmac.compare_digest(form.get("refresh_token", ""), known.refresh_token):
             raise OAuthFailure("invalid_grant", "expired access/refresh token")
-        return grant
+        return known
     if grant == JWT_BEARER:
-        _verify_assertion(form.get("assertion", ""), known, sites)
-        return grant
+        assertion = form.get("assertion", "")
+        try:  # which app the assertion claims to be from; it is verified against that app's certificate
+            issuer = str(jwt.decode(assertion, options={"verify_signature": False}).get("iss", ""))
+        except jwt.PyJWTError:
+            issuer = ""
+        known = _app(apps, issuer)
+        _verify_assertion(assertion, known, sites)
+        return known
     if grant == "password":
         # The username-password flow is being retired (docs/salesforce.md#auth); the sandbox refuses it as
         # orgs that block it do.
@@ -109,11 +130,17 @@ def authenticate(
     raise OAuthFailure("unsupported_grant_type", "grant type not supported")
 
 
-def _check_client(client_id: str, client_secret: str, known: Credentials) -> None:
+def _app(apps: Sequence[Credentials], client_id: str) -> Credentials:
+    """The app with this client id; else the org's own, which the checks then refuse as Salesforce does."""
+    return next((app for app in apps if app.client_id == client_id), apps[0])
+
+
+def _check_client(client_id: str, client_secret: str, known: Credentials) -> Credentials:
     if client_id != known.client_id:
         raise OAuthFailure("invalid_client_id", "client identifier invalid")
     if not hmac.compare_digest(client_secret, known.client_secret):
         raise OAuthFailure("invalid_client", "invalid client credentials")
+    return known
 
 
 def _client_credentials(form: dict[str, str], authorization: str | None) -> tuple[str, str]:
