@@ -40,6 +40,24 @@ CONNECT_TIMEOUT = 10  # seconds, on every connection the queue opens
 GRACEFUL_STOP_SECONDS = 60.0  # SIGTERM: running units get this long to finish, then the rest is swept
 
 
+class _SweptJobFinish(logging.Filter):
+    """A worker that froze past the stall timeout finds, when it wakes, that its job was ended by a sweep:
+    procrastinate's own bookkeeping then fails (*Job was not found or not in "doing"*) and asyncio logs the
+    unretrieved exception with two tracebacks (docs/procrastinate.md#heartbeats-stalled-jobs-shutdown). It is
+    expected and harmless: said in one line instead."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        cause = getattr(error, "__cause__", None)
+        if record.name == "asyncio" and 'not in "doing"' in str(cause):
+            record.msg, record.args, record.exc_info, record.exc_text = (
+                "a job of this worker was ended by another's sweep while it was frozen; it ran on, and its "
+                "lease kept it from writing", (), None, None,
+            )  # fmt: skip
+            record.levelno, record.levelname = logging.WARNING, "WARNING"
+        return True
+
+
 def conninfo(url: str) -> str:
     """Our SQLAlchemy URL (`postgresql+psycopg://…`) as the libpq URI procrastinate's connector takes; its
     query (a `search_path` in `options`) is kept."""
@@ -74,10 +92,10 @@ def sweep(wakeups: Wakeups, dispatcher: QueueDispatcher, stall_seconds: float) -
         if not wakeups.end(job):
             continue
         swept.append(job)
+        unit = f"{job.kind} {job.instance}" if job.instance else f"the {job.kind}"
         log.warning(
-            "%s %s: its worker has been silent for over %g s: its wake-up is ended and made again; the "
-            "instance's lease keeps that worker from writing if it comes back", job.kind, job.instance,
-            stall_seconds,
+            "%s: its worker has been silent for over %g s: its wake-up is ended and made again; the "
+            "instance's lease keeps that worker from writing if it comes back", unit, stall_seconds,
         )  # fmt: skip
         if job.kind in ("sync", "apply") and job.instance:
             dispatcher.dispatch(Unit(job.kind, job.instance))  # type: ignore[arg-type]
@@ -181,6 +199,7 @@ def run_cluster_member(runtime: Runtime, concurrency: int | None = None) -> None
 def run_worker(runtime: Runtime, concurrency: int | None = None) -> None:
     """Work until SIGTERM or SIGINT: the shared clock's ticks and the units they wake. The config's schedules
     are declared first (an idempotent upsert: what the database holds is the one clock)."""
+    logging.getLogger("asyncio").addFilter(_SweptJobFinish())
     check_queue_schema(runtime.store.database)  # before anything: a database `db upgrade` has not prepared
     names = {name: i.settings.schedule for name, i in runtime.instances.items()}
     SharedSyncTimes(runtime.store.schedules).declare(names, datetime.now(UTC))

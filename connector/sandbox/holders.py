@@ -9,10 +9,12 @@ per-instance lock promises never happens, and what a holder overlap records.
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 KEPT = 100  # overlaps listed, and holders listed per instance; the counts go on
+TIMELINE = 200_000  # calls kept in the timeline (about 20 MB at most); later ones are counted, not kept
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,9 @@ class Holders:
     overlaps: list[HolderOverlap] = field(default_factory=list)
     overlap_count: int = 0
     seen: dict[str, set[str]] = field(default_factory=dict)  # instance → the holders that called it
+    # (wall-clock time the call began, holder, call) of each call of an instance: what a test reads to say
+    # what one process sent after a moment (a frozen worker's calls after it resumed), in-process only.
+    timeline: list[tuple[float, str, str]] = field(default_factory=list)
 
     def begin(self, number: int, call: str, instance: str | None, holder: str, at: float) -> None:
         if instance is None:  # no credentials (the token endpoint): no instance to hold
@@ -44,6 +49,8 @@ class Holders:
                     self.overlaps.append(HolderOverlap(instance, running_holder, holder, running, call, at))
                 break
         self.in_flight[number] = (instance, holder, call)
+        if len(self.timeline) < TIMELINE:
+            self.timeline.append((time.time(), holder, call))
         holders = self.seen.setdefault(instance, set())
         if len(holders) < KEPT:
             holders.add(holder)
@@ -62,3 +69,4 @@ class Holders:
         self.overlaps.clear()
         self.overlap_count = 0
         self.seen.clear()
+        self.timeline.clear()
