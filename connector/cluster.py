@@ -18,6 +18,7 @@ dispatcher, the same units of work as one process (docs/cluster.md).
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -29,7 +30,7 @@ from connector.clock import SharedSyncTimes
 from connector.daemon import perform, tick
 from connector.dispatch import Unit
 from connector.runtime import Runtime, ready
-from connector.store import Wakeups
+from connector.store import Store, Wakeups
 from connector.store.queue_schema import check_queue_schema
 from connector.store.wakeups import QUEUE, Stalled
 from connector.wiring import store_url
@@ -103,14 +104,16 @@ def sweep(wakeups: Wakeups, dispatcher: QueueDispatcher, stall_seconds: float) -
 
 
 def cluster_tick(
-    runtime: Runtime, times: SharedSyncTimes, dispatcher: QueueDispatcher, stall_seconds: float, now: datetime
-) -> TickReport:
-    """One tick of the shared clock: due syncs, ready write-backs, silent workers' wake-ups."""
+    store: Store, instances: Collection[str], times: SharedSyncTimes, dispatcher: QueueDispatcher,
+    stall_seconds: float, now: datetime,
+) -> TickReport:  # fmt: skip
+    """One tick of the shared clock: due syncs, ready write-backs (a wake-up lost with a receiver is made
+    again here), silent workers' wake-ups. `instances`: those this process's config names."""
     report = TickReport(syncs=[unit.instance for unit in tick(times, dispatcher, now)])
-    for name, backlog in runtime.store.inbox.backlogs().items():
-        if name in runtime.instances and ready(backlog, now) and dispatcher.dispatch(Unit("apply", name)):
+    for name, backlog in store.inbox.backlogs().items():
+        if name in instances and ready(backlog, now) and dispatcher.dispatch(Unit("apply", name)):
             report.write_backs.append(name)
-    report.swept = sweep(runtime.store.wakeups, dispatcher, stall_seconds)
+    report.swept = sweep(store.wakeups, dispatcher, stall_seconds)
     return report
 
 
@@ -149,9 +152,8 @@ def build_app(runtime: Runtime) -> procrastinate.App:
     @app.periodic(cron=f"* * * * * */{settings.tick_seconds}", periodic_id="clock")
     @app.task(name="tick", queue=QUEUE, queueing_lock="tick")
     def clock(timestamp: int) -> None:
-        report = cluster_tick(
-            runtime, times, dispatcher, stall_seconds, datetime.fromtimestamp(timestamp, UTC)
-        )
+        now = datetime.fromtimestamp(timestamp, UTC)
+        report = cluster_tick(runtime.store, runtime.instances, times, dispatcher, stall_seconds, now)
         if report.syncs:
             log.info("due: %s", ", ".join(report.syncs))
 
