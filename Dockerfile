@@ -7,7 +7,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PIP_DISABLE_
 WORKDIR /src
 COPY pyproject.toml README.md LICENSE ./
 COPY connector ./connector
-RUN pip install ".[postgres]" && rm -rf /src
+RUN pip install ".[postgres,cluster]" && rm -rf /src
 
 # Never root: the daemon needs only its data folder.
 RUN useradd --system --uid 10001 --home-dir /var/lib/lonescale-sync --create-home lonescale-sync

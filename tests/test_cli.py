@@ -9,9 +9,12 @@ import sys
 from pathlib import Path
 
 import httpx
+import yaml
 from click.testing import CliRunner
 
 from connector.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
 
 EXPECTED_KEYS = [
     "hubspot", "salesforce", "lonescale", "lonescale_api_key", "hubspot_token",
@@ -111,3 +114,17 @@ def test_demo_runs_a_full_cycle_on_both_crms_and_exits_zero(tmp_path: Path) -> N
     assert len(rows) == 2
     for name, pulled, sent, _skipped, _found, written, *_rest, resent in rows:
         assert (int(pulled), int(resent)) == (60, 0) and int(sent) > 0 and int(written) > 0, name
+
+
+def test_the_cluster_compose_file_runs_commands_that_exist_behind_a_balancer_naming_its_replicas() -> None:
+    compose = yaml.safe_load((ROOT / "deploy" / "compose.cluster.yaml").read_text())
+    services = compose["services"]
+    commands = {name: service["command"] for name, service in services.items() if "command" in service}
+    assert [c[0] for c in commands.values()] == ["db", "run", "run", "work"]
+    for command in commands.values():  # each is a command line this version accepts
+        result = CliRunner().invoke(main, [*command[: 2 if command[0] == "db" else 1], "--help"])
+        assert result.exit_code == 0, (command, result.output)
+    caddy = (ROOT / "deploy" / "Caddyfile").read_text()
+    replicas = [name for name, command in commands.items() if command[0] == "run"]
+    assert all(f"{name}:8080" in caddy for name in replicas) and "health_uri /healthz" in caddy
+    assert ".[postgres,cluster]" in (ROOT / "Dockerfile").read_text(), "the image can run a cluster"

@@ -4,6 +4,7 @@ CRMs and LoneScale (tests/cluster/world.py)."""
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,20 +29,34 @@ def small(tmp_path: Path, lonescale_sandbox: Served) -> Iterator[Cluster]:
         yield cluster
 
 
+def settled(cluster: Cluster) -> bool:
+    jobs = cluster.store.jobs.find()
+    return (
+        bool(jobs)
+        and {j.instance for j in jobs} == set(cluster.instances)
+        and all(j.status == JobStatus.APPLIED for j in jobs)
+    )
+
+
 def test_a_worker_and_a_receiver_sync_enrich_and_write_back_every_instance(small: Cluster) -> None:
     small.start("serve")
     small.start("work", "--concurrency", "2")
 
-    def settled() -> bool:
-        jobs = small.store.jobs.find()
-        return (
-            bool(jobs)
-            and {j.instance for j in jobs} == set(small.instances)
-            and all(j.status == JobStatus.APPLIED for j in jobs)
-        )
-
-    small.until("every instance's jobs applied", settled, timeout=120)
+    small.until("every instance's jobs applied", lambda: settled(small), timeout=120)
     journal = small.sql(
         "SELECT instance, count(*) AS n FROM write_journal WHERE outcome = 'written' GROUP BY instance"
     )
     assert {row.instance for row in journal} == set(small.instances), journal
+
+
+def test_run_in_cluster_mode_is_a_worker_and_a_receiver_in_one_process_and_stops_cleanly(
+    small: Cluster,
+) -> None:
+    replica = small.start("run")
+
+    small.until("every instance's jobs applied", lambda: settled(small), timeout=120)
+    replica.popen.send_signal(signal.SIGTERM)
+    assert replica.popen.wait(timeout=90) == 0, replica.said()[-2000:]
+    said = replica.said()
+    assert "webhook listening on" in said and said.rstrip().endswith("stopped cleanly"), said[-2000:]
+    assert "Traceback" not in said, said[-3000:]

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+import tomllib
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -148,6 +149,8 @@ class Cluster:
     def start(self, role: str, *options: str) -> Process:
         log = self.root / f"{role}-{len(self.processes)}.log"
         port = free_port() if role == "serve" else None
+        if role == "run":  # a worker and a receiver: it listens where the config's [webhook] says
+            port = int(tomllib.loads(self.config.read_text())["webhook"]["listen"].rpartition(":")[2])
         args = [
             sys.executable,
             "-m",
@@ -158,7 +161,7 @@ class Cluster:
             "--config",
             str(self.config),
         ]
-        if port is not None:
+        if role == "serve":
             args += ["--listen", f"127.0.0.1:{port}"]
         with log.open("wb") as sink:
             popen = subprocess.Popen([*args, *options], cwd=self.root, env={**os.environ, **SANDBOX_ENV},
