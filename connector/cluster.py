@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import procrastinate
+import procrastinate.exceptions
 from sqlalchemy import make_url
 
 from connector.clock import SharedSyncTimes
 from connector.daemon import perform, tick
 from connector.dispatch import Unit
+from connector.errors import StoreUnavailable
 from connector.runtime import Runtime, ready
 from connector.store import Store, Wakeups
 from connector.store.queue_schema import check_queue_schema
@@ -210,5 +212,12 @@ def run_worker(runtime: Runtime, concurrency: int | None = None) -> None:
     options = worker_options(runtime, concurrency)
     log.info("working on %d instance(s), %d unit(s) at a time: %s", len(names), options["concurrency"],
              ", ".join(names))  # fmt: skip
-    app.run_worker(**options)
+    try:
+        app.run_worker(**options)
+    except procrastinate.exceptions.ConnectorException as exc:  # the database went away under the worker
+        cause = str(exc.__cause__ or exc).strip().splitlines()[0]
+        raise StoreUnavailable(
+            f"the job queue's database stopped answering ({cause}); this worker stopped, and the others (or it, "
+            "restarted once PostgreSQL answers) take its work up"
+        ) from exc
     log.info("worker stopped")

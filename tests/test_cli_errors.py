@@ -10,7 +10,7 @@ from click.testing import CliRunner, Result
 from connector.cli import main
 from connector.redact import SecretRegistry
 from tests.conftest import Served
-from tests.test_commands import ENV, config
+from tests.test_commands import ENV, config, write_config
 
 
 def run(*args: str) -> Result:
@@ -106,3 +106,12 @@ def test_a_store_url_variable_that_is_not_set_is_a_config_problem(config: Path) 
     result = run("status", "--config", str(config))
     assert result.exit_code == 2
     assert "store.url_env: environment variable STORE_URL is not set" in result.output
+
+
+def test_work_without_a_cluster_section_points_at_run(tmp_path: Path) -> None:
+    config = write_config(tmp_path, "http://127.0.0.1:9", "http://127.0.0.1:9", "http://127.0.0.1:9")
+
+    result = run("work", "--config", str(config))
+
+    assert result.exit_code == 2, result.output
+    assert "`work` is for cluster mode" in result.output and "use `run` for one process" in result.output

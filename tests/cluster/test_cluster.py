@@ -13,6 +13,7 @@ import pytest
 from connector.models import JobStatus
 from tests.cluster.world import Cluster, cluster_world
 from tests.conftest import Served
+from tests.test_commands import cli
 
 POSTGRES = os.environ.get("LONESCALE_SYNC_TEST_POSTGRES_URL")
 pytestmark = pytest.mark.skipif(
@@ -60,3 +61,11 @@ def test_run_in_cluster_mode_is_a_worker_and_a_receiver_in_one_process_and_stops
     said = replica.said()
     assert "webhook listening on" in said and said.rstrip().endswith("stopped cleanly"), said[-2000:]
     assert "Traceback" not in said, said[-3000:]
+
+
+def test_a_worker_on_a_database_db_upgrade_has_not_prepared_says_so_in_one_sentence(small: Cluster) -> None:
+    small.sql("DROP TABLE procrastinate_jobs CASCADE")  # as if `db upgrade` had never applied the queue
+
+    code, output = cli("work", "--config", str(small.config))
+
+    assert code == 1 and "run `lonescale-sync db upgrade`" in output and "Traceback" not in output, output
