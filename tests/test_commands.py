@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from connector.cli import main
 from connector.config import (
     BudgetSettings,
+    ClusterSettings,
     HubSpotSettings,
     InstanceLoneScaleSettings,
     InstanceSettings,
@@ -109,6 +110,7 @@ def test_the_example_config_documents_every_key_and_loads(tmp_path: Path) -> Non
         LoneScaleSettings,
         WebhookSettings,
         StoreSettings,
+        ClusterSettings,
         InstanceSettings,
         BudgetSettings,
         SalesforceSettings,

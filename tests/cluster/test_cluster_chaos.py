@@ -79,6 +79,7 @@ def log_time(line: str) -> float:
     return stamp.timestamp()
 
 
+@pytest.mark.timeout(600)  # a freeze waits out the stall timeout and the lease; settling takes a minute
 def test_the_cluster_loses_nothing_and_repeats_nothing_while_its_processes_die_and_freeze(
     cluster: Cluster,
 ) -> None:
