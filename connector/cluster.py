@@ -125,6 +125,9 @@ def perform_here(runtime: Runtime, unit: Unit) -> None:
     if unit.instance not in runtime.instances:
         log.error("%s: no instance of that name in this worker's config; give every replica one config", unit)
         return
+    # The process that left a run `running` or a job `pending` (killed mid-sync) does not come back to
+    # settle them, as one process does at its start: the next unit of the instance does, under its lease.
+    runtime.settle_interrupted([unit.instance], purpose="settle")
     perform(runtime, unit)
 
 

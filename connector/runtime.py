@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
 
 from starlette.types import ASGIApp
@@ -121,15 +121,19 @@ class Runtime:
             self._status_server.stop()
             self._status_server = None
 
-    def settle_interrupted(self) -> None:
-        """At start: what a previous process left half done, for each instance nobody else is working on now
-        (a `sync NAME` running beside us keeps its runs and jobs)."""
-        for name in self.instances:
+    def settle_interrupted(self, names: Iterable[str] | None = None, *, purpose: str = "start") -> None:
+        """What a process that stopped abruptly left half done (runs `running`, jobs stored but maybe never
+        posted), for each instance (of `names`, default all) nobody is working on now: a `sync NAME` running
+        beside us keeps its runs and jobs. At start in one process; before each unit in a cluster, where the
+        process that died is not the one that comes back."""
+        for name in self.instances if names is None else names:
             try:
-                with self.store.leases.held(instance_lease(name), "start"):
+                with self.store.leases.held(instance_lease(name), purpose):
                     stopped, unsure = self.store.runs.interrupt_unfinished(name)
             except Busy as exc:
-                log.info("%s: left as it is at start: %s", name, exc)
+                (log.info if purpose == "start" else log.debug)(
+                    "%s: left as it is at %s: %s", name, purpose, exc
+                )
                 continue
             if stopped or unsure:
                 log.warning(

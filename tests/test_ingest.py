@@ -22,6 +22,7 @@ from connector.models import JobStatus
 from connector.serving import ThreadedServer
 from connector.store import Arrival, Inbox, Job, Store, schema, sha256
 from connector.store.database import Database
+from connector.store.inbox import Wake
 from connector.webhook import create_app
 
 HTTP = httpx.Client(timeout=30, limits=httpx.Limits(max_connections=32))
@@ -34,9 +35,9 @@ class GroupsSeen(Inbox):
         super().__init__(database)
         self.groups: list[int] = []
 
-    def keep_all(self, arrivals: Sequence[Arrival]) -> list[bool]:
+    def keep_all(self, arrivals: Sequence[Arrival], wake: Wake | None = None) -> list[bool]:
         self.groups.append(len(arrivals))
-        return super().keep_all(arrivals)
+        return super().keep_all(arrivals, wake)
 
 
 @pytest.fixture
