@@ -185,6 +185,7 @@ def run_workers(options: ClusterOptions, lonescale: Served, workers: int, root: 
         receivers = [cluster.start("serve") for _ in range(options.receivers)]
         say(f"cluster: {len(cluster.instances)} instances × {options.contacts}, {workers} worker(s) starting")
         pg0, busy0, self0 = postgres_cpu(), machine_cpu(), self_cpu()
+        booted = [process_cpu(p.pid) or 0.0 for p in receivers]  # their start-up is not the run's
         started = time.perf_counter()
         pool = [cluster.start("work", "--concurrency", str(options.concurrency)) for _ in range(workers)]
         cluster.until("every instance synced and every job applied", lambda: settled(cluster),
@@ -193,7 +194,7 @@ def run_workers(options: ClusterOptions, lonescale: Served, workers: int, root: 
         pg1, busy1, self1 = postgres_cpu(), machine_cpu(), self_cpu()
         cpu = {
             "workers": [process_cpu(p.pid) for p in pool],
-            "receivers": [process_cpu(p.pid) for p in receivers],
+            "receivers": [(process_cpu(p.pid) or 0.0) - b for p, b in zip(receivers, booted, strict=True)],
             "bench_process": self1 - self0,  # the emulators (one event loop), LoneScale, balancer, polling
             "postgres": None if pg0 is None or pg1 is None else pg1 - pg0,
             "machine_busy_share": (busy1[0] - busy0[0]) / max(1.0, busy1[1] - busy0[1]),

@@ -49,33 +49,54 @@ def cpu_line(run: dict[str, Any]) -> str:
     )
 
 
+def _per_contact(run: dict[str, Any]) -> dict[str, float]:
+    """CPU seconds per contact pulled, by process kind."""
+    cpu, n = run["cpu_seconds"], max(1, run["pulled"])
+    return {
+        "workers": sum(v or 0 for v in cpu["workers"]) / n,
+        "receivers": sum(v or 0 for v in cpu["receivers"]) / n,
+        "emulators": cpu["bench_process"] / n,
+        "postgres": (cpu["postgres"] or 0) / n,
+    }
+
+
 def limits(results: dict[str, Any], nproc: int | None) -> list[str]:
-    """What limits the ratio, from the CPU figures: which processes used the cores, and the projection."""
+    """What limits the ratio, from the CPU figures, and what it would be with more cores."""
     runs = {r["workers"]: r for r in results["runs"]}
     if len(runs) < 2:
         return []
     one, many = runs[min(runs)], runs[max(runs)]
-    k = many["workers"]
-    worker_cpu_per_contact = sum(v or 0 for v in one["cpu_seconds"]["workers"]) / max(1, one["pulled"])
-    rest = one["cpu_seconds"]["bench_process"] + (one["cpu_seconds"]["postgres"] or 0)
-    rest += sum(v or 0 for v in one["cpu_seconds"]["receivers"])
-    rest_per_contact = rest / max(1, one["pulled"])
-    per_contact = worker_cpu_per_contact + rest_per_contact
+    k, cores = many["workers"], nproc or 1
+    cost = _per_contact(one)
+    per_contact = sum(cost.values())
     one_cores = per_contact * one["contacts_per_second"]
-    # With k workers each as busy as the one, the work would need k times (the one's worker cores) plus the
-    # shared part growing with the rate: the cores it would take to reach a ratio of k.
-    needed = k * one_cores
-    bench_share = many["cpu_seconds"]["bench_process"] / max(many["elapsed_seconds"], 1e-9)
+    worker_busy = cost["workers"] * one["contacts_per_second"]
+    ceiling = cores / per_contact  # contacts/s if every core did nothing but this, at one worker's cost
+    many_cost = sum(_per_contact(many).values())
+    emulator_ceiling = 1 / cost["emulators"] if cost["emulators"] else float("inf")
+    bound = (
+        ": one worker is bound by its own CPU (one interpreter, which its `--concurrency` threads share), so "
+        "more processes are the way to go faster"
+        if worker_busy >= 0.7
+        else f", waiting the other {1 - worker_busy:.0%} on the CRMs, LoneScale and the store"
+    )
+    spread = ", ".join(f"{kind} {seconds * 1000:.2f}" for kind, seconds in cost.items())
     return [
-        f"With one worker the whole run kept {one_cores:.2f} cores busy ({per_contact * 1000:.2f} CPU ms per "
-        f"contact: {worker_cpu_per_contact * 1000:.2f} in the worker, {rest_per_contact * 1000:.2f} in the "
-        "receivers, the emulators and PostgreSQL). A ratio of "
-        f"{k} needs about {k} × that = {needed:.1f} cores; this machine has {nproc}, so with {k} workers "
-        f"the cores are the limit once they are full (busy {many['cpu_seconds']['machine_busy_share']:.0%}).",
-        f"The emulators' single event loop (the bench process) used {bench_share:.2f} of a core with {k} "
-        "workers: a ceiling of one core for every CRM instance together, reached at about "
-        f"{many['contacts_per_second'] / max(bench_share, 1e-9):,.0f} contacts/s at this cost per contact. "
-        "PostgreSQL's share is in the CPU line; it is not near a core here.",
+        f"**Cores.** One worker kept {one_cores:.2f} cores busy in all ({per_contact * 1000:.2f} CPU ms per "
+        f"contact: {spread}); the worker itself {worker_busy:.2f} of a core{bound}. "
+        f"At that cost {cores} cores give at most {ceiling:,.0f} contacts/s, a ratio of "
+        f"{ceiling / one['contacts_per_second']:.2f} × over one worker; measured {many['contacts_per_second']:,.0f} "
+        f"= {many['contacts_per_second'] / one['contacts_per_second']:.2f} × with the cores "
+        f"{many['cpu_seconds']['machine_busy_share']:.0%} busy, at {many_cost * 1000:.2f} CPU ms per contact "
+        f"with {k} workers.",
+        f"**With more cores.** A ratio of {k} needs {k} × {one_cores:.2f} ≈ {k * one_cores:.1f} cores at one "
+        f"worker's cost (the workers, receivers and PostgreSQL are processes and spread over cores). The next "
+        f"limit is then the emulators: every CRM instance is served by one event loop in one process "
+        f"({cost['emulators'] * 1000:.2f} CPU ms per contact), at most {emulator_ceiling:,.0f} contacts/s on its "
+        f"one core, {emulator_ceiling / one['contacts_per_second']:.1f} × one worker — a limit of the bench, not "
+        "of the connector (real CRMs are other machines). PostgreSQL "
+        f"({cost['postgres'] * 1000:.2f} CPU ms per contact, its backends one process per connection) is "
+        "not near a core at these rates.",
     ]
 
 
