@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import tests.conftest  # noqa: F401  (first, as under pytest: tests.support reads its Served)
-from bench.measures import crm_calls, cycle_on
+from bench.measures import NOT_API, crm_calls, cycle_on, kind_of
 from bench.sandbox import SandboxProcess
 from connector.sandbox import credentials
 from connector.sandbox.control import SandboxControl
@@ -158,8 +158,16 @@ def calls_per_instance(cluster: Cluster) -> Figures:
         names = [n for n in cluster.instances if n.startswith(prefix)]
         counted = [crm_calls(cluster.control(n).calls(), crm) for n in names]
         kinds = counted[0]["by_kind"].keys() if counted else []
+        other: dict[str, int] = {}
+        for name in names:
+            for call in cluster.control(name).calls():
+                if kind_of(crm, call["method"], call["route"]) == "other" and call["route"] not in NOT_API:
+                    route = f"{call['method']} {call['route']}"
+                    other[route] = other.get(route, 0) + call["count"]
         per_crm[crm] = {
             "instances": len(names),
+            "first": {"instance": names[0], **counted[0]} if counted else None,  # same data as the one alone
+            "other_routes": other,
             "mean_total": statistics.fmean(c["total"] for c in counted) if counted else None,
             "min_total": min(c["total"] for c in counted) if counted else None,
             "max_total": max(c["total"] for c in counted) if counted else None,
@@ -202,6 +210,13 @@ def run_workers(options: ClusterOptions, lonescale: Served, workers: int, root: 
         pulled = sum(r.pulled or 0 for r in cluster.sql(
             "SELECT (counts->>'pulled')::int AS pulled FROM runs WHERE kind = 'sync' AND status = 'succeeded'"))  # fmt: skip
         jobs = cluster.sql("SELECT count(*) AS n, coalesce(sum(contact_count), 0) AS contacts FROM jobs")[0]
+        phases = cluster.sql(
+            "SELECT (SELECT min(started_at) FROM runs WHERE kind = 'sync') AS first_sync,"
+            " (SELECT max(finished_at) FROM runs WHERE kind = 'sync') AS last_sync,"
+            " (SELECT min(written_at) FROM write_journal) AS first_write,"
+            " (SELECT max(written_at) FROM write_journal) AS last_write"
+        )[0]
+        origin = phases.first_sync
         swept = sum(p.said().count("has been silent") for p in pool)
         return {
             "workers": workers,
@@ -217,16 +232,20 @@ def run_workers(options: ClusterOptions, lonescale: Served, workers: int, root: 
             "calls": calls_per_instance(cluster),
             "lonescale_calls": crm_calls(lonescale.control.calls(), "lonescale")["total"],
             "latency": webhook_to_write(cluster),
+            # Seconds after the first sync started (the workers' own start-up is before it).
+            "phases": {k: round((v - origin).total_seconds(), 1) for k, v in phases._mapping.items() if v},
             "cpu_seconds": cpu,
         }
 
 
 def single_process_calls(contacts: int) -> Figures:
     """The single-process figure for one instance of `contacts` (bench/measures.py's cycle, per-job delivery),
-    in the same run, per CRM."""
+    in the same run, per CRM, on the same seeded data as the cluster's `hs-0` and `sf-0` (tests/cluster/world.py
+    seeds portal i with 100 + i, org i with 200 + i): what is written, so how many calls, depends on the data."""
     figures: Figures = {}
     with SandboxProcess(contacts=10, relaxed=True) as sandbox:
-        for crm in ("hubspot", "salesforce"):
+        for crm, seed in (("hubspot", 100), ("salesforce", 200)):
+            sandbox.seed = seed
             _, stats = cycle_on(sandbox, crm, contacts, delivery="per_job")
             figures[crm] = {"total": stats["crm"]["total"], "by_kind": stats["crm"]["by_kind"]}
     return figures

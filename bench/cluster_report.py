@@ -18,7 +18,12 @@ def _calls(run: dict[str, Any], single: dict[str, Any] | None) -> str:
     for crm, figures in run["calls"].items():
         if not figures["instances"]:
             continue
-        alone = f" vs {single[crm]['total']} alone" if single and crm in single else ""
+        first = figures.get("first")
+        alone = (
+            f"; `{first['instance']}` {first['total']} vs the same data alone {single[crm]['total']}"
+            if single and crm in single and first
+            else ""
+        )
         spread = (
             f" ({figures['min_total']}–{figures['max_total']})"
             if figures["min_total"] != figures["max_total"]
@@ -46,6 +51,7 @@ def cpu_line(run: dict[str, Any]) -> str:
         f"emulator on one event loop, LoneScale, the balancer) {cpu['bench_process']:.1f}, PostgreSQL "
         f"{_cpu(cpu['postgres'])}; together {total:.1f} CPU s = {total / max(run['elapsed_seconds'], 1e-9):.2f} "
         f"cores busy on average; the machine's cores were {cpu['machine_busy_share']:.0%} busy (everything on it)."
+        f" Phases, seconds after the first sync started: {run.get('phases')}."
     )
 
 
@@ -73,6 +79,7 @@ def limits(results: dict[str, Any], nproc: int | None) -> list[str]:
     worker_busy = cost["workers"] * one["contacts_per_second"]
     ceiling = cores / per_contact  # contacts/s if every core did nothing but this, at one worker's cost
     many_cost = sum(_per_contact(many).values())
+    others = max(0.0, one["cpu_seconds"]["machine_busy_share"] * cores - one_cores)
     emulator_ceiling = 1 / cost["emulators"] if cost["emulators"] else float("inf")
     bound = (
         ": one worker is bound by its own CPU (one interpreter, which its `--concurrency` threads share), so "
@@ -83,7 +90,8 @@ def limits(results: dict[str, Any], nproc: int | None) -> list[str]:
     spread = ", ".join(f"{kind} {seconds * 1000:.2f}" for kind, seconds in cost.items())
     return [
         f"**Cores.** One worker kept {one_cores:.2f} cores busy in all ({per_contact * 1000:.2f} CPU ms per "
-        f"contact: {spread}); the worker itself {worker_busy:.2f} of a core{bound}. "
+        f"contact: {spread}); the worker itself {worker_busy:.2f} of a core{bound}. Other programs on the "
+        f"machine kept about {others:.2f} cores busy meanwhile (the machine's busy share less ours). "
         f"At that cost {cores} cores give at most {ceiling:,.0f} contacts/s, a ratio of "
         f"{ceiling / one['contacts_per_second']:.2f} × over one worker; measured {many['contacts_per_second']:,.0f} "
         f"= {many['contacts_per_second'] / one['contacts_per_second']:.2f} × with the cores "
@@ -139,6 +147,17 @@ def section(results: dict[str, Any], command: str, commit: str, nproc: int | Non
         lines += [f"**Size:** {results['fitted']}", ""]
     lines += [*rows, "", "CPU seconds by process kind (`/proc/<pid>/stat`; PostgreSQL's live backends):", ""]
     lines += [f"- {cpu_line(run)}" for run in runs]
+    lines += ["", "Calls of kind *other* (neither pull, read nor write), summed over the instances:", ""]
+    for run in runs:
+        other = {crm: f["other_routes"] for crm, f in run["calls"].items() if f.get("other_routes")}
+        lines.append(f"- {run['workers']} worker(s): {other}")
+    lines += [
+        "",
+        "Webhook → CRM write: a receiver stores each delivery and wakes its instance's write-back, a wake-up in "
+        "the one queue the syncs are in; here every instance is new, so all syncs come due on the first tick. "
+        "The phases above (when the syncs ended, when the writes began and ended) show how far the write-backs "
+        "waited behind them.",
+    ]
     if "ratio" in results:
         lines += ["", f"**Ratio {max(r['workers'] for r in runs)} vs 1 workers: {results['ratio']:.2f} ×.** "
                   "What limits it:", ""]  # fmt: skip
