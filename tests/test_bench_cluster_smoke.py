@@ -81,4 +81,4 @@ def test_only_the_cluster_section_is_rewritten_labelled_with_command_and_commit(
     assert "python -m bench --group cluster (smoke)" in text and f"commit {results['commit']}" in text
     for run in results["runs"]:
         assert f"**{run['contacts_per_second']:,.0f}**" in text
-    assert f"{results['ratio']:.2f} ×" in text and "2 instances × 20" in text
+    assert f"{results['ratio']:.2f} ×" in text and "| 2 × 20 |" in text
