@@ -118,7 +118,7 @@ def progress(cluster: Cluster) -> Figures:
 
 def settled(cluster: Cluster) -> bool:
     now = progress(cluster)
-    return (
+    return bool(
         now["synced"] == len(cluster.instances)
         and now["jobs"] > 0
         and now["open"] == 0
