@@ -28,9 +28,12 @@ typecheck: $(STAMP)
 
 # Benchmarks (issue 5): not part of `make test`. The issue's sizes are the defaults; override with e.g.
 # make bench BENCH_ARGS="--throughput 10000 --memory-large 30000". Writes BENCHMARKS.md.
+# GROUP=cluster runs only issue 13's cluster row (PostgreSQL: LONESCALE_SYNC_BENCH_POSTGRES_URL) and rewrites
+# only its section; without GROUP every section is run, the cluster's too when a PostgreSQL URL is set.
 BENCH_ARGS ?=
+GROUP ?=
 bench: $(STAMP)
-	$(BIN)/python -m bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(if $(GROUP),--group $(GROUP)) $(BENCH_ARGS)
 
 sandbox: $(STAMP)
 	$(BIN)/lonescale-sync sandbox

@@ -30,6 +30,7 @@ from bench.sandbox import SandboxProcess
 from bench.webhook_load import measure_webhook_ingest, serve
 
 ROOT = Path(__file__).resolve().parent.parent
+POSTGRES_ENV, TEST_POSTGRES_ENV = "LONESCALE_SYNC_BENCH_POSTGRES_URL", "LONESCALE_SYNC_TEST_POSTGRES_URL"
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class Options:
     crms: tuple[str, ...] = CRMS
     seed: int = 1
     output: Path = ROOT / "BENCHMARKS.md"
+    group: str = "all"  # "all": every section; "cluster": only the cluster section, the rest left as it is
+    cluster_pairs: int = 100  # HubSpot portals, and as many Salesforce orgs
+    cluster_contacts: int = 500
+    cluster_workers: tuple[int, ...] = (1, 3)
+    cluster_receivers: int = 2
+    postgres: str | None = None
 
 
 def parse(argv: Sequence[str]) -> Options:
@@ -63,12 +70,24 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--crm", choices=[*CRMS, "both"], default="both")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--output", type=Path, default=defaults.output)
+    parser.add_argument("--group", choices=["all", "cluster"], default=defaults.group,
+                        help="cluster: only the cluster section of the output (issue 13)")  # fmt: skip
+    parser.add_argument("--cluster-pairs", type=int, default=defaults.cluster_pairs,
+                        help="HubSpot portals, and as many Salesforce orgs")  # fmt: skip
+    parser.add_argument("--cluster-contacts", type=int, default=defaults.cluster_contacts)
+    parser.add_argument("--cluster-workers", default=",".join(map(str, defaults.cluster_workers)))
+    parser.add_argument("--cluster-receivers", type=int, default=defaults.cluster_receivers)
+    parser.add_argument("--postgres", default=os.environ.get(POSTGRES_ENV) or os.environ.get(TEST_POSTGRES_ENV),
+                        help=f"the cluster's database (default ${POSTGRES_ENV}, else ${TEST_POSTGRES_ENV})")  # fmt: skip
     args = parser.parse_args(argv)
     return Options(
         calls=args.calls, rate_limited=args.rate_limited, throughput=args.throughput, naive=args.naive,
         profile=args.profile, memory_small=args.memory_small, memory_large=args.memory_large,
         webhook_posts=args.webhook_posts, webhook_concurrency=args.webhook_concurrency,
         crms=CRMS if args.crm == "both" else (args.crm,), seed=args.seed, output=args.output,
+        group=args.group, cluster_pairs=args.cluster_pairs, cluster_contacts=args.cluster_contacts,
+        cluster_workers=tuple(int(w) for w in args.cluster_workers.split(",")),
+        cluster_receivers=args.cluster_receivers, postgres=args.postgres,
     )  # fmt: skip
 
 
@@ -157,10 +176,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     options = parse(argv)
     command = shlex.join(["python", "-m", "bench", *argv])
-    results = run_all(options, command)
-    write_report(results, options.output)
-    figures = Path(tempfile.gettempdir()) / "lonescale-bench-results.json"
-    figures.write_text(json.dumps(results, indent=2, default=str))
-    log(f"figures saved to {figures} (`python -m bench render {figures}` writes the report again)")
-    log(f"wrote {options.output} in {results['harness_seconds']} s")
+    if options.group == "cluster" and not options.postgres:
+        log(f"the cluster group runs on PostgreSQL: set {POSTGRES_ENV} or pass --postgres")
+        return 2
+    if options.group == "all":
+        from bench.cluster_report import current_section, write_section
+
+        results = run_all(options, command)
+        kept = current_section(options.output)  # write_report writes the whole file
+        write_report(results, options.output)
+        if kept and not options.postgres:
+            write_section(options.output, kept)
+        save(results, "lonescale-bench-results.json")
+        log(f"wrote {options.output} in {results['harness_seconds']} s")
+    if options.postgres:
+        run_cluster(options, command)
+    else:
+        log(
+            f"cluster group skipped: it runs on PostgreSQL (set {POSTGRES_ENV}); its section is left as it is"
+        )
     return 0
+
+
+def save(results: dict[str, Any], name: str) -> None:
+    figures = Path(tempfile.gettempdir()) / name
+    figures.write_text(json.dumps(results, indent=2, default=str))
+    log(f"figures saved to {figures}")
+
+
+def run_cluster(options: Options, command: str) -> dict[str, Any]:
+    """Issue 13's cluster figures, written to their own section of the output only."""
+    from bench.cluster import ClusterOptions, measure_cluster  # procrastinate and the tests' world: only here
+    from bench.cluster_report import section, write_section
+
+    assert options.postgres
+    log(f"cluster: {2 * options.cluster_pairs} instances × {options.cluster_contacts}, "
+        f"workers {options.cluster_workers}, {options.cluster_receivers} receiver(s)")  # fmt: skip
+    results = measure_cluster(ClusterOptions(
+        postgres=options.postgres, pairs=options.cluster_pairs, contacts=options.cluster_contacts,
+        workers=options.cluster_workers, receivers=options.cluster_receivers, log=log,
+    ))  # fmt: skip
+    if (options.cluster_pairs, options.cluster_contacts) != (100, 500):
+        results["fitted"] = (
+            f"the issue's size is 200 instances × 500 contacts (the default); this run used "
+            f"{2 * options.cluster_pairs} × {options.cluster_contacts}."
+        )
+    results["commit"], results["command"] = revision(), command
+    save(results, "lonescale-bench-cluster.json")
+    write_section(options.output, section(results, command, results["commit"], os.cpu_count()))
+    log(f"wrote the cluster section of {options.output} in {results['harness_seconds']} s")
+    return results

@@ -213,14 +213,26 @@ class Cluster:
             return list(result) if result.returns_rows else []
 
 
-def write_cluster_config(cluster: Cluster, *, schedule: str = "every 1h", extra: str = "") -> None:
+def write_cluster_config(
+    cluster: Cluster,
+    *,
+    schedule: str = "every 1h",
+    extra: str = "",
+    batch_size: int = 50,
+    lonescale_extra: str = "",
+    stall_timeout: str = "6s",
+    lease_ttl: str = "12s",
+) -> None:
+    """`extra` goes in `[cluster]`, `lonescale_extra` in `[lonescale]` (the benchmark's `assume_custom_echoed`);
+    the short stall timeout and lease suit the chaos tests, the benchmark lengthens them on a loaded machine."""
     parts = [
         f"""
 [lonescale]
 base_url = "{cluster.lonescale.url}"
 api_key_env = "LS_KEY"
 enrichment_type = ["email", "phone"]
-batch_size = 50
+batch_size = {batch_size}
+{lonescale_extra}
 
 [webhook]
 listen = "127.0.0.1:{free_port()}"
@@ -235,8 +247,8 @@ url = "{cluster.store_url}"
 [cluster]
 enabled = true
 tick_seconds = 1
-stall_timeout = "6s"
-lease_ttl = "12s"
+stall_timeout = "{stall_timeout}"
+lease_ttl = "{lease_ttl}"
 {extra}
 """
     ]
