@@ -40,7 +40,8 @@ from connector.wiring import store_url
 log = logging.getLogger(__name__)
 FETCH_POLL_SECONDS = 1.0  # a wake-up held back by its instance's lock starts within this of the lock freeing
 CONNECT_TIMEOUT = 10  # seconds, on every connection the queue opens
-GRACEFUL_STOP_SECONDS = 60.0  # SIGTERM: running units get this long to finish, then the rest is swept
+GRACEFUL_STOP_SECONDS = 60.0
+CLOCK_PRIORITY = 20  # SIGTERM: running units get this long to finish, then the rest is swept
 
 
 class _SweptJobFinish(logging.Filter):
@@ -155,7 +156,8 @@ def build_app(runtime: Runtime) -> procrastinate.App:
 
     # Croniter's optional sixth field is seconds (docs/procrastinate.md#periodic-tasks-one-defer-per-tick).
     @app.periodic(cron=f"* * * * * */{settings.tick_seconds}", periodic_id="clock")
-    @app.task(name="tick", queue=QUEUE, queueing_lock="tick")
+    # Before any unit (connector.store.wakeups.PRIORITY): the clock and the sweeper wait for no busy worker.
+    @app.task(name="tick", queue=QUEUE, queueing_lock="tick", priority=CLOCK_PRIORITY)
     def clock(timestamp: int) -> None:
         now = datetime.fromtimestamp(timestamp, UTC)
         report = cluster_tick(runtime.store, runtime.instances, times, dispatcher, stall_seconds, now)

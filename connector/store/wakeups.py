@@ -27,10 +27,14 @@ from connector.store.database import Database
 
 Kind = Literal["sync", "apply"]
 QUEUE = "lonescale-sync"
+# A worker takes the highest priority first (procrastinate's fetch: priority, then age). Results already paid
+# for go to the CRM before more are bought: a write-back waits behind no sync, of its instance or another's
+# (with one FIFO queue, 200 new instances' first syncs held every write-back back for a minute and more).
+PRIORITY: dict[str, int] = {"apply": 10, "sync": 0}
 QUEUEING_LOCK_INDEX = "procrastinate_jobs_queueing_lock_idx_v1"
 _DEFER = text(
     """SELECT unnest(procrastinate_defer_jobs_v1(ARRAY[ROW(
-        CAST(:queue AS varchar), CAST(:task AS varchar), CAST(0 AS integer), CAST(:lock AS text),
+        CAST(:queue AS varchar), CAST(:task AS varchar), CAST(:priority AS integer), CAST(:lock AS text),
         CAST(:queueing_lock AS text), CAST(:args AS jsonb), CAST(NULL AS timestamptz)
     )]::procrastinate_job_to_defer_v1[])) AS id"""
 )
@@ -66,8 +70,8 @@ class Stalled:
 def wake_in(db: Connection, kind: Kind, instance: str) -> bool:
     """Defer a wake-up in the caller's transaction; False when one of this kind already waits for the
     instance (it will do the same work: nothing is lost, and the caller's transaction is unharmed)."""
-    values = {"queue": QUEUE, "task": kind, "lock": lock_of(instance), "queueing_lock": f"{kind}:{instance}",
-              "args": json.dumps({"instance": instance})}  # fmt: skip
+    values = {"queue": QUEUE, "task": kind, "priority": PRIORITY[kind], "lock": lock_of(instance),
+              "queueing_lock": f"{kind}:{instance}", "args": json.dumps({"instance": instance})}  # fmt: skip
     try:
         with db.begin_nested():
             db.execute(_DEFER, values)
@@ -118,10 +122,11 @@ class Wakeups:
         return True
 
     def waiting(self) -> list[tuple[str, str]]:
-        """(kind, instance) of each wake-up not yet taken, oldest first."""
+        """(kind, instance) of each wake-up not yet taken, in the order workers take them (priority, then age;
+        one held back by its instance's lock waits its turn)."""
         query = text(
             "SELECT task_name, args FROM procrastinate_jobs WHERE status = 'todo' AND queue_name = :queue "
-            "ORDER BY id"
+            "ORDER BY priority DESC, id"
         )
         with self._database.reading() as db:
             return [(row.task_name, _instance(row.args)) for row in db.execute(query, {"queue": QUEUE})]

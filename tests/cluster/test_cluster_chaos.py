@@ -160,7 +160,11 @@ def test_the_cluster_loses_nothing_and_repeats_nothing_while_its_processes_die_a
     unresolved = [
         pair for pair in accepted if contacts.get(pair) not in ("applied", "rejected", "superseded")
     ]
-    assert not unresolved, f"results delivered but never applied: {unresolved[:5]}"
+    assert not unresolved, "results delivered but never applied: " + "; ".join(
+        f"{jobs[j].instance} job {j} ({jobs[j].status.value}) record {r}: {contacts.get((j, r))}, inbox "
+        f"{[(d['status'], d['error']) for d in cluster.store.inbox.of_job(j)]}"
+        for j, r in unresolved[:4]
+    )
     deliveries = cluster.lonescale.control.admin("deliveries")["deliveries"]
     assert not [d for d in deliveries if d["outcome"] in ("gave_up", "rejected")], "LoneScale delivered all"
     assert any(d["outcome"] != "delivered" for d in deliveries), "the receiver's kill cut deliveries short"

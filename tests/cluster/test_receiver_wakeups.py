@@ -146,7 +146,13 @@ def test_the_tick_wakes_the_due_syncs_and_a_ready_write_back_whose_wake_up_was_l
     report = cluster_tick(store, {"acme", "globex"}, times, dispatcher, 30, now)
 
     assert sorted(report.syncs) == ["acme", "globex"] and report.write_backs == ["acme"]
-    assert sorted(store.wakeups.waiting()) == [("apply", "acme"), ("sync", "acme"), ("sync", "globex")]
+    waiting = store.wakeups.waiting()
+    assert waiting[0] == ("apply", "acme") and sorted(waiting[1:]) == [("sync", "acme"), ("sync", "globex")]
     again = cluster_tick(store, {"acme", "globex"}, times, dispatcher, 30, now)
     assert (again.syncs, again.write_backs) == ([], []), "each due time claimed once; one wake-up waits"
     assert len(store.wakeups.waiting()) == 3
+    with store.database.engine.begin() as db:  # what a worker's fetch takes first: results bought come first
+        taken = db.execute(
+            text("SELECT task_name, args->>'instance' FROM procrastinate_fetch_job_v2(NULL, NULL)")
+        )
+        assert tuple(taken.one()) == ("apply", "acme"), "a write-back waits behind no sync, though woken last"
