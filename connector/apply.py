@@ -46,6 +46,18 @@ def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
         jobs.update(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 
+def _met(drain: Drain, instance: str) -> set[str]:
+    """The instance's jobs whose deliveries this pass read and that are not settled yet, though their results
+    may all be in: a pass stopped after writing but before settling them, whose deliveries are read again and
+    yield nothing new (their contacts are no longer waiting)."""
+    unsettled = (JobStatus.SENT, JobStatus.PARTLY_APPLIED, JobStatus.UNCERTAIN)
+    return {
+        j.id
+        for j in drain.jobs.values()
+        if j is not None and j.instance == instance and j.status in unsettled
+    }
+
+
 def _unapplied(inbox: Inbox, contacts: int, instance: str | None) -> Iterator[Delivery]:
     """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
     until it has its contacts rather than stopping at a count of deliveries. Small pages: a page of whole-job
@@ -140,10 +152,13 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
             progress(f"{instance.name}: writing {len(plan.updates)} record(s)")
             write_plan(instance, store.journal, plan, run_id, report, lease)
             progress(f"{instance.name}: {report.summary()}")
+        # The jobs first, the deliveries last: a stop between the two leaves the deliveries `new`, so the next
+        # pass reads them again (their contacts are no longer waiting: nothing is written twice) and the jobs
+        # are settled either way. The other order left a job `sent` for ever, its deliveries marked applied.
+        _settle_jobs(store.jobs, {i.job.id for i in items} | _met(drain, instance.name))
         store.inbox.mark([d for d in delivery_ids if d not in drain.lost], "applied")
         for delivery_id in (d for d in delivery_ids if d in drain.lost):
             store.inbox.mark([delivery_id], "applied", f"{drain.lost[delivery_id]} {UNMATCHED}")
-        _settle_jobs(store.jobs, [i.job.id for i in items])
     except Exception as exc:  # whatever it was, the pass did not finish: recorded as failed, never succeeded
         status, error = "failed", str(exc) or type(exc).__name__
         report.failures.append(f"{instance.name}: {error}")

@@ -239,7 +239,7 @@ class Sender:
             self._release(types, ids)
             split.decided.update(ids)
             raise
-        self.store.jobs.update(job_id, JobStatus.SENT, lonescale_id=lonescale_id, sent_at=self.now())
+        self.store.jobs.accepted(job_id, lonescale_id, self.now())
         split.accepted = True
         self._sent(job_id, types, ids, split)
         log.debug("%s: job %s sent (%s, %d contacts)", self.instance.name, job_id, "+".join(types), len(ids))

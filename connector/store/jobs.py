@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, RowMapping, func, select, update
+from sqlalchemy import Row, RowMapping, case, func, select, update
 
 from connector.models import JobStatus
 from connector.store import ledger, schema
@@ -72,6 +72,20 @@ class Jobs:
                 update(schema.jobs)
                 .where(schema.jobs.c.id == job_id)
                 .values(status=status.value, updated_at=now(), **values)
+            )
+
+    def accepted(self, job_id: str, lonescale_id: str | None, sent_at: datetime) -> None:
+        """LoneScale took the job: `sent`, unless its results were applied meanwhile. A sync that froze with
+        its POST in flight may hear the answer after another process took the instance over, marked the job
+        `uncertain` and applied what LoneScale delivered: the job must not go back to awaiting results."""
+        jobs = schema.jobs
+        awaiting = [JobStatus.PENDING.value, JobStatus.UNCERTAIN.value]
+        status = case((jobs.c.status.in_(awaiting), JobStatus.SENT.value), else_=jobs.c.status)
+        with self._database.writing() as db:
+            db.execute(
+                update(jobs)
+                .where(jobs.c.id == job_id)
+                .values(status=status, lonescale_id=lonescale_id, sent_at=sent_at, updated_at=now())
             )
 
     def record_provider(self, job_id: str, provider: str) -> None:

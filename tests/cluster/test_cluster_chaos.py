@@ -126,21 +126,39 @@ def test_the_cluster_loses_nothing_and_repeats_nothing_while_its_processes_die_a
         os.kill(victim_pid, signal.SIGKILL)
         killed.append((victim, alive.pop(victim_pid)))
 
-    # -- then: left to settle, nothing restarted.
-    def settled() -> bool:
+    # -- then: left to settle, nothing restarted. No more syncs fall due (the schedules are the store's), so
+    # that what is judged below is what was bought, not a sync starting as the processes stop.
+    cluster.sql("UPDATE schedules SET next_due = now() + interval '1 day'")
+
+    def unsettled() -> str:
+        """What is still under way ('' once everything is settled)."""
         jobs = cluster.store.jobs.find()
         book = cluster.lonescale.emulator.state.book
-        return (
-            {j.instance for j in jobs} == set(cluster.instances)
-            # Uncertain: stored by a worker killed around its POST, settled by the next unit of its instance;
-            # its results are applied if LoneScale had it, else it expires at its deadline (never re-sent).
-            and all(j.status in (JobStatus.APPLIED, JobStatus.FAILED, JobStatus.UNCERTAIN) for j in jobs)
-            and not cluster.sql("SELECT 1 FROM inbox WHERE status = 'new' LIMIT 1")
-            and all(job.finished for job in list(book.jobs.values()))
-            and not deliverer.pending
-        )
+        # Uncertain: stored by a worker killed around its POST, settled by the next unit of its instance;
+        # its results are applied if LoneScale had it, else it expires at its deadline (never re-sent).
+        open_jobs = [(j.instance, j.id[:8], j.status.value) for j in jobs
+                     if j.status not in (JobStatus.APPLIED, JobStatus.FAILED, JobStatus.UNCERTAIN)]  # fmt: skip
+        missing = set(cluster.instances) - {j.instance for j in jobs}
+        inbox = cluster.sql("SELECT count(*) AS n FROM inbox WHERE status = 'new'")[0].n
+        running = sum(not job.finished for job in list(book.jobs.values()))
+        syncing = [row.name for row in cluster.sql(
+            "SELECT name FROM leases WHERE holder <> '' AND expires_at > now() AND purpose = 'sync'")]  # fmt: skip
+        syncing += [name for kind, name in cluster.store.wakeups.waiting() if kind == "sync"]
+        said = {"jobs still open": open_jobs[:6], "instances without a job": sorted(missing),
+                "deliveries to apply": inbox, "LoneScale jobs running": running,
+                "deliveries on their way": deliverer.pending, "syncs under way": syncing}  # fmt: skip
+        for instance, job_id, _ in open_jobs[:2]:  # what each open job's contacts and deliveries say
+            full = next(j.id for j in jobs if j.id.startswith(job_id))
+            said[f"{instance} job {job_id}"] = (
+                [c.status for c in cluster.store.jobs.contacts(full)],
+                [d["status"] for d in cluster.store.inbox.of_job(full)],
+            )
+        return "; ".join(f"{k}: {v}" for k, v in said.items() if v)
 
-    cluster.until("every job's results applied", settled, timeout=240)
+    try:
+        cluster.until("every job's results applied", lambda: not unsettled(), timeout=240)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}: {unsettled()}") from None
     cluster.stop_all()
 
     assert len(killed) == 2, "a worker was killed mid-pull and another mid-write"

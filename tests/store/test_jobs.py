@@ -123,3 +123,19 @@ def test_every_contact_in_a_state_is_listed_when_no_limit_is_given(store: Store)
     store.jobs.mark_contacts("job-many", ids, "rejected", "FIELD_CUSTOM_VALIDATION_EXCEPTION")
     assert len(store.jobs.contacts_with_status("acme", "rejected")) == 20, "the default stays a screenful"
     assert sorted(c.record_id for c in store.jobs.contacts_with_status("acme", "rejected", None)) == ids
+
+
+def test_a_job_lonescale_took_is_sent_unless_its_results_were_applied_meanwhile(store: Store) -> None:
+    for job_id, before in (("posted", None), ("unsure", JobStatus.UNCERTAIN), ("done", JobStatus.APPLIED)):
+        add_job(store, job_id, T0)
+        if before is not None:  # another process took the instance over and settled it, as after a freeze
+            store.jobs.update(job_id, before)
+        store.jobs.accepted(job_id, f"ls-{job_id}", T0 + timedelta(seconds=1))
+
+    found = {j: store.jobs.get(j) for j in ("posted", "unsure", "done")}
+    assert {j: job.status for j, job in found.items() if job} == {
+        "posted": JobStatus.SENT,
+        "unsure": JobStatus.SENT,  # now known to have reached LoneScale: its results are awaited
+        "done": JobStatus.APPLIED,  # never back to awaiting what was already written
+    }
+    assert all(job and job.lonescale_id == f"ls-{j}" for j, job in found.items())
