@@ -154,9 +154,10 @@ def section(results: dict[str, Any], command: str, commit: str, nproc: int | Non
     lines += [
         "",
         "Webhook → CRM write: a receiver stores each delivery and wakes its instance's write-back, a wake-up in "
-        "the one queue the syncs are in; here every instance is new, so all syncs come due on the first tick. "
-        "The phases above (when the syncs ended, when the writes began and ended) show how far the write-backs "
-        "waited behind them.",
+        "the queue the syncs are in but ahead of them (connector/store/wakeups.py `PRIORITY`: results paid for "
+        "reach the CRM before more are bought); here every instance is new, so all syncs come due on the first "
+        "tick. The phases above (when the syncs ended, when the writes began and ended) show whether the "
+        "write-backs waited behind them.",
     ]
     if "ratio" in results:
         lines += ["", f"**Ratio {max(r['workers'] for r in runs)} vs 1 workers: {results['ratio']:.2f} ×.** "
