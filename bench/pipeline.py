@@ -115,6 +115,9 @@ class NaiveAdapter:
     def __init__(self, crm: str, inner: Any, endpoints: Mapping[str, str]):
         self.crm, self.inner, self.name = crm, inner, inner.name
         self.server_clock = inner.server_clock  # the pull is the real one, and so is its clock
+        self.unique_field: str | None = (
+            None  # the baseline keeps no index of emails: each PATCH meets the 409
+        )
         if crm == "hubspot":
             headers = {"Authorization": f"Bearer {credentials.HUBSPOT_TOKEN}"}
             self._http = httpx.Client(base_url=endpoints["hubspot"], headers=headers, timeout=60.0)
