@@ -43,7 +43,7 @@ CHANGED = "lastmodifieddate"
 SEARCH_PAGE = 200  # the search maximum (docs/hubspot.md#search)
 # Search's own limit, per account, whatever the tier (docs/hubspot.md#rate-limits); the general one is a setting.
 SEARCHES_PER_SECOND = 5
-__all__ = ["HubSpotAdapter", "to_hubspot_value"]
+__all__ = ["SEARCHES_PER_SECOND", "HubSpotAdapter", "to_hubspot_value"]
 
 
 def _millis(moment: datetime) -> str:
