@@ -33,21 +33,30 @@ class Emails:
         self._database = database
 
     def seen(self, instance: str, emails: Mapping[str, Any]) -> None:
-        """Record id → its email as just seen (None or blank: it has none). Each record's earlier row goes
-        and its email is taken from whichever record held it before: one holder per email, as in the CRM,
-        the latest sight winning. One transaction: a delete and one upsert per 500 records."""
+        """Record id → its email as just seen (None or blank: it has none). A record's earlier row goes when its
+        email changed, and its email is taken from whichever record held it before: one holder per email, as
+        in the CRM, the latest sight winning. One transaction: a read of the records' rows, then writes for
+        those that changed only, so pulling records already known (most of an incremental sync) writes none."""
         if not emails:
             return
         table, stamp = schema.crm_emails, now()
-        rows: dict[str, dict[str, Any]] = {}
-        for record_id, email in emails.items():
-            hashed = key(email)
-            if hashed is not None:  # two records of one chunk with one email: the later sight wins
-                rows[hashed] = {"instance": instance, "email_sha256": hashed, "record_id": record_id,
-                                "seen_at": stamp}  # fmt: skip
+        wanted = {record_id: key(email) for record_id, email in emails.items()}
         with self._database.writing() as db:
-            for some in slices(list(emails)):
+            held: dict[str, str] = {}
+            for some in slices(list(wanted)):
+                query = select(table.c.record_id, table.c.email_sha256).where(
+                    table.c.instance == instance, table.c.record_id.in_(some)
+                )
+                held.update((row.record_id, row.email_sha256) for row in db.execute(query))
+            changed = [rid for rid, hashed in wanted.items() if held.get(rid) != hashed]
+            for some in slices([rid for rid in changed if rid in held]):
                 db.execute(delete(table).where(table.c.instance == instance, table.c.record_id.in_(some)))
+            rows: dict[str, dict[str, Any]] = {}
+            for record_id in changed:  # two records of one chunk with one email: the later sight wins
+                hashed = wanted[record_id]
+                if hashed is not None:
+                    rows[hashed] = {"instance": instance, "email_sha256": hashed, "record_id": record_id,
+                                    "seen_at": stamp}  # fmt: skip
             if rows:
                 statement = upsert(
                     db.dialect.name, table, ("instance", "email_sha256"), ("record_id", "seen_at")
