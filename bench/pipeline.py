@@ -12,7 +12,7 @@ import httpx
 from sqlalchemy import func, select
 
 from connector.adapters.base import Window
-from connector.adapters.hubspot import HubSpotAdapter, to_hubspot_value
+from connector.adapters.hubspot import SEARCHES_PER_SECOND, HubSpotAdapter, to_hubspot_value
 from connector.adapters.salesforce import (
     SalesforceAdapter,
     SalesforceCredentials,
@@ -77,10 +77,12 @@ def build_instance(
     crm: str, endpoints: Mapping[str, str], *, paced: bool = False, naive: bool = False
 ) -> Instance:
     """An instance as `wiring.build_instance` makes it, pointed at the sandbox; `paced` keeps HubSpot's
-    client-side limits (100 per 10 s, 4 searches per s), otherwise lifted for an unlimited sandbox."""
+    client-side limits (100 per 10 s, 5 searches per s), otherwise lifted for an unlimited sandbox."""
     adapter: Any
     if crm == "hubspot":
-        per_10s, searches = (100, 4) if paced else (UNPACED, UNPACED)  # the adapter's defaults when paced
+        per_10s, searches = (
+            (100, SEARCHES_PER_SECOND) if paced else (UNPACED, UNPACED)
+        )  # the defaults when paced
         adapter = HubSpotAdapter(
             "bench-hs",
             credentials.HUBSPOT_TOKEN,
@@ -115,6 +117,9 @@ class NaiveAdapter:
     def __init__(self, crm: str, inner: Any, endpoints: Mapping[str, str]):
         self.crm, self.inner, self.name = crm, inner, inner.name
         self.server_clock = inner.server_clock  # the pull is the real one, and so is its clock
+        self.unique_field: str | None = (
+            None  # the baseline keeps no index of emails: each PATCH meets the 409
+        )
         if crm == "hubspot":
             headers = {"Authorization": f"Bearer {credentials.HUBSPOT_TOKEN}"}
             self._http = httpx.Client(base_url=endpoints["hubspot"], headers=headers, timeout=60.0)

@@ -221,8 +221,8 @@ def misses(results: dict[str, Any]) -> list[str]:
                 "whole batch (`Contact already exists. Existing ID: …`). The adapter drops that one email and "
                 "retries the batch once (one more call; two when several records in the batch gain an email and "
                 "the owner's email must be read to tell which). The minimum assumes no conflicts; each costs at "
-                "least the retry. Checking found emails against the CRM first would cost a search per batch, more "
-                "than the conflicts do here."
+                "least the retry. The store's email index leaves out, before sending, the emails the pulls saw "
+                "another contact hold: the 409s left are emails it never saw."
             )
         if "read" in over and conflicts:
             lines.append("  Reads: the extra reads are the conflict look-ups above (the owner's email).")
@@ -237,16 +237,16 @@ def misses(results: dict[str, Any]) -> list[str]:
             f"- **Write-back at the limit**: {r['ratio_to_floor']} × floor, {r['share_429']:.2%} 429s, "
             f"{r['updates_lost']} lost. The pace is the limit's: {r['calls_made']} calls in "
             f"{r['elapsed_seconds']:.0f} s is {r['calls_made'] / r['elapsed_seconds']:.1f} per second against "
-            "HubSpot's 10 (the first window's calls go at once; the adapter paces at 95 per 10 s, so that a "
-            f"request in flight when the window turns is never a 429). The excess is calls: {r['calls_made']} made where the floor counts "
+            "HubSpot's 10 (the first window's calls go at once; the adapter paces at the limit, each slot held "
+            f"until 10 s after its answer, so that a request in flight when the window turns is never a 429). The excess is calls: {r['calls_made']} made where the floor counts "
             f"{r['calls_needed']}. {conflicts} batch updates were answered 409: email is unique per HubSpot "
             "portal, LoneScale finds for a duplicate contact the mailbox its twin already holds, and HubSpot then "
             "refuses the whole batch (`Contact already exists. Existing ID: …`). Each costs a read of the "
             "owner's email (to tell which record in the batch holds it) and a retry without it: about "
             f"{2 * conflicts} calls here, where halving the batch cost about 14 each before. The floor assumes "
-            "no conflicts; meeting it with them would take knowing taken emails before writing: one search "
-            "per batch costs more calls than the conflicts do, while a local index of the emails seen in pulls "
-            "(a hash per contact) would cost none."
+            "no conflicts; the store's index of the emails seen in pulls (a hash per contact) leaves out those "
+            "another contact holds before sending (one read of the holders per pass): the 409s left are "
+            "emails the index never saw."
         )
     for crm, f in results["throughput"].items():
         for delivery, d in deliveries(f):

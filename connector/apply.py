@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 
 from connector.apply_plan import plan_records
 from connector.apply_report import ApplyReport
+from connector.apply_unique import find_taken
 from connector.apply_write import resolve_pending, write_plan
 from connector.errors import Busy, ConnectorError
 from connector.fencing import fenced
@@ -149,8 +150,9 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
         if items:
             progress(f"{instance.name}: reading the CRM's current values for {len(items)} result(s)")
             plan = plan_records(instance, store.journal, by_record(items), report, now, False)
+            find_taken(instance, store.emails, plan, report, dry_run=False)
             progress(f"{instance.name}: writing {len(plan.updates)} record(s)")
-            write_plan(instance, store.journal, plan, run_id, report, lease)
+            write_plan(instance, store.journal, plan, run_id, report, lease, store.emails)
             progress(f"{instance.name}: {report.summary()}")
         # The jobs first, the deliveries last: a stop between the two leaves the deliveries `new`, so the next
         # pass reads them again (their contacts are no longer waiting: nothing is written twice) and the jobs
@@ -211,7 +213,10 @@ def apply_results(
             if dry_run:
                 if items:
                     progress(f"{name}: reading the CRM's current values for {len(items)} result(s)")
-                    plan_records(instances[name], store.journal, by_record(items), mine, now(), dry_run=True)
+                    plan = plan_records(
+                        instances[name], store.journal, by_record(items), mine, now(), dry_run=True
+                    )
+                    find_taken(instances[name], store.emails, plan, mine, dry_run=True)
             else:
                 _write_pass(instances[name], store, items, delivered[name], drain, gate.leases.get(name), kind,
                             now(), mine, progress)  # fmt: skip

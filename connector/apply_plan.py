@@ -36,6 +36,9 @@ class Plan:
         default_factory=list
     )  # results that change nothing on their record
     follow_ups: dict[str, FollowUp] = field(default_factory=dict)  # record id → its owner's to-do
+    # Record id → why its unique value (HubSpot's email) is left out: another record holds it now
+    # (connector/apply_unique.py). Its other values are still written.
+    taken: dict[str, str] = field(default_factory=dict)
 
 
 def _follow_up(

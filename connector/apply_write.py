@@ -11,11 +11,12 @@ from collections import defaultdict
 
 from connector.apply_plan import OWNER_TASK, Plan
 from connector.apply_report import GONE, REFUSED_FIELD, ApplyReport, jsonable, reason_code
+from connector.apply_unique import merged, remember_written, to_send
 from connector.errors import ConnectorError
 from connector.fencing import fenced
 from connector.merging import RecordResults
 from connector.models import WriteOutcome
-from connector.store import Fence, Journal, JournalEntry, Lease
+from connector.store import Emails, Fence, Journal, JournalEntry, Lease
 from connector.values import same_value
 from connector.wiring import Instance
 
@@ -36,9 +37,11 @@ def _mark(marks: Marks, record: RecordResults, status: str, reason: str | None) 
 
 
 def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, report: ApplyReport,
-               lease: Lease | None) -> None:  # fmt: skip
+               lease: Lease | None, emails: Emails | None = None) -> None:  # fmt: skip
     """Journal ahead, write, then settle journal, cooldowns and contacts in one transaction: a crash in
-    between leaves `pending` journal rows, which the next pass confirms against the CRM."""
+    between leaves `pending` journal rows, which the next pass confirms against the CRM. A unique value
+    another record holds (`plan.taken`) is journaled like the rest and refused without being sent; what we
+    wrote of it goes to `emails`, the index of who holds which."""
     result_of = {rule.field: rule.result for rule in instance.mapping.write_back}
     ahead = [
         JournalEntry(run_id, plan.records[u.ref.id].job_for(result_of.get(name, "")), instance.name, u.ref.id,
@@ -51,8 +54,10 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
     # Fencing: each CRM batch renews the lease first, and the settlement commits only while it is ours, so a
     # holder that froze and lost it writes no batch more and records nothing (its pending rows are resolved
     # by the new holder against the CRM).
+    sending = to_send(instance, plan)
     with fenced(lease.renew if lease is not None else None):
-        results = instance.adapter.write_back(plan.updates) if plan.updates else []
+        answers = instance.adapter.write_back(sending) if sending else []
+    results = merged(instance, plan, answers)
     outcomes: dict[int, tuple[str, str | None]] = {}
     marks: Marks = defaultdict(list)
     written: set[str] = set()
@@ -92,6 +97,8 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
         outcomes.update(_create_follow_ups(instance, journal, plan, written, run_id, fence))
     found = {rid: record.found for rid, record in plan.records.items()}
     journal.settle(instance.name, outcomes, found, marks, fence=fence)
+    if emails is not None:
+        remember_written(instance, emails, plan.updates, results)
 
 
 def _create_follow_ups(instance: Instance, journal: Journal, plan: Plan, written: set[str],

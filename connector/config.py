@@ -78,6 +78,10 @@ class LoneScaleSettings(Section):
 class HubSpotSettings(Section):
     base_url: str = "https://api.hubapi.com"
     access_token_env: str = "HUBSPOT_ACCESS_TOKEN"
+    # The portal's burst limit for private apps (docs/hubspot.md#rate-limits): 100 per 10 s on Free and
+    # Starter, 190 on Professional and Enterprise, 250 with the API limit increase pack. Any count is taken:
+    # a portal whose quota other integrations share may leave them part of it.
+    requests_per_10s: int = Field(default=100, ge=1, le=1000)
 
     @field_validator("base_url")
     @classmethod

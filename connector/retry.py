@@ -20,7 +20,8 @@ import random
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -90,10 +91,18 @@ def call_with_retry(
 
 
 class Pacer:
-    """Client-side rate limit: at most `limit` acquisitions per rolling `window` seconds, blocking as needed.
+    """Client-side rate limit: at most `limit` calls per rolling `window` seconds, blocking as needed.
 
     HubSpot allows 100 or 190 requests per 10 s and 5 searches per second (docs/hubspot.md#rate-limits);
-    pacing below those keeps a long write-back at the limit's rate instead of bouncing off 429s.
+    pacing at those keeps a long write-back at the limit's rate instead of bouncing off 429s.
+
+    No margin below the limit: a call made under `slot()` holds its slot from the moment it is made until
+    `window` seconds after its answer came back, instead of from the moment it was made. The server counts
+    a call when it arrives, which is after we made it and before its answer came back; so whatever the
+    network's delays, any `window` seconds of arrivals at the server hold at most `limit` of our calls. A
+    slot stamped when the call is made (`acquire`) is exceeded by a call in flight across the window's turn,
+    which is what a margin (95 of 100) used to absorb; holding it for the answer costs one latency per slot
+    (100 calls per 10.05 s at 50 ms) where the margin cost 5 %.
     """
 
     def __init__(
@@ -110,26 +119,57 @@ class Pacer:
         self.window = window
         self._sleep = sleep
         self._clock = clock
-        self._stamps: deque[float] = deque()
+        self._stamps: deque[float] = deque()  # when each recent call's slot was given back, oldest first
+        self._in_flight = 0  # slots taken by calls whose answer has not come back yet
+        self._held_until = float("-inf")  # penalised: no slot before then
         self._lock = threading.Lock()
+        self._given_back = threading.Condition(self._lock)
 
     def acquire(self) -> float:
-        """Take one slot; returns the seconds spent waiting for it."""
+        """Take one slot, counted from now; returns the seconds spent waiting for it."""
+        waited = self._take()
+        self._give_back()
+        return waited
+
+    @contextmanager
+    def slot(self) -> Iterator[float]:
+        """Take one slot for a call made inside the block (yields the seconds waited for it); it stays taken
+        until `window` seconds after the block ends, the call's answer having come back (or failed)."""
+        waited = self._take()
+        try:
+            yield waited
+        finally:
+            self._give_back()
+
+    def _take(self) -> float:
         waited = 0.0
         while True:
             with self._lock:
                 now = self._clock()
                 while self._stamps and self._stamps[0] <= now - self.window:
                     self._stamps.popleft()
-                if len(self._stamps) < self.limit:
-                    self._stamps.append(now)
+                if now < self._held_until:
+                    delay = self._held_until - now
+                elif self._in_flight + len(self._stamps) < self.limit:
+                    self._in_flight += 1
                     return waited
-                delay = self._stamps[0] + self.window - now
+                elif self._stamps:
+                    delay = self._stamps[0] + self.window - now
+                else:  # every slot is a call in flight: its answer says when the first one frees
+                    started = self._clock()
+                    self._given_back.wait()
+                    waited += self._clock() - started
+                    continue
             self._sleep(delay)
             waited += delay
+
+    def _give_back(self) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            self._stamps.append(self._clock())
+            self._given_back.notify_all()
 
     def penalise(self, seconds: float) -> None:
         """After a 429 despite pacing (another client shares the quota): hold every slot for `seconds`."""
         with self._lock:
-            until = self._clock() + seconds - self.window
-            self._stamps = deque([until] * self.limit)
+            self._held_until = max(self._held_until, self._clock() + seconds)

@@ -162,6 +162,14 @@ def _rollback(
                                  value, "written" if ok else "rejected", outcome.reason or f"rollback of run {run_id}",
                                  now()) for name, value in update.values.items()]  # fmt: skip
     store.journal.add(journal)
+    unique = instance.adapter.unique_field
+    restored = {  # the email index follows (connector/apply_unique.py); it would also learn on the next pull
+        update.ref.id: update.values[unique]
+        for update, outcome in zip(updates, outcomes, strict=True)
+        if unique and unique in update.values and outcome.outcome is WriteOutcome.WRITTEN
+    }
+    if restored:
+        store.emails.seen(instance.name, restored)
     status = "succeeded" if not report.rejected else "failed"
     store.runs.finish(
         report.run_id, status, {"restored": report.restored, "rejected": report.rejected, "of_run": run_id}

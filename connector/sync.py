@@ -402,10 +402,18 @@ def _send_window(instance: Instance, store: Store, settings: LoneScaleSettings, 
     batcher = Batcher(settings.batch_size, echoed=settings.assume_custom_echoed or echo_seen(store))
     claims, once = Claims(batcher.waiting), FirstSight()
     instance.adapter.server_clock.start(sender.now)
-    records = instance.adapter.pull_changed(window, instance.mapping.read_fields())
+    # The field the CRM keeps unique (HubSpot's email) is read too, and each chunk's values go to the store's
+    # index of who holds which, so the write-back can leave out a found email another contact holds
+    # (connector/apply_unique.py). A dry run changes nothing, the index included.
+    unique, fields = instance.adapter.unique_field, instance.mapping.read_fields()
+    if unique and unique not in fields:
+        fields = [*fields, unique]
+    records = instance.adapter.pull_changed(window, fields)
     for chunk in ReadAhead(records, CHUNK, name=f"pull-{instance.name}"):
         if lease is not None:
             lease.renew()
+            if unique:
+                store.emails.seen(instance.name, {r.ref.id: r.get(unique) for r in chunk})
         histories = store.ledger.states(instance.name, [r.ref.id for r in chunk])
         claims.new_chunk()
         for record in chunk:

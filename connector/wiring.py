@@ -37,6 +37,7 @@ def build_adapter(
             settings.name,
             config.secret(hubspot.access_token_env).reveal(),
             base_url=hubspot.base_url,
+            requests_per_10s=hubspot.requests_per_10s,
             changed_field=mapping.changed_field,
             answered=answered,
         )

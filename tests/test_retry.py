@@ -104,3 +104,17 @@ def test_a_penalised_pacer_holds_every_slot_for_the_penalty() -> None:
     pacer.acquire()
     pacer.penalise(5.0)
     assert pacer.acquire() == pytest.approx(5.0)
+
+
+def test_a_pacer_slot_is_held_until_the_window_has_passed_since_the_answer_came_back() -> None:
+    """The server counts a call when it arrives, somewhere between our sending it and its answer: counted
+    from the answer, the window's turn can never let one call too many in."""
+    clock = Clock()
+    pacer = Pacer(limit=2, window=10.0, sleep=clock.sleep, clock=clock)
+    with pacer.slot():
+        clock.sleep(3.0)  # the answer takes 3 s
+    pacer.acquire()  # the second slot, at 3 s
+    assert pacer.acquire() == pytest.approx(10.0), (
+        "free 10 s after the first answer (13 s), not after its call"
+    )
+    assert clock.now == pytest.approx(13.0)

@@ -76,6 +76,10 @@ class Window:
 class CrmAdapter(Protocol):
     name: str  # the instance name, stamped on every RecordRef
     server_clock: ServerClock  # fed by every answer's Date header
+    # A field the CRM keeps unique across its records, refusing a write of a value another record holds
+    # (HubSpot: a contact's `email`, a 409 for the whole batch); None when there is none. The write-back
+    # leaves such a value out when another record is known to hold it (connector/apply_unique.py).
+    unique_field: str | None
 
     def check(self) -> None:
         """Authenticate and touch the object; raises AuthError or RequestRejected with a reason a person can use."""

@@ -20,7 +20,7 @@ from hubspot import HubSpot
 from connector.adapters.base import Window, two_at_a_time
 from connector.adapters.hubspot_calls import HubSpotCalls
 from connector.adapters.hubspot_notes import NOTE_BATCH, not_a_contact, notes_request, outcomes
-from connector.adapters.hubspot_writes import BATCH, BatchWriter, to_hubspot_value, update_request
+from connector.adapters.hubspot_writes import BATCH, UNIQUE, BatchWriter, to_hubspot_value, update_request
 from connector.errors import RequestRejected
 from connector.fencing import guarded
 from connector.halving import halving
@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 OBJECT = "contacts"
 CHANGED = "lastmodifieddate"
 SEARCH_PAGE = 200  # the search maximum (docs/hubspot.md#search)
-__all__ = ["HubSpotAdapter", "to_hubspot_value"]
+# Search's own limit, per account, whatever the tier (docs/hubspot.md#rate-limits); the general one is a setting.
+SEARCHES_PER_SECOND = 5
+__all__ = ["SEARCHES_PER_SECOND", "HubSpotAdapter", "to_hubspot_value"]
 
 
 def _millis(moment: datetime) -> str:
@@ -60,13 +62,14 @@ class HubSpotAdapter:
         *,
         base_url: str = "https://api.hubapi.com",
         requests_per_10s: int = 100,
-        searches_per_second: int = 4,
+        searches_per_second: int = SEARCHES_PER_SECOND,
         timeout: tuple[float, float] = (5.0, 60.0),
         retry_policy: RetryPolicy = DEFAULT_POLICY,
         changed_field: str = CHANGED,
         answered: Answered = unheard,
     ):
         self.name = name
+        self.unique_field: str | None = UNIQUE  # a contact's email is unique per portal: another's is a 409
         self.changed = changed_field  # the mapping's `changed_field`: lastmodifieddate or hs_lastmodifieddate
         # retry=False turns urllib3's own retries off, even its Retry-After retries of GETs: one loop, ours.
         no_retries = urllib3.Retry(total=False, respect_retry_after_header=False)

@@ -51,15 +51,19 @@ class HubSpotCalls:
         self._answered = answered
         self._timeout = timeout
         self._policy = retry_policy
-        # Pace below each limit so a 429 is an exception: the general 10 s window, and search's own per second.
-        self._pace = Pacer(max(1, requests_per_10s - 5), 10.0)
+        # Pace at each limit, the general 10 s window and search's own per second, each slot held until its
+        # answer is back (retry.Pacer: why no margin is needed), so a 429 is another client's doing.
+        self._pace = Pacer(requests_per_10s, 10.0)
         self._pace_search = Pacer(searches_per_second, 1.0)
 
     def _call(
         self, what: str, operation: Callable[[], T], *, search: bool = False, idempotent: bool = True
     ) -> T:
         def attempt() -> T:
-            (self._pace_search if search else self._pace).acquire()
+            with (self._pace_search if search else self._pace).slot():
+                return sent()
+
+        def sent() -> T:
             fencing.check()  # after the pacer's wait, right before the call: our lease still holds
             try:
                 return operation()

@@ -99,6 +99,7 @@ class SalesforceAdapter:
         domain, reroute = login_route(login_url)
         session = build_session(instance_url, login_url, timeout=timeout, reroute=reroute)
         self.server_clock = ServerClock()
+        self.unique_field: str | None = None  # no standard Contact or Lead field is unique
         session.hooks["response"].append(
             lambda response, **_: self.server_clock.observe(response.headers.get("Date"))
         )

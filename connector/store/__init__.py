@@ -1,7 +1,7 @@
 """Durable state: what was pulled, sent, received and written. SQLite by default, any SQLAlchemy URL works.
 
 One module per aggregate, all sharing one Database (connector.store.database) and the dialect module:
-runs, cursors, jobs (with their contacts), inbox, ledger (cooldowns), journal, leases. A write spanning two
+runs, cursors, jobs (with their contacts), inbox, ledger (cooldowns), journal, leases, emails. A write spanning two
 of them is one transaction, kept with the aggregate whose decision it is (its module says which). Callers
 take the piece they need: `store.jobs.get(...)`, `store.inbox.keep(...)`, or the Jobs or Inbox alone."""
 
@@ -11,6 +11,7 @@ from datetime import timedelta
 
 from connector.store.cursors import Cursors
 from connector.store.database import Database
+from connector.store.emails import Emails
 from connector.store.fences import Fence
 from connector.store.inbox import Inbox, sha256
 from connector.store.jobs import Jobs
@@ -36,12 +37,13 @@ class Store:
         self.journal = Journal(self.database)
         self.leases = Leases(self.database, ttl=lease_ttl)
         self.schedules = Schedules(self.database)
+        self.emails = Emails(self.database)  # which contact holds each email: HubSpot's are unique
         self.wakeups = Wakeups(self.database)  # cluster mode only: procrastinate's tables on PostgreSQL
 
     def close(self) -> None:
         self.database.close()
 
 
-__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Fence", "Inbox", "Job", "JobContact", "Jobs",
+__all__ = ["Arrival", "Cursor", "Cursors", "Database", "Delivery", "Emails", "Fence", "Inbox", "Job", "JobContact", "Jobs",
            "Journal", "JournalEntry", "Lease", "Leases", "Ledger", "Runs", "Schedules", "Store", "Wakeups",
            "instance_lease", "sha256"]  # fmt: skip

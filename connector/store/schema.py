@@ -166,3 +166,18 @@ queue_schema = Table(
     Column("how", String(64), nullable=False),
     Column("applied_at", WHEN, nullable=False),
 )
+
+# Which contact of a CRM instance holds each email, as the pulls and our own writes last saw it: HubSpot keeps
+# a contact's email unique per portal and refuses a whole batch update (409) for one email another contact
+# holds, so the write-back leaves out a found email another record holds instead of paying for the refusal
+# (connector/apply_unique.py). The email is kept as the SHA-256 of its casefolded form: fixed width, and no
+# second copy of an address. One row per contact with an email, replaced when its email changes.
+crm_emails = Table(
+    "crm_emails",
+    metadata,
+    Column("instance", String(64), primary_key=True),
+    Column("email_sha256", String(64), primary_key=True),
+    Column("record_id", String(64), nullable=False),
+    Column("seen_at", WHEN, nullable=False),
+    Index("ix_crm_emails_record", "instance", "record_id"),
+)
