@@ -28,7 +28,7 @@ from connector.store.queue_schema import (  # noqa: E402
     installed,
     upgrade_queue_schema,
 )
-from connector.store.upgrade import LOCK_KEY  # noqa: E402
+from connector.store.upgrade import LOCK_KEY, head  # noqa: E402
 from tests.test_cli_ops import cli  # noqa: E402
 
 ON_POSTGRES = pytest.mark.parametrize("store_url", ["postgresql"], indirect=True)
@@ -321,7 +321,7 @@ def test_db_upgrade_applies_procrastinates_schema_only_with_the_cluster_on(
     where = shown(store_url)
     code, output = cli("db", "upgrade", "--config", str(config))
     assert code == 0 and output.endswith(
-        f"the store at {where}: schema upgraded from no schema to revision 0006 (head)\n"
+        f"the store at {where}: schema upgraded from no schema to revision {head()} (head)\n"
     ), output
     database = Database(store_url)
     assert not has_queue(database), "one process, no queue"
@@ -330,14 +330,14 @@ def test_db_upgrade_applies_procrastinates_schema_only_with_the_cluster_on(
     code, output = cli("db", "upgrade", "--config", str(config))
     said = output.splitlines()  # with the upgrade's own log line between them, on stderr
     assert code == 0, output
-    assert said[0] == f"the store at {where}: schema revision 0006 (head); nothing to do"
+    assert said[0] == f"the store at {where}: schema revision {head()} (head); nothing to do"
     assert said[-1] == f"the store at {where}: procrastinate's schema {VERSION} applied"
     assert has_queue(database)
 
     code, output = cli("db", "upgrade", "--config", str(config))
     assert (code, output) == (
         0,
-        f"the store at {where}: schema revision 0006 (head); nothing to do\n"
+        f"the store at {where}: schema revision {head()} (head); nothing to do\n"
         f"the store at {where}: procrastinate's schema: at {VERSION}, nothing to apply\n",
     )
     database.close()
