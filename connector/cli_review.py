@@ -20,7 +20,7 @@ from connector.resend import resend_expired
 from connector.review import failures, replay, retry_failed, rollback
 from connector.runtime import Runtime
 from connector.store import JournalEntry
-from connector.sync import custom_shown
+from connector.sync_report import custom_shown
 
 OUTPUT = click.option(
     "--output",

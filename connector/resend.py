@@ -32,8 +32,9 @@ from connector.mapping import Mapped
 from connector.models import Contact, CrmRecord, EnrichmentType, RecordRef
 from connector.retry import call_with_retry
 from connector.selection import allowance, select_types
+from connector.sender import CapReached, Sender, StopSending
 from connector.store import Job, Jobs, Lease, Store, instance_lease
-from connector.sync import CapReached, Sender, StopSending, SyncReport
+from connector.sync_report import SyncReport
 from connector.wiring import Instance
 
 log = logging.getLogger(__name__)

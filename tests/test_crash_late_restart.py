@@ -21,8 +21,8 @@ from connector.models import JobStatus
 from connector.overdue import GRACE, MAY_HAVE_BEEN_BILLED, settle_overdue
 from connector.redact import Secret
 from connector.sandbox import credentials
+from connector.sender import JOB_DEADLINE
 from connector.store import schema
-from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
 from tests.support import edit_as_a_person, hubspot_instance, wait_until_searchable
 from tests.test_crash_safety import TRIGGER, Hold, World, cli, held, held_job, open_world

@@ -50,9 +50,9 @@ from connector.models import JobStatus
 from connector.overdue import GRACE, settle_overdue
 from connector.redact import Secret
 from connector.sandbox import credentials
+from connector.sender import JOB_DEADLINE
 from connector.serving import ThreadedServer
 from connector.store import Store, schema
-from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
 from tests.support import SANDBOX_ENV, create_status_fields
 

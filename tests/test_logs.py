@@ -42,7 +42,11 @@ def test_json_lines_name_the_instance_run_and_job_of_a_sync_and_never_a_secret(c
     for line in sent:
         assert line["instance"] == "sf" and line["run_id"] == run_id
         assert line["job_id"] == line["message"].split()[2], "the line names the job it speaks of"
-    assert not [line for line in lines if line["logger"] == "connector.sync" and line["instance"] != "sf"]
+    assert not [
+        line
+        for line in lines
+        if line["logger"] in ("connector.sync", "connector.sender") and line["instance"] != "sf"
+    ]
     for secret in SANDBOX_ENV.values():
         assert secret not in result.stderr
 

@@ -11,8 +11,8 @@ import pytest
 from connector.models import JobStatus
 from connector.overdue import GRACE, MAY_HAVE_BEEN_BILLED, settle_overdue
 from connector.review import failures
+from connector.sender import JOB_DEADLINE
 from connector.store import Job, JobContact, Store, instance_lease
-from connector.sync import JOB_DEADLINE
 from tests.conftest import Served
 from tests.support import Pipeline, salesforce_instance
 from tests.test_trigger_safety import in_cooldown

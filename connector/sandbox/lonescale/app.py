@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 import socket
 import struct
@@ -175,8 +176,14 @@ class LoneScaleEmulator(Emulator):
             return self._reject(request, 403, "no enrichment credits left")
         job = state.book.accept(body, behaviour)
         self.deliverer.spawn(self._run(job, state))
-        fault = behaviour.trigger_fault
-        if fault != "none" and happens(behaviour.trigger_fault_share, self.seed, "trigger_fault", job.id):
+        if behaviour.trigger_answer_seconds:
+            await asyncio.sleep(behaviour.trigger_answer_seconds)
+        fault, taken = behaviour.trigger_fault, len(state.book.jobs)
+        if (
+            fault != "none"
+            and taken >= behaviour.trigger_fault_from
+            and happens(behaviour.trigger_fault_share, self.seed, "trigger_fault", job.id)
+        ):
             return self._lost_answer(job, fault)
         if behaviour.start_response == "string":
             return json_response(f"Enrichment started for {len(job.contacts)} contacts")

@@ -35,6 +35,12 @@ class LoneScaleBehaviour(Behaviour):
     # (a flaky default would make every test's outcome depend on the seed); the share picks jobs by seed.
     trigger_fault: TriggerFault = "none"
     trigger_fault_share: float = Field(default=1.0, ge=0, le=1)
+    trigger_fault_from: int = Field(
+        default=1, ge=1
+    )  # the fault meets the N-th job this emulator took, and on
+    # -- how long an accepted trigger's answer takes (LoneScale documents none): 0, unless a test needs the
+    # sync to have work waiting behind an answer.
+    trigger_answer_seconds: float = Field(default=0.0, ge=0, le=30)
     # -- a refusal of every valid request (a plan without an option, an `http://` webhook refused, an API
     # change), answered as NestJS's ValidationPipe does: 400 with this text in a `message` array.
     refuse_all_with: str | None = Field(default=None, min_length=1)
