@@ -28,8 +28,10 @@ typecheck: $(STAMP)
 
 # Benchmarks (issue 5): not part of `make test`. The issue's sizes are the defaults; override with e.g.
 # make bench BENCH_ARGS="--throughput 10000 --memory-large 30000". Writes BENCHMARKS.md.
-# GROUP=cluster runs only issue 13's cluster row (PostgreSQL: LONESCALE_SYNC_BENCH_POSTGRES_URL) and rewrites
-# only its section; without GROUP every section is run, the cluster's too when a PostgreSQL URL is set.
+# GROUP=writeback (or calls, throughput, memory, webhook, cluster; several with commas) runs only those groups
+# and keeps the others' last figures (bench/results.json); each row names the command and commit it measured.
+# The cluster group needs PostgreSQL (LONESCALE_SYNC_BENCH_POSTGRES_URL) and rewrites only its own section;
+# without GROUP every group is run, the cluster's too when a PostgreSQL URL is set.
 BENCH_ARGS ?=
 GROUP ?=
 bench: $(STAMP)

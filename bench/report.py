@@ -45,11 +45,22 @@ DELIVERY = {
 
 
 def deliveries(figures: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    """A throughput measurement's cycles by LoneScale delivery shape."""
-    shapes = [("per_contact", figures)]
-    if "per_job" in figures:
-        shapes.append(("per_job", figures["per_job"]))
-    return shapes
+    """A throughput measurement's cycles by LoneScale delivery shape (figures of runs before issue 14 held the
+    per-contact cycle at their top level)."""
+    shapes = [(shape, figures[shape]) for shape in DELIVERY if shape in figures]
+    return shapes or [("per_contact", figures)]
+
+
+GROUP_OF = {"calls": "calls", "rate_limited": "writeback", "throughput": "throughput", "memory": "memory",
+            "webhook": "webhook"}  # fmt: skip
+
+
+def command_of(results: dict[str, Any], key: str) -> str:
+    """The command and commit that measured a figure (each group's run is its own: bench/results.json)."""
+    run = results.get("runs", {}).get(GROUP_OF[key])
+    if run is None:
+        return f"`{results['command']}`"
+    return f"`{run['command']}` at {run['commit']}"
 
 
 def memory_growth_kib(memory: dict[str, Any]) -> float:
@@ -72,7 +83,7 @@ def _mark(ok: bool) -> str:
 
 
 def table(results: dict[str, Any]) -> list[str]:
-    met, command = verdicts(results), f"`{results['command']}`"
+    met = verdicts(results)
     rows = ["| # | measure | N | figure | target | verdict | naive baseline (same run) | command |",
             "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for crm, f in results["calls"].items():
@@ -87,7 +98,7 @@ def table(results: dict[str, Any]) -> list[str]:
         rows.append(
             f"| 1 | API calls, one sync end to end, {crm} | {f['pulled']:,} | {f['crm_calls']['total']:,} calls "
             f"vs minimum {f['minimum_total']:,} = **{f['ratio']:.2f} ×**; {f['single_record_calls']} single-record "
-            f"| {TARGETS['calls']} | {_mark(met[f'calls {crm}'])} | {naive_text} | {command} |"
+            f"| {TARGETS['calls']} | {_mark(met[f'calls {crm}'])} | {naive_text} | {command_of(results, 'calls')} |"
         )
     r = results["rate_limited"]
     rows.append(
@@ -95,7 +106,7 @@ def table(results: dict[str, Any]) -> list[str]:
         f"{r['floor_seconds']:.1f} s = **{r['ratio_to_floor']:.2f} ×**; 429s {r['share_429']:.2%}; "
         f"{r['updates_lost']} lost of {r['fields_expected']:,} fields | {TARGETS['rate_limited']} "
         f"| {_mark(met['rate_limited'])} | ≥ {r['naive_floor_seconds']:,.0f} s floor (one GET + one PATCH per "
-        f"record; computed, not run) | {command} |"
+        f"record; computed, not run) | {command_of(results, 'rate_limited')} |"
     )
     for crm, f in results["throughput"].items():
         naive = f.get("naive")
@@ -110,20 +121,22 @@ def table(results: dict[str, Any]) -> list[str]:
                 f"| 3 | throughput end to end, relaxed sandbox, {crm}, {DELIVERY[delivery]} | {d['pulled']:,} | "
                 f"**{d['contacts_per_second']:,.0f} contacts/s**; connector CPU {d['connector_cpu_per_10k']:.1f} s "
                 f"per 10,000 (sandbox CPU {d['sandbox_cpu_seconds']:.1f} s apart) | {TARGETS['throughput']} "
-                f"| {_mark(met[f'throughput {crm} {delivery}'])} | {naive_text} | {command} |"
+                f"| {_mark(met[f'throughput {crm} {delivery}'])} | {naive_text} | {command_of(results, 'throughput')} |"
             )
     m = results["memory"]
     rows.append(
         f"| 4 | peak RSS of a cycle, {m['crm']} | {m['small']['contacts']:,} vs {m['large']['contacts']:,} | "
         f"{m['small']['max_rss_kb'] / 1024:,.0f} MiB vs {m['large']['max_rss_kb'] / 1024:,.0f} MiB = "
         f"**{m['ratio']:.2f} ×** (projected to 10,000 vs 200,000 at the measured growth: "
-        f"{projected_memory_ratio(m):.2f} ×) | {TARGETS['memory']} | {_mark(met['memory'])} | — | {command} |"
+        f"{projected_memory_ratio(m):.2f} ×) | {TARGETS['memory']} | {_mark(met['memory'])} | — | "
+        f"{command_of(results, 'memory')} |"
     )
     h = results["webhook"]
     rows.append(
         f"| 5 | webhook ingest, 10-contact payloads, {h['concurrency']} concurrent | {h['posts']:,} posts | "
         f"**{h['payloads_per_second']:,.0f} payloads/s**, p50 {h['p50_ms']:.1f} ms, p99 {h['p99_ms']:.1f} ms "
-        f"(statuses {h['statuses']}) | {TARGETS['webhook']} | {_mark(met['webhook'])} | — | {command} |"
+        f"(statuses {h['statuses']}) | {TARGETS['webhook']} | {_mark(met['webhook'])} | — | "
+        f"{command_of(results, 'webhook')} |"
     )
     return rows
 
@@ -158,7 +171,7 @@ def details(results: dict[str, Any]) -> list[str]:
     lines += [f"- {route}" for route in r["routes"]]
     lines.append("")
     for crm, f in results["throughput"].items():
-        lines += [f"### 3. Throughput, {crm} (N = {f['pulled']:,})", ""]
+        lines += [f"### 3. Throughput, {crm} (N = {deliveries(f)[0][1]['pulled']:,})", ""]
         for delivery, d in deliveries(f):
             lines += [
                 f"- {DELIVERY[delivery]}: phases (wall s) {d['phases_seconds']}; connector CPU "
@@ -314,19 +327,35 @@ def write_report(results: dict[str, Any], path: Path) -> None:
         or o["calls"] < 10_000
         or o["rate_limited"] < 20_000
     )
+    runs = results.get("runs", {})
+    commits = sorted({run["commit"] for run in runs.values()}) or [mach.get("commit", "unknown")]
+    if len(commits) == 1 and len({run["command"] for run in runs.values()}) <= 1:
+        measured = f"Code measured: commit {commits[0]}."
+        this_run = f"This run: `{results['command']}` in {results['harness_seconds']:,.0f} s."
+    else:  # groups run apart (make bench GROUP=...): each row names its own command and commit
+        measured = f"Code measured: commits {', '.join(commits)}, each row's in its command column."
+        this_run = (
+            "Runs: "
+            + "; ".join(
+                f"{group} `{run['command']}` at {run['commit']} in {run['seconds']:,.0f} s"
+                for group, run in runs.items()
+            )
+            + "."
+        )
     lines = [
         "# Benchmarks",
         "",
-        "Written by `make bench` (`python -m bench`, scripts in `bench/`). The sandbox "
+        "Written by `make bench` (`python -m bench`, scripts in `bench/`; `make bench GROUP=writeback` runs one "
+        "group, or several separated by commas: calls, writeback, throughput, memory, webhook, cluster, and keeps "
+        "the other groups' last figures from `bench/results.json`). The sandbox "
         "(`python -m connector.cli sandbox --relaxed`) runs in its own process and is reset before each measurement; "
         "its CPU (`/__sandbox/stats` → `process_cpu_seconds`) is reported apart from the connector's "
         "(`time.process_time()` of the bench process, which hosts the connector and its webhook server). "
         "Benchmarks are not tests: `make test` runs only a smoke version of each at N = 200.",
         "",
-        f"Machine: `nproc` = {mach['nproc']}, Python {mach['python']}, {mach['platform']}. "
-        f"Code measured: commit {mach.get('commit', 'unknown')}.",
+        f"Machine: `nproc` = {mach['nproc']}, Python {mach['python']}, {mach['platform']}. {measured}",
         "",
-        f"This run: `{results['command']}` in {results['harness_seconds']:,.0f} s.",
+        this_run,
         "",
     ]
     speeds = ", ".join(

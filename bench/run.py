@@ -30,6 +30,8 @@ from bench.sandbox import SandboxProcess
 from bench.webhook_load import measure_webhook_ingest, serve
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each group's measurements, in the issue's order; `make bench GROUP=writeback` runs one, `all` every one.
+GROUPS = ("calls", "writeback", "throughput", "memory", "webhook", "cluster")
 POSTGRES_ENV, TEST_POSTGRES_ENV = "LONESCALE_SYNC_BENCH_POSTGRES_URL", "LONESCALE_SYNC_TEST_POSTGRES_URL"
 
 
@@ -47,7 +49,7 @@ class Options:
     crms: tuple[str, ...] = CRMS
     seed: int = 1
     output: Path = ROOT / "BENCHMARKS.md"
-    group: str = "all"  # "all": every section; "cluster": only the cluster section, the rest left as it is
+    groups: tuple[str, ...] = GROUPS  # the groups to run (bench.run.GROUPS); the others' figures are kept
     cluster_pairs: int = 100  # HubSpot portals, and as many Salesforce orgs
     cluster_contacts: int = 500
     cluster_workers: tuple[int, ...] = (1, 3)
@@ -70,8 +72,9 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--crm", choices=[*CRMS, "both"], default="both")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--output", type=Path, default=defaults.output)
-    parser.add_argument("--group", choices=["all", "cluster"], default=defaults.group,
-                        help="cluster: only the cluster section of the output (issue 13)")  # fmt: skip
+    parser.add_argument("--group", type=groups_of, default=defaults.groups, dest="groups",
+                        help=f"all (the default), or one or several of {', '.join(GROUPS)} separated by commas: "
+                             "only those are run, the others' last figures are kept (bench/results.json)")  # fmt: skip
     parser.add_argument("--cluster-pairs", type=int, default=defaults.cluster_pairs,
                         help="HubSpot portals, and as many Salesforce orgs")  # fmt: skip
     parser.add_argument("--cluster-contacts", type=int, default=defaults.cluster_contacts)
@@ -85,7 +88,7 @@ def parse(argv: Sequence[str]) -> Options:
         profile=args.profile, memory_small=args.memory_small, memory_large=args.memory_large,
         webhook_posts=args.webhook_posts, webhook_concurrency=args.webhook_concurrency,
         crms=CRMS if args.crm == "both" else (args.crm,), seed=args.seed, output=args.output,
-        group=args.group, cluster_pairs=args.cluster_pairs, cluster_contacts=args.cluster_contacts,
+        groups=args.groups, cluster_pairs=args.cluster_pairs, cluster_contacts=args.cluster_contacts,
         cluster_workers=tuple(int(w) for w in args.cluster_workers.split(",")),
         cluster_receivers=args.cluster_receivers, postgres=args.postgres,
     )  # fmt: skip
@@ -117,40 +120,102 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def run_all(options: Options, command: str) -> dict[str, Any]:
-    """Every measurement, in the issue's order; the sandbox in one child process, reset before each."""
-    started = time.perf_counter()
-    results: dict[str, Any] = {"machine": machine(), "command": command, "options": {
-        k: str(v) if isinstance(v, Path) else v for k, v in options.__dict__.items()}}  # fmt: skip
-    with SandboxProcess(contacts=10, seed=options.seed, relaxed=True) as sandbox:
-        results["calls"] = {}
-        for crm in options.crms:
-            log(f"1. API calls, {crm}, N={options.calls} (+ naive N={options.calls})")
-            results["calls"][crm] = timed(lambda c=crm: measure_api_calls(sandbox, options.calls, c))  # type: ignore[misc]
-        log(f"2. write-back at 100 per 10 s, HubSpot, N={options.rate_limited}")
-        results["rate_limited"] = timed(
-            lambda: measure_rate_limited_write_back(sandbox, options.rate_limited)
+# The figures' key in the results (and BENCHMARKS.md) of each group but the cluster's (a section of its own).
+KEYS = {"calls": ("calls",), "writeback": ("rate_limited",), "throughput": ("throughput",),
+        "memory": ("memory",), "webhook": ("webhook",)}  # fmt: skip
+RESULTS = ROOT / "bench" / "results.json"  # every group's last figures, BENCHMARKS.md rendered from them
+
+
+def groups_of(text: str) -> tuple[str, ...]:
+    """`all`, one group or several (`calls,writeback`), in the order of GROUPS."""
+    asked = set(GROUPS) if text == "all" else {g.strip() for g in text.split(",") if g.strip()}
+    unknown = asked - set(GROUPS)
+    if unknown or not asked:
+        raise argparse.ArgumentTypeError(
+            f"unknown group(s) {sorted(unknown)}: choose all or among {', '.join(GROUPS)}"
         )
-        results["throughput"] = {}
-        for crm in options.crms:
-            log(
-                f"3. throughput, {crm}, N={options.throughput} (naive N={options.naive}, profile N={options.profile})"
+    return tuple(g for g in GROUPS if g in asked)
+
+
+def _calls(options: Options, sandbox: SandboxProcess) -> dict[str, Any]:
+    results: dict[str, Any] = {"calls": {}}
+    for crm in options.crms:
+        log(f"1. API calls, {crm}, N={options.calls} (+ naive N={options.calls})")
+        results["calls"][crm] = timed(lambda c=crm: measure_api_calls(sandbox, options.calls, c))  # type: ignore[misc]
+    return results
+
+
+def _writeback(options: Options, sandbox: SandboxProcess) -> dict[str, Any]:
+    log(f"2. write-back at 100 per 10 s, HubSpot, N={options.rate_limited}")
+    return {"rate_limited": timed(lambda: measure_rate_limited_write_back(sandbox, options.rate_limited))}
+
+
+def _throughput(options: Options, sandbox: SandboxProcess) -> dict[str, Any]:
+    results: dict[str, Any] = {"throughput": {}}
+    for crm in options.crms:
+        log(
+            f"3. throughput, {crm}, N={options.throughput} (naive N={options.naive}, profile N={options.profile})"
+        )
+        results["throughput"][crm] = timed(
+            lambda c=crm: measure_throughput(  # type: ignore[misc]
+                sandbox, options.throughput, c, naive_n=options.naive, profile_n=options.profile
             )
-            results["throughput"][crm] = timed(
-                lambda c=crm: measure_throughput(  # type: ignore[misc]
-                    sandbox, options.throughput, c, naive_n=options.naive, profile_n=options.profile
-                )
-            )
-        log(f"4. memory, {options.crms[0]}, N={options.memory_small} vs N={options.memory_large}")
-        results["memory"] = timed(
+        )
+    return results
+
+
+def _memory(options: Options, sandbox: SandboxProcess) -> dict[str, Any]:
+    log(f"4. memory, {options.crms[0]}, N={options.memory_small} vs N={options.memory_large}")
+    return {
+        "memory": timed(
             lambda: measure_memory(sandbox, options.memory_small, options.memory_large, options.crms[0])
         )
+    }
+
+
+def _webhook(options: Options) -> dict[str, Any]:
     log(f"5. webhook ingest, {options.webhook_posts} posts, concurrency {options.webhook_concurrency}")
-    results["webhook"] = timed(
-        lambda: measure_webhook_ingest(options.webhook_posts, options.webhook_concurrency)
-    )
+    return {
+        "webhook": timed(lambda: measure_webhook_ingest(options.webhook_posts, options.webhook_concurrency))
+    }
+
+
+MEASURES = {"calls": _calls, "writeback": _writeback, "throughput": _throughput, "memory": _memory}
+
+
+def run_all(options: Options, command: str, groups: Sequence[str] = tuple(KEYS)) -> dict[str, Any]:
+    """The groups' measurements (not the cluster's), in the issue's order; the sandbox in one child process,
+    reset before each. Every group's figures carry the commit and command that measured them."""
+    started = time.perf_counter()
+    results: dict[str, Any] = {"machine": machine(), "command": command, "runs": {}, "options": {
+        k: str(v) if isinstance(v, Path) else v for k, v in options.__dict__.items()}}  # fmt: skip
+    sandboxed = [g for g in groups if g in MEASURES]
+    if sandboxed:
+        with SandboxProcess(contacts=10, seed=options.seed, relaxed=True) as sandbox:
+            for group in sandboxed:
+                results.update(_timed_group(group, lambda g=group: MEASURES[g](options, sandbox), results))  # type: ignore[misc]
+    if "webhook" in groups:
+        results.update(_timed_group("webhook", lambda: _webhook(options), results))
     results["harness_seconds"] = round(time.perf_counter() - started, 1)
     return results
+
+
+def _timed_group(group: str, measure: Any, results: dict[str, Any]) -> dict[str, Any]:
+    started = time.perf_counter()
+    figures: dict[str, Any] = measure()
+    results["runs"][group] = {"commit": results["machine"]["commit"], "command": results["command"],
+                              "seconds": round(time.perf_counter() - started, 1)}  # fmt: skip
+    return figures
+
+
+def merged(previous: dict[str, Any], fresh: dict[str, Any], groups: Sequence[str]) -> dict[str, Any]:
+    """The last figures of every group: `fresh`'s for the groups just run, `previous`'s for the others."""
+    if not previous:
+        return fresh
+    keep = {key for group in KEYS if group not in groups for key in KEYS[group]}
+    out = {**fresh, **{key: previous[key] for key in keep if key in previous}}
+    out["runs"] = {**{g: r for g, r in previous.get("runs", {}).items() if g not in groups}, **fresh["runs"]}
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -176,25 +241,38 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     options = parse(argv)
     command = shlex.join(["python", "-m", "bench", *argv])
-    if options.group == "cluster" and not options.postgres:
+    groups = options.groups
+    if groups == ("cluster",) and not options.postgres:
         log(f"the cluster group runs on PostgreSQL: set {POSTGRES_ENV} or pass --postgres")
         return 2
-    if options.group == "all":
+    measured = [g for g in groups if g in KEYS]
+    if measured:
         from bench.cluster_report import current_section, write_section
 
-        results = run_all(options, command)
-        kept = current_section(options.output)  # write_report writes the whole file
-        write_report(results, options.output)
-        if kept and not options.postgres:
-            write_section(options.output, kept)
-        save(results, "lonescale-bench-results.json")
-        log(f"wrote {options.output} in {results['harness_seconds']} s")
-    if options.postgres:
-        run_cluster(options, command)
-    else:
-        log(
-            f"cluster group skipped: it runs on PostgreSQL (set {POSTGRES_ENV}); its section is left as it is"
+        fresh = run_all(options, command, measured)
+        previous = (
+            json.loads(RESULTS.read_text()) if RESULTS.exists() and options.output == Options().output else {}
         )
+        results = merged(previous, fresh, measured)
+        missing = [g for g in KEYS if not all(k in results for k in KEYS[g])]
+        if missing:  # a first run of one group: the report waits for the others
+            log(f"no figures yet for {', '.join(missing)}: run them (make bench GROUP=...) for a full report")
+        kept = current_section(options.output)  # write_report writes the whole file
+        if not missing:
+            write_report(results, options.output)
+            if kept:
+                write_section(options.output, kept)
+        if options.output == Options().output:
+            RESULTS.write_text(json.dumps(results, indent=2, default=str) + "\n")
+        save(results, "lonescale-bench-results.json")
+        log(f"wrote {options.output} in {fresh['harness_seconds']} s")
+    if "cluster" in groups:
+        if options.postgres:
+            run_cluster(options, command)
+        else:
+            log(
+                f"cluster group skipped: it runs on PostgreSQL (set {POSTGRES_ENV}); its section is left as it is"
+            )
     return 0
 
 
