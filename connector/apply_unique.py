@@ -6,7 +6,8 @@ batch again without it: connector/adapters/hubspot_writes.py). The store's index
 (connector.store.emails, fed by every pull, by the current values read before writing, and by our own
 writes) names the likely holders first. It is a hint: a person may have changed the holder since, so the
 holders are read from the CRM in one call before any write is refused, and only a record that holds the value
-now refuses it. What the index does not know still meets the CRM's 409, which stays the safety net.
+now refuses it. Two records of one pass given the same value: the first keeps it. What the index does not
+know still meets the CRM's 409, which stays the safety net.
 
 Refused here, a value is journaled `rejected` with the reason the CRM's 409 gives (same code, same holder), and
 the rest of its record is written as usual.
@@ -53,6 +54,7 @@ def find_taken(instance: Instance, emails: Emails, plan: Plan, report: ApplyRepo
             for rid, holder in suspects.items()
             if key(now_held.get(holder, {}).get(unique)) == wanted[rid]
         }
+    _within_pass(wanted, plan)
     if dry_run:
         report.planned = [
             replace(p, write=False, reason=plan.taken[p.record_id])
@@ -62,6 +64,20 @@ def find_taken(instance: Instance, emails: Emails, plan: Plan, report: ApplyRepo
         ]
     elif sights:
         emails.seen(instance.name, sights)
+
+
+def _within_pass(wanted: dict[str, str], plan: Plan) -> None:
+    """Two records of one pass found the same value (LoneScale gives twins that hold no email yet one mailbox):
+    the first in the pass keeps it; once it is written, the CRM would refuse each other's batch (409), and
+    within one batch the duplicate too. Refused here with the reason the CRM would give, naming the first."""
+    first: dict[str, str] = {}
+    for rid, value in wanted.items():
+        if rid in plan.taken:
+            continue
+        if value in first:
+            plan.taken[rid] = REASON.format(holder=first[value])
+        else:
+            first[value] = rid
 
 
 def to_send(instance: Instance, plan: Plan) -> list[FieldUpdate]:

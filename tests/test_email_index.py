@@ -103,3 +103,39 @@ def test_an_email_the_index_never_saw_still_meets_hubspots_409_and_is_refused_al
         and "409 CONFLICT" in (reason or "")
     )
     assert applied.refused_by_code["CONFLICT"] == 1
+
+
+def test_two_contacts_of_one_pass_found_the_same_email_the_first_gets_it_and_no_batch_meets_a_409(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    """Twins that hold no email yet: LoneScale finds both the same mailbox. Written to both, HubSpot would
+    refuse the batch (409) for the second."""
+    hubspot_sandbox.control.reset(contacts=0)
+    first, second = hubspot_sandbox.control.seed(
+        [
+            {"firstname": "Ada", "lastname": "Lovelace", **COMPANY},
+            {"firstname": "Ada", "lastname": "Lovelace", **COMPANY},
+        ]
+    )
+    found = {"email": TAKEN, "emailStatus": "valid", "phone": "+442071234567"}
+    match = {"firstname": "Ada", "lastname": "Lovelace", "domain": "engines.io"}
+    lonescale_sandbox.control.seed([{"match": match, "fields": found}])
+    instance = hubspot_instance(hubspot_sandbox)
+    report = pipeline.sync(instance)
+    assert report.status == "succeeded" and report.sent == 2, report.message
+    pipeline.wait_for_results(report)
+    hubspot_sandbox.control.clear_stats()
+
+    applied = pipeline.apply(instance)
+
+    assert hubspot_sandbox.control.count(route=UPDATE, status=409) == 0, "HubSpot never refused a batch"
+    journals = {rid: {e.field: (e.outcome, e.reason) for e in pipeline.store.journal.for_record("acme-hs", rid)}
+                for rid in (first, second)}  # fmt: skip
+    [keeper] = [rid for rid, journal in journals.items() if journal["email"] == ("written", None)]
+    [other] = {first, second} - {keeper}
+    assert journals[other]["email"] == ("rejected", REASON.format(holder=keeper))
+    assert journals[other]["phone"] == ("written", None), "its other fields are written"
+    assert applied.refused_by_code["CONFLICT"] == 1
+    after = everything(instance, ["email", "phone"])
+    assert (after[keeper]["email"], after[other]["email"]) == (TAKEN, None)
+    assert pipeline.store.emails.holders("acme-hs", [TAKEN]) == {key(TAKEN): keeper}
