@@ -4,7 +4,9 @@ asked before a write is refused, so an email freed since is written."""
 
 from __future__ import annotations
 
+from connector.apply import apply_results
 from connector.apply_unique import REASON
+from connector.review import rollback
 from connector.store.emails import key
 from tests.conftest import Served
 from tests.support import Pipeline, edit_as_a_person, everything, hubspot_instance
@@ -139,3 +141,41 @@ def test_two_contacts_of_one_pass_found_the_same_email_the_first_gets_it_and_no_
     after = everything(instance, ["email", "phone"])
     assert (after[keeper]["email"], after[other]["email"]) == (TAKEN, None)
     assert pipeline.store.emails.holders("acme-hs", [TAKEN]) == {key(TAKEN): keeper}
+
+
+def test_a_dry_run_sync_and_apply_leave_the_index_as_it_was(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    _twins(hubspot_sandbox, lonescale_sandbox)
+    instance = hubspot_instance(hubspot_sandbox)
+
+    dry = pipeline.sync(instance, dry_run=True)
+
+    assert dry.status == "succeeded" and dry.pulled == 2
+    assert pipeline.store.emails.count("acme-hs") == 0, "a dry run changes nothing, the index included"
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    held = pipeline.store.emails.holders("acme-hs", [TAKEN])
+    apply_results({instance.name: instance}, pipeline.store, dry_run=True)
+    assert pipeline.store.emails.holders("acme-hs", [TAKEN]) == held
+    assert pipeline.store.emails.count("acme-hs") == 1
+
+
+def test_a_rollback_of_a_written_email_takes_it_out_of_the_index(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> None:
+    holder, twin = _twins(hubspot_sandbox, lonescale_sandbox)
+    instance = hubspot_instance(hubspot_sandbox)
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    edit_as_a_person(hubspot_sandbox, "hubspot", holder, {"email": "ada.lovelace@elsewhere.io"})
+    pipeline.apply(instance)
+    [written] = [e for e in pipeline.store.journal.for_record("acme-hs", twin) if e.field == "email"]
+    assert written.outcome == "written" and pipeline.store.emails.holders("acme-hs", [TAKEN]) == {
+        key(TAKEN): twin
+    }
+
+    undone = rollback({instance.name: instance}, pipeline.store, written.run_id)
+
+    assert undone.restored >= 1 and everything(instance, ["email"])[twin]["email"] is None
+    assert pipeline.store.emails.holders("acme-hs", [TAKEN]) == {}, "nobody holds it now"
