@@ -280,18 +280,25 @@ def misses(results: dict[str, Any]) -> list[str]:
                     "row. The rate here is set by how fast LoneScale delivers, not by the connector; it would "
                     "take LoneScale batching its webhooks (the per-job row shows the connector's own pace)."
                 )
-            elif cpu <= 5:
-                waiting = d["elapsed_seconds"] - d["connector_cpu_seconds"]
+                continue
+            busy = d["connector_cpu_seconds"] / d["elapsed_seconds"] if d["elapsed_seconds"] else 0.0
+            top = (f.get("hot_spots") or ["—"])[0]
+            if cpu > 5 or busy >= 0.85:
                 lines.append(
-                    f"  The connector's CPU ({d['connector_cpu_seconds']:.0f} s) is within the one-core budget; the "
-                    f"other {waiting:.0f} s of wall time it waits on the sandbox. The pull is read ahead on a "
-                    "thread and batch writes go two at a time, but each trigger POST is awaited before the next "
-                    "job is built, and each apply pass reads current values before it plans. It would take a "
-                    "background sender for jobs and reading the next pass's records while this one writes."
+                    f"  CPU-bound: the connector's process was busy {busy:.0%} of the wall time (its "
+                    f"{d['connector_cpu_seconds']:.0f} CPU s include the webhook server and the sender and "
+                    "read-ahead threads, which share one interpreter). The trigger POSTs go on a thread of their "
+                    "own while the pull maps the next records, and each apply pass's current values are read "
+                    "while the pass before writes: what is left is CPU, whose largest own costs are the hot "
+                    f"spots in the details (first: `{top}`). The next step is to cut those: mapping and "
+                    "selection per record, parsing results."
                 )
             else:
+                waiting = d["elapsed_seconds"] - d["connector_cpu_seconds"]
                 lines.append(
-                    "  CPU-bound: see the hot spots in the details; the largest remaining costs are listed there."
+                    f"  The connector's CPU ({d['connector_cpu_seconds']:.0f} s) is within the one-core budget; "
+                    f"the other {waiting:.0f} s of wall time it waits on the sandbox (its CPU: "
+                    f"{d['sandbox_cpu_seconds']:.0f} s on the other core). Phases: {phases}."
                 )
     if not met["memory"]:
         m = results["memory"]
