@@ -154,9 +154,8 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
     try:
         resolve_pending(instance, store.journal)
         if items:
-            if isinstance(
-                known, BaseException
-            ):  # reading ahead failed: this pass fails as its own read would
+            # Reading this pass ahead failed (an outage, the lease lost): it fails as its own read would have.
+            if isinstance(known, BaseException):
                 raise known
             progress(f"{instance.name}: reading the CRM's current values for {len(items)} result(s)")
             plan = plan_records(instance, store.journal, by_record(items), report, now, False, known)
