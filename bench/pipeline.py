@@ -19,7 +19,7 @@ from connector.adapters.salesforce import (
     flatten,
     to_salesforce_value,
 )
-from connector.apply import ApplyReport, apply_results
+from connector.apply import ApplyReport, apply_passes
 from connector.checks import create_missing_status_fields
 from connector.config import InstanceSettings, LoneScaleSettings, SalesforceSettings
 from connector.lonescale import LoneScaleClient
@@ -239,15 +239,10 @@ def wait_for_deliveries(connector: Connector, expected: int, timeout: float) -> 
 
 
 def drain(instances: Mapping[str, Instance], store: Store, max_passes: int) -> tuple[ApplyReport, int]:
-    """`apply_results` as the daemon calls it, pass after pass, until the inbox is empty."""
-    total, passes = ApplyReport(), 0
-    while passes < max_passes:
-        report = apply_results(instances, store)
-        passes += 1
-        total.absorb(report)
-        if report.deliveries == 0:
-            break
-    return total, passes
+    """`apply_passes` as the daemon's unit of work calls it: pass after pass, each next one read while this one
+    writes, until the inbox is empty."""
+    report = apply_passes(instances, store, max_passes=max_passes)
+    return report, report.passes
 
 
 def run_cycle(

@@ -1,5 +1,6 @@
 """The write side of a cycle: read the inbox, and for each instance, under its lease, plan each record's writes
-by policy (apply_plan.py), then write and journal them (apply_write.py).
+by policy (apply_plan.py), then write and journal them (apply_write.py). Pass after pass (`apply_passes`), the
+next pass is read while this one writes (apply_ahead.py).
 
 A dry run reads the same current values and records every decision, and changes nothing anywhere. The pass,
 step by step: docs/architecture.md#the-write-side.
@@ -11,7 +12,9 @@ import logging
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
+from functools import partial
 
+from connector.apply_ahead import Ahead, Collected, Read
 from connector.apply_plan import plan_records
 from connector.apply_report import ApplyReport
 from connector.apply_unique import find_taken
@@ -25,7 +28,7 @@ from connector.models import JobStatus
 from connector.store import Delivery, Inbox, Jobs, Lease, Leases, Store, instance_lease
 from connector.wiring import Instance
 
-__all__ = ["ApplyReport", "apply_results"]
+__all__ = ["ApplyReport", "apply_passes", "apply_results"]
 log = logging.getLogger(__name__)
 # Results planned per pass: one full Salesforce retrieve of current values (2,000 ids:
 # docs/salesforce.md#sobject-collections), twenty full HubSpot batch reads; few enough to keep a pass's memory
@@ -59,11 +62,11 @@ def _met(drain: Drain, instance: str) -> set[str]:
     }
 
 
-def _unapplied(inbox: Inbox, contacts: int, instance: str | None) -> Iterator[Delivery]:
-    """Unapplied deliveries page by page: a delivery holds one contact or a whole job, so a pass reads on
-    until it has its contacts rather than stopping at a count of deliveries. Small pages: a page of whole-job
-    bodies is megabytes, and a pass needs only its own."""
-    after, page_size = 0, min(contacts, INBOX_PAGE)
+def _unapplied(inbox: Inbox, contacts: int, instance: str | None, after: int = 0) -> Iterator[Delivery]:
+    """Unapplied deliveries page by page (from after the delivery id `after`): a delivery holds one contact or
+    a whole job, so a pass reads on until it has its contacts rather than stopping at a count of deliveries.
+    Small pages: a page of whole-job bodies is megabytes, and a pass needs only its own."""
+    page_size = min(contacts, INBOX_PAGE)
     while True:
         page = inbox.new(page_size, after=after, instance=instance)
         yield from page
@@ -102,15 +105,14 @@ class _Gate:
 
 def _collect(instances: Mapping[str, Instance], inbox: Inbox, drain: Drain, gate: _Gate,
              deliveries: Iterable[Delivery], contacts: int | None, dry_run: bool, progress: Progress,
-             ) -> tuple[dict[str, list[Pending]], dict[str, list[int]]]:  # fmt: skip
+             ) -> Collected:  # fmt: skip
     """Read deliveries until the pass has about `contacts` results (None: all given), grouped by instance."""
     by_instance: dict[str, list[Pending]] = defaultdict(list)
     delivered: dict[str, list[int]] = defaultdict(list)
-    collected = 0
+    collected = last = 0
     of = f" of {len(deliveries)}" if isinstance(deliveries, Sequence) else ""
     for read, delivery in enumerate(deliveries, start=1):
-        if contacts is not None and collected >= contacts:
-            break
+        last = delivery.id
         progress(f"read {read}{of} stored deliveries: {collected} result(s) so far")
         job = drain.job(delivery.job_id)
         if job is not None and job.instance not in instances:
@@ -125,12 +127,15 @@ def _collect(instances: Mapping[str, Instance], inbox: Inbox, drain: Drain, gate
         collected += len(items)
         by_instance[job.instance].extend(items)
         delivered[job.instance].append(delivery.id)
-    return by_instance, delivered
+        # Full: stop before taking the next delivery, which the next pass of a run starts from.
+        if contacts is not None and collected >= contacts:
+            break
+    return Collected(drain, by_instance, delivered, last)
 
 
 def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
                 lease: Lease | None, kind: str, now: datetime, report: ApplyReport, progress: Progress,
-                ) -> None:  # fmt: skip
+                known: Read | None, writing: Callable[[], None]) -> None:  # fmt: skip
     """One instance's share of a pass, as a run of its own: settle what a crash left, plan, write, mark."""
     run_id = store.runs.start(instance.name, kind)
     # Every CRM call of the pass checks the lease first (connector/fencing.py): the reads of current values too.
@@ -138,19 +143,24 @@ def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery
         log_context(instance=instance.name, run_id=run_id),
         fenced(lease.renew if lease is not None else None),
     ):
-        _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id, progress)
+        _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id, progress, known,
+                   writing)  # fmt: skip
 
 
 def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_ids: list[int], drain: Drain,
                lease: Lease | None, now: datetime, report: ApplyReport, run_id: int, progress: Progress,
-               ) -> None:  # fmt: skip
+               known: Read | None, writing: Callable[[], None]) -> None:  # fmt: skip
     status, error = "succeeded", None
     try:
         resolve_pending(instance, store.journal)
         if items:
+            # Reading this pass ahead failed (an outage, the lease lost): it fails as its own read would have.
+            if isinstance(known, BaseException):
+                raise known
             progress(f"{instance.name}: reading the CRM's current values for {len(items)} result(s)")
-            plan = plan_records(instance, store.journal, by_record(items), report, now, False)
+            plan = plan_records(instance, store.journal, by_record(items), report, now, False, known)
             find_taken(instance, store.emails, plan, report, dry_run=False)
+            writing()  # the next pass is read meanwhile (a run of passes)
             progress(f"{instance.name}: writing {len(plan.updates)} record(s)")
             write_plan(instance, store.journal, plan, run_id, report, lease, store.emails)
             progress(f"{instance.name}: {report.summary()}")
@@ -174,6 +184,25 @@ def _write_run(instance: Instance, store: Store, items: list[Pending], delivery_
         store.runs.finish(run_id, status, report.counts(), error)
 
 
+def _apply_pass(instances: Mapping[str, Instance], store: Store, collected: Collected, gate: _Gate, kind: str,
+                now: Callable[[], datetime], progress: Progress, known: Mapping[str, Read],
+                writing: Callable[[], None]) -> ApplyReport:  # fmt: skip
+    """Write a collected pass, instance by instance; `known`: what was read ahead of it."""
+    drain = collected.drain
+    report = ApplyReport(passes=1 if collected.delivered else 0, results=drain.results,
+                         duplicates=drain.duplicates, uncorrelated=drain.uncorrelated)  # fmt: skip
+    for name, items in collected.by_instance.items():
+        mine = ApplyReport(deliveries=len(collected.delivered[name]))
+        _write_pass(instances[name], store, items, collected.delivered[name], drain, gate.leases.get(name), kind,
+                    now(), mine, progress, known.get(name), writing)  # fmt: skip
+        report.absorb(mine)
+    return report
+
+
+def _no_ahead() -> None:
+    """A single pass: nothing to read meanwhile."""
+
+
 def apply_results(
     instances: Mapping[str, Instance],
     store: Store,
@@ -187,40 +216,89 @@ def apply_results(
     progress: Progress = no_progress,
     only: str | None = None,
 ) -> ApplyReport:
-    """Apply what the inbox holds, about `contacts` results per pass (or the `deliveries` given, for a
+    """Apply what the inbox holds, one pass of about `contacts` results (or the `deliveries` given, for a
     replay). A CRM outage leaves them in the inbox for the next pass. `accept` says which contacts may be
     written: by default those still waiting. Each instance is written under its lease; one that another
     process is syncing or writing to is left for a later pass (listed in `busy`). `progress` hears a line at
     each step of a long pass. `only`: the results of that instance's jobs alone (a unit of work of one
-    instance; the others' deliveries stay as they are)."""
-    report = ApplyReport()
+    instance; the others' deliveries stay as they are). Pass after pass: `apply_passes`."""
     drain = Drain(store, accept, record=not dry_run)
     gate = _Gate(store.leases, kind, enabled=not dry_run)
     try:
         source = _unapplied(store.inbox, contacts, only) if deliveries is None else deliveries
         limit = contacts if deliveries is None else None
-        by_instance, delivered = _collect(
-            instances, store.inbox, drain, gate, source, limit, dry_run, progress
-        )
-        report.results, report.duplicates, report.uncorrelated = (
-            drain.results,
-            drain.duplicates,
-            drain.uncorrelated,
-        )
+        collected = _collect(instances, store.inbox, drain, gate, source, limit, dry_run, progress)
+        if dry_run:
+            report = _dry_run(instances, store, collected, now(), progress)
+        else:
+            report = _apply_pass(instances, store, collected, gate, kind, now, progress, {}, _no_ahead)
         report.busy = list(gate.busy.values())
-        for name, items in by_instance.items():
-            mine = ApplyReport(deliveries=len(delivered[name]))
-            if dry_run:
-                if items:
-                    progress(f"{name}: reading the CRM's current values for {len(items)} result(s)")
-                    plan = plan_records(
-                        instances[name], store.journal, by_record(items), mine, now(), dry_run=True
-                    )
-                    find_taken(instances[name], store.emails, plan, mine, dry_run=True)
-            else:
-                _write_pass(instances[name], store, items, delivered[name], drain, gate.leases.get(name), kind,
-                            now(), mine, progress)  # fmt: skip
-            report.absorb(mine)
     finally:
         gate.close()
     return report
+
+
+def _dry_run(instances: Mapping[str, Instance], store: Store, collected: Collected, now: datetime,
+             progress: Progress) -> ApplyReport:  # fmt: skip
+    """Every decision the pass would make, read as it would read, and nothing changed anywhere."""
+    drain = collected.drain
+    report = ApplyReport(results=drain.results, duplicates=drain.duplicates, uncorrelated=drain.uncorrelated)
+    for name, items in collected.by_instance.items():
+        mine = ApplyReport(deliveries=len(collected.delivered[name]))
+        if items:
+            progress(f"{name}: reading the CRM's current values for {len(items)} result(s)")
+            plan = plan_records(instances[name], store.journal, by_record(items), mine, now, dry_run=True)
+            find_taken(instances[name], store.emails, plan, mine, dry_run=True)
+        report.absorb(mine)
+    return report
+
+
+def apply_passes(
+    instances: Mapping[str, Instance],
+    store: Store,
+    *,
+    more: Callable[[], bool] = lambda: True,
+    max_passes: int | None = None,
+    contacts: int = PASS_CONTACTS,
+    kind: str = "apply",
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    progress: Progress = no_progress,
+    only: str | None = None,
+) -> ApplyReport:
+    """Pass after pass (as `apply_results` makes one) while the inbox holds results, `more()` agrees after
+    each pass, and at most `max_passes`: each next pass collected and its records read on a thread while this
+    one writes (connector/apply_ahead.py). The leases are taken once and held to the last pass, so nobody
+    else writes to an instance between a read ahead and the write planned on it. A pass that fails ends the
+    run; its deliveries, and those read ahead, wait for a later one."""
+    total = ApplyReport()
+    gate = _Gate(store.leases, kind, enabled=True)
+
+    def collect(after: int) -> Collected:
+        source = _unapplied(store.inbox, contacts, only, after)
+        return _collect(instances, store.inbox, Drain(store), gate, source, contacts, False, progress)
+
+    ahead: Ahead | None = None
+    known: Mapping[str, Read] = {}  # the first pass reads for itself
+    try:
+        collected = collect(0)
+        while collected.delivered:
+            last = max_passes is not None and total.passes + 1 >= max_passes
+            ahead = None if last else Ahead(partial(collect, collected.last), instances, gate.leases.get,
+                                            collected.record_ids())  # fmt: skip
+            report = _apply_pass(instances, store, collected, gate, kind, now, progress, known,
+                                 ahead.start if ahead is not None else _no_ahead)  # fmt: skip
+            total.absorb(report)
+            if ahead is None or report.failures or not more():
+                break
+            following, known = ahead.result()
+            ahead = None
+            settled = collected.job_ids()
+            for name, items in following.by_instance.items():
+                following.by_instance[name] = following.drain.recheck(items, settled)
+            collected = following
+    finally:
+        if ahead is not None:
+            ahead.stop()  # no read after a failure, the lease lost or the run done; none in flight after
+        gate.close()
+    total.busy = list(gate.busy.values())
+    return total

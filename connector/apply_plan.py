@@ -1,7 +1,9 @@
 """Plan a pass's writes: each record's results judged by the mapping's policies against its current values.
 
 Current CRM values are read just before writing, so `fill_empty` and `overwrite_if_unchanged` judge the record
-as it is now, not as it was at pull time. A dry run plans the same way and lists every decision.
+as it is now, not as it was at pull time. A run of passes reads the next pass's records while this one writes
+(connector/apply_ahead.py), never those this one may write: what it hands in was read after our own last write
+to each record. A dry run plans the same way and lists every decision.
 """
 
 from __future__ import annotations
@@ -67,12 +69,33 @@ def _ours(instance: Instance, journal: Journal, record_ids: list[str]) -> dict[s
     return journal.last_written(instance.name, record_ids, fields) if fields and record_ids else {}
 
 
-def plan_records(instance: Instance, journal: Journal, records: dict[str, RecordResults], report: ApplyReport,
-                 now: datetime, dry_run: bool) -> Plan:  # fmt: skip
-    plan = Plan(records)
+# Record id → its current values as read ahead, or None: it no longer exists (a read leaves such ids out).
+Known = Mapping[str, Mapping[str, Any] | None]
+
+
+def read_fields(instance: Instance) -> list[str]:
+    """What planning reads of each record: the fields it may write, and the owner a follow-up goes to."""
     owner = instance.mapping.job_change.owner_field if instance.mapping.job_change.follow_up else None
-    fields = [*instance.mapping.write_fields(), *([owner] if owner else [])]
-    current = instance.adapter.read_current(list(records), fields)
+    return [*instance.mapping.write_fields(), *([owner] if owner else [])]
+
+
+def read_known(instance: Instance, ids: list[str]) -> dict[str, Mapping[str, Any] | None]:
+    """`ids`' current values as planning reads them, each id answered (None: gone)."""
+    current = instance.adapter.read_current(ids, read_fields(instance)) if ids else {}
+    return {rid: current.get(rid) for rid in ids}
+
+
+def plan_records(instance: Instance, journal: Journal, records: dict[str, RecordResults], report: ApplyReport,
+                 now: datetime, dry_run: bool, known: Known | None = None) -> Plan:  # fmt: skip
+    """`known`: current values read ahead for some of the records; the others are read now."""
+    plan = Plan(records)
+    known = known or {}
+    read = read_known(instance, [rid for rid in records if rid not in known])
+    current = {
+        rid: values
+        for rid, values in (*known.items(), *read.items())
+        if values is not None and rid in records
+    }
     ours = _ours(instance, journal, [rid for rid in records if rid in current])
     for record_id, record in records.items():
         item = record.merged

@@ -48,6 +48,7 @@ class PlannedField:
 
 @dataclass
 class ApplyReport:
+    passes: int = 0  # passes that met deliveries
     deliveries: int = 0
     results: int = 0
     duplicates: int = 0
@@ -71,7 +72,7 @@ class ApplyReport:
 
     def absorb(self, other: ApplyReport) -> None:
         """Add another report's figures to this one (an instance's to the total, a pass's to a wait)."""
-        for name in ("deliveries", "results", "duplicates", "uncorrelated", "not_found", "records_written",
+        for name in ("passes", "deliveries", "results", "duplicates", "uncorrelated", "not_found", "records_written",
                      "fields_written", "records_rejected", "fields_refused"):  # fmt: skip
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.kept_by_policy.update(other.kept_by_policy)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -116,6 +116,26 @@ class Drain:
                 "job %s: %d result(s) matched no contact; kept in the inbox for inspection", job.id, lost
             )
         return pending
+
+    def recheck(self, items: list[Pending], settled: Collection[str]) -> list[Pending]:
+        """`items` as a pass reading them now would take them: they were read ahead, while the pass before
+        settled the contacts of the jobs `settled`. A contact it applied meanwhile (a result delivered twice,
+        once on each side of the two passes) is a duplicate now, as it is when read after."""
+        stale = set(settled) & {item.job.id for item in items}
+        if not stale:
+            return items
+        for job_id in stale:
+            self.jobs.pop(job_id, None)
+            self.job(job_id)  # its status and contacts, read again
+        now = {(c.job_id, c.record_id): c for job_id in stale for c in self.contacts[job_id]}
+        kept = []
+        for item in items:
+            contact = now.get((item.job.id, item.contact.record_id))
+            if contact is not None and not self.accept(contact):
+                self.duplicates += 1
+            else:
+                kept.append(item)
+        return kept
 
     def _mark(self, delivery_id: int, status: str, error: str) -> None:
         self.refused.add(delivery_id)

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.types import ASGIApp
 
-from connector.apply import ApplyReport, apply_results
+from connector.apply import ApplyReport, apply_passes, apply_results
 from connector.config import Config
 from connector.durations import parse_duration
 from connector.errors import Busy, ServerFailed
@@ -192,16 +192,14 @@ class Runtime:
 
     def apply_instance(self, name: str) -> ApplyReport:
         """Write back one instance's results (a cluster's unit of work), pass after pass while a full pass
-        waits; under its lease, beside other instances' passes in this process."""
+        waits, each next pass read while this one writes; under its lease, held from the first pass to the
+        last, beside other instances' passes in this process."""
         instances = {name: self.instance(name)}
-        total = ApplyReport()
-        while True:
-            report = apply_results(instances, self.store, only=name)
-            total.absorb(report)
-            if report.busy or report.failures or report.deliveries == 0:
-                break
-            if not ready(self.store.inbox.backlogs().get(name, (0, None, None)), datetime.now(UTC)):
-                break
+
+        def more() -> bool:
+            return ready(self.store.inbox.backlogs().get(name, (0, None, None)), datetime.now(UTC))
+
+        total = apply_passes(instances, self.store, only=name, more=more)
         if total.deliveries:
             log.info("%s: applied %d delivery(ies): %d record(s) written (%d fields), %d rejected",
                      name, total.deliveries, total.records_written, total.fields_written,

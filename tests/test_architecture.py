@@ -19,7 +19,7 @@ LAYERS = {
     "connector.config": 1, "connector.config_base": 1, "connector.config_serving": 1, "connector.config_store": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
-    "connector.wiring": 3, "connector.sync": 3, "connector.sync_report": 3, "connector.sender": 3, "connector.send_ahead": 3, "connector.apply": 3, "connector.apply_report": 3, "connector.apply_plan": 3, "connector.apply_write": 3, "connector.apply_unique": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.resend": 3, "connector.merging": 3, "connector.selection": 3, "connector.batching": 3, "connector.window": 3,
+    "connector.wiring": 3, "connector.sync": 3, "connector.sync_report": 3, "connector.sender": 3, "connector.send_ahead": 3, "connector.apply": 3, "connector.apply_report": 3, "connector.apply_plan": 3, "connector.apply_write": 3, "connector.apply_unique": 3, "connector.apply_ahead": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.resend": 3, "connector.merging": 3, "connector.selection": 3, "connector.batching": 3, "connector.window": 3,
     "connector.status": 3, "connector.status_series": 3,
     "connector.webhook": 4, "connector.ingest": 4, "connector.metrics": 4, "connector.runtime": 4, "connector.daemon": 4, "connector.receiver": 4, "connector.cluster": 4,
     "connector.reports": 4, "connector.charts": 4, "connector.status_page": 4, "connector.status_app": 4,
