@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from connector.apply import apply_results
+from connector.apply_unique import REASON
 from connector.config import LoneScaleSettings
 from connector.mapping import WritePolicy, load_mapping
 from connector.models import EnrichmentType
@@ -221,8 +222,8 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
     pipeline: Pipeline, hubspot_sandbox: Served
 ) -> None:
     """Two HubSpot contacts for one person: LoneScale finds the same mailbox for both, and email is unique per
-    portal. The one written first takes it (whichever result came first); the other has the email refused
-    with HubSpot's reason, the rest written."""
+    portal. The first of the pass takes it; the other has the email refused with HubSpot's reason, the rest
+    written."""
     hubspot_sandbox.control.reset(contacts=0)
     person = {
         "firstname": "Ada",
@@ -247,7 +248,8 @@ def test_duplicate_contacts_get_one_found_email_and_the_other_keeps_its_other_fi
         "a record whose email alone was refused is not a rejected record"
     )
     journal = {e.field: e for e in pipeline.store.journal.for_record("acme-hs", second)}
-    assert journal["email"].outcome == "rejected" and "email" in (journal["email"].reason or "")
+    # Both in one pass: the first keeps it, and the second's is refused before sending, as HubSpot would.
+    assert (journal["email"].outcome, journal["email"].reason) == ("rejected", REASON.format(holder=first))
     assert all(e.outcome == "written" for name, e in journal.items() if name != "email")
     listed = pipeline.store.jobs.contacts_with_status("acme-hs", "rejected")
     assert [(c.record_id, "email not written" in (c.reason or "")) for c in listed] == [(second, True)]
