@@ -141,6 +141,7 @@ def shut_down(
 ) -> None:
     """The webhook stops last: a sync still running posts jobs whose results must find it listening."""
     log.info("stopping: no new sync starts; running syncs and write-backs finish, the webhook still serving")
+    runtime.stopping.set()  # a write-back under way ends after its pass
     scheduler.shutdown(wait=True)  # the clock stops ticking; a write-back pass under way finishes
     dispatcher.close()  # the syncs under way finish
     try:

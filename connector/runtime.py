@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 from starlette.types import ASGIApp
 
-from connector.apply import ApplyReport, apply_passes, apply_results
+from connector.apply import PASS_CONTACTS, ApplyReport, apply_passes
 from connector.config import Config
 from connector.durations import parse_duration
 from connector.errors import Busy, ServerFailed
@@ -47,6 +47,12 @@ def ready(backlog: tuple[int, datetime | None, datetime | None], now: datetime) 
     return count >= FULL_BACKLOG or now - newest >= QUIET or now - oldest >= LONGEST_WAIT
 
 
+# Write-back passes of one run of `Runtime.apply` (about 2,000 results each): a backlog of 50,000 results
+# in one go, each pass's reads overlapping the one before's writes, while an instance's sync waits seconds for
+# its lease (it waits up to daemon.SYNC_WAITS_FOR_LEASE).
+APPLY_RUN_PASSES = 25
+
+
 def backlog_ready(inbox: Inbox, now: datetime) -> bool:
     return ready(inbox.backlog(), now)
 
@@ -74,6 +80,8 @@ class Runtime:
         }
         self._server: ThreadedServer | None = None
         self._status_server: ThreadedServer | None = None
+        self.stopping = threading.Event()  # set as the daemon stops: a write-back ends after its pass
+        self.pass_contacts = PASS_CONTACTS  # results per write-back pass
         self._apply_lock = threading.Lock()  # one drain at a time: the scheduler's and a `sync --wait`'s
 
     @property
@@ -181,8 +189,21 @@ class Runtime:
         return self.apply() if backlog_ready(self.store.inbox, datetime.now(UTC)) else ApplyReport()
 
     def apply(self) -> ApplyReport:
+        """Write back what waits: pass after pass while a full pass waits (each next one read while this one
+        writes), at most APPLY_RUN_PASSES so that a sync waiting for an instance's lease gets it within
+        seconds, and one pass only once the daemon is stopping (its shutdown waits for no backlog)."""
+
+        def more() -> bool:
+            return not self.stopping.is_set() and backlog_ready(self.store.inbox, datetime.now(UTC))
+
         with self._apply_lock:
-            report = apply_results(self.instances, self.store)
+            report = apply_passes(
+                self.instances,
+                self.store,
+                more=more,
+                max_passes=APPLY_RUN_PASSES,
+                contacts=self.pass_contacts,
+            )
         if report.deliveries:
             log.info(
                 "applied %d delivery(ies): %d record(s) written (%d fields), %d rejected",
