@@ -8,7 +8,6 @@ payload.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from connector import jsoncodec
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -135,7 +135,7 @@ def parse_result(
 
 def parse_payload(body: bytes | str | Any) -> Payload:
     """Any documented delivery: one contact, `{"contacts": [...]}` (with or without a job id), or a list."""
-    data = json.loads(body) if isinstance(body, bytes | str) else body
+    data = jsoncodec.loads(body) if isinstance(body, bytes | str) else body
     job_id: str | None = None
     envelope_custom: Mapping[str, Any] | None = None
     items: Iterable[Any]

@@ -15,7 +15,6 @@ stored, and nothing not stored is ever answered 2xx; a duplicate of a kept body 
 from __future__ import annotations
 
 import hmac
-import json
 import logging
 import time
 from collections import OrderedDict
@@ -28,9 +27,10 @@ from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
+from connector import jsoncodec
 from connector.ingest import GroupCommit
 from connector.logs import log_context
 from connector.lonescale import Payload, PayloadError, parse_payload
@@ -211,7 +211,7 @@ def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -
         # rather than guess and inflate.
         raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
     try:
-        data = json.loads(body, parse_constant=_not_json)
+        data = jsoncodec.loads(body, parse_constant=_not_json)
     # ValueError covers bad JSON, bad UTF-8, NaN and a number past int's digit limit; RecursionError, nesting.
     except (ValueError, RecursionError) as exc:
         raise Unusable(400, f"not JSON: {exc}") from exc
@@ -234,7 +234,8 @@ def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -
 
 def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     body = {"status": "error" if status >= 400 else "ok", "message": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    # The bytes starlette's JSONResponse would send, rendered by orjson (connector.jsoncodec).
+    return Response(jsoncodec.dumps(body), status, headers, media_type="application/json")
 
 
 @dataclass

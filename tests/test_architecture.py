@@ -14,7 +14,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "connector"
 # Lower layers never import higher ones: models/errors → config/mapping/retry/store → adapters/lonescale
 # → sync → webhook/daemon → cli.
 LAYERS = {
-    "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0,
+    "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0, "connector.jsoncodec": 0,
     "connector.readahead": 0, "connector.fencing": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0, "connector.starter": 0, "connector.user_agent": 0, "connector.halving": 1,
     "connector.config": 1, "connector.config_base": 1, "connector.config_serving": 1, "connector.config_store": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
