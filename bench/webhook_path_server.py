@@ -14,6 +14,7 @@ stdin, each answered by one JSON line on stdout:
 from __future__ import annotations
 
 import argparse
+import cProfile
 import json
 import resource
 import sys
@@ -71,19 +72,30 @@ def inbox_counts(store: Store) -> dict[str, int]:
     return {str(status): int(count) for status, count in rows}
 
 
-def apply_all(store: Store, crm: str, endpoints: dict[str, str], max_passes: int) -> dict[str, Any]:
+def apply_all(store: Store, crm: str, endpoints: dict[str, str], max_passes: int, profile: bool = False,
+              ) -> dict[str, Any]:  # fmt: skip
     """`apply_results` as the daemon calls it, pass after pass until the inbox is drained; CPU of the passes
-    alone (the instance is built, and HubSpot's status fields created, before)."""
+    alone (the instance is built, and HubSpot's status fields created, before). `profile`: under cProfile
+    (its CPU then inflated), with the top functions by own time."""
+    from bench.measures import hot_spots
     from bench.pipeline import build_instance, drain
 
     instance = build_instance(crm, endpoints)
+    profiler = cProfile.Profile() if profile else None
     try:
         cpu0, wall0 = cpu_seconds(), time.perf_counter()
+        if profiler is not None:
+            profiler.enable()
         report, passes = drain({instance.name: instance}, store, max_passes)
+        if profiler is not None:
+            profiler.disable()
         cpu, wall = cpu_seconds() - cpu0, time.perf_counter() - wall0
     finally:
         instance.adapter.close()
+    spots = {} if profiler is None else {"hot_spots": hot_spots(profiler, 25),
+                                         "hot_spots_cumulative": hot_spots(profiler, 25, "cumulative", True)}  # fmt: skip
     return {
+        **spots,
         "cpu_seconds": round(cpu, 3),
         "wall_seconds": round(wall, 3),
         "passes": passes,
@@ -128,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
                 server.stop()
                 running = False
                 options = json.loads(rest)
-                say(apply_all(store, options["crm"], options["endpoints"], options["max_passes"]))
+                say(apply_all(store, options["crm"], options["endpoints"], options["max_passes"],
+                              options.get("profile", False)))  # fmt: skip
             elif command == "quit":
                 break
     finally:
