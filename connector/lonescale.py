@@ -44,6 +44,7 @@ _LEGACY = {
     "most_probable_phone": "phone", "most_probable_phone_type": "phone_type",
     "most_probable_phone_country_code": "phone_country_code", "firstname": "first_name", "lastname": "last_name",
 }  # fmt: skip
+_SOURCES = (*_CURRENT.items(), *_LEGACY.items())  # in precedence order: a current key over its legacy twin
 _ENVELOPE_KEYS = ("contacts", "results", "data")
 
 
@@ -105,9 +106,10 @@ def parse_result(
     item: Mapping[str, Any], envelope_custom: Mapping[str, Any] | None = None
 ) -> EnrichmentResult:
     values: dict[str, Any] = {}
-    for source, target in (*_CURRENT.items(), *_LEGACY.items()):
-        if _nonblank(item.get(source)):
-            values.setdefault(target, item[source])
+    for source, target in _SOURCES:  # `_nonblank` inlined: run for every key of every result applied
+        value = item.get(source)
+        if value is not None and value not in ("", []) and target not in values:
+            values[target] = value
     _legacy_profile(item, values)
     if "email" not in values and _nonblank(item.get("predicted_email")):
         # A pattern-built guess, free and unverified: keep it marked so `only_if` rules can refuse it.
