@@ -46,7 +46,7 @@ def no_progress(line: str) -> None:
 
 def _settle_jobs(jobs: Jobs, job_ids: Iterable[str]) -> None:
     for job_id in set(job_ids):
-        statuses = {c.status for c in jobs.contacts(job_id)}
+        statuses = jobs.contact_statuses(job_id)
         jobs.update(job_id, JobStatus.PARTLY_APPLIED if "waiting" in statuses else JobStatus.APPLIED)
 
 

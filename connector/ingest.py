@@ -9,15 +9,17 @@ a lone request waits for nobody. If the transaction fails, every request in the 
 webhook answers 5xx) and none was acknowledged: the group is kept whole or not at all.
 
 The writer is a task on the server's event loop, started by a delivery that finds it idle and ended when
-the queue is empty: no thread to stop. A server shutting down waits for requests in flight, and they wait
-for their group.
+the queue is empty. The store is synchronous, so each transaction runs on a thread: always the same one, the
+group commit's own (a one-thread executor), handed the group by `run_in_executor`. At thousands of
+deliveries a second anyio's `to_thread` (its capacity limiter, its pool of threads taken in turn, each warm
+again) was a visible share of a delivery's CPU (bench/webhook_path.py). The thread ends when its group commit
+is collected. A server shutting down waits for requests in flight, and they wait for their group.
 """
 
 from __future__ import annotations
 
 import asyncio
-
-import anyio.to_thread
+from concurrent.futures import ThreadPoolExecutor
 
 from connector.store import Arrival, Inbox
 from connector.store.inbox import Wake
@@ -39,6 +41,7 @@ class GroupCommit:
         self._largest = largest_group
         self._queue: list[tuple[Arrival, asyncio.Future[bool]]] = []
         self._writer: asyncio.Task[None] | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="webhook-group-commit")
 
     async def keep(self, arrival: Arrival) -> bool:
         """True once stored, False for a body stored before (or earlier in its group); raises
@@ -56,8 +59,9 @@ class GroupCommit:
                 group = self._queue[: self._largest]
                 del self._queue[: len(group)]
                 try:
-                    fresh = await anyio.to_thread.run_sync(
-                        self._inbox.keep_all, [arrival for arrival, _ in group], self._wake
+                    arrivals = [arrival for arrival, _ in group]
+                    fresh = await asyncio.get_running_loop().run_in_executor(
+                        self._thread, self._inbox.keep_all, arrivals, self._wake
                     )
                     for (_, answer), outcome in zip(group, fresh, strict=True):
                         if not answer.done():  # its request was cancelled: the row is kept all the same

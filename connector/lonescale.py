@@ -8,7 +8,6 @@ payload.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -16,6 +15,7 @@ from typing import Any
 
 import httpx
 
+from connector import jsoncodec
 from connector.errors import (
     AuthError,
     ConnectorError,
@@ -44,6 +44,7 @@ _LEGACY = {
     "most_probable_phone": "phone", "most_probable_phone_type": "phone_type",
     "most_probable_phone_country_code": "phone_country_code", "firstname": "first_name", "lastname": "last_name",
 }  # fmt: skip
+_SOURCES = (*_CURRENT.items(), *_LEGACY.items())  # in precedence order: a current key over its legacy twin
 _ENVELOPE_KEYS = ("contacts", "results", "data")
 
 
@@ -105,9 +106,10 @@ def parse_result(
     item: Mapping[str, Any], envelope_custom: Mapping[str, Any] | None = None
 ) -> EnrichmentResult:
     values: dict[str, Any] = {}
-    for source, target in (*_CURRENT.items(), *_LEGACY.items()):
-        if _nonblank(item.get(source)):
-            values.setdefault(target, item[source])
+    for source, target in _SOURCES:  # `_nonblank` inlined: run for every key of every result applied
+        value = item.get(source)
+        if value is not None and value not in ("", []) and target not in values:
+            values[target] = value
     _legacy_profile(item, values)
     if "email" not in values and _nonblank(item.get("predicted_email")):
         # A pattern-built guess, free and unverified: keep it marked so `only_if` rules can refuse it.
@@ -135,7 +137,7 @@ def parse_result(
 
 def parse_payload(body: bytes | str | Any) -> Payload:
     """Any documented delivery: one contact, `{"contacts": [...]}` (with or without a job id), or a list."""
-    data = json.loads(body) if isinstance(body, bytes | str) else body
+    data = jsoncodec.loads(body) if isinstance(body, bytes | str) else body
     job_id: str | None = None
     envelope_custom: Mapping[str, Any] | None = None
     items: Iterable[Any]

@@ -7,6 +7,7 @@ transform from `connector.transforms`. Each write-back rule names a result field
 from __future__ import annotations
 
 import enum
+import functools
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ ResultField = Literal[
 ]  # fmt: skip
 
 
+@functools.cache  # a handful of field names, asked for each value of each result applied
 def result_type(result: str) -> EnrichmentType:
     """Which enrichment type pays for a result field (docs/lonescale.md#what-each-type-returns)."""
     if result.startswith("email"):

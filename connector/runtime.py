@@ -22,7 +22,8 @@ from connector.status_app import create_status_app
 from connector.store import Inbox, instance_lease
 from connector.store.wakeups import wake_write_backs
 from connector.sync import SyncReport, pull_and_trigger
-from connector.webhook import SETTLED, create_app
+from connector.webhook import create_app
+from connector.webhook_jobs import SETTLED
 from connector.wiring import Instance, build_instance, build_lonescale, build_store
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,17 @@ class ThreadedServer:
     and `stop()` is graceful: requests in flight finish (a webhook body is stored before its 2xx).
     """
 
-    def __init__(self, app: ASGIApp, *, host: str = "127.0.0.1", port: int = 0, name: str = "server"):
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        name: str = "server",
+        http: str = "auto",
+    ):
+        # "auto": httptools (a dependency) when it imports, else h11; `http="h11"` is for measuring the
+        # difference (bench/webhook_path.py): per request, httptools costs a fraction of h11's pure Python.
         config = uvicorn.Config(
             app,
             host=host,
@@ -30,6 +40,7 @@ class ThreadedServer:
             access_log=False,
             lifespan="off",
             timeout_keep_alive=30,
+            http=http,
         )
         self._server = uvicorn.Server(config)
         self._sockets: list[socket.socket] | None = None

@@ -14,29 +14,32 @@ stored, and nothing not stored is ever answered 2xx; a duplicate of a kept body 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
-import json
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
+from urllib.parse import parse_qsl
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
+from starlette.types import ASGIApp
 
+from connector import jsoncodec
 from connector.ingest import GroupCommit
 from connector.logs import log_context
 from connector.lonescale import Payload, PayloadError, parse_payload
-from connector.models import JobStatus
-from connector.store import Arrival, Job, Store, sha256
+from connector.store import Arrival, Store, sha256
 from connector.store.inbox import Wake
+from connector.webhook_asgi import FrontRoute
+from connector.webhook_jobs import TOKEN_GRACE, KnownJob, KnownJobs
 
 log = logging.getLogger(__name__)
 WEBHOOK_PATH = "/webhooks/lonescale/{job_id}"
@@ -46,24 +49,6 @@ MAX_RESULTS = 10_000
 # A body this small (a few dozen results) is parsed in well under a millisecond: cheaper on the event loop
 # than the hop to a worker thread. Larger ones still go to a thread, so megabytes never stall the loop.
 INLINE_EXAMINE_BYTES = 16_384
-# Jobs remembered between deliveries: more than are ever awaiting results at once.
-KNOWN_JOBS = 4_096
-# Done: no more results are expected. An expired job is done too, though a late result of it is still
-# applied (it was paid for): its token retires like the others, `token_grace` after it expired.
-SETTLED = frozenset({JobStatus.APPLIED, JobStatus.FAILED, JobStatus.EXPIRED})
-TOKEN_GRACE = timedelta(days=7)
-# A remembered job's status is read again after this long: it changes once the job is seen (applied,
-# expired), and the grace it starts is days long, so learning of it a minute late costs nothing.
-STATUS_TTL = timedelta(minutes=1)
-# Per-job caps. LoneScale documents a webhook body of one contact but not its envelope
-# (https://docs.lonescale.com/api-reference/webhookpayload/enrichment-payload), so a job's results come as
-# one body per contact or one per job; a retry or another shape may repeat results in other bytes (an
-# identical body is a duplicate and costs nothing). Three bodies per contact plus ten (per-job envelopes,
-# a result fetched by polling, bodies refused and kept) is three times what a correct sender needs.
-DELIVERIES_PER_CONTACT, SPARE_DELIVERIES = 3, 10
-# A one-contact payload with every documented field filled is about 1.5 kB: 64 KiB per contact is forty
-# times it, and 1 MiB spare covers a small job's envelope however verbose its profiles.
-BYTES_PER_CONTACT, SPARE_BYTES = 64 * 1024, 1024 * 1024
 # Hears each delivery once answered: (instance, outcome, status, seconds). Outcomes: stored, duplicate,
 # refused. The runtime's metrics count them (connector.metrics.Metrics.delivered).
 Delivered = Callable[[str, str, int, float], None]
@@ -106,92 +91,6 @@ async def read_limited(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-class OverCap(NamedTuple):
-    status: int  # 429: too many bodies, 413: too many bytes
-    reason: str
-
-
-@dataclass
-class KnownJob:
-    """What the webhook keeps about a job between deliveries, so that a delivery needs no database read:
-    its token's hash (it never changes), its status (read again past STATUS_TTL) and what its deliveries
-    keep in the inbox (read once, then counted here as this process stores them). With several webhook
-    replicas each counts its own stores, so a job may keep up to the caps once per replica: still bounded.
-    Used from the event loop only, so the counts need no lock."""
-
-    digest: str
-    instance: str
-    status: JobStatus
-    changed_at: datetime | None  # the job's updated_at: when it became done, once it is
-    read_at: datetime
-    max_deliveries: int
-    max_bytes: int
-    kept: int
-    kept_bytes: int
-    held: int = 0  # deliveries past their cap check, not yet committed: counted, so concurrency cannot
-    held_bytes: int = 0  # take a job over its caps
-
-    @classmethod
-    def of(cls, job: Job, usage: tuple[int, int], now: datetime) -> KnownJob:
-        contacts = job.contact_count
-        return cls(
-            job.token_sha256, job.instance, job.status, job.updated_at, now,
-            max_deliveries=contacts * DELIVERIES_PER_CONTACT + SPARE_DELIVERIES,
-            max_bytes=contacts * BYTES_PER_CONTACT + SPARE_BYTES,
-            kept=usage[0], kept_bytes=usage[1],
-        )  # fmt: skip
-
-    def stale(self, now: datetime) -> bool:
-        return not timedelta(0) <= now - self.read_at < STATUS_TTL  # a clock set back is stale too
-
-    def retired(self, now: datetime, grace: timedelta) -> bool:
-        return self.status in SETTLED and self.changed_at is not None and now - self.changed_at > grace
-
-    def over_cap(self, size: int) -> OverCap | None:
-        if self.kept + self.held >= self.max_deliveries:
-            return OverCap(429, f"the job has had its {self.max_deliveries} deliveries")
-        if self.kept_bytes + self.held_bytes + size > self.max_bytes:
-            return OverCap(413, f"the job's deliveries may not exceed {self.max_bytes} bytes in all")
-        return None
-
-    def hold(self, size: int) -> None:
-        self.held += 1
-        self.held_bytes += size
-
-    def settle(self, size: int, stored: bool, held: bool) -> None:
-        if held:
-            self.held -= 1
-            self.held_bytes -= size
-        if stored:
-            self.kept += 1
-            self.kept_bytes += size
-
-
-class KnownJobs:
-    """Job id → KnownJob, for the jobs seen lately. Only jobs that exist are remembered (a refused id is
-    looked up every time: it may be a job not yet created), and the least recently used is forgotten past
-    `size`. Used from the event loop only."""
-
-    def __init__(self, size: int = KNOWN_JOBS):
-        self._jobs: OrderedDict[str, KnownJob] = OrderedDict()
-        self._size = size
-
-    def get(self, job_id: str) -> KnownJob | None:
-        job = self._jobs.get(job_id)
-        if job is not None:
-            self._jobs.move_to_end(job_id)
-        return job
-
-    def remember(self, job_id: str, job: KnownJob) -> KnownJob:
-        """The job as remembered: `job`, or the one a concurrent first delivery remembered meanwhile (its
-        counts are current; this one's may already be behind)."""
-        kept = self._jobs.setdefault(job_id, job)
-        self._jobs.move_to_end(job_id)
-        if len(self._jobs) > self._size:
-            self._jobs.popitem(last=False)
-        return kept
-
-
 def _span(delta: timedelta) -> str:
     """'8 d', '5 h', '40 min': a grace and an age as a log line needs them."""
     if delta.days:
@@ -211,7 +110,7 @@ def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -
         # rather than guess and inflate.
         raise Unusable(415, f"content-encoding {shown(content_encoding)} is not supported")
     try:
-        data = json.loads(body, parse_constant=_not_json)
+        data = jsoncodec.loads(body, parse_constant=_not_json)
     # ValueError covers bad JSON, bad UTF-8, NaN and a number past int's digit limit; RecursionError, nesting.
     except (ValueError, RecursionError) as exc:
         raise Unusable(400, f"not JSON: {exc}") from exc
@@ -234,7 +133,28 @@ def examine(body: bytes, content_encoding: str, max_results: int, job_id: str) -
 
 def answer(status: int, message: str, headers: Mapping[str, str] | None = None) -> Response:
     body = {"status": "error" if status >= 400 else "ok", "message": message}
-    return JSONResponse(body, status_code=status, headers=headers)
+    # The bytes starlette's JSONResponse would send, rendered by orjson (connector.jsoncodec).
+    return Response(jsoncodec.dumps(body), status, headers, media_type="application/json")
+
+
+# The two answers of nearly every delivery, rendered once. A Response is only read when sent (no background
+# task, headers never changed after), so one instance serves every request.
+STORED, DUPLICATE = answer(200, "stored"), answer(200, "duplicate")
+
+
+def _token(query_string: bytes) -> str:
+    """The `token` query parameter as Starlette's `request.query_params.get` reads it (the last one wins),
+    without building its multi-dict for each delivery."""
+    token = ""
+    for key, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        if key == "token":
+            token = value
+    return token
+
+
+def _where(job_id: str, request: Request) -> str:
+    """Who a log line is about: built only when a line is logged."""
+    return f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
 
 
 @dataclass
@@ -255,46 +175,50 @@ class Webhook:
         self.token_grace, self.clock, self.delivered = token_grace, clock, delivered
         self.intake = GroupCommit(store.inbox, wake=wake)
         self.known = KnownJobs()
+        self._looking: dict[str, asyncio.Future[KnownJob | None]] = {}
 
     async def receive(self, request: Request) -> Response:
+        """The Starlette route's endpoint (FrontRoute answers the POSTs before it: connector.webhook_asgi)."""
+        return await self.deliver(request, request.path_params["job_id"])
+
+    async def deliver(self, request: Request, job_id: str) -> Response:
         """A delivery, answered; then heard by `delivered` with its outcome and how long the answer took."""
         started, heard = time.perf_counter(), _Heard()
-        response = await self._receive(request, heard)
+        response = await self._receive(request, job_id, heard)
         outcome = heard.outcome or ("refused" if response.status_code >= 400 else "stored")
         self.delivered(heard.instance, outcome, response.status_code, time.perf_counter() - started)
         return response
 
-    async def _receive(self, request: Request, heard: _Heard) -> Response:
-        job_id = request.path_params["job_id"]
-        token = request.query_params.get("token", "")
-        where = f"job {shown(job_id)}, from {request.client.host if request.client else '?'}"
+    async def _receive(self, request: Request, job_id: str, heard: _Heard) -> Response:
+        token = _token(request.scope["query_string"])
         now = self.clock()
         job = await self._known(job_id, now)
         # One answer for an unknown job and a wrong token, so the endpoint tells a prober nothing. (A known
         # id answers a little faster than an unknown one, but ids are random UUIDs: useless without a token.)
         if job is None or not hmac.compare_digest(sha256(token), job.digest):
-            log.warning("webhook refused 401: unknown job or wrong token (%s)", where)
+            log.warning("webhook refused 401: unknown job or wrong token (%s)", _where(job_id, request))
             return answer(401, "unknown job or wrong token")
         heard.instance = job.instance  # authenticated: the job's instance may name the delivery
         if job.retired(now, self.token_grace):
             # 410, not 401: only the token's holder learns it, and a sender that retries would stop here.
             ago = _span(now - job.changed_at) if job.changed_at else "?"
             log.warning("webhook refused 410: job %s %s ago, its token retired after %s (%s)",
-                        job.status.value, ago, _span(self.token_grace), where)  # fmt: skip
+                        job.status.value, ago, _span(self.token_grace), _where(job_id, request))  # fmt: skip
             return answer(410, "the job is done and its token retired")
         try:
             body = await read_limited(request, self.max_body_bytes)
         except TooLarge:  # not kept: keeping it would undo the limit
-            log.warning("webhook refused 413: body over %d bytes (%s)", self.max_body_bytes, where)
+            log.warning("webhook refused 413: body over %d bytes (%s)", self.max_body_bytes,
+                        _where(job_id, request))  # fmt: skip
             return answer(413, f"body larger than {self.max_body_bytes} bytes")
         except ClientDisconnect:
-            log.warning("webhook gave up: the client went away mid-body (%s)", where)
+            log.warning("webhook gave up: the client went away mid-body (%s)", _where(job_id, request))
             return answer(400, "client went away mid-body")
         over = job.over_cap(len(body))
         # Over a cap, a body already kept is still a duplicate: answered as ever, nothing new stored.
         if over is not None and not await run_in_threadpool(self._kept_before, job_id, body):
-            log.warning("webhook refused %d, body not kept: %s; it has %d, %d bytes (%s)",
-                        over.status, over.reason, job.kept, job.kept_bytes, where)  # fmt: skip
+            log.warning("webhook refused %d, body not kept: %s; it has %d, %d bytes (%s)", over.status,
+                        over.reason, job.kept, job.kept_bytes, _where(job_id, request))  # fmt: skip
             return answer(over.status, over.reason)
         held = over is None
         if held:
@@ -302,7 +226,7 @@ class Webhook:
         stored = False
         try:
             with log_context(job_id=job_id):  # an authenticated job: its id may name the log lines
-                stored, response = await self._keep(request, job_id, job.instance, body, where)
+                stored, response = await self._keep(request, job_id, job.instance, body)
         finally:
             job.settle(len(body), stored, held)
         if response.status_code == 200:
@@ -320,7 +244,7 @@ class Webhook:
         job = self.known.get(job_id)
         if job is None:
             # We issue UUIDs only: a control character (PostgreSQL refuses NUL) is an unknown id, not a query.
-            found = await run_in_threadpool(self._look_up, job_id) if job_id.isprintable() else None
+            found = await self._first_look(job_id) if job_id.isprintable() else None
             return None if found is None else self.known.remember(job_id, found)
         if job.stale(now):
             job.read_at = now  # one read at a time: deliveries meanwhile go by what is known
@@ -329,9 +253,19 @@ class Webhook:
                 job.status, job.changed_at = current.status, current.updated_at
         return job
 
-    async def _keep(
-        self, request: Request, job_id: str, instance: str, body: bytes, where: str
-    ) -> tuple[bool, Response]:
+    async def _first_look(self, job_id: str) -> KnownJob | None:
+        """One read of a job not remembered yet, shared by the deliveries that ask meanwhile: a job's first
+        deliveries come together (LoneScale posts a finished job's contacts at once), and a read each was
+        as many worker-thread hops and COUNT queries for the one answer."""
+        pending = self._looking.get(job_id)
+        if pending is None:
+            pending = asyncio.ensure_future(run_in_threadpool(self._look_up, job_id))
+            self._looking[job_id] = pending
+            pending.add_done_callback(lambda _: self._looking.pop(job_id, None))
+        # Shielded: one waiter cancelled (its client went away) must not cancel the read the others share.
+        return await asyncio.shield(pending)
+
+    async def _keep(self, request: Request, job_id: str, instance: str, body: bytes) -> tuple[bool, Response]:
         """Store the body (`invalid` if we cannot use it): whether it was fresh, and the answer."""
         encoding = request.headers.get("content-encoding", "").strip().lower()
         try:
@@ -341,12 +275,15 @@ class Webhook:
                 payload = await run_in_threadpool(examine, body, encoding, self.max_results, job_id)
         except Unusable as exc:
             fresh = await self.intake.keep(Arrival(job_id, body, "invalid", str(exc), instance))
-            log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status, where, exc)
+            log.warning("webhook refused %d, body kept for inspection (%s): %s", exc.status,
+                        _where(job_id, request), exc)  # fmt: skip
             return fresh, answer(exc.status, f"unusable payload: {exc}")
         fresh = await self.intake.keep(Arrival(job_id, body, instance=instance))
-        outcome = "stored" if fresh else "duplicate"  # an identical body again: acknowledged, ignored
-        log.debug("webhook %s (%s): %d result(s)", outcome, where, len(payload.results))
-        return fresh, answer(200, outcome)
+        # An identical body again: acknowledged, ignored.
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("webhook %s (%s): %d result(s)", "stored" if fresh else "duplicate",
+                      _where(job_id, request), len(payload.results))  # fmt: skip
+        return fresh, (STORED if fresh else DUPLICATE)
 
     async def healthz(self, request: Request) -> Response:
         try:
@@ -378,7 +315,7 @@ def create_app(
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     delivered: Delivered = unheard,
     wake: Wake | None = None,
-) -> Starlette:
+) -> ASGIApp:
     """`clock`: the time a token's grace is measured by (tests move it on rather than wait a week);
     `delivered` hears each delivery once answered (the runtime's metrics); `wake`, in the transaction that
     stores deliveries, the instances whose write-back they call for (a cluster's apply wake-ups)."""
@@ -394,4 +331,4 @@ def create_app(
     # the path without it; a sender that follows it would re-POST, one that does not gets no JSON to read.
     # Like every other wrong path, it is a 404 in JSON.
     app.router.redirect_slashes = False
-    return app
+    return FrontRoute(WEBHOOK_PATH.split("{", 1)[0], hook.deliver, app)

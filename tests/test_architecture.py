@@ -14,14 +14,14 @@ PACKAGE = Path(__file__).resolve().parent.parent / "connector"
 # Lower layers never import higher ones: models/errors → config/mapping/retry/store → adapters/lonescale
 # → sync → webhook/daemon → cli.
 LAYERS = {
-    "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0,
+    "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0, "connector.jsoncodec": 0,
     "connector.readahead": 0, "connector.fencing": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0, "connector.starter": 0, "connector.user_agent": 0, "connector.halving": 1,
     "connector.config": 1, "connector.config_base": 1, "connector.config_serving": 1, "connector.config_store": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
     "connector.wiring": 3, "connector.sync": 3, "connector.sync_report": 3, "connector.sender": 3, "connector.send_ahead": 3, "connector.apply": 3, "connector.apply_report": 3, "connector.apply_plan": 3, "connector.apply_write": 3, "connector.apply_unique": 3, "connector.apply_ahead": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.resend": 3, "connector.merging": 3, "connector.selection": 3, "connector.batching": 3, "connector.window": 3,
     "connector.status": 3, "connector.status_series": 3,
-    "connector.webhook": 4, "connector.ingest": 4, "connector.metrics": 4, "connector.runtime": 4, "connector.daemon": 4, "connector.receiver": 4, "connector.cluster": 4,
+    "connector.webhook": 4, "connector.webhook_asgi": 4, "connector.webhook_jobs": 4, "connector.ingest": 4, "connector.metrics": 4, "connector.runtime": 4, "connector.daemon": 4, "connector.receiver": 4, "connector.cluster": 4,
     "connector.reports": 4, "connector.charts": 4, "connector.status_page": 4, "connector.status_app": 4,
     "connector.cli": 5, "connector.cli_support": 5, "connector.cli_review": 5, "connector.cli_ops": 5, "connector.demo": 5, "connector.progress": 5, "connector.cli_status": 5,
 }  # fmt: skip

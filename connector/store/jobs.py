@@ -201,6 +201,13 @@ class Jobs:
         with self._database.reading() as db:
             return [_contact(r) for r in db.execute(query)]
 
+    def contact_statuses(self, job_id: str) -> set[str]:
+        """The statuses a job's contacts are in, without reading their JSON: what settling a job needs."""
+        contacts = schema.job_contacts
+        query = select(contacts.c.status).where(contacts.c.job_id == job_id).distinct()
+        with self._database.reading() as db:
+            return set(db.scalars(query))
+
     def mark_contacts(
         self, job_id: str, record_ids: Iterable[str], status: str, reason: str | None = None
     ) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import Connection, Table, func, or_, select, update
 
 from connector.store import ledger, schema
 from connector.store.database import Database, aware, now
@@ -38,6 +38,8 @@ class Journal:
         ]  # fmt: skip
         with self._database.writing() as db:
             hold(db, fence, now())
+            if db.dialect.name == "sqlite":
+                return _insert_in_order(db, table, rows)
             result = db.execute(table.insert().returning(table.c.id, sort_by_parameter_order=True), rows)
             return [int(row.id) for row in result]
 
@@ -160,3 +162,26 @@ class Journal:
                              r.outcome, r.reason, aware(r.written_at), r.id, r.cycle)
                 for r in db.execute(query)
             ]  # fmt: skip
+
+
+def _insert_in_order(db: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """SQLite: insert `rows`, their ids in order, at a fraction of the cost of SQLAlchemy's way.
+
+    SQLAlchemy cannot batch an INSERT ... RETURNING that must follow the parameters' order on SQLite (its log
+    says "ordered; batch not supported"): one statement per row, and its per-row parameter processing on top,
+    a quarter of a write-back pass's CPU (bench/webhook_path.py). Here the rows go to the driver's
+    `executemany` as tuples, each value through the column type's own bind processor (the bytes stored are
+    SQLAlchemy's), and their ids are read after: in this transaction we hold SQLite's one write lock, and an
+    INTEGER PRIMARY KEY row without an id takes the largest rowid plus one (https://www.sqlite.org/autoinc.html),
+    so ours are the newest len(rows) ids, in the order inserted."""
+    columns = list(rows[0])
+    processors = [table.c[name].type.bind_processor(db.dialect) for name in columns]
+    statement = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    values = [
+        tuple(value if process is None else process(value)
+              for process, value in zip(processors, (row[name] for name in columns), strict=True))
+        for row in rows
+    ]  # fmt: skip
+    db.exec_driver_sql(statement, values)
+    last = int(db.execute(select(func.max(table.c.id))).scalar_one())
+    return list(range(last - len(rows) + 1, last + 1))

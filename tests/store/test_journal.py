@@ -46,6 +46,18 @@ def test_the_journal_keeps_old_and_new_values_per_field(store: Store) -> None:
     assert store.journal.counts("other") == {}
 
 
+def test_the_ids_given_back_are_each_entrys_own_in_order_however_many(store: Store) -> None:
+    # Settling a write finds its entries by these ids: one out of place would record another field's answer.
+    # Thousands, past one INSERT's batch of rows, after other rows (the ids do not start at 1).
+    run_id = store.runs.start("acme", "apply")
+    store.journal.add([entry(run_id, "Email", "before", record="other")])
+    entries = [entry(run_id, f"F{i % 7}", f"v{i}", "pending", record=f"r{i}") for i in range(2500)]
+    ids = store.journal.add(entries)
+    kept = {e.id: (e.record_id, e.field, e.new_value) for e in store.journal.for_run(run_id)}
+    assert len(set(ids)) == len(entries)
+    assert [kept[i] for i in ids] == [(e.record_id, e.field, e.new_value) for e in entries]
+
+
 def test_settling_a_write_records_the_crms_answer_the_cooldowns_and_the_contacts_at_once(
     store: Store, make_job: Callable[..., Job]
 ) -> None:
