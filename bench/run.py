@@ -28,6 +28,7 @@ from bench.pipeline import CRMS
 from bench.report import write_report
 from bench.sandbox import SandboxProcess
 from bench.webhook_load import measure_webhook_ingest, serve
+from bench.webhook_path import measure_webhook_path
 
 ROOT = Path(__file__).resolve().parent.parent
 # Each group's measurements, in the issue's order; `make bench GROUP=writeback` runs one, `all` every one.
@@ -46,6 +47,8 @@ class Options:
     memory_large: int = 200_000
     webhook_posts: int = 5_000
     webhook_concurrency: int = 16
+    webhook_path_deliveries: int = 20_000  # one-contact deliveries, received, stored and applied (issue 14)
+    webhook_path_concurrency: int = 32
     crms: tuple[str, ...] = CRMS
     seed: int = 1
     output: Path = ROOT / "BENCHMARKS.md"
@@ -69,6 +72,9 @@ def parse(argv: Sequence[str]) -> Options:
     parser.add_argument("--memory-large", type=int, default=defaults.memory_large)
     parser.add_argument("--webhook-posts", type=int, default=defaults.webhook_posts)
     parser.add_argument("--webhook-concurrency", type=int, default=defaults.webhook_concurrency)
+    parser.add_argument("--webhook-path-deliveries", type=int, default=defaults.webhook_path_deliveries,
+                        help="one-contact deliveries posted from another process, stored, then applied")  # fmt: skip
+    parser.add_argument("--webhook-path-concurrency", type=int, default=defaults.webhook_path_concurrency)
     parser.add_argument("--crm", choices=[*CRMS, "both"], default="both")
     parser.add_argument("--seed", type=int, default=defaults.seed)
     parser.add_argument("--output", type=Path, default=defaults.output)
@@ -87,6 +93,7 @@ def parse(argv: Sequence[str]) -> Options:
         calls=args.calls, rate_limited=args.rate_limited, throughput=args.throughput, naive=args.naive,
         profile=args.profile, memory_small=args.memory_small, memory_large=args.memory_large,
         webhook_posts=args.webhook_posts, webhook_concurrency=args.webhook_concurrency,
+        webhook_path_deliveries=args.webhook_path_deliveries, webhook_path_concurrency=args.webhook_path_concurrency,
         crms=CRMS if args.crm == "both" else (args.crm,), seed=args.seed, output=args.output,
         groups=args.groups, cluster_pairs=args.cluster_pairs, cluster_contacts=args.cluster_contacts,
         cluster_workers=tuple(int(w) for w in args.cluster_workers.split(",")),
@@ -122,7 +129,7 @@ def log(message: str) -> None:
 
 # The figures' key in the results (and BENCHMARKS.md) of each group but the cluster's (a section of its own).
 KEYS = {"calls": ("calls",), "writeback": ("rate_limited",), "throughput": ("throughput",),
-        "memory": ("memory",), "webhook": ("webhook",)}  # fmt: skip
+        "memory": ("memory",), "webhook": ("webhook", "webhook_path")}  # fmt: skip
 RESULTS = ROOT / "bench" / "results.json"  # every group's last figures, BENCHMARKS.md rendered from them
 
 
@@ -175,9 +182,10 @@ def _memory(options: Options, sandbox: SandboxProcess) -> dict[str, Any]:
 
 def _webhook(options: Options) -> dict[str, Any]:
     log(f"5. webhook ingest, {options.webhook_posts} posts, concurrency {options.webhook_concurrency}")
-    return {
-        "webhook": timed(lambda: measure_webhook_ingest(options.webhook_posts, options.webhook_concurrency))
-    }
+    ingest = timed(lambda: measure_webhook_ingest(options.webhook_posts, options.webhook_concurrency))
+    n, c = options.webhook_path_deliveries, options.webhook_path_concurrency
+    log(f"6. webhook path, {n} one-contact deliveries from another process, concurrency {c}, then applied")
+    return {"webhook": ingest, "webhook_path": timed(lambda: measure_webhook_path(n, c))}
 
 
 MEASURES = {"calls": _calls, "writeback": _writeback, "throughput": _throughput, "memory": _memory}

@@ -33,7 +33,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def results(report: Path) -> dict[str, Any]:
     assert POSTGRES
-    options = Options(output=report, group="cluster", cluster_pairs=1, cluster_contacts=CONTACTS,
+    options = Options(output=report, groups=("cluster",), cluster_pairs=1, cluster_contacts=CONTACTS,
                       cluster_workers=(1, 3), cluster_receivers=1, postgres=POSTGRES)  # fmt: skip
     return run_cluster(options, "python -m bench --group cluster (smoke)")
 

@@ -18,7 +18,8 @@ SMALL = 200
 def results(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     options = Options(
         calls=SMALL, rate_limited=SMALL, throughput=SMALL, naive=SMALL, profile=SMALL, memory_small=SMALL,
-        memory_large=2 * SMALL, webhook_posts=SMALL, webhook_concurrency=8,
+        memory_large=2 * SMALL, webhook_posts=SMALL, webhook_concurrency=8, webhook_path_deliveries=SMALL,
+        webhook_path_concurrency=4,
         output=tmp_path_factory.mktemp("bench") / "BENCHMARKS.md",
     )  # fmt: skip
     return run_all(options, "python -m bench (smoke)")
@@ -74,6 +75,7 @@ def test_the_report_has_one_row_per_figure_and_the_command(results: dict[str, An
     path = tmp_path / "BENCHMARKS.md"
     write_report(results, path)
     text = path.read_text()
-    assert text.count("\n| ") >= 1 + 2 + 1 + 2 + 1 + 1
+    assert text.count("\n| ") >= 1 + 2 + 1 + 2 + 1 + 1 + 1
+    assert "| 6 | webhook path" in text and "What each fast part saves" in text
     assert "python -m bench (smoke)" in text and "nproc" in text
     assert text.count(f"at {results['machine']['commit']}") >= 7, "each row names the commit it measured"
