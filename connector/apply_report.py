@@ -119,4 +119,8 @@ class ApplyReport:
 
 
 def jsonable(value: Any) -> Any:
+    """A value as the journal and the reports keep it: a datetime as ISO text in UTC, anything else as it is
+    (asked for every field of every record written: strings and blanks pass without an isinstance check)."""
+    if value is None or type(value) is str:
+        return value
     return value.astimezone(UTC).isoformat() if isinstance(value, datetime) else value

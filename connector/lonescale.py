@@ -47,6 +47,8 @@ _LEGACY = {
 _SOURCES = (*_CURRENT.items(), *_LEGACY.items())  # in precedence order: a current key over its legacy twin
 _ENVELOPE_KEYS = ("contacts", "results", "data")
 
+JSON_BODY = {"content-type": "application/json"}
+
 
 class PayloadError(ValueError):
     """A webhook or poll body that is not any shape LoneScale documents."""
@@ -318,7 +320,9 @@ class LoneScaleClient:
         if custom is not None:
             body["custom"] = custom
         try:
-            response = self._http.post("/trigger/enrich", json=body)
+            # orjson: a job's body is a hundred contacts, and the stdlib's encoder was a visible share of a
+            # sync's CPU (BENCHMARKS.md, hot spots); the same JSON, compact, as httpx's `json=` sends it.
+            response = self._http.post("/trigger/enrich", content=jsoncodec.dumps(body), headers=JSON_BODY)
         except _NEVER_SENT as exc:
             raise RetriableError(f"cannot reach LoneScale: {exc!r}") from exc
         except httpx.TransportError as exc:

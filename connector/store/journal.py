@@ -29,11 +29,11 @@ class Journal:
         `fence`, only while that lease is still ours (connector.store.fences)."""
         if not entries:
             return []
-        table = schema.write_journal
+        table, stamp = schema.write_journal, now()  # one clock read for the batch, not one per row
         rows = [
             {"run_id": e.run_id, "job_id": e.job_id, "instance": e.instance, "record_id": e.record_id,
              "field": e.field, "old_value": e.old_value, "new_value": e.new_value, "outcome": e.outcome,
-             "reason": e.reason, "written_at": e.written_at or now()}
+             "reason": e.reason, "written_at": e.written_at or stamp}
             for e in entries
         ]  # fmt: skip
         with self._database.writing() as db:
