@@ -124,13 +124,14 @@ def section(results: dict[str, Any], command: str, commit: str, nproc: int | Non
             f"| {run['workers']} (× `--concurrency {run['concurrency']}`), {run['receivers']} receiver(s) | "
             f"{run['instances']} × {results['contacts']} | {run['elapsed_seconds']:.1f} | "
             f"**{run['contacts_per_second']:,.0f}** | {'—' if ratio is None else f'{ratio:.2f} ×'} | "
-            f"{_calls(run, single)} | {_latency(run)} | `{command}` |"
+            f"{_calls(run, single)} | {_latency(run)} | `{command}` at {commit} |"
         )
     lines = [
         BEGIN,
         "## Cluster: 1 worker vs 3 (issue 13)",
         "",
-        f"Written by `{command}` alone (`bench/cluster.py`), commit {commit}; the sections above are not rerun. "
+        f"Written by `{command}` (`bench/cluster.py`), commit {commit}"
+        f"{'; the sections above are not rerun' if '--group cluster' in command else ', the same run as above'}. "
         f"{n} instances ({results['pairs']} HubSpot portals, {results['pairs']} Salesforce orgs, "
         f"{results['contacts']} contacts each) on one PostgreSQL store, each CRM its own relaxed emulator on a "
         "loopback address of its own, all on one event loop in the bench process (`connector/sandbox/portals.py`, "

@@ -243,9 +243,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = child.parse_args(argv[1:])
         serve(args.db, args.jobs)
         return 0
-    if argv and argv[0] == "render":  # BENCHMARKS.md again from a run's saved figures
+    if (
+        argv and argv[0] == "render"
+    ):  # BENCHMARKS.md again from a run's saved figures, its cluster section kept
+        from bench.cluster_report import current_section, write_section
+
         results = json.loads(Path(argv[1]).read_text())
-        write_report(results, Path(argv[2]) if len(argv) > 2 else Options().output)
+        output = Path(argv[2]) if len(argv) > 2 else Options().output
+        kept = current_section(output)
+        write_report(results, output)
+        if kept:
+            write_section(output, kept)
         return 0
     options = parse(argv)
     command = shlex.join(["python", "-m", "bench", *argv])
