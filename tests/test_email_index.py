@@ -8,6 +8,7 @@ from connector.apply import apply_results
 from connector.apply_unique import REASON
 from connector.review import rollback
 from connector.store.emails import key
+from connector.wiring import Instance
 from tests.conftest import Served
 from tests.support import Pipeline, edit_as_a_person, everything, hubspot_instance
 
@@ -16,19 +17,40 @@ TAKEN = "ada@engines.io"
 COMPANY = {"company": "Analytical Engines", "website": "engines.io"}
 
 
-def _twins(hubspot_sandbox: Served, lonescale_sandbox: Served) -> tuple[str, str]:
-    """Two contacts for one person: the first holds the mailbox, and LoneScale finds it for the second."""
+def _twins(
+    hubspot_sandbox: Served, lonescale_sandbox: Served, *, first_holds: bool = True
+) -> tuple[str, str]:
+    """Two contacts for one person, and LoneScale finds the one mailbox for both; `first_holds`: the first holds
+    it already (else neither holds one yet)."""
     hubspot_sandbox.control.reset(contacts=0)
-    holder, twin = hubspot_sandbox.control.seed(
+    first, second = hubspot_sandbox.control.seed(
         [
-            {"firstname": "Ada", "lastname": "Lovelace", "email": TAKEN, **COMPANY},
+            {
+                "firstname": "Ada",
+                "lastname": "Lovelace",
+                **({"email": TAKEN} if first_holds else {}),
+                **COMPANY,
+            },
             {"firstname": "Ada", "lastname": "Lovelace", **COMPANY},
         ]
     )
     found = {"email": TAKEN, "emailStatus": "valid", "phone": "+442071234567"}
     match = {"firstname": "Ada", "lastname": "Lovelace", "domain": "engines.io"}
     lonescale_sandbox.control.seed([{"match": match, "fields": found}])
-    return holder, twin
+    return first, second
+
+
+def _freed(
+    pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
+) -> tuple[Instance, str, str]:
+    """The twins synced and their results in; then a person moves the holder to another address, which the
+    index does not know yet. (instance, holder, twin)"""
+    holder, twin = _twins(hubspot_sandbox, lonescale_sandbox)
+    instance = hubspot_instance(hubspot_sandbox)
+    report = pipeline.sync(instance)
+    pipeline.wait_for_results(report)
+    edit_as_a_person(hubspot_sandbox, "hubspot", holder, {"email": "ada.lovelace@elsewhere.io"})
+    return instance, holder, twin
 
 
 def test_a_found_email_another_contact_holds_is_refused_without_a_call_and_journaled_with_the_reason(
@@ -61,12 +83,8 @@ def test_a_found_email_another_contact_holds_is_refused_without_a_call_and_journ
 def test_an_email_its_holder_gave_up_since_the_pull_is_written_and_the_index_follows(
     pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
 ) -> None:
-    holder, twin = _twins(hubspot_sandbox, lonescale_sandbox)
-    instance = hubspot_instance(hubspot_sandbox)
-    report = pipeline.sync(instance)
-    pipeline.wait_for_results(report)
     # After the pull, a person moves the holder to another address: the index still names it.
-    edit_as_a_person(hubspot_sandbox, "hubspot", holder, {"email": "ada.lovelace@elsewhere.io"})
+    instance, holder, twin = _freed(pipeline, hubspot_sandbox, lonescale_sandbox)
     hubspot_sandbox.control.clear_stats()
 
     applied = pipeline.apply(instance)
@@ -112,16 +130,7 @@ def test_two_contacts_of_one_pass_found_the_same_email_the_first_gets_it_and_no_
 ) -> None:
     """Twins that hold no email yet: LoneScale finds both the same mailbox. Written to both, HubSpot would
     refuse the batch (409) for the second."""
-    hubspot_sandbox.control.reset(contacts=0)
-    first, second = hubspot_sandbox.control.seed(
-        [
-            {"firstname": "Ada", "lastname": "Lovelace", **COMPANY},
-            {"firstname": "Ada", "lastname": "Lovelace", **COMPANY},
-        ]
-    )
-    found = {"email": TAKEN, "emailStatus": "valid", "phone": "+442071234567"}
-    match = {"firstname": "Ada", "lastname": "Lovelace", "domain": "engines.io"}
-    lonescale_sandbox.control.seed([{"match": match, "fields": found}])
+    first, second = _twins(hubspot_sandbox, lonescale_sandbox, first_holds=False)
     instance = hubspot_instance(hubspot_sandbox)
     report = pipeline.sync(instance)
     assert report.status == "succeeded" and report.sent == 2, report.message
@@ -164,11 +173,7 @@ def test_a_dry_run_sync_and_apply_leave_the_index_as_it_was(
 def test_a_rollback_of_a_written_email_takes_it_out_of_the_index(
     pipeline: Pipeline, hubspot_sandbox: Served, lonescale_sandbox: Served
 ) -> None:
-    holder, twin = _twins(hubspot_sandbox, lonescale_sandbox)
-    instance = hubspot_instance(hubspot_sandbox)
-    report = pipeline.sync(instance)
-    pipeline.wait_for_results(report)
-    edit_as_a_person(hubspot_sandbox, "hubspot", holder, {"email": "ada.lovelace@elsewhere.io"})
+    instance, _, twin = _freed(pipeline, hubspot_sandbox, lonescale_sandbox)
     pipeline.apply(instance)
     [written] = [e for e in pipeline.store.journal.for_record("acme-hs", twin) if e.field == "email"]
     assert written.outcome == "written" and pipeline.store.emails.holders("acme-hs", [TAKEN]) == {
