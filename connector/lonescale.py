@@ -321,7 +321,7 @@ class LoneScaleClient:
             body["custom"] = custom
         try:
             # orjson: a job's body is a hundred contacts, and the stdlib's encoder was a visible share of a
-            # sync's CPU (BENCHMARKS.md, hot spots); the same JSON, compact, as httpx's `json=` sends it.
+            # sync's CPU in a profile of every thread (py-spy); the same JSON, compact, as httpx's `json=` sends it.
             response = self._http.post("/trigger/enrich", content=jsoncodec.dumps(body), headers=JSON_BODY)
         except _NEVER_SENT as exc:
             raise RetriableError(f"cannot reach LoneScale: {exc!r}") from exc
