@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Collection
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import procrastinate
@@ -40,8 +40,9 @@ from connector.wiring import store_url
 log = logging.getLogger(__name__)
 FETCH_POLL_SECONDS = 1.0  # a wake-up held back by its instance's lock starts within this of the lock freeing
 CONNECT_TIMEOUT = 10  # seconds, on every connection the queue opens
-GRACEFUL_STOP_SECONDS = 60.0
-CLOCK_PRIORITY = 20  # SIGTERM: running units get this long to finish, then the rest is swept
+GRACEFUL_STOP_SECONDS = 60.0  # SIGTERM: running units get this long to finish, then the rest is swept
+CLOCK_PRIORITY = 20  # above every unit's (connector.store.wakeups.PRIORITY)
+ENDED_KEPT = timedelta(days=30)  # a swept wake-up stays readable (`failed`) this long
 
 
 class _SweptJobFinish(logging.Filter):
@@ -120,6 +121,14 @@ def cluster_tick(
     return report
 
 
+def purge_ended_wakeups(wakeups: Wakeups, kept: timedelta = ENDED_KEPT) -> int:
+    """The retention pass's share of the queue: wake-ups ended longer than `kept` ago are deleted."""
+    purged = wakeups.purge_ended(kept)
+    if purged:
+        log.info("deleted %d ended wake-up(s) older than %s", purged, kept)
+    return purged
+
+
 def perform_here(runtime: Runtime, unit: Unit) -> None:
     """A unit woken for an instance this process's config does not name (replicas with drifting configs)
     is said and dropped: another replica's config names it, and its wake-up comes again."""
@@ -173,6 +182,7 @@ def build_app(runtime: Runtime) -> procrastinate.App:
     @app.task(name="retention", queue=QUEUE, queueing_lock="retention")
     def retention(timestamp: int) -> None:
         runtime.purge_payloads()
+        purge_ended_wakeups(runtime.store.wakeups)
 
     return app
 

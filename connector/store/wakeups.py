@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Literal
 
 from sqlalchemy import Connection, text
@@ -51,6 +52,14 @@ _STALLED = text(
 )
 
 _RUNNING = text("SELECT id FROM procrastinate_jobs WHERE id = :id AND status = 'doing' FOR UPDATE")
+# procrastinate's query `delete_old_jobs` (queries.sql), for our queue and every final state: a job's age is
+# that of its latest event. Deleting cascades to its events and unlinks its periodic defer (a trigger).
+_PURGE = text(
+    """DELETE FROM procrastinate_jobs job
+        WHERE job.queue_name = :queue AND job.status NOT IN ('todo', 'doing')
+          AND NOT EXISTS (SELECT 1 FROM procrastinate_events event
+                           WHERE event.job_id = job.id AND event.at >= NOW() - make_interval(secs => :seconds))"""
+)
 
 
 def lock_of(instance: str) -> str:
@@ -120,6 +129,13 @@ class Wakeups:
                 return False
             db.execute(text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)"), {"id": job.id})
         return True
+
+    def purge_ended(self, older_than: timedelta) -> int:
+        """Delete the wake-ups that ended longer than `older_than` ago (swept ones, kept `failed` for a person
+        to read until then); how many. Finished ones are deleted as they finish (connector.cluster)."""
+        with self._database.writing() as db:
+            result = db.execute(_PURGE, {"queue": QUEUE, "seconds": older_than.total_seconds()})
+        return int(result.rowcount)
 
     def waiting(self) -> list[tuple[str, str]]:
         """(kind, instance) of each wake-up not yet taken, in the order workers take them (priority, then age;

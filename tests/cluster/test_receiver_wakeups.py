@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from connector.clock import SharedSyncTimes
-from connector.cluster import QueueDispatcher, cluster_tick, sweep
+from connector.cluster import QueueDispatcher, cluster_tick, purge_ended_wakeups, sweep
 from connector.models import JobStatus
 from connector.serving import ThreadedServer
 from connector.store import Job, Store, sha256
@@ -156,3 +156,27 @@ def test_the_tick_wakes_the_due_syncs_and_a_ready_write_back_whose_wake_up_was_l
             text("SELECT task_name, args->>'instance' FROM procrastinate_fetch_job_v2(NULL, NULL)")
         )
         assert tuple(taken.one()) == ("apply", "acme"), "a write-back waits behind no sync, though woken last"
+
+
+def test_the_retention_pass_deletes_wake_ups_ended_a_month_ago_and_keeps_the_rest(store: Store) -> None:
+    store.wakeups.wake("sync", ["old", "recent", "running"])
+    store.wakeups.wake("apply", ["waiting"])
+    with store.database.engine.begin() as db:
+        ids = dict(db.execute(text("SELECT args->>'instance', id FROM procrastinate_jobs")).all())
+        db.execute(text("UPDATE procrastinate_jobs SET status = 'doing' WHERE id IN (:a, :b, :c)"),
+                   {"a": ids["old"], "b": ids["recent"], "c": ids["running"]})  # fmt: skip
+        for name in ("old", "recent"):  # ended by a sweep, as connector.cluster.sweep does
+            db.execute(text("SELECT procrastinate_finish_job_v1(:id, 'failed', false)"), {"id": ids[name]})
+        # The old one's every event (deferred, started, failed) 31 days back; the running one's too: only an
+        # ended wake-up goes, however old.
+        db.execute(text("UPDATE procrastinate_events SET at = at - interval '31 days' WHERE job_id IN (:a, :c)"),
+                   {"a": ids["old"], "c": ids["running"]})  # fmt: skip
+
+    assert purge_ended_wakeups(store.wakeups) == 1
+    with store.database.engine.connect() as db:
+        left = dict(db.execute(text("SELECT args->>'instance', status::text FROM procrastinate_jobs")).all())
+        events = db.execute(text("SELECT count(*) FROM procrastinate_events WHERE job_id = :id"),
+                            {"id": ids["old"]}).scalar_one()  # fmt: skip
+    assert left == {"recent": "failed", "running": "doing", "waiting": "todo"}
+    assert events == 0, "its events went with it"
+    assert purge_ended_wakeups(store.wakeups) == 0
