@@ -141,7 +141,7 @@ def _write_pass(instance: Instance, store: Store, items: list[Pending], delivery
     # Every CRM call of the pass checks the lease first (connector/fencing.py): the reads of current values too.
     with (
         log_context(instance=instance.name, run_id=run_id),
-        fenced(lease.renew if lease is not None else None),
+        fenced(lease.check if lease is not None else None),
     ):
         _write_run(instance, store, items, delivery_ids, drain, lease, now, report, run_id, progress, known,
                    writing)  # fmt: skip

@@ -89,7 +89,7 @@ class Ahead:
                 continue
             lease = self._lease_of(name)
             try:
-                with log_context(instance=name), fenced(lease.renew if lease is not None else None):
+                with log_context(instance=name), fenced(lease.check if lease is not None else None):
                     self._read[name] = read_known(self._instances[name], ids)
             except BaseException as exc:  # surfaces in the pass that needs these values
                 self._read[name] = exc

@@ -55,7 +55,7 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
     # holder that froze and lost it writes no batch more and records nothing (its pending rows are resolved
     # by the new holder against the CRM).
     sending = to_send(instance, plan)
-    with fenced(lease.renew if lease is not None else None):
+    with fenced(lease.check if lease is not None else None):
         answers = instance.adapter.write_back(sending) if sending else []
     results = merged(instance, plan, answers)
     outcomes: dict[int, tuple[str, str | None]] = {}
@@ -93,7 +93,7 @@ def write_plan(instance: Instance, journal: Journal, plan: Plan, run_id: int, re
         report.rejected_by_code[GONE] += 1
         report.rejections.append((record.record_id, "the record no longer exists (deleted or merged)"))
         _mark(marks, record, "rejected", "record no longer exists")
-    with fenced(lease.renew if lease is not None else None):
+    with fenced(lease.check if lease is not None else None):
         outcomes.update(_create_follow_ups(instance, journal, plan, written, run_id, fence))
     found = {rid: record.found for rid, record in plan.records.items()}
     journal.settle(instance.name, outcomes, found, marks, fence=fence)

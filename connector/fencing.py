@@ -1,9 +1,9 @@
 """The fence every CRM call passes before it is sent: the work's lease, checked call by call.
 
-A write-back sends many batches (two at a time, connector/adapters/base.py). Its lease is renewed before each
-one, so a holder that froze past its lease (and lost it to another process) sends no batch after it wakes,
+A write-back sends many batches (two at a time, connector/adapters/base.py). Its lease is checked before each
+one (`Lease.check`: renewed unless it was, under a second ago, when nobody can have taken it), so a holder that froze past its lease (and lost it to another process) sends no batch after it wakes,
 beyond those already on the wire. The check rides in a context variable, set by whoever holds the lease
-around the adapter's write (`with fenced(lease.renew): adapter.write_back(...)`), so the adapter seam stays
+around the adapter's write (`with fenced(lease.check): adapter.write_back(...)`), so the adapter seam stays
 as it is and every write path of every adapter passes it (`guarded(send_batch)`). The batch threads run in a
 copy of the caller's context (connector.logs.in_context), so they see it.
 

@@ -136,7 +136,7 @@ def settle_overdue(
         # The instance names the log lines and LoneScale's answers to the polls (the metrics' `instance`).
         with lease, log_context(instance=name):
             for job_id in job_ids:
-                lease.renew()
+                lease.check()
                 job = store.jobs.get(job_id)  # as it is now that nobody else works on the instance
                 moment = now()
                 if job is not None and job.status in WAITING and job.deadline and job.deadline < moment:

@@ -140,7 +140,7 @@ class Sender:
         ]  # fmt: skip
         ids = [c.record_id for c in contacts]
         if self.lease is not None:
-            self.lease.renew()  # fencing: a sync that lost its lease to another holder sends nothing more
+            self.lease.check()  # fencing: a sync that lost its lease to another holder sends nothing more
         self.store.jobs.create(job, contacts)  # durable before LoneScale hears of it
         url = f"{self.webhook_base}/webhooks/lonescale/{job_id}?token={token}"
         try:

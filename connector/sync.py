@@ -89,7 +89,7 @@ def pull_and_trigger(
             return SyncReport(instance.name, 0, status="busy", message=str(exc))
     try:
         # Every CRM call of the sync checks the lease first (connector/fencing.py), reads included.
-        with log_context(instance=instance.name), fenced(lease.renew if lease is not None else None):
+        with log_context(instance=instance.name), fenced(lease.check if lease is not None else None):
             return _pull_and_trigger(instance, store, lonescale, settings, webhook_base, lease, now, progress)
     finally:
         if lease is not None:

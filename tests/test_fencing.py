@@ -84,7 +84,7 @@ def test_a_write_back_whose_lease_is_taken_over_mid_write_sends_no_batch_after_i
     other = threading.Thread(target=take_over)
     other.start()
     try:
-        with fenced(frozen.renew), pytest.raises(LeaseLost):
+        with fenced(frozen.check), pytest.raises(LeaseLost):
             instance.adapter.write_back(updates)
     finally:
         other.join()

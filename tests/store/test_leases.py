@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from connector.errors import Busy, LeaseLost
-from connector.store import Store, instance_lease
+from connector.store import Leases, Store, instance_lease
 
 NAME = instance_lease("acme")
 
@@ -73,3 +74,53 @@ def test_a_holder_may_wait_for_a_lease_to_come_free(store: Store) -> None:
     assert waited.epoch == first.epoch + 1
     with pytest.raises(Busy):
         store.leases.acquire(NAME, "sync", wait=0.2)  # held now, and not released within the wait
+
+
+def expiry(store: Store) -> datetime:
+    holding = store.leases.holding(NAME)
+    assert holding is not None
+    return holding.expires_at
+
+
+def test_a_check_under_a_second_after_the_last_write_writes_nothing_and_a_later_one_renews(
+    store: Store,
+) -> None:
+    """A sync or write-back checks before every CRM call: a write transaction each time would be most of what
+    a check costs, and within a second of our last write nobody can have taken the lease."""
+    moment = [datetime.now(UTC)]
+    leases = Leases(store.database, clock=lambda: moment[0])
+    lease = leases.acquire(NAME, "sync", ttl=timedelta(seconds=2))  # checks renew at most every 0.2 s
+    written = expiry(store)
+    moment[0] += timedelta(seconds=30)  # any renewal now would be stamped 30 s later: it would show
+    lease.check()
+    assert expiry(store) == written, "checked under 0.2 s after the lease was taken: nothing written"
+    time.sleep(0.25)
+    lease.check()
+    assert expiry(store) == written + timedelta(seconds=30), "0.25 s later: renewed"
+    lease.check()
+    assert expiry(store) == written + timedelta(seconds=30)
+
+
+def test_a_holder_that_froze_past_its_lease_finds_it_lost_at_its_first_check_after_waking(
+    store: Store,
+) -> None:
+    """Frozen in real time (a GC pause, SIGSTOP): the freeze outlasts the second a check trusts."""
+    holder = store.leases.acquire(NAME, "sync", ttl=timedelta(seconds=0.3))
+    holder.check()
+    time.sleep(0.4)  # …frozen, past its TTL
+    taker = store.leases.acquire(NAME, "sync")
+    assert taker.epoch == holder.epoch + 1
+    with pytest.raises(LeaseLost):
+        holder.check()
+
+
+def test_a_check_trusts_the_monotonic_clock_when_the_real_one_is_behind_the_lease_stamp(store: Store) -> None:
+    """A lease stamped ahead of the real clock (the clock stepped back since): only the monotonic clock says
+    the second has gone, and the check renews, finding the takeover."""
+    ahead = Leases(store.database, clock=lambda: datetime.now(UTC) + timedelta(hours=1))
+    holder = ahead.acquire(NAME, "sync", ttl=timedelta(seconds=0.3))
+    time.sleep(0.4)
+    taker = ahead.acquire(NAME, "sync")  # by the same clock, expired: taken over
+    assert taker.epoch == holder.epoch + 1
+    with pytest.raises(LeaseLost):
+        holder.check()
