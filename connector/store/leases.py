@@ -121,7 +121,8 @@ class Lease:
         real clock stepped back."""
         since, written_at = self._confirmed
         if (
-            time.monotonic() - since < self._fresh_for.total_seconds()
+            not self.released  # released by us: the renewal finds it no longer ours, as before
+            and time.monotonic() - since < self._fresh_for.total_seconds()
             and _now() - written_at < self._fresh_for
         ):
             return

@@ -124,3 +124,12 @@ def test_a_check_trusts_the_monotonic_clock_when_the_real_one_is_behind_the_leas
     assert taker.epoch == holder.epoch + 1
     with pytest.raises(LeaseLost):
         holder.check()
+
+
+def test_a_check_after_the_holder_released_its_lease_finds_it_no_longer_held(store: Store) -> None:
+    """A thread of the holder still working after the lease was let go (a sender behind its sync) stops."""
+    lease = store.leases.acquire(NAME, "sync")
+    lease.check()
+    lease.release()
+    with pytest.raises(LeaseLost):
+        lease.check()
