@@ -10,6 +10,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+# The one thing taken from the code: how each database takes a JSON object apart (everything dialect-specific
+# lives in connector.store.dialect). Never today's tables.
 from connector.store.dialect import json_members
 
 revision = "0008"
