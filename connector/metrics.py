@@ -60,7 +60,8 @@ def policy_label(reason: str) -> str:
 
 
 class StoreCollector(Collector):
-    """The domain figures, read from the store at each scrape: one GROUP BY per figure, whatever the history."""
+    """The domain figures, read from the store at each scrape: the runs' from the sums kept as runs finish
+    (connector.store.run_totals, a few rows per instance whatever the history), the jobs' by a GROUP BY."""
 
     def __init__(self, store: Store, instances: Sequence[InstanceSettings],
                  now: Callable[[], datetime] = lambda: datetime.now(UTC)):  # fmt: skip

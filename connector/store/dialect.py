@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -17,11 +18,15 @@ from sqlalchemy import (
     Float,
     FromClause,
     Table,
+    Text,
+    and_,
+    case,
     cast,
     create_engine,
     event,
     func,
     make_url,
+    or_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import ArgumentError
@@ -86,18 +91,35 @@ def _wal(cursor: Any) -> None:
             time.sleep(0.01)
 
 
-def json_entries(dialect: str, column: ColumnElement[Any], key: str) -> tuple[FromClause, ColumnElement[Any],
-                                                                          ColumnElement[Any]]:  # fmt: skip
-    """The entries of the JSON object at `column[key]` as rows, to join beside the column's table: (the
-    table-valued function, its key column, its value as a number). SQLite's `json_each(column, '$.key')`;
-    PostgreSQL's `json_each_text(column -> 'key')` (implicitly LATERAL there, as any function in FROM)."""
+@dataclass(frozen=True)
+class JsonMembers:
+    """The members of a JSON object as rows, to join beside the table that holds it (`table`), each with its
+    key, its value as a float when it is a JSON number (NULL for anything else: a boolean, a string, null, an
+    array, an object), whether it is itself an object, and that object (else NULL) to take apart in turn."""
+
+    table: FromClause
+    key: ColumnElement[Any]
+    number: ColumnElement[Any]
+    is_object: ColumnElement[bool]
+    nested: ColumnElement[Any]
+
+
+def json_members(dialect: str, document: ColumnElement[Any]) -> JsonMembers:
+    """SQLite's `json_each(document)` (its `type` column tells a number from a boolean: both are 1 or 0 as
+    values); PostgreSQL's `json_each(document)`, implicitly LATERAL there as any function in FROM, with
+    `json_typeof`. A NULL document has no members on both, so `nested` can be taken apart unguarded."""
     if dialect == "sqlite":
-        entries = func.json_each(column, f"$.{key}").table_valued("key", "value")
-        return entries, entries.c.key, cast(entries.c.value, Float)
+        members = func.json_each(document).table_valued("key", "value", "type")
+        is_object = members.c.type == "object"
+        number = case((members.c.type.in_(("integer", "real")), cast(members.c.value, Float)))
+        return JsonMembers(members, members.c.key, number, is_object, case((is_object, members.c.value)))
     if dialect == "postgresql":
-        entries = func.json_each_text(column[key]).table_valued("key", "value")
-        return entries, entries.c.key, cast(entries.c.value, Float)
-    raise NotImplementedError(f"no JSON entries for {dialect}; add them here")
+        members = func.json_each(document).table_valued("key", "value")
+        kind = func.json_typeof(members.c.value)
+        number = case((kind == "number", cast(cast(members.c.value, Text), Float)))
+        is_object = kind == "object"
+        return JsonMembers(members, members.c.key, number, is_object, case((is_object, members.c.value)))
+    raise NotImplementedError(f"no JSON members for {dialect}; add them here")
 
 
 def _insert(dialect: str, table: Table) -> sqlite.Insert | postgresql.Insert:
@@ -121,12 +143,29 @@ def upsert(
     *,
     also: Mapping[str, Any] | None = None,
     where: Any = None,
+    add: Sequence[str] = (),
+    latest: Sequence[str] = (),
 ) -> Insert:
-    """INSERT … ON CONFLICT (keys) DO UPDATE SET each of `replace` to the inserted value (and `also`'s
-    expressions) [WHERE `where`]: one statement, so two writers of one row never meet between a read and an
-    insert (an IntegrityError), and a conditional takeover is atomic."""
+    """INSERT … ON CONFLICT (keys) DO UPDATE SET each of `replace` to the inserted value, each of `add` to
+    the stored value plus the inserted one, each of `latest` to the later of the two (an inserted NULL keeps
+    the stored value), and `also`'s expressions [WHERE `where`]: one statement, so two writers of one row
+    never meet between a read and an insert (an IntegrityError), a conditional takeover is atomic, and
+    concurrent additions to one row all count (the second waits for the first's row and adds to its sum)."""
     statement = _insert(dialect, table)
-    values = {name: statement.excluded[name] for name in replace} | dict(also or {})
+    new = statement.excluded
+    values: dict[str, Any] = {name: new[name] for name in replace}
+    values |= {name: table.c[name] + new[name] for name in add}
+    values |= {
+        name: case(
+            (
+                and_(new[name].is_not(None), or_(table.c[name].is_(None), table.c[name] < new[name])),
+                new[name],
+            ),
+            else_=table.c[name],
+        )
+        for name in latest
+    }
+    values |= dict(also or {})
     return statement.on_conflict_do_update(index_elements=list(keys), set_=values, where=where)
 
 

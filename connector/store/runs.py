@@ -9,12 +9,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Float, func, select, true, update
+from sqlalchemy import select, update
 
 from connector.models import JobStatus
-from connector.store import schema
-from connector.store.database import Database, aware, now
-from connector.store.dialect import json_entries
+from connector.store import run_totals, schema
+from connector.store.database import Database, now
 
 
 class Runs:
@@ -28,15 +27,28 @@ class Runs:
                     instance=instance, kind=kind, status="running", started_at=now(), counts={}
                 )
             )
+            run_totals.started(db, instance, kind)
             return int(result.inserted_primary_key[0])  # type: ignore[index]
 
     def finish(self, run_id: int, status: str, counts: Mapping[str, Any], error: str | None = None) -> None:
+        """The run ends: its outcome and counts, and the counts added to the sums /metrics reads
+        (connector.store.run_totals), in one transaction. The only writer of a run's counts."""
+        runs = schema.runs
         with self._database.writing() as db:
+            # The run as it was, locked on PostgreSQL until the commit: the sums move by what changes.
+            before = db.execute(
+                select(runs.c.instance, runs.c.kind, runs.c.status, runs.c.counts)
+                .where(runs.c.id == run_id)
+                .with_for_update()
+            ).first()
+            at = now()
             db.execute(
-                update(schema.runs)
-                .where(schema.runs.c.id == run_id)
-                .values(status=status, finished_at=now(), counts=dict(counts), error=error)
+                update(runs)
+                .where(runs.c.id == run_id)
+                .values(status=status, finished_at=at, counts=dict(counts), error=error)
             )
+            if before is not None:
+                run_totals.finished(db, dict(before._mapping), status, counts, at)
 
     def recent(
         self, instance: str, limit: int = 20, kinds: Sequence[str] = (), statuses: Sequence[str] = ()
@@ -95,38 +107,20 @@ class Runs:
             ).rowcount  # fmt: skip
         return int(stopped), int(unsure)
 
-    # -- totals over every run, for /metrics (connector.metrics): one GROUP BY each ----------------------
+    # -- totals over every run, for /metrics (connector.metrics): read from the sums kept as runs finish --
     def totals(self, kinds: Sequence[str], keys: Sequence[str]) -> dict[str, dict[str, float]]:
         """Instance → count key → its sum over the instance's runs of these kinds (a running run counts
         nothing yet: its counts are written when it finishes)."""
-        runs = schema.runs
-        sums = [func.coalesce(func.sum(runs.c.counts[key].as_float()), 0.0) for key in keys]
-        query = select(runs.c.instance, *sums).where(runs.c.kind.in_(list(kinds))).group_by(runs.c.instance)
         with self._database.reading() as db:
-            return {row[0]: dict(zip(keys, map(float, row[1:]), strict=True)) for row in db.execute(query)}
+            return run_totals.totals(db, kinds, keys)
 
     def totals_by(self, kinds: Sequence[str], key: str) -> dict[tuple[str, str], float]:
         """(instance, entry) → the sum over runs of these kinds of one count that is itself a mapping, such
         as `skipped` (reason → records) or `kept_by_policy` (reason → fields)."""
-        runs = schema.runs
-        entries, name, value = json_entries(self._database.engine.dialect.name, runs.c.counts, key)
-        query = (
-            select(runs.c.instance, name, func.sum(value, type_=Float))
-            .select_from(runs)
-            .join(entries, true())
-            .where(runs.c.kind.in_(list(kinds)))
-            .group_by(runs.c.instance, name)
-        )
         with self._database.reading() as db:
-            return {(row[0], str(row[1])): float(row[2] or 0) for row in db.execute(query)}
+            return run_totals.totals_by(db, kinds, key)
 
     def last_succeeded(self) -> dict[tuple[str, str], datetime]:
         """(instance, kind) → when its latest run that succeeded finished."""
-        runs = schema.runs
-        query = (
-            select(runs.c.instance, runs.c.kind, func.max(runs.c.finished_at))
-            .where(runs.c.status == "succeeded")
-            .group_by(runs.c.instance, runs.c.kind)
-        )
         with self._database.reading() as db:
-            return {(row[0], row[1]): aware(row[2]) for row in db.execute(query) if row[2] is not None}  # type: ignore[misc]
+            return run_totals.last_succeeded(db)

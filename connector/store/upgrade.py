@@ -145,11 +145,12 @@ def _config(connection: Connection) -> Config:
     return config
 
 
-def upgrade(engine: Engine, where: str) -> tuple[SchemaState, SchemaState]:
-    """Bring the database to head; (before, after). `where` names it in a refusal (no password)."""
+def upgrade(engine: Engine, where: str, to: str = "head") -> tuple[SchemaState, SchemaState]:
+    """Bring the database to head; (before, after). `where` names it in a refusal (no password). `to` an
+    older revision builds a store as that version left it (the upgrade tests and benchmarks)."""
     before = read_state(engine)
     _refuse_newer(before, where)
-    if before.at_head:
+    if before.at_head or (to != "head" and before.revision == to):
         return before, before
     with locked(engine) as connection:
         before = state(connection)  # again, under the lock: another process may have done it meanwhile
@@ -158,7 +159,7 @@ def upgrade(engine: Engine, where: str) -> tuple[SchemaState, SchemaState]:
             config = _config(connection)
             if before.adopted_as:
                 command.stamp(config, before.adopted_as)
-            command.upgrade(config, "head")
+            command.upgrade(config, to)
         after = state(connection)
     if before.revision != after.revision:
         log.info("the store at %s: schema upgraded from %s to %s", where, before.label, after.label)

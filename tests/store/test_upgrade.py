@@ -5,18 +5,20 @@ on a fresh database migrate it once."""
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
 
+from bench.scrape import NaiveRuns
 from connector.errors import StoreTooNew
 from connector.models import JobStatus
 from connector.store import Database, Store, schema
 from connector.store.dialect import make_engine, shown
-from connector.store.upgrade import head, read_state
+from connector.store.upgrade import head, read_state, upgrade
 from tests.store import legacy
 
 T0 = datetime(2026, 11, 1, 9, 30, tzinfo=UTC)
@@ -42,8 +44,8 @@ def test_a_fresh_database_gets_exactly_the_tables_the_code_queries(store_url: st
     database = Database(store_url)
     before, after = database.schema
 
-    assert before.revision is None and after.revision == head() == "0007"
-    assert revision(database.engine) == ["0007"]
+    assert before.revision is None and after.revision == head() == "0008"
+    assert revision(database.engine) == ["0008"]
     assert differences(database.engine) == []
     assert "schema_migrations" not in inspect(database.engine).get_table_names()
     database.close()
@@ -81,7 +83,7 @@ def test_a_database_the_old_migrations_made_is_adopted_with_its_data(store_url: 
     before, after = store.database.schema
 
     assert before.revision is None and before.legacy == 5 and before.adopted_as == "0005"
-    assert after.revision == "0007" and revision(store.database.engine) == ["0007"]
+    assert after.revision == "0008" and revision(store.database.engine) == ["0008"]
     assert differences(store.database.engine) == []
     job = store.jobs.get("job-1")
     assert job is not None and job.status is JobStatus.PENDING and job.contact_count == 1
@@ -112,7 +114,7 @@ def test_a_database_from_before_the_old_migration_3_is_brought_forward_from_wher
     store = Store(store_url)
 
     assert store.database.schema[0].adopted_as == "0002"
-    assert revision(store.database.engine) == ["0007"] and differences(store.database.engine) == []
+    assert revision(store.database.engine) == ["0008"] and differences(store.database.engine) == []
     job = store.jobs.get("job-1")
     assert job is not None and job.status is JobStatus.PARTLY_APPLIED and job.provider is None  # 0003, 0004
     store.jobs.record_provider("job-1", "lonescale")
@@ -133,7 +135,7 @@ def test_a_database_newer_than_the_code_is_refused_before_anything_runs(store_ur
 
     assert str(refused.value) == (
         f"the database at {shown(store_url)} is at schema revision 0099, newer than this lonescale-sync (knows "
-        "up to 0007): upgrade lonescale-sync, or point [store] at another database"
+        "up to 0008): upgrade lonescale-sync, or point [store] at another database"
     )
     assert "password" not in str(refused.value)
     assert "cursors" not in inspect(engine).get_table_names() and revision(engine) == ["0099"]
@@ -161,7 +163,87 @@ def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(store_ur
     assert failed == [] and len(opened) == 4
     upgraded = [d for d in opened if d.schema[0].revision is None]
     assert len(upgraded) == 1, "one of them ran the revisions; the others found them done"
-    assert all(d.schema[1].revision == "0007" for d in opened)
+    assert all(d.schema[1].revision == "0008" for d in opened)
     assert read_state(opened[0].engine).at_head and differences(opened[0].engine) == []
     for database in opened:
         database.close()
+
+
+# Runs as the code of revision 0007 left them: (instance, kind, status, counts).
+HISTORY_AT_0007: list[tuple[str, str, str, dict[str, Any]]] = [
+    ("acme", "sync", "succeeded", {"pulled": 10, "sent": 4, "skipped": {"cooling down": 3}, "projected_credits": 6.5}),
+    ("acme", "sync", "failed", {"pulled": 2, "sent": 0, "skipped": {"cooling down": 1, "over the cap": 1}}),
+    ("acme", "apply", "succeeded", {"fields_written": 9, "kept_by_policy": {"fill_empty: has a value": 2},
+                                    "rejected_by_code": {}, "refused_by_code": {"STRING_TOO_LONG": 1}}),
+    ("acme", "sync", "interrupted", {}),
+    ("other", "sync", "succeeded", {"pulled": 5, "clock_skew_seconds": None, "skipped": {"x": None}}),
+    ("other", "apply", "running", {}),
+]  # fmt: skip
+
+
+def store_at_0007(url: str, history: list[tuple[str, str, str, dict[str, Any]]]) -> None:
+    old = make_engine(url)
+    upgrade(old, "test", to="0007")
+    assert revision(old) == ["0007"]
+    with old.begin() as db:
+        for n, (instance, kind, status, counts) in enumerate(history):
+            started = T0 + timedelta(minutes=n)
+            db.execute(legacy.runs.insert().values(
+                instance=instance, kind=kind, status=status, started_at=started, counts=counts,
+                finished_at=None if status == "running" else started + timedelta(seconds=30),
+            ))  # fmt: skip
+    old.dispose()
+
+
+def test_an_upgrade_from_0007_sums_the_runs_already_stored_so_the_figures_go_on(store_url: str) -> None:
+    store_at_0007(store_url, HISTORY_AT_0007)
+
+    store = Store(store_url)
+
+    assert revision(store.database.engine) == ["0008"] and differences(store.database.engine) == []
+    runs, before = store.runs, NaiveRuns(store.database)  # the GROUP BY over the runs, as before 0008
+    for kinds, keys in ((["sync"], ["pulled", "sent", "projected_credits"]), (["apply"], ["fields_written"])):
+        assert runs.totals(kinds, keys) == before.totals(kinds, keys)
+    for key in ("skipped", "kept_by_policy", "refused_by_code", "rejected_by_code"):
+        assert runs.totals_by(["sync", "apply"], key) == before.totals_by(["sync", "apply"], key)
+    assert runs.last_succeeded() == before.last_succeeded() == {
+        ("acme", "sync"): T0 + timedelta(seconds=30), ("acme", "apply"): T0 + timedelta(minutes=2, seconds=30),
+        ("other", "sync"): T0 + timedelta(minutes=4, seconds=30),
+    }  # fmt: skip
+    assert runs.totals(["sync"], ["pulled", "projected_credits"]) == {
+        "acme": {"pulled": 12.0, "projected_credits": 6.5}, "other": {"pulled": 5.0, "projected_credits": 0.0}
+    }  # fmt: skip
+    assert runs.totals(["apply"], ["fields_written"]) == {"acme": {"fields_written": 9.0}, "other": {
+        "fields_written": 0.0}}, "other's apply was running at the upgrade: listed, at 0"  # fmt: skip
+    assert runs.totals_by(["sync"], "skipped") == {
+        ("acme", "cooling down"): 4.0,
+        ("acme", "over the cap"): 1.0,
+        ("other", "x"): 0.0,
+    }
+
+    run = store.runs.start("acme", "sync")
+    store.runs.finish(run, "succeeded", {"pulled": 1, "skipped": {"cooling down": 1}})
+    assert runs.totals(["sync"], ["pulled"])["acme"] == {"pulled": 13.0}, "the sums go on from the backfill"
+    assert runs.totals_by(["sync"], "skipped")[("acme", "cooling down")] == 5.0
+    store.close()
+
+
+def test_the_upgrade_reads_only_json_numbers_as_a_finish_does(store_url: str) -> None:
+    odd = {"pulled": True, "sent": "12", "jobs": [1], "by_types": {"email": {"found": 1}},
+           "skipped": {"a": False, "b": "3", "c": 2.5}, "credits_at_start": 1e3}  # fmt: skip
+    store_at_0007(store_url, [("acme", "sync", "succeeded", odd)])
+    store = Store(store_url)
+    again = store.runs.start("again", "sync")  # the same counts, finished by today's code
+    store.runs.finish(again, "succeeded", odd)
+
+    keys = ["pulled", "sent", "jobs", "by_types", "skipped", "credits_at_start"]
+    totals = store.runs.totals(["sync"], keys)
+    assert totals["acme"] == totals["again"] == {**dict.fromkeys(keys, 0.0), "credits_at_start": 1000.0}
+    for key in ("skipped", "by_types"):
+        by = store.runs.totals_by(["sync"], key)
+        assert {e: v for (i, e), v in by.items() if i == "acme"} == {
+            e: v for (i, e), v in by.items() if i == "again"
+        }
+    assert store.runs.totals_by(["sync"], "skipped")[("acme", "c")] == 2.5
+    assert store.runs.totals_by(["sync"], "by_types") == {("acme", "email"): 0.0, ("again", "email"): 0.0}
+    store.close()
