@@ -43,19 +43,19 @@ def test_db_current_changes_nothing_and_db_upgrade_says_from_where_to_where(
 ) -> None:
     where = shown(store_url)
     code, output = cli("db", "current", "--config", str(config))
-    assert code == 0 and output.startswith(f"the store at {where}: no schema yet (head is 0008)"), output
+    assert code == 0 and output.startswith(f"the store at {where}: no schema yet (head is 0009)"), output
     if store_url.startswith("sqlite:///"):
         assert not Path(store_url.removeprefix("sqlite:///")).exists(), "not even an empty file"
     assert "alembic_version" not in inspect(make_engine(store_url)).get_table_names()
 
     code, output = cli("db", "upgrade", "--config", str(config))
     assert code == 0 and output.endswith(  # after the store's own log line, on stderr
-        f"the store at {where}: schema upgraded from no schema to revision 0008 (head)\n"
+        f"the store at {where}: schema upgraded from no schema to revision 0009 (head)\n"
     )
     code, output = cli("db", "upgrade", "--config", str(config))
-    assert (code, output) == (0, f"the store at {where}: schema revision 0008 (head); nothing to do\n")
+    assert (code, output) == (0, f"the store at {where}: schema revision 0009 (head); nothing to do\n")
     code, output = cli("db", "current", "--config", str(config))
-    assert (code, output) == (0, f"the store at {where}: schema revision 0008 (head)\n")
+    assert (code, output) == (0, f"the store at {where}: schema revision 0009 (head)\n")
 
 
 def test_a_store_newer_than_the_code_is_refused_by_every_command_in_one_sentence(
@@ -72,7 +72,7 @@ def test_a_store_newer_than_the_code_is_refused_by_every_command_in_one_sentence
         assert code == 1, (command, output)
         assert (
             output.count("\n") == 1
-            and "schema revision 0099, newer than this lonescale-sync (knows up to 0008)" in output
+            and "schema revision 0099, newer than this lonescale-sync (knows up to 0009)" in output
         )
         assert "upgrade lonescale-sync, or point [store] at another database" in output
 

@@ -92,7 +92,9 @@ jobs = Table(
     Column("reason", Text),
     # The downstream provider LoneScale's results said they came from (the request `custom` echoed), if any.
     Column("provider", String(64)),
-    Index("ix_jobs_instance_status", "instance", "status"),
+    # The monthly cap's sum of this month's jobs; /metrics's count and oldest per state (revision 0009).
+    Index("ix_jobs_instance_created", "instance", "created_at"),
+    Index("ix_jobs_instance_status_created", "instance", "status", "created_at"),
 )
 
 job_contacts = Table(

@@ -44,8 +44,8 @@ def test_a_fresh_database_gets_exactly_the_tables_the_code_queries(store_url: st
     database = Database(store_url)
     before, after = database.schema
 
-    assert before.revision is None and after.revision == head() == "0008"
-    assert revision(database.engine) == ["0008"]
+    assert before.revision is None and after.revision == head() == "0009"
+    assert revision(database.engine) == ["0009"]
     assert differences(database.engine) == []
     assert "schema_migrations" not in inspect(database.engine).get_table_names()
     database.close()
@@ -83,7 +83,7 @@ def test_a_database_the_old_migrations_made_is_adopted_with_its_data(store_url: 
     before, after = store.database.schema
 
     assert before.revision is None and before.legacy == 5 and before.adopted_as == "0005"
-    assert after.revision == "0008" and revision(store.database.engine) == ["0008"]
+    assert after.revision == "0009" and revision(store.database.engine) == ["0009"]
     assert differences(store.database.engine) == []
     job = store.jobs.get("job-1")
     assert job is not None and job.status is JobStatus.PENDING and job.contact_count == 1
@@ -114,7 +114,7 @@ def test_a_database_from_before_the_old_migration_3_is_brought_forward_from_wher
     store = Store(store_url)
 
     assert store.database.schema[0].adopted_as == "0002"
-    assert revision(store.database.engine) == ["0008"] and differences(store.database.engine) == []
+    assert revision(store.database.engine) == ["0009"] and differences(store.database.engine) == []
     job = store.jobs.get("job-1")
     assert job is not None and job.status is JobStatus.PARTLY_APPLIED and job.provider is None  # 0003, 0004
     store.jobs.record_provider("job-1", "lonescale")
@@ -135,7 +135,7 @@ def test_a_database_newer_than_the_code_is_refused_before_anything_runs(store_ur
 
     assert str(refused.value) == (
         f"the database at {shown(store_url)} is at schema revision 0099, newer than this lonescale-sync (knows "
-        "up to 0008): upgrade lonescale-sync, or point [store] at another database"
+        "up to 0009): upgrade lonescale-sync, or point [store] at another database"
     )
     assert "password" not in str(refused.value)
     assert "cursors" not in inspect(engine).get_table_names() and revision(engine) == ["0099"]
@@ -163,7 +163,7 @@ def test_two_processes_opening_a_fresh_database_at_once_migrate_it_once(store_ur
     assert failed == [] and len(opened) == 4
     upgraded = [d for d in opened if d.schema[0].revision is None]
     assert len(upgraded) == 1, "one of them ran the revisions; the others found them done"
-    assert all(d.schema[1].revision == "0008" for d in opened)
+    assert all(d.schema[1].revision == "0009" for d in opened)
     assert read_state(opened[0].engine).at_head and differences(opened[0].engine) == []
     for database in opened:
         database.close()
@@ -200,7 +200,7 @@ def test_an_upgrade_from_0007_sums_the_runs_already_stored_so_the_figures_go_on(
 
     store = Store(store_url)
 
-    assert revision(store.database.engine) == ["0008"] and differences(store.database.engine) == []
+    assert revision(store.database.engine) == ["0009"] and differences(store.database.engine) == []
     runs, before = store.runs, NaiveRuns(store.database)  # the GROUP BY over the runs, as before 0008
     for kinds, keys in ((["sync"], ["pulled", "sent", "projected_credits"]), (["apply"], ["fields_written"])):
         assert runs.totals(kinds, keys) == before.totals(kinds, keys)
