@@ -16,7 +16,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "connector"
 LAYERS = {
     "connector.models": 0, "connector.errors": 0, "connector.redact": 0, "connector.logs": 0, "connector.serving": 0, "connector.jsoncodec": 0,
     "connector.readahead": 0, "connector.fencing": 0, "connector.values": 0, "connector.durations": 0, "connector.problems": 0, "connector.starter": 0, "connector.user_agent": 0, "connector.halving": 1,
-    "connector.config": 1, "connector.config_base": 1, "connector.config_serving": 1, "connector.config_store": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
+    "connector.config": 1, "connector.config_base": 1, "connector.config_instance": 1, "connector.config_lonescale": 1, "connector.config_serving": 1, "connector.config_store": 1, "connector.request_custom": 1, "connector.schedules": 1, "connector.clock": 1, "connector.dispatch": 1, "connector.mapping": 1, "connector.transforms": 1, "connector.retry": 1,
     "connector.store": 1,
     "connector.adapters": 2, "connector.lonescale": 2,
     "connector.wiring": 3, "connector.sync": 3, "connector.sync_report": 3, "connector.sender": 3, "connector.send_ahead": 3, "connector.apply": 3, "connector.apply_report": 3, "connector.apply_plan": 3, "connector.apply_write": 3, "connector.apply_unique": 3, "connector.apply_ahead": 3, "connector.inbox": 3, "connector.checks": 3, "connector.overdue": 3, "connector.review": 3, "connector.resend": 3, "connector.merging": 3, "connector.selection": 3, "connector.batching": 3, "connector.window": 3,
