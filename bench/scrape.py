@@ -4,10 +4,10 @@ For each size, on SQLite (a temp file) and on PostgreSQL when LONESCALE_SYNC_BEN
 a schema of its own, dropped after): a store is built at revision 0007 with N finished runs (20 instances,
 syncs and write-back passes in turn, their counts the shape the code writes), then upgraded to the head,
 which times revision 0008's backfill of the run totals (and 0009's indexes on the jobs, still empty). One
-collect of `StoreCollector` is then timed (median of `--repeat`) on the rollup and on the naive baseline kept here only: the GROUP BY over every run that
-`Runs.totals`, `totals_by` and `last_succeeded` were before 0008. Both must give the same samples. Then as
-many jobs as runs are added and `Jobs.ages` (read per scrape) and `Jobs.contacts_sent_since` (per capped
-instance per scrape) are timed on that jobs table. Prints one JSON object; writes nothing else.
+collect of `StoreCollector` is then timed (median of `--repeat`) on the rollup and on the naive baseline kept
+here only: the GROUP BY over every run that `Runs.totals`, `totals_by` and `last_succeeded` were before 0008.
+Both must give the same samples. Then as many jobs as runs are added and `Jobs.ages` (read per scrape) and
+`Jobs.contacts_sent_since` (per capped instance per scrape) are timed on that jobs table. Prints one JSON object; writes nothing else.
 """
 
 from __future__ import annotations
